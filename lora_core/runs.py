@@ -1,0 +1,203 @@
+"""The dashboard's experiments as plain functions: a baseline, a LoRA finetune, a rank sweep.
+
+Configs are frozen dataclasses, validated on construction, hashable so that they can key a cache.
+"""
+from dataclasses import dataclass, field, replace
+import copy
+
+import torch
+from torch import nn
+
+from .data import Dataset
+from .lora import (DEFAULT_TARGETS, add_lora, count_parameters, lora_enabled, lora_layers, merge_lora,
+                   original_weight)
+from .model import MLP, NUM_CLASSES
+from .train import Evaluation, _check_positive, evaluate, train
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    hidden1: int = 1000
+    hidden2: int = 2000
+    epochs: int = 3
+    batch_size: int = 64  # large enough to be quick on a laptop CPU, small enough to learn well in a few epochs
+    lr: float = 1e-3
+    max_steps: int | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("hidden1", "hidden2", "epochs", "batch_size"):
+            _check_positive(name, getattr(self, name))
+        _check_positive("lr", self.lr, float)
+        if self.max_steps is not None:
+            _check_positive("max_steps", self.max_steps)
+
+
+NOTEBOOK_BASELINE = BaselineConfig(epochs=1, batch_size=10)  # the notebook's settings
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    rank: int = 1
+    alpha: float = 1.0
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+    digits: tuple[int, ...] = (2,)  # the classes finetuned on
+    steps: int = 100
+    lr: float = 1e-3
+    batch_size: int = 10
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_positive("rank", self.rank)
+        _check_positive("alpha", float(self.alpha), float)
+        _check_positive("steps", self.steps)
+        _check_positive("lr", self.lr, float)
+        _check_positive("batch_size", self.batch_size)
+        if not self.targets:
+            raise ValueError("targets must name at least one layer")
+        if not self.digits or any(not 0 <= d < NUM_CLASSES for d in self.digits):
+            raise ValueError(f"digits must be a non-empty selection of 0..{NUM_CLASSES - 1}, got {self.digits!r}")
+
+
+@dataclass
+class BaselineRun:
+    config: BaselineConfig
+    model: nn.Module
+    losses: list[float]
+    evaluation: Evaluation
+    total_steps: int
+
+    @property
+    def complete(self) -> bool:
+        return len(self.losses) == self.total_steps
+
+
+def new_model(hidden1: int, hidden2: int, seed: int, device) -> MLP:
+    """An MLP initialised from `seed` without touching the global random state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MLP(hidden1, hidden2).to(device)
+
+
+def train_baseline(config: BaselineConfig, data: Dataset, on_step=None, should_stop=None) -> BaselineRun:
+    """Train the MLP on all of `data`'s training images and evaluate it on the test images."""
+    model = new_model(config.hidden1, config.hidden2, config.seed, data.train_x.device)
+    total = [0]
+
+    def track(step, steps, loss):
+        total[0] = steps
+        if on_step is not None:
+            on_step(step, steps, loss)
+
+    losses = train(model, data.train_x, data.train_y, epochs=config.epochs, batch_size=config.batch_size,
+                   lr=config.lr, max_steps=config.max_steps, seed=config.seed, on_step=track,
+                   should_stop=should_stop)
+    for param in model.parameters():
+        param.requires_grad_(False)  # a baseline is shared read-only from here on
+    return BaselineRun(config, model, losses, evaluate(model, data.test_x, data.test_y), total[0])
+
+
+@dataclass
+class FinetuneRun:
+    config: FinetuneConfig
+    model: nn.Module  # a copy of the baseline carrying the adapter
+    losses: list[float]
+    before: Evaluation
+    after: Evaluation
+    parameters: dict = field(default_factory=dict)  # count_parameters of the adapted model
+
+
+def finetune_lora(base: nn.Module, data: Dataset, config: FinetuneConfig, before: Evaluation | None = None,
+                  on_step=None, should_stop=None) -> FinetuneRun:
+    """Copy `base`, attach LoRA, train it on `config.digits` only, and evaluate before and after."""
+    model = add_lora(copy.deepcopy(base), config.rank, config.alpha, config.targets, seed=config.seed)
+    before = before or evaluate(base, data.test_x, data.test_y)
+    x, y = data.train_subset(config.digits)
+    losses = train(model, x, y, epochs=_epochs_for(config.steps, config.batch_size, len(x)),
+                   batch_size=config.batch_size, lr=config.lr, max_steps=config.steps, seed=config.seed,
+                   on_step=on_step, should_stop=should_stop)
+    return FinetuneRun(config, model, losses, before, evaluate(model, data.test_x, data.test_y),
+                       count_parameters(model))
+
+
+def finetune_full(base: nn.Module, data: Dataset, config: FinetuneConfig, on_step=None,
+                  should_stop=None) -> tuple[nn.Module, list[float], Evaluation]:
+    """The reference LoRA is measured against: every weight trained, same data, steps and optimiser."""
+    model = copy.deepcopy(base)
+    for param in model.parameters():
+        param.requires_grad_(True)
+    x, y = data.train_subset(config.digits)
+    losses = train(model, x, y, epochs=_epochs_for(config.steps, config.batch_size, len(x)),
+                   batch_size=config.batch_size, lr=config.lr, max_steps=config.steps, seed=config.seed,
+                   on_step=on_step, should_stop=should_stop)
+    return model, losses, evaluate(model, data.test_x, data.test_y)
+
+
+def _epochs_for(steps: int, batch_size: int, n: int) -> int:
+    """Enough passes over n images for `steps` batches (the notebook stopped after one step instead)."""
+    return -(-steps * batch_size // n)
+
+
+def adapter_checks(base: nn.Module, tuned: nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """The proofs the LoRA page shows, each a number computed here and compared against zero.
+
+    - weights_changed: largest |W_tuned,original − W_base| over the adapted layers (0 = untouched)
+    - off_vs_base: largest |logits with the adapter off − base logits|
+    - merged_vs_parametrized: largest |logits of a merged copy − logits through the parametrization|
+    """
+    base_layers = dict(base.named_modules())
+    with torch.inference_mode():
+        weights_changed = max(float((original_weight(layer) - base_layers[name].weight).abs().max())
+                              for name, layer in lora_layers(tuned).items())
+        base.eval(), tuned.eval()
+        base_logits = base(x)
+        with lora_enabled(tuned, False):
+            off_logits = tuned(x)
+        on_logits = tuned(x)
+        merged = merge_lora(copy.deepcopy(tuned)).eval()
+        merged_logits = merged(x)
+    return {"weights_changed": weights_changed,
+            "off_vs_base": float((off_logits - base_logits).abs().max()),
+            "merged_vs_parametrized": float((merged_logits - on_logits).abs().max())}
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    method: str  # "LoRA r=4" or "full finetune"
+    rank: int | None
+    trainable: int
+    target_wrong: int  # test errors on the finetuned classes
+    other_wrong: int  # test errors on every other class
+    accuracy: float
+
+
+def _row(method, rank, trainable, evaluation: Evaluation, digits) -> SweepRow:
+    target = sum(evaluation.wrong_per_class[d] for d in digits)
+    return SweepRow(method, rank, trainable, target, evaluation.wrong - target, evaluation.accuracy)
+
+
+def compare_ranks(base: nn.Module, data: Dataset, ranks, config: FinetuneConfig, on_progress=None,
+                  should_stop=None) -> list[SweepRow]:
+    """The same finetune at each rank, then full finetuning of the same steps as a reference.
+
+    `on_progress(done_steps, total_steps, label)` follows the whole sweep.
+    """
+    configs = [replace(config, rank=rank) for rank in sorted(set(ranks))]  # validated before any run
+    if not configs:
+        raise ValueError("choose at least one rank")
+    total = config.steps * (len(configs) + 1)
+    before = evaluate(base, data.test_x, data.test_y)
+    rows = [_row("baseline", None, 0, before, config.digits)]
+
+    def progress(offset, label):
+        return None if on_progress is None else (lambda step, _total, _loss: on_progress(offset + step, total, label))
+
+    for i, cfg in enumerate(configs):
+        run = finetune_lora(base, data, cfg, before, progress(i * cfg.steps, f"LoRA rank {cfg.rank}"),
+                            should_stop)
+        rows.append(_row(f"LoRA r={cfg.rank}", cfg.rank, run.parameters["trainable"], run.after, cfg.digits))
+    model, _, evaluation = finetune_full(base, data, config, progress(len(configs) * config.steps, "full"),
+                                         should_stop)
+    rows.append(_row("full finetune", None, sum(p.numel() for p in model.parameters()), evaluation,
+                     config.digits))
+    return rows
