@@ -1,9 +1,9 @@
 """Datasets as tensors on the device, loaded once: no per-sample transforms in a training loop."""
-from dataclasses import dataclass
-from pathlib import Path
 import gzip
 import shutil
 import socket
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -94,6 +94,10 @@ def _copy_debian_fashion(root: Path) -> bool:
     return True
 
 
+def _one_line(err: Exception) -> str:
+    return f"{type(err).__name__}: " + " ".join(str(err).split())
+
+
 def _load_torchvision(name: str, root: Path, device) -> Dataset:
     cls = torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST
     title = "MNIST" if name == "mnist" else "Fashion-MNIST"
@@ -109,11 +113,11 @@ def _load_torchvision(name: str, root: Path, device) -> Dataset:
             hint = ("`apt-get install dataset-fashion-mnist` provides it offline; "
                     if name == "fashion-mnist" else "")
             raise DatasetUnavailable(
-                f"{title} is not in {root} and could not be downloaded ({type(err).__name__}: {err}). "
+                f"{title} is not in {root} and could not be downloaded ({_one_line(err)}). "
                 f"Put the four {cls.__name__} IDX files in {root / cls.__name__ / 'raw'}, connect to the "
                 f"internet, or {hint}use 'mnist-sample', which is bundled and works offline.") from err
     except Exception as err:  # files present but unreadable
-        raise DatasetUnavailable(f"{title} files under {root} could not be read ({err}); "
+        raise DatasetUnavailable(f"{title} files under {root} could not be read ({_one_line(err)}); "
                                  "use 'mnist-sample', which is bundled and works offline.") from err
     classes = DIGITS if name == "mnist" else tuple(cls.classes)
     source = (f"{title} through torchvision from {root}: {len(train.targets):,} training and "

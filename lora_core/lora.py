@@ -4,9 +4,9 @@ A starts random (kaiming-uniform, as loralib and PEFT do) and B at zero, so a fr
 nothing yet both get gradients: dL/dB = (α/r)·g·(A·x)ᵀ is non-zero because A is. (The notebook starts
 both at zero, where every gradient is zero and nothing ever learns.)
 """
+import math
 from contextlib import contextmanager
 from functools import partial
-import math
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +23,7 @@ class LoRAParametrization(nn.Module):
                  generator: torch.Generator | None = None):
         super().__init__()
         _check_rank(rank, out_features, in_features)
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < math.inf:
             raise ValueError(f"alpha must be a positive number, got {alpha!r}")
         self.rank, self.alpha, self.scale = rank, float(alpha), alpha / rank
         self.lora_A = nn.Parameter(torch.empty(rank, in_features))  # (r, in)

@@ -2,15 +2,14 @@
 
 Configs are frozen dataclasses, validated on construction, hashable so that they can key a cache.
 """
-from dataclasses import dataclass, field, replace
 import copy
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
 from .data import Dataset
-from .lora import (DEFAULT_TARGETS, add_lora, count_parameters, lora_enabled, lora_layers, merge_lora,
-                   original_weight)
+from .lora import DEFAULT_TARGETS, add_lora, count_parameters, lora_enabled, lora_layers, merge_lora, original_weight
 from .model import MLP, NUM_CLASSES
 from .train import Evaluation, _check_positive, evaluate, train
 

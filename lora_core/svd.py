@@ -1,5 +1,6 @@
 """Low-rank matrices and their factorisation W ≈ B·A through the SVD."""
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -9,11 +10,11 @@ def _check_rank(r, d: int, k: int, what: str = "rank") -> None:
         raise ValueError(f"{what} must be an integer in 1..{min(d, k)} for a {d}×{k} matrix, got {r!r}")
 
 
-def random_low_rank(d: int, k: int, rank: int, seed: int = 0) -> torch.Tensor:
+def random_low_rank(d: int, k: int, rank: int, seed: int = 0, dtype=torch.float32) -> torch.Tensor:
     """A d×k matrix of the given rank: (d×rank Gaussian) @ (rank×k Gaussian), as in the notebook."""
     _check_rank(rank, d, k)
     gen = torch.Generator().manual_seed(seed)
-    return torch.randn(d, rank, generator=gen) @ torch.randn(rank, k, generator=gen)
+    return torch.randn(d, rank, generator=gen, dtype=dtype) @ torch.randn(rank, k, generator=gen, dtype=dtype)
 
 
 def singular_values(W: torch.Tensor) -> torch.Tensor:
@@ -74,15 +75,22 @@ class Playground:
         return float((self.y - self.y_prime).abs().max())
 
 
+@lru_cache(maxsize=8)
+def _decomposed(d: int, k: int, true_rank: int, seed: int):
+    """W and its SVD, kept so that moving only the kept rank r costs no new decomposition."""
+    W = random_low_rank(d, k, true_rank, seed, torch.float64)  # float64: exact reconstructions show as ~1e-15
+    return (W, *torch.linalg.svd(W, full_matrices=False))
+
+
 def playground(d: int, k: int, true_rank: int, r: int, seed: int = 0) -> Playground:
     """W of rank `true_rank`, its rank-r factorisation, and y = Wx + b against y′ = BAx + b."""
     _check_rank(r, d, k, "kept rank")
-    W = random_low_rank(d, k, true_rank, seed).double()  # float64: the error column shows real zeros
-    U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+    W, U, S, Vh = _decomposed(d, k, true_rank, seed)
     B, A = _truncate(U, S, Vh, r)
     gen = torch.Generator().manual_seed(seed + 1)
     bias = torch.randn(d, generator=gen, dtype=torch.float64)
     x = torch.randn(k, generator=gen, dtype=torch.float64)
     error = float(torch.linalg.matrix_norm(W - B @ A))
-    return Playground(W, B, A, S, _rank_from_singular_values(S, d, k), error, error / float(torch.linalg.matrix_norm(W)),
+    relative_error = error / float(torch.linalg.matrix_norm(W))
+    return Playground(W, B, A, S, _rank_from_singular_values(S, d, k), error, relative_error,
                       parameter_counts(d, k, r), x, bias, W @ x + bias, B @ (A @ x) + bias)

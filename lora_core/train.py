@@ -1,7 +1,7 @@
 """Training and evaluation on tensors already on the device."""
+import math
 from contextlib import nullcontext
 from dataclasses import dataclass
-import math
 
 import numpy as np
 import torch
