@@ -4,6 +4,7 @@ A starts random (kaiming-uniform, as loralib and PEFT do) and B at zero, so a fr
 nothing yet both get gradients: dL/dB = (α/r)·g·(A·x)ᵀ is non-zero because A is. (The notebook starts
 both at zero, where every gradient is zero and nothing ever learns.)
 """
+import copy
 import math
 from contextlib import contextmanager
 from functools import partial
@@ -121,6 +122,22 @@ def remove_lora(model: nn.Module) -> nn.Module:
     for layer in lora_layers(model).values():
         parametrize.remove_parametrizations(layer, "weight", leave_parametrized=False)
     return model
+
+
+def copy_model(model: nn.Module) -> nn.Module:
+    """copy.deepcopy that is safe for parametrized models.
+
+    torch keeps a parametrization's property on a class made for the module, and deepcopy shares that
+    class: removing the parametrization from a copy would delete `weight` from the original too. Each
+    parametrized module of the copy gets its own class.
+    """
+    clone = copy.deepcopy(model)
+    for module in clone.modules():
+        if parametrize.is_parametrized(module):
+            cls = module.__class__
+            namespace = {k: v for k, v in vars(cls).items() if k not in ("__dict__", "__weakref__")}
+            module.__class__ = type(cls.__name__, cls.__bases__, namespace)
+    return clone
 
 
 def original_weight(layer: nn.Linear) -> torch.Tensor:

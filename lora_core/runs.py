@@ -2,14 +2,22 @@
 
 Configs are frozen dataclasses, validated on construction, hashable so that they can key a cache.
 """
-import copy
 from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
 from .data import Dataset
-from .lora import DEFAULT_TARGETS, add_lora, count_parameters, lora_enabled, lora_layers, merge_lora, original_weight
+from .lora import (
+    DEFAULT_TARGETS,
+    add_lora,
+    copy_model,
+    count_parameters,
+    lora_enabled,
+    lora_layers,
+    merge_lora,
+    original_weight,
+)
 from .model import MLP, NUM_CLASSES
 from .train import Evaluation, _check_positive, evaluate, train
 
@@ -109,7 +117,7 @@ class FinetuneRun:
 def finetune_lora(base: nn.Module, data: Dataset, config: FinetuneConfig, before: Evaluation | None = None,
                   on_step=None, should_stop=None) -> FinetuneRun:
     """Copy `base`, attach LoRA, train it on `config.digits` only, and evaluate before and after."""
-    model = add_lora(copy.deepcopy(base), config.rank, config.alpha, config.targets, seed=config.seed)
+    model = add_lora(copy_model(base), config.rank, config.alpha, config.targets, seed=config.seed)
     before = before or evaluate(base, data.test_x, data.test_y)
     x, y = data.train_subset(config.digits)
     losses = train(model, x, y, epochs=_epochs_for(config.steps, config.batch_size, len(x)),
@@ -122,7 +130,7 @@ def finetune_lora(base: nn.Module, data: Dataset, config: FinetuneConfig, before
 def finetune_full(base: nn.Module, data: Dataset, config: FinetuneConfig, on_step=None,
                   should_stop=None) -> tuple[nn.Module, list[float], Evaluation]:
     """The reference LoRA is measured against: every weight trained, same data, steps and optimiser."""
-    model = copy.deepcopy(base)
+    model = copy_model(base)
     for param in model.parameters():
         param.requires_grad_(True)
     x, y = data.train_subset(config.digits)
@@ -153,7 +161,7 @@ def adapter_checks(base: nn.Module, tuned: nn.Module, x: torch.Tensor) -> dict[s
         with lora_enabled(tuned, False):
             off_logits = tuned(x)
         on_logits = tuned(x)
-        merged = merge_lora(copy.deepcopy(tuned)).eval()
+        merged = merge_lora(copy_model(tuned)).eval()
         merged_logits = merged(x)
     return {"weights_changed": weights_changed,
             "off_vs_base": float((off_logits - base_logits).abs().max()),

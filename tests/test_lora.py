@@ -8,6 +8,7 @@ from lora_core import (
     MLP,
     LoRAParametrization,
     add_lora,
+    copy_model,
     count_parameters,
     factored_forward,
     lora_enabled,
@@ -161,3 +162,12 @@ def test_not_a_linear_model_target():
     model = nn.Sequential(nn.Conv1d(1, 1, 3))
     with pytest.raises(ValueError, match="not a Linear"):
         add_lora(model, targets=("0",))
+
+
+@pytest.mark.parametrize("undo", [merge_lora, remove_lora])
+def test_undoing_lora_on_a_copy_leaves_the_original_working(mlp, x, undo):
+    """copy.deepcopy shares torch's per-module parametrized class; copy_model must not."""
+    model = randomise_B(add_lora(copy.deepcopy(mlp), rank=2))
+    expected = model(x)
+    undo(copy_model(model))
+    assert torch.equal(model(x), expected) and lora_layers(model)
