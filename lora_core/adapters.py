@@ -47,13 +47,15 @@ class Adapter:
     rank: int
     alpha: float
     weights: dict[str, tuple[torch.Tensor, torch.Tensor]]  # layer → (A (r, in), B (out, r))
+    rslora: bool = False  # ΔW scaled by α/√r rather than α/r
 
     @property
     def targets(self) -> tuple[str, ...]:
         return tuple(self.weights)
 
     def __repr__(self) -> str:
-        return f"Adapter(rank={self.rank}, alpha={self.alpha:g}, targets={self.targets})"
+        rslora = ", rslora" if self.rslora else ""
+        return f"Adapter(rank={self.rank}, alpha={self.alpha:g}{rslora}, targets={self.targets})"
 
 
 def adapter_of(model: nn.Module) -> Adapter:
@@ -64,7 +66,7 @@ def adapter_of(model: nn.Module) -> Adapter:
     first = lora_of(next(iter(layers.values())))
     weights = {name: (lora_of(layer).lora_A.detach().cpu().clone(), lora_of(layer).lora_B.detach().cpu().clone())
                for name, layer in layers.items()}
-    return Adapter(first.rank, first.alpha, weights)
+    return Adapter(first.rank, first.alpha, weights, first.rslora)
 
 
 def check_fits(model: nn.Module, adapter: Adapter) -> None:
@@ -93,7 +95,7 @@ def check_fits(model: nn.Module, adapter: Adapter) -> None:
 def attach(model: nn.Module, adapter: Adapter) -> nn.Module:
     """Add LoRA to `model` (which must have none) carrying exactly `adapter`'s weights."""
     check_fits(model, adapter)  # before anything on the model changes
-    add_lora(model, adapter.rank, adapter.alpha, adapter.targets)
+    add_lora(model, adapter.rank, adapter.alpha, adapter.targets, rslora=adapter.rslora)
     with torch.no_grad():
         for name, (A, B) in adapter.weights.items():
             lora = lora_of(model.get_submodule(name))
@@ -112,7 +114,8 @@ def adapter_bytes(model: nn.Module) -> bytes:
         tensors[f"{name}.lora_A"], tensors[f"{name}.lora_B"] = A.contiguous(), B.contiguous()
     shapes = {name: list(original_weight(layer).shape) for name, layer in lora_layers(model).items()}
     metadata = {"format": FORMAT, "rank": str(adapter.rank), "alpha": repr(adapter.alpha),
-                "targets": json.dumps(adapter.targets), "base_shapes": json.dumps(shapes)}
+                "rslora": json.dumps(adapter.rslora), "targets": json.dumps(adapter.targets),
+                "base_shapes": json.dumps(shapes)}
     return save_safetensors(tensors, metadata=metadata)
 
 
@@ -146,10 +149,11 @@ def read_adapter_bytes(blob: bytes) -> Adapter:
         raise AdapterError(f"a safetensors file, but not a LoRA Lab adapter (format {meta.get('format')!r})")
     try:
         rank, alpha, targets = int(meta["rank"]), float(meta["alpha"]), json.loads(meta["targets"])
+        rslora = json.loads(meta.get("rslora", "false")) is True
         weights = {name: (tensors[f"{name}.lora_A"].float(), tensors[f"{name}.lora_B"].float()) for name in targets}
     except (KeyError, ValueError, TypeError) as err:
         raise AdapterError(f"the adapter file is incomplete or inconsistent ({err})") from None
-    return Adapter(rank, alpha, weights)
+    return Adapter(rank, alpha, weights, rslora)
 
 
 def load_adapter(model: nn.Module, path) -> nn.Module:
@@ -173,7 +177,7 @@ def export_peft(model: nn.Module, directory) -> None:
     (directory / PEFT_WEIGHTS).write_bytes(save_safetensors(tensors, metadata={"format": "pt"}))
     config = {"peft_type": "LORA", "r": adapter.rank, "lora_alpha": adapter.alpha,
               "target_modules": list(adapter.targets), "lora_dropout": 0.0, "bias": "none",
-              "fan_in_fan_out": False, "use_rslora": False, "use_dora": False, "init_lora_weights": True,
+              "fan_in_fan_out": False, "use_rslora": adapter.rslora, "use_dora": False, "init_lora_weights": True,
               "inference_mode": True, "task_type": None, "base_model_name_or_path": None}
     (directory / PEFT_CONFIG).write_text(json.dumps(config, indent=2))
 
@@ -186,9 +190,9 @@ def _read_peft(config_text: str, weights_blob: bytes) -> Adapter:
         rank, alpha, targets = int(config["r"]), float(config["lora_alpha"]), config["target_modules"]
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
         raise AdapterError(f"{PEFT_CONFIG} is not a PEFT LoRA config ({err})") from None
-    for refused in ("use_rslora", "use_dora"):  # they change the maths; refuse rather than half-handle
+    for refused in ("use_dora", "rank_pattern", "alpha_pattern"):  # other maths: refused, not half-handled
         if config.get(refused):
-            raise AdapterError(f"{refused} adapters are not supported")
+            raise AdapterError(f"adapters with {refused} are not supported")
     if isinstance(targets, str):
         raise AdapterError("target_modules as a regular expression is not supported; list the layers")
     tensors, _ = _read_safetensors(weights_blob)
@@ -201,7 +205,7 @@ def _read_peft(config_text: str, weights_blob: bytes) -> Adapter:
     missing = [t for t in targets if t not in weights or None in weights[t]]
     if missing:
         raise AdapterError(f"{PEFT_WEIGHTS} lacks lora_A/lora_B weights for {missing}")
-    return Adapter(rank, alpha, {t: tuple(weights[t]) for t in targets})
+    return Adapter(rank, alpha, {t: tuple(weights[t]) for t in targets}, config.get("use_rslora") is True)
 
 
 def read_peft(directory) -> Adapter:
@@ -273,7 +277,8 @@ def blend(base: nn.Module, adapters: list[Adapter], strengths: list[float]) -> n
             continue
         for name, (A, B) in adapter.weights.items():
             layer = model.get_submodule(name)
-            lora = LoRAParametrization(layer.out_features, layer.in_features, adapter.rank, adapter.alpha)
+            lora = LoRAParametrization(layer.out_features, layer.in_features, adapter.rank, adapter.alpha,
+                                       rslora=adapter.rslora)
             with torch.no_grad():
                 lora.lora_A.copy_(A)
                 lora.lora_B.copy_(B)

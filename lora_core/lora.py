@@ -17,24 +17,53 @@ from torch.nn.utils import parametrize
 DEFAULT_TARGETS = ("linear1", "linear2", "linear3")
 
 
+def _kaiming(t: torch.Tensor, generator) -> None:
+    nn.init.kaiming_uniform_(t, a=math.sqrt(5), generator=generator)  # nn.Linear's own default
+
+
+def _zeros(t: torch.Tensor, generator) -> None:
+    nn.init.zeros_(t)
+
+
+def _gaussian(t: torch.Tensor, generator) -> None:
+    nn.init.normal_(t, std=1 / t.shape[0], generator=generator)  # PEFT's "gaussian": std 1/r for A (r, in)
+
+
+# name → (init of A, init of B). "kaiming" is what loralib and PEFT do; "zeros" is the notebook's bug.
+INITS = {
+    "kaiming": (_kaiming, _zeros),
+    "gaussian": (_gaussian, _zeros),
+    "zeros": (_zeros, _zeros),
+    "random": (_kaiming, _kaiming),
+}
+
+
 class LoRAParametrization(nn.Module):
-    """Maps a Linear weight W (out×in) to W + (α/r)·B·A, with A (r×in) and B (out×r)."""
+    """Maps a Linear weight W (out×in) to W + s·B·A, with A (r×in), B (out×r) and s = α/r.
+
+    With `rslora`, s = α/√r (rank-stabilised LoRA), so that the update's size does not shrink as the
+    rank grows. `init` picks how A and B start (see INITS).
+    """
 
     def __init__(self, out_features: int, in_features: int, rank: int = 1, alpha: float = 1.0,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, init: str = "kaiming", rslora: bool = False):
         super().__init__()
         _check_rank(rank, out_features, in_features)
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < math.inf:
             raise ValueError(f"alpha must be a positive number, got {alpha!r}")
-        self.rank, self.alpha, self.scale = rank, float(alpha), alpha / rank
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; known: {', '.join(INITS)}")
+        self.rank, self.alpha, self.init, self.rslora = rank, float(alpha), init, bool(rslora)
+        self.scale = alpha / math.sqrt(rank) if rslora else alpha / rank
         self.lora_A = nn.Parameter(torch.empty(rank, in_features))  # (r, in)
-        self.lora_B = nn.Parameter(torch.zeros(out_features, rank))  # (out, r)
-        # the init PEFT and loralib use for A: nn.Linear's own default
-        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5), generator=generator)
+        self.lora_B = nn.Parameter(torch.empty(out_features, rank))  # (out, r)
+        init_A, init_B = INITS[init]
+        init_A(self.lora_A, generator)
+        init_B(self.lora_B, generator)
         self.enabled = True
 
     def delta_weight(self) -> torch.Tensor:
-        """ΔW = (α/r)·B·A, (out, in): the one place the update is computed."""
+        """ΔW = s·B·A, (out, in): the one place the update is computed."""
         return self.scale * (self.lora_B @ self.lora_A)
 
     def forward(self, W: torch.Tensor) -> torch.Tensor:
@@ -42,7 +71,8 @@ class LoRAParametrization(nn.Module):
 
     def extra_repr(self) -> str:
         out_f, in_f = self.lora_B.shape[0], self.lora_A.shape[1]
-        return f"{out_f}×{in_f}, rank={self.rank}, alpha={self.alpha:g}, enabled={self.enabled}"
+        return (f"{out_f}×{in_f}, rank={self.rank}, alpha={self.alpha:g}, scale={self.scale:g}, "
+                f"init={self.init}, enabled={self.enabled}")
 
 
 def _check_rank(rank, out_features: int, in_features: int) -> None:
@@ -75,7 +105,7 @@ def lora_of(layer: nn.Linear) -> LoRAParametrization:
 
 
 def add_lora(model: nn.Module, rank: int = 1, alpha: float = 1.0, targets=DEFAULT_TARGETS,
-             seed: int = 0) -> nn.Module:
+             seed: int = 0, init: str = "kaiming", rslora: bool = False) -> nn.Module:
     """Register a LoRA parametrization on each target's weight and freeze every non-LoRA parameter."""
     if lora_layers(model):
         raise ValueError("the model already has LoRA layers; merge_lora or remove_lora first")
@@ -86,7 +116,7 @@ def add_lora(model: nn.Module, rank: int = 1, alpha: float = 1.0, targets=DEFAUL
         _check_rank(rank, layer.out_features, layer.in_features)
     generator = torch.Generator().manual_seed(seed)
     for layer in layers.values():
-        lora = LoRAParametrization(layer.out_features, layer.in_features, rank, alpha, generator)
+        lora = LoRAParametrization(layer.out_features, layer.in_features, rank, alpha, generator, init, rslora)
         parametrize.register_parametrization(layer, "weight", lora.to(layer.weight.device))
     for name, param in model.named_parameters():
         param.requires_grad_("lora_" in name)

@@ -10,6 +10,7 @@ from torch import nn
 from .data import Dataset
 from .lora import (
     DEFAULT_TARGETS,
+    INITS,
     add_lora,
     copy_model,
     count_parameters,
@@ -53,9 +54,13 @@ class FinetuneConfig:
     lr: float = 1e-3
     batch_size: int = 10
     seed: int = 0
+    init: str = "kaiming"  # how A and B start: lora.INITS
+    rslora: bool = False  # scale ΔW by α/√r instead of α/r
 
     def __post_init__(self):
         _check_positive("rank", self.rank)
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; known: {', '.join(INITS)}")
         _check_positive("alpha", float(self.alpha), float)
         _check_positive("steps", self.steps)
         _check_positive("lr", self.lr, float)
@@ -117,7 +122,8 @@ class FinetuneRun:
 def finetune_lora(base: nn.Module, data: Dataset, config: FinetuneConfig, before: Evaluation | None = None,
                   on_step=None, should_stop=None) -> FinetuneRun:
     """Copy `base`, attach LoRA, train it on `config.digits` only, and evaluate before and after."""
-    model = add_lora(copy_model(base), config.rank, config.alpha, config.targets, seed=config.seed)
+    model = add_lora(copy_model(base), config.rank, config.alpha, config.targets, config.seed, config.init,
+                     config.rslora)
     before = before or evaluate(base, data.test_x, data.test_y)
     x, y = data.train_subset(config.digits)
     losses = train(model, x, y, epochs=_epochs_for(config.steps, config.batch_size, len(x)),

@@ -171,3 +171,19 @@ def test_undoing_lora_on_a_copy_leaves_the_original_working(mlp, x, undo):
     expected = model(x)
     undo(copy_model(model))
     assert torch.equal(model(x), expected) and lora_layers(model)
+
+
+@pytest.mark.parametrize("init, A_zero, B_zero", [("kaiming", False, True), ("gaussian", False, True),
+                                                  ("zeros", True, True), ("random", False, False)])
+def test_inits(init, A_zero, B_zero):
+    lora = LoRAParametrization(100, 50, rank=4, init=init, generator=torch.Generator().manual_seed(0))
+    assert (torch.count_nonzero(lora.lora_A) == 0) == A_zero
+    assert (torch.count_nonzero(lora.lora_B) == 0) == B_zero
+    if init == "gaussian":  # PEFT's gaussian init: std 1/r
+        assert lora.lora_A.std().item() == pytest.approx(1 / 4, rel=0.1)
+
+
+def test_rslora_scale_and_unknown_init():
+    assert LoRAParametrization(100, 50, rank=4, alpha=8, rslora=True).scale == 8 / 2
+    with pytest.raises(ValueError, match="init"):
+        LoRAParametrization(100, 50, init="xavier")

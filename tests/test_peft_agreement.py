@@ -15,16 +15,18 @@ def mlp():
     return MLP()
 
 
-@pytest.mark.parametrize("rank, alpha, targets", [(1, 1.0, ("linear1", "linear2", "linear3")),
-                                                   (8, 16.0, ("linear1", "linear2", "linear3")),
-                                                   (4, 2.0, ("linear2",))])
-def test_same_outputs_as_peft(mlp, rank, alpha, targets):
-    ours = add_lora(copy.deepcopy(mlp), rank=rank, alpha=alpha, targets=targets, seed=3)
+@pytest.mark.parametrize("rank, alpha, targets, rslora", [(1, 1.0, ("linear1", "linear2", "linear3"), False),
+                                                           (8, 16.0, ("linear1", "linear2", "linear3"), False),
+                                                           (4, 2.0, ("linear2",), False),
+                                                           (4, 2.0, ("linear1", "linear3"), True)])
+def test_same_outputs_as_peft(mlp, rank, alpha, targets, rslora):
+    ours = add_lora(copy.deepcopy(mlp), rank=rank, alpha=alpha, targets=targets, seed=3, rslora=rslora)
     gen = torch.Generator().manual_seed(4)
     with torch.no_grad():
         for layer in lora_layers(ours).values():  # non-zero B, or the comparison could not fail
             lora_of(layer).lora_B.copy_(torch.randn(lora_of(layer).lora_B.shape, generator=gen) * 0.1)
-    config = peft.LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets), lora_dropout=0.0)
+    config = peft.LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets), lora_dropout=0.0,
+                             use_rslora=rslora)
     theirs = peft.get_peft_model(copy.deepcopy(mlp), config)
     with torch.no_grad():
         for name, layer in lora_layers(ours).items():
