@@ -1,0 +1,129 @@
+"""Every chart of the app, in one style that stays readable on a projector."""
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+BLUE, ORANGE, GREY, GREEN, RED = "#1f5fa8", "#e07b00", "#9a9a9a", "#2a9d4b", "#c0392b"
+HEATMAP_CELLS = 128  # per axis: a 512×512 heatmap is 262,144 cells, too heavy to send on every slider move
+
+
+def style(fig: go.Figure, title: str = "", height: int = 420) -> go.Figure:
+    """The one look shared by all charts: white template, large type, fixed colours and margins."""
+    fig.update_layout(
+        template="plotly_white", title=dict(text=title, font=dict(size=20)), height=height,
+        font=dict(size=16), colorway=[BLUE, ORANGE, GREEN, RED, GREY],
+        margin=dict(l=70, r=30, t=60 if title else 20, b=60),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1),
+        hoverlabel=dict(font_size=16),
+    )
+    return fig
+
+
+def show(fig: go.Figure, key: str | None = None) -> None:
+    """Draw a styled figure with its own template rather than Streamlit's theme."""
+    st.plotly_chart(fig, theme=None, key=key, width="stretch")
+
+
+def _stride(n: int) -> int:
+    return max(1, math.ceil(n / HEATMAP_CELLS))
+
+
+def color_limit(matrix) -> float:
+    """The largest |entry|: the end of a colour scale centred on zero."""
+    return float(np.abs(np.asarray(matrix)).max()) or 1.0
+
+
+def heatmap(matrix, title: str, zmax: float) -> tuple[go.Figure, int]:
+    """A d×k matrix as a diverging heatmap centred on 0; large ones drawn every `stride`-th row/column."""
+    values = np.asarray(matrix)
+    stride = max(_stride(values.shape[0]), _stride(values.shape[1]))
+    shown = values[::stride, ::stride]
+    rows, cols = np.arange(values.shape[0])[::stride], np.arange(values.shape[1])[::stride]
+    fig = go.Figure(go.Heatmap(z=shown.tolist(), x=cols.tolist(), y=rows.tolist(), colorscale="RdBu",
+                               zmid=0, zmin=-zmax, zmax=zmax, colorbar=dict(thickness=14)))
+    fig.update_yaxes(autorange="reversed", title="row")
+    fig.update_xaxes(title="column")
+    return style(fig, title), stride
+
+
+def singular_values(values, kept: int, numerical_rank: int) -> go.Figure:
+    """σ₁ ≥ σ₂ ≥ … as bars; the r kept by the factorisation in blue, the dropped ones grey."""
+    values = list(values)
+    index = list(range(1, len(values) + 1))
+    colors = [BLUE if i <= kept else GREY for i in index]
+    fig = go.Figure(go.Bar(x=index, y=values, marker_color=colors, name="σ",
+                           hovertemplate="σ%{x} = %{y:.4g}<extra></extra>"))
+    fig.add_vline(x=numerical_rank + 0.5, line_dash="dash", line_color=RED,
+                  annotation_text=f"numerical rank {numerical_rank}", annotation_position="top right")
+    fig.update_xaxes(title="index i (blue: kept in B·A)")
+    fig.update_yaxes(title="singular value σᵢ")
+    return style(fig, "Singular values of W")
+
+
+def outputs(y, y_prime) -> go.Figure:
+    """y = Wx + b against y′ = BAx + b, entry by entry."""
+    y, y_prime = list(y), list(y_prime)
+    index = list(range(len(y)))
+    fig = go.Figure([
+        go.Scatter(x=index, y=y, name="y = Wx + b", mode="lines+markers", line=dict(color=BLUE, width=3)),
+        go.Scatter(x=index, y=y_prime, name="y′ = BAx + b", mode="markers",
+                   marker=dict(color=ORANGE, size=9, symbol="x")),
+    ])
+    fig.update_xaxes(title="output entry")
+    fig.update_yaxes(title="value")
+    return style(fig, "The layer's output with W and with B·A")
+
+
+def loss_curve(losses, title: str = "Training loss") -> go.Figure:
+    losses = list(losses)
+    fig = go.Figure(go.Scatter(x=list(range(1, len(losses) + 1)), y=losses, mode="lines", name="loss",
+                               line=dict(color=BLUE, width=2)))
+    fig.update_xaxes(title="step", rangemode="tozero")
+    fig.update_yaxes(title="cross-entropy loss", rangemode="tozero")
+    return style(fig, title, height=360)
+
+
+def wrong_per_class(wrong, classes, title: str = "Wrong test images per class") -> go.Figure:
+    fig = go.Figure(go.Bar(x=list(classes), y=list(wrong), marker_color=BLUE, text=list(wrong),
+                           textposition="outside", name="wrong"))
+    fig.update_xaxes(title="true class", type="category")
+    fig.update_yaxes(title="misclassified test images")
+    return style(fig, title)
+
+
+def before_after(before, after, classes, chosen, after_name: str = "after LoRA") -> go.Figure:
+    """Wrong counts per class before and after finetuning, side by side; the finetuned classes marked."""
+    labels = [f"{name} ★" if i in chosen else name for i, name in enumerate(classes)]
+    fig = go.Figure([
+        go.Bar(x=labels, y=list(before), name="before (baseline)", marker_color=GREY, text=list(before),
+               textposition="outside"),
+        go.Bar(x=labels, y=list(after), name=after_name, marker_color=BLUE, text=list(after),
+               textposition="outside"),
+    ])
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title="true class (★ = finetuned on)", type="category")
+    fig.update_yaxes(title="misclassified test images")
+    return style(fig, "Wrong test images per class, before and after")
+
+
+def sweep(frame, y: str, y_title: str, title: str) -> go.Figure:
+    """Trainable parameters (log scale) against one outcome; full finetuning starred, the baseline a line."""
+    lora = frame[frame["rank"].notna()]
+    full = frame[frame["method"] == "full finetune"]
+    base = frame[frame["method"] == "baseline"]
+    fig = go.Figure([
+        go.Scatter(x=lora["trainable"].tolist(), y=lora[y].tolist(), mode="lines+markers+text",
+                   text=[f"r={int(r)}" for r in lora["rank"]], textposition="top center", name="LoRA",
+                   marker=dict(size=12, color=BLUE), line=dict(color=BLUE, width=2)),
+        go.Scatter(x=full["trainable"].tolist(), y=full[y].tolist(), mode="markers+text", name="full finetune",
+                   text=["full"] * len(full), textposition="top center",
+                   marker=dict(size=16, color=ORANGE, symbol="star")),
+    ])
+    for value in base[y].tolist():
+        fig.add_hline(y=value, line_dash="dash", line_color=GREY, annotation_text="baseline",
+                      annotation_position="bottom right")
+    fig.update_xaxes(type="log", title="trainable parameters (log scale)")
+    fig.update_yaxes(title=y_title)
+    return style(fig, title)

@@ -1,0 +1,93 @@
+"""The sidebar every page shares: device, dataset, seed; and the datasets, loaded once per server."""
+from dataclasses import dataclass
+from pathlib import Path
+import os
+import threading
+import time
+
+import streamlit as st
+
+import lora_core as lc
+
+DATA_ENV = "LORA_LAB_DATA"  # where full MNIST / Fashion-MNIST live (or get downloaded to)
+DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
+RETRY_AFTER_S = 60  # a dataset that could not be had is not tried again on every rerun
+DATASET_LABELS = {
+    "mnist-sample": "MNIST sample (bundled, offline)",
+    "mnist": "MNIST (full, 60,000 training images)",
+    "fashion-mnist": "Fashion-MNIST (clothing, 60,000 training images)",
+}
+
+
+@dataclass(frozen=True)
+class Context:
+    data: lc.Dataset
+    device: str
+    seed: int
+    fallback: str | None  # why the chosen dataset was replaced by the bundled sample, if it was
+
+
+def data_root() -> Path:
+    return Path(os.environ.get(DATA_ENV) or DEFAULT_ROOT)
+
+
+@st.cache_resource(show_spinner="Loading the dataset onto the device…")
+def _dataset(name: str, device: str, root: str) -> lc.Dataset:
+    """Shared read-only by every session: the tensors are never written to."""
+    return lc.load_dataset(name, root=root, device=device)
+
+
+@st.cache_resource
+def _failures() -> dict:
+    return {"lock": threading.Lock(), "by_key": {}}  # (name, device, root) → (time, message)
+
+
+def load(name: str, device: str) -> tuple[lc.Dataset, str | None]:
+    """The dataset, or the bundled sample and the reason when `name` cannot be had."""
+    root = str(data_root())
+    failures, key = _failures(), (name, device, root)
+    with failures["lock"]:
+        failed = failures["by_key"].get(key)
+    if failed and time.monotonic() - failed[0] < RETRY_AFTER_S:
+        return _dataset("mnist-sample", device, root), failed[1]
+    try:
+        return _dataset(name, device, root), None
+    except Exception as err:  # DatasetUnavailable or anything else: never a traceback, always the sample
+        message = str(err) if isinstance(err, lc.DatasetUnavailable) else f"{type(err).__name__}: {err}"
+        with failures["lock"]:
+            failures["by_key"][key] = (time.monotonic(), message)
+        return _dataset("mnist-sample", device, root), message
+
+
+def sidebar() -> Context:
+    """Draw the shared controls and return what every page works with."""
+    with st.sidebar:
+        st.header("Settings")
+        device = st.selectbox(
+            "Device", lc.available_devices(), key="device",
+            help="Where tensors live and models train. cuda (NVIDIA GPU) and mps (Apple GPU) appear when "
+                 "this machine has them; cpu always works.")
+        name = st.selectbox(
+            "Dataset", lc.DATASETS, key="dataset", format_func=DATASET_LABELS.get,
+            help="The bundled MNIST sample works offline. Full MNIST and Fashion-MNIST are read from "
+                 f"the data folder (${DATA_ENV}, default ./data) or downloaded when online.")
+        data, fallback = load(name, device)
+        st.caption(data.source)
+        seed = st.number_input(
+            "Random seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",
+            help="Seeds the initial weights, the order of the training images, the adapter's random A "
+                 "and the SVD playground's matrices: the same seed gives the same numbers every time.")
+    return Context(data, device, int(seed), fallback)
+
+
+def warn_fallback(ctx: Context) -> None:
+    """Say so, at the top of the page, when the chosen dataset was replaced by the bundled sample."""
+    if ctx.fallback:
+        chosen = DATASET_LABELS[st.session_state["dataset"]]
+        st.warning(f"**{chosen} is not available, so the bundled MNIST sample is used instead.**\n\n"
+                   f"{ctx.fallback}", icon="⚠️")
+
+
+def current() -> Context:
+    """The context the frame drew for this run."""
+    return st.session_state["context"]
