@@ -66,6 +66,11 @@ class LoRAParametrization(nn.Module):
         """ΔW = s·B·A, (out, in): the one place the update is computed."""
         return self.scale * (self.lora_B @ self.lora_A)
 
+    def delta_norm(self) -> torch.Tensor:
+        """‖ΔW‖_F without forming ΔW: ‖BA‖_F² = trace((BᵀB)(AAᵀ)), two r×r products."""
+        gram = (self.lora_B.T @ self.lora_B) @ (self.lora_A @ self.lora_A.T)  # (r, r)
+        return self.scale * gram.trace().clamp_min(0).sqrt()
+
     def forward(self, W: torch.Tensor) -> torch.Tensor:
         return W + self.delta_weight() if self.enabled else W
 
@@ -173,6 +178,12 @@ def copy_model(model: nn.Module) -> nn.Module:
 def original_weight(layer: nn.Linear) -> torch.Tensor:
     """The frozen W under a LoRA parametrization."""
     return layer.parametrizations.weight.original
+
+
+@torch.no_grad()
+def update_norm(model: nn.Module) -> float:
+    """‖ΔW‖_F over every adapted layer together: √(Σ ‖ΔW_l‖_F²)."""
+    return math.sqrt(sum(float(lora_of(layer).delta_norm()) ** 2 for layer in lora_layers(model).values()))
 
 
 def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -18,6 +18,7 @@ from .lora import (
     lora_layers,
     merge_lora,
     original_weight,
+    update_norm,
 )
 from .model import MLP, NUM_CLASSES
 from .train import Evaluation, _check_positive, evaluate, train
@@ -117,20 +118,33 @@ class FinetuneRun:
     before: Evaluation
     after: Evaluation
     parameters: dict = field(default_factory=dict)  # count_parameters of the adapted model
+    update_norms: list[float] = field(default_factory=list)  # ‖ΔW‖_F over all layers after each step
 
 
 def finetune_lora(base: nn.Module, data: Dataset, config: FinetuneConfig, before: Evaluation | None = None,
-                  on_step=None, should_stop=None) -> FinetuneRun:
-    """Copy `base`, attach LoRA, train it on `config.digits` only, and evaluate before and after."""
+                  on_step=None, should_stop=None, on_start=None) -> FinetuneRun:
+    """Copy `base`, attach LoRA, train it on `config.digits` only, and evaluate before and after.
+
+    `on_start(model)` receives the adapted copy before the first step, for views that follow it live.
+    """
     model = add_lora(copy_model(base), config.rank, config.alpha, config.targets, config.seed, config.init,
                      config.rslora)
     before = before or evaluate(base, data.test_x, data.test_y)
     x, y = data.train_subset(config.digits)
+    norms: list[float] = []
+
+    def track(step, total, loss):
+        norms.append(update_norm(model))
+        if on_step is not None:
+            on_step(step, total, loss)
+
+    if on_start is not None:
+        on_start(model)
     losses = train(model, x, y, epochs=_epochs_for(config.steps, config.batch_size, len(x)),
                    batch_size=config.batch_size, lr=config.lr, max_steps=config.steps, seed=config.seed,
-                   on_step=on_step, should_stop=should_stop)
+                   on_step=track, should_stop=should_stop)
     return FinetuneRun(config, model, losses, before, evaluate(model, data.test_x, data.test_y),
-                       count_parameters(model))
+                       count_parameters(model), norms)
 
 
 def finetune_full(base: nn.Module, data: Dataset, config: FinetuneConfig, on_step=None,
@@ -144,6 +158,13 @@ def finetune_full(base: nn.Module, data: Dataset, config: FinetuneConfig, on_ste
                    batch_size=config.batch_size, lr=config.lr, max_steps=config.steps, seed=config.seed,
                    on_step=on_step, should_stop=should_stop)
     return model, losses, evaluate(model, data.test_x, data.test_y)
+
+
+def run_progress(on_progress, offset: int, total: int, label: str):
+    """An on_step for one run of several: reports `on_progress(offset + step, total, label)`."""
+    if on_progress is None:
+        return None
+    return lambda step, _steps, _loss: on_progress(offset + step, total, label)
 
 
 def _epochs_for(steps: int, batch_size: int, n: int) -> int:
@@ -202,15 +223,12 @@ def compare_ranks(base: nn.Module, data: Dataset, ranks, config: FinetuneConfig,
     before = evaluate(base, data.test_x, data.test_y)
     rows = [_row("baseline", None, 0, before, config.digits)]
 
-    def progress(offset, label):
-        return None if on_progress is None else (lambda step, _total, _loss: on_progress(offset + step, total, label))
-
     for i, cfg in enumerate(configs):
-        run = finetune_lora(base, data, cfg, before, progress(i * cfg.steps, f"LoRA rank {cfg.rank}"),
-                            should_stop)
+        step = run_progress(on_progress, i * cfg.steps, total, f"LoRA rank {cfg.rank}")
+        run = finetune_lora(base, data, cfg, before, step, should_stop)
         rows.append(_row(f"LoRA r={cfg.rank}", cfg.rank, run.parameters["trainable"], run.after, cfg.digits))
-    model, _, evaluation = finetune_full(base, data, config, progress(len(configs) * config.steps, "full"),
-                                         should_stop)
+    step = run_progress(on_progress, len(configs) * config.steps, total, "full finetune")
+    model, _, evaluation = finetune_full(base, data, config, step, should_stop)
     rows.append(_row("full finetune", None, sum(p.numel() for p in model.parameters()), evaluation,
                      config.digits))
     return rows

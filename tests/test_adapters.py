@@ -1,4 +1,5 @@
 import copy
+import functools
 import io
 import json
 import warnings
@@ -6,6 +7,8 @@ import zipfile
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import save as save_safetensors
 
 from lora_core import MLP, add_lora, lora_layers, lora_of
@@ -163,3 +166,29 @@ def test_merge_precision(base, x):
 def test_adapter_repr_and_targets(base):
     adapter = adapter_of(trained_looking(base, rank=2, targets=("linear2",)))
     assert isinstance(adapter, Adapter) and adapter.targets == ("linear2",) and "rank=2" in repr(adapter)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["a.safetensors", "a.zip"]), st.binary(max_size=2000))
+def test_fuzzed_uploads_only_ever_raise_adapter_error(name, blob):
+    try:
+        read_upload(name, blob)
+    except AdapterError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=64), st.integers(0, 200))
+def test_fuzzed_corruption_of_a_real_adapter(noise, at):
+    blob = bytearray(_real_adapter())
+    blob[at:at + len(noise)] = noise
+    try:
+        read_upload("a.safetensors", bytes(blob))
+    except AdapterError:
+        pass
+
+
+@functools.cache  # once for every fuzz example
+def _real_adapter() -> bytes:
+    torch.manual_seed(0)
+    return adapter_bytes(add_lora(MLP(32, 16), rank=2))

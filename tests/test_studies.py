@@ -1,0 +1,35 @@
+import pytest
+
+from lora_core import FinetuneConfig, evaluate
+from lora_core.studies import frontier, init_gallery, scaling_sweep, train_frontier_adapters
+
+CONFIG = FinetuneConfig(steps=15, targets=("linear1", "linear2"))
+
+
+def test_init_gallery(baseline, data):
+    curves = {c.init: c for c in init_gallery(baseline.model, data, CONFIG)}
+    assert set(curves) == {"kaiming", "gaussian", "zeros", "random"}
+    zeros = curves["zeros"]
+    assert zeros.update_norms == [0.0] * 15  # both zero: every gradient is zero, nothing ever moves
+    assert zeros.initial_change == 0 and curves["kaiming"].initial_change == 0 == curves["gaussian"].initial_change
+    assert curves["random"].initial_change > 0.1  # both random: the outputs change before any step
+    assert curves["kaiming"].update_norms[-1] > 0 and len(curves["kaiming"].losses) == 15
+    assert curves["kaiming"].losses != zeros.losses
+
+
+def test_scaling_sweep(baseline, data):
+    rows = scaling_sweep(baseline.model, data, FinetuneConfig(steps=10, alpha=4.0, targets=("linear2",)), [1, 4])
+    by = {(r.scaling, r.rank): r for r in rows}
+    assert by[("α/r", 4)].scale == 1.0 and by[("α/√r", 4)].scale == 2.0 and by[("α/r", 1)].scale == 4.0
+    assert all(r.update_norm > 0 and r.final_loss > 0 for r in rows)
+
+
+def test_frontier_moves_with_strength(baseline, data):
+    adapters = train_frontier_adapters(baseline.model, data, CONFIG, [1, 2])
+    off = frontier(baseline.model, data, adapters, (2,), 0.0)
+    before = evaluate(baseline.model, data.test_x, data.test_y)
+    assert all(p.target_wrong == before.wrong_per_class[2] and p.accuracy == pytest.approx(before.accuracy)
+               for p in off)
+    full = frontier(baseline.model, data, adapters, (2,), 1.0)
+    assert [p.rank for p in full] == [1, 2]
+    assert all(p.target_wrong < before.wrong_per_class[2] for p in full)
