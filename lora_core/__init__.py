@@ -1,5 +1,18 @@
 """lora_core: everything LoRA Lab computes — device, data, model, LoRA, SVD, training, evaluation."""
 
+from .adapters import (
+    Adapter,
+    AdapterError,
+    adapter_of,
+    attach,
+    blend,
+    export_peft,
+    import_peft,
+    load_adapter,
+    merge_precision,
+    read_upload,
+    save_adapter,
+)
 from .data import DATASETS, Dataset, DatasetUnavailable, load_dataset
 from .device import available_devices, pick_device
 from .lora import (
@@ -46,6 +59,17 @@ from .svd import (
 from .train import Evaluation, evaluate, train
 
 __all__ = [
+    "Adapter",
+    "AdapterError",
+    "adapter_of",
+    "attach",
+    "blend",
+    "export_peft",
+    "import_peft",
+    "load_adapter",
+    "merge_precision",
+    "read_upload",
+    "save_adapter",
     "DATASETS",
     "Dataset",
     "DatasetUnavailable",
