@@ -1,0 +1,103 @@
+import threading
+import time
+
+import pytest
+import torch
+
+from lora_core import MLP
+from lora_core.checkpoints import load_checkpoint, save_checkpoint
+from lora_core.slots import Cancelled, TrainingSlots, threads_per_run
+
+
+def test_at_most_limit_run_at_once_and_queue_places_are_seen():
+    slots = TrainingSlots(limit=2)
+    running, peak, places = [0], [0], {}
+    lock = threading.Lock()
+    gate = threading.Event()
+
+    def work(i):
+        with slots.slot(i, on_wait=lambda place: places.setdefault(i, set()).add(place)):
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            gate.wait(5)
+            with lock:
+                running[0] -= 1
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(5)]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)  # arrival order 0..4
+    time.sleep(0.3)
+    assert [slots.position(i) for i in range(5)] == [0, 0, 1, 2, 3]
+    gate.set()
+    for t in threads:
+        t.join(5)
+    assert peak[0] == 2 and running[0] == 0
+    assert places[4] >= {3} and 0 not in places and slots.position(0) == -1
+
+
+def test_a_cancelled_wait_gives_its_place_up():
+    slots = TrainingSlots(limit=1)
+    with slots.slot("a"):
+        with pytest.raises(Cancelled):
+            with slots.slot("b", cancelled=lambda: True):
+                pytest.fail("must not run")
+        assert slots.position("b") == -1
+    with slots.slot("c"):  # the slot is free again
+        assert slots.position("c") == 0
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1.5, True])
+def test_bad_limits(limit):
+    with pytest.raises(ValueError, match="limit"):
+        TrainingSlots(limit)
+
+
+def test_threads_per_run():
+    assert threads_per_run(1, cores=8) == 8 and threads_per_run(8, cores=8) == 1
+    assert threads_per_run(3, cores=8) == 2 and threads_per_run(30, cores=2) == 1
+
+
+def mlp(seed):
+    torch.manual_seed(seed)
+    return MLP(32, 16)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = mlp(0)
+    save_checkpoint(model, tmp_path / "m.safetensors", {"steps": 12})
+    fresh = mlp(1)
+    assert load_checkpoint(fresh, tmp_path / "m.safetensors") == {"steps": 12}
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values(), strict=True))
+    assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "missing", "other shape"])
+def test_corrupt_or_partial_checkpoints_read_as_none_and_leave_the_model(tmp_path, damage):
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(mlp(0), path)
+    blob = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(blob[: len(blob) // 2])
+    elif damage == "flip":
+        path.write_bytes(blob[:-100] + bytes([blob[-100] ^ 0xFF]) + blob[-99:])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00garbage" * 10)
+    elif damage == "missing":
+        path.unlink()
+    else:
+        save_checkpoint(MLP(32, 8), path)
+    model = mlp(1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert load_checkpoint(model, path) is None
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_failed_write_leaves_the_old_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(mlp(0), path, {"v": 1})
+    monkeypatch.setattr("os.fsync", lambda fd: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        save_checkpoint(mlp(1), path, {"v": 2})
+    assert load_checkpoint(mlp(2), path) == {"v": 1} and not list(tmp_path.glob("*.partial"))
