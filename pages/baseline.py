@@ -36,17 +36,17 @@ config = lc.BaselineConfig(hidden1=int(hidden1), hidden2=int(hidden2), epochs=in
                            batch_size=int(batch), lr=float(lr), max_steps=int(max_steps) or None, seed=ctx.seed)
 
 train_col, stop_col, _ = st.columns([1, 1, 4])
-if train_col.button("Train", key="base_train", type="primary", disabled=baseline.running() is not None,
+if train_col.button("Train baseline", key="base_train", type="primary", disabled=baseline.running() is not None,
                     help="Train a new baseline with these settings (or reuse one trained already)."):
     baseline.start(ctx, config)
-stop_col.button("Stop", key="base_stop", on_click=baseline.stop, disabled=baseline.running() is None,
+stop_col.button("Stop training", key="base_stop", on_click=baseline.stop, disabled=baseline.running() is None,
                 help="End training after the current step. The model keeps what it has learned so far.")
 baseline.messages()
 baseline.follow(ctx)
 
 held = baseline.current(ctx)
 if held is None:
-    st.info(f"No baseline for {ctx.data.name} on {ctx.device} yet: press **Train**.")
+    st.info(f"No baseline for {ctx.data.name} on {ctx.device} yet: press **Train baseline**.")
     st.stop()
 run = held["run"]
 if held["how"] == "reused":

@@ -61,7 +61,7 @@ if train_col.button("Train LoRA", key="lora_train", type="primary", disabled=job
                     help="Copy the baseline, attach the adapter, and train A and B on the chosen classes."):
     job = st.session_state.lora_job = jobs.finetune(base, ctx.data, config)
     st.session_state.lora_job_info = {"base_key": held["key"], "config": config}
-stop_col.button("Stop", key="lora_stop", on_click=jobs.stop, args=("lora_job",), disabled=job is None,
+stop_col.button("Stop training", key="lora_stop", on_click=jobs.stop, args=("lora_job",), disabled=job is None,
                 help="End training after the current step. The adapter keeps what it has learned.")
 if job is not None:
     jobs.follow(job, "Training the adapter")

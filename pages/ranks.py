@@ -52,7 +52,7 @@ if run_col.button("Run comparison", key="sweep_run", type="primary", disabled=jo
                   help="Finetune at every chosen rank, then every weight, from the same baseline."):
     job = st.session_state.sweep_job = jobs.compare(base, ctx.data, ranks, config)
     st.session_state.sweep_job_info = {"base_key": held["key"], "config": config}
-stop_col.button("Stop", key="sweep_stop", on_click=jobs.stop, args=("sweep_job",), disabled=job is None,
+stop_col.button("Stop comparison", key="sweep_stop", on_click=jobs.stop, args=("sweep_job",), disabled=job is None,
                 help="End after the current step; the runs that finished are kept.")
 if job is not None:
     jobs.follow(job, "Comparing ranks", live_chart=False)

@@ -31,7 +31,7 @@ col1.metric("Numerical rank of W", p.numerical_rank,
             help="Singular values above max(d, k)·ε·σ₁ count, as numpy.linalg.matrix_rank does.")
 col2.metric("Parameters of W (d·k)", f"{p.counts['full']:,}")
 col3.metric("Parameters of B and A (r·(d+k))", f"{p.counts['factored']:,}",
-            delta=f"{-p.counts['saved_share']:+.1%} of W", delta_color="inverse")
+            help="B is d×r and A is r×k: what LoRA trains instead of the d·k entries of W.")
 col4.metric("Share saved", f"{p.counts['saved_share']:.1%}",
             help="1 − r·(d+k) / (d·k). Negative when r is so large that the factors cost more than W.")
 col5, col6, col7, _ = st.columns(4)

@@ -44,7 +44,7 @@ def stop() -> None:
     if others:  # the training goes on for them; this user simply stops following it
         st.session_state.baseline_job = None
         st.session_state.baseline_message = (
-            f"Training continues for {others} other session(s) with the same settings; click Train "
+            f"Training continues for {others} other session(s) with the same settings; click Train baseline "
             "again to follow it, or to reuse the baseline once it has finished.")
 
 
@@ -85,7 +85,7 @@ def require(ctx: Context, key: str) -> dict:
                         help="The default settings: hidden sizes 1000 and 2000, 3 epochs, batch 64. "
                              "Reused at once when someone has trained it already."):
         start(ctx, lc.BaselineConfig(seed=ctx.seed))
-    stop_col.button("Stop", key=f"{key}_stop_baseline", on_click=stop, disabled=running() is None,
+    stop_col.button("Stop training", key=f"{key}_stop_baseline", on_click=stop, disabled=running() is None,
                     help="End training after the current step; the model keeps what it has learned.")
     messages()
     follow(ctx)  # reruns the page when the baseline is ready

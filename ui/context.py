@@ -8,6 +8,7 @@ import time
 import streamlit as st
 
 import lora_core as lc
+from ui import frame
 
 DATA_ENV = "LORA_LAB_DATA"  # where full MNIST / Fashion-MNIST live (or get downloaded to)
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
@@ -89,5 +90,13 @@ def warn_fallback(ctx: Context) -> None:
 
 
 def current() -> Context:
-    """The context the frame drew for this run."""
+    """The context the frame drew for this run.
+
+    A page can run without the frame once: on a fresh server whose first request is a page's URL,
+    Streamlit runs that file alone, as in its legacy mode for a `pages/` folder. Declaring the
+    navigation ends that mode; the rerun then goes through the frame.
+    """
+    if "context" not in st.session_state:
+        frame.navigation()
+        st.rerun()
     return st.session_state["context"]

@@ -1,6 +1,5 @@
 """Core results turned into tables and messages for display."""
 from dataclasses import asdict
-import copy
 
 import numpy as np
 import pandas as pd
@@ -51,7 +50,7 @@ def percent(share: float, digits: int = 2) -> str:
 
 def lora_parameters(model, rank: int, alpha: float, targets, seed: int) -> dict[str, int]:
     """count_parameters of a copy of `model` carrying the adapter; the shared model is left alone."""
-    return lc.count_parameters(lc.add_lora(copy.deepcopy(model), rank, alpha, tuple(targets), seed=seed))
+    return lc.count_parameters(lc.add_lora(lc.copy_model(model), rank, alpha, tuple(targets), seed=seed))
 
 
 def wrong_on(evaluation: lc.Evaluation, classes) -> int:

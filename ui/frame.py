@@ -1,0 +1,12 @@
+"""The app's pages, declared once: the frame uses them, and so does a page that ran without the frame."""
+import streamlit as st
+
+
+def navigation():
+    return st.navigation([
+        st.Page("pages/home.py", title="What is LoRA?", icon="🏠", default=True),
+        st.Page("pages/svd.py", title="SVD playground", icon="🧮"),
+        st.Page("pages/baseline.py", title="Baseline training", icon="🏋️"),
+        st.Page("pages/lora.py", title="LoRA finetuning", icon="🎯"),
+        st.Page("pages/ranks.py", title="Rank comparison", icon="📊"),
+    ])
