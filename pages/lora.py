@@ -70,6 +70,9 @@ if job is not None:
         st.session_state.lora = None
         st.error(f"Training failed: {type(job.error).__name__}: {job.error}")
         st.stop()
+    if job.result is None:
+        st.info("Stopped while waiting for a training slot: nothing was trained.")
+        st.stop()
     st.session_state.lora = dict(job.result, **st.session_state.lora_job_info)
     st.session_state.lora_adapter_on = True  # a new adapter is shown switched on
     st.rerun()  # draw the page again: results in, Train enabled, Stop disabled

@@ -61,6 +61,9 @@ if job is not None:
         st.session_state.sweep = None
         st.error(f"The comparison failed: {type(job.error).__name__}: {job.error}")
         st.stop()
+    if job.result is None:
+        st.info("Stopped while waiting for a training slot: nothing was trained.")
+        st.stop()
     st.session_state.sweep = dict(job.result, **st.session_state.sweep_job_info)
     st.rerun()  # draw the page again: results in, Run enabled, Stop disabled
 

@@ -1,4 +1,5 @@
 """The background jobs behind the Train and Stop buttons, and the baseline store every session shares."""
+import threading
 import time
 
 import pytest
@@ -65,3 +66,22 @@ def test_an_error_in_a_job_is_kept_for_the_page():
     job = jobs.Job("failing", fail)
     job.wait(10)
     assert job.done and isinstance(job.error, ValueError) and job.result is None
+
+
+def test_jobs_beyond_the_slots_wait_in_line_and_can_be_stopped_there():
+    release = threading.Event()
+    holders = [jobs.Job(f"holder-{i}", lambda job: release.wait(30)) for i in range(jobs.SLOTS.limit)]
+    queued = jobs.Job("queued", lambda job: "ran")
+    try:
+        deadline = time.monotonic() + 10
+        while queued.place != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert queued.place == 1 and all(h.place == 0 for h in holders)
+        queued.stop()
+        queued.wait(10)
+        assert queued.done and queued.result is None and queued.error is None  # gave up its place
+    finally:
+        release.set()
+        for holder in holders:
+            holder.wait(10)
+    assert all(h.result is True for h in holders)

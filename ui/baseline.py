@@ -60,6 +60,8 @@ def follow(ctx: Context) -> None:
     st.session_state.baseline_job = None
     if job.error is not None:
         st.session_state.baseline_message = f"Training failed: {type(job.error).__name__}: {job.error}"
+    elif job.result is None:
+        st.session_state.baseline_message = "Stopped while waiting for a training slot: nothing was trained."
     else:
         st.session_state.baseline = {"run": job.result, "key": info["key"], "how": info["how"]}
     st.rerun()  # draw the page again from the top: results in, Train enabled, Stop disabled

@@ -1,9 +1,9 @@
 """The sidebar every page shares: device, dataset, seed; and the datasets, loaded once per server."""
-from dataclasses import dataclass
-from pathlib import Path
 import os
 import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
 

@@ -2,19 +2,23 @@
 
 A click in Streamlit reruns the script, interrupting whatever it was doing. Training therefore runs in
 its own thread, which a rerun does not touch: the script only watches it. Stop sets a flag that the
-core's `should_stop` reads between steps, so the model keeps every whole step it took.
+core's `should_stop` reads between steps, so the model keeps every whole step it took. A server-wide
+set of training slots keeps a classroom of users from running more trainings at once than there are
+cores; the others wait in a queue whose place the page shows.
 """
-from collections import OrderedDict
 import threading
 import time
+from collections import OrderedDict
 
 import streamlit as st
 
 import lora_core as lc
+from lora_core.slots import Cancelled, TrainingSlots
 from ui import charts
 
 POLL_S = 0.25  # how often the live chart and progress bar are redrawn
 STORED_BASELINES = 8  # completed baselines kept for reuse by every session, oldest dropped first
+SLOTS = TrainingSlots()  # one per server process: at most one training per core at a time
 
 
 class Job:
@@ -25,6 +29,7 @@ class Job:
         self.losses: list[float] = []
         self.step, self.total, self.label = 0, 0, ""
         self.result, self.error = None, None
+        self.place = -1  # in the queue for a training slot: k > 0 while waiting, 0 once running
         self.watchers: set[str] = set()  # sessions following a shared job
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(work,), name=f"lora-lab {name}", daemon=True)
@@ -36,9 +41,16 @@ class Job:
 
     def _run(self, work) -> None:
         try:
-            self.result = work(self)
+            with SLOTS.slot(self, on_wait=self._wait, cancelled=self.should_stop):
+                self.place = 0
+                self.result = work(self)
+        except Cancelled:  # stopped while queued: nothing ran, result stays None
+            pass
         except Exception as err:  # shown on the page, never lost in a thread
             self.error = err
+
+    def _wait(self, place: int) -> None:
+        self.place = place
 
     def on_step(self, step: int, total: int, loss: float) -> None:
         self.losses.append(loss)
@@ -84,6 +96,9 @@ def follow(job: Job, what: str, live_chart: bool = True) -> None:
         step, total = job.step, job.total
         if finished:
             text = f"{what}: done"
+        elif job.place > 0:
+            text = (f"{what}: waiting for a free training slot — {job.place - 1} training(s) queued before "
+                    f"this one, {SLOTS.limit} run at a time on this server")
         elif job.stopping:
             text = f"{what}: stopping after step {step}…"
         elif total and step >= total:
