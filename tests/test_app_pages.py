@@ -4,7 +4,9 @@ Training is deterministic on the CPU, so the same configs and seed give the same
 in the app and here. Small settings keep the suite quick: the bundled sample, 30 baseline steps.
 """
 import json
+import os
 import time
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -49,6 +51,10 @@ def with_baseline(page: str) -> AppTest:
     at.button(key="base_train").click().run()
     assert not at.exception, at.exception
     return at.switch_page(page).run()
+
+
+def at_root() -> str:
+    return os.environ["LORA_LAB_DATA"]
 
 
 def metrics(at: AppTest) -> dict[str, str]:
@@ -231,3 +237,20 @@ def test_unavailable_dataset_falls_back_to_the_sample():
     at.switch_page("pages/baseline.py").run()
     assert not at.exception, at.exception
     assert "mnist-sample" in at.info[0].value  # the page goes on with the sample
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="needs Debian's dataset-fashion-mnist package")
+def test_fashion_mnist_shows_class_names():
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state["dataset"] = "fashion-mnist"
+    at.run()
+    assert not at.exception and not at.warning
+    assert any("Fashion-MNIST" in c.value for c in at.sidebar.caption)
+    at.switch_page("pages/baseline.py").run()
+    at.number_input(key="base_max_steps").set_value(5).run()
+    at.button(key="base_train").click().run()
+    assert not at.exception, at.exception
+    wrong = charts(at)[1]
+    assert wrong["data"][0]["x"] == list(lc.load_dataset("fashion-mnist", root=at_root()).classes)
+    assert wrong["data"][0]["x"][2] == "Pullover"

@@ -101,7 +101,9 @@ def follow(job: Job, what: str, live_chart: bool = True) -> None:
                     f"this one, {SLOTS.limit} run at a time on this server")
         elif job.stopping:
             text = f"{what}: stopping after step {step}…"
-        elif total and step >= total:
+        elif not total:
+            text = f"{what}: starting…"
+        elif step >= total:
             text = f"{what}: {job.label or 'evaluating on the test images'}…"
         else:
             text = f"{what}: step {step:,} of {total:,}" + (f" — {job.label}" if job.label else "")
