@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .svd import check_rank
+
 DEFAULT_TARGETS = ("linear1", "linear2", "linear3")
 
 
@@ -48,7 +50,7 @@ class LoRAParametrization(nn.Module):
     def __init__(self, out_features: int, in_features: int, rank: int = 1, alpha: float = 1.0,
                  generator: torch.Generator | None = None, init: str = "kaiming", rslora: bool = False):
         super().__init__()
-        _check_rank(rank, out_features, in_features)
+        check_rank(rank, out_features, in_features)
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < math.inf:
             raise ValueError(f"alpha must be a positive number, got {alpha!r}")
         if init not in INITS:
@@ -78,13 +80,6 @@ class LoRAParametrization(nn.Module):
         out_f, in_f = self.lora_B.shape[0], self.lora_A.shape[1]
         return (f"{out_f}×{in_f}, rank={self.rank}, alpha={self.alpha:g}, scale={self.scale:g}, "
                 f"init={self.init}, enabled={self.enabled}")
-
-
-def _check_rank(rank, out_features: int, in_features: int) -> None:
-    limit = min(out_features, in_features)
-    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= limit:
-        raise ValueError(f"rank must be an integer in 1..{limit} for a {out_features}×{in_features} "
-                         f"layer, got {rank!r}")
 
 
 def _target_layer(model: nn.Module, name: str) -> nn.Linear:
@@ -117,8 +112,8 @@ def add_lora(model: nn.Module, rank: int = 1, alpha: float = 1.0, targets=DEFAUL
     if isinstance(targets, str) or not targets:
         raise ValueError(f"targets must be a non-empty sequence of layer names, got {targets!r}")
     layers = {name: _target_layer(model, name) for name in targets}
-    for layer in layers.values():  # validate everything before changing anything
-        _check_rank(rank, layer.out_features, layer.in_features)
+    for name, layer in layers.items():  # validate everything before changing anything
+        check_rank(rank, layer.out_features, layer.in_features, of=f"{name}'s")
     generator = torch.Generator().manual_seed(seed)
     for layer in layers.values():
         lora = LoRAParametrization(layer.out_features, layer.in_features, rank, alpha, generator, init, rslora)

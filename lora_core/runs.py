@@ -2,6 +2,7 @@
 
 Configs are frozen dataclasses, validated on construction, hashable so that they can key a cache.
 """
+import math
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -21,7 +22,7 @@ from .lora import (
     update_norm,
 )
 from .model import MLP, NUM_CLASSES
-from .train import Evaluation, _check_positive, evaluate, train
+from .train import Evaluation, _check_positive, evaluate, planned_steps, train
 
 
 @dataclass(frozen=True)
@@ -86,28 +87,41 @@ class BaselineRun:
 
 
 def new_model(hidden1: int, hidden2: int, seed: int, device) -> MLP:
-    """An MLP initialised from `seed` without touching the global random state."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return MLP(hidden1, hidden2).to(device)
+    """An MLP initialised from `seed` with its own generator: safe when several threads build models.
+
+    Built on the meta device (no memory, no global random draws), then filled with nn.Linear's own
+    default init: W ~ kaiming-uniform(a=√5), b ~ U(±1/√fan_in).
+    """
+    with torch.device("meta"):
+        model = MLP(hidden1, hidden2)
+    model.to_empty(device=device)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in (model.linear1, model.linear2, model.linear3):
+            weight = torch.empty(layer.weight.shape)
+            torch.nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
+            bound = 1 / math.sqrt(layer.in_features)
+            layer.weight.copy_(weight)
+            layer.bias.copy_(torch.empty(layer.out_features).uniform_(-bound, bound, generator=generator))
+    return model
 
 
-def train_baseline(config: BaselineConfig, data: Dataset, on_step=None, should_stop=None) -> BaselineRun:
-    """Train the MLP on all of `data`'s training images and evaluate it on the test images."""
+def train_baseline(config: BaselineConfig, data: Dataset, on_step=None, should_stop=None,
+                   on_start=None) -> BaselineRun:
+    """Train the MLP on all of `data`'s training images and evaluate it on the test images.
+
+    `on_start(model)` receives the freshly initialised model before the first step.
+    """
     model = new_model(config.hidden1, config.hidden2, config.seed, data.train_x.device)
-    total = [0]
-
-    def track(step, steps, loss):
-        total[0] = steps
-        if on_step is not None:
-            on_step(step, steps, loss)
-
+    if on_start is not None:
+        on_start(model)
     losses = train(model, data.train_x, data.train_y, epochs=config.epochs, batch_size=config.batch_size,
-                   lr=config.lr, max_steps=config.max_steps, seed=config.seed, on_step=track,
+                   lr=config.lr, max_steps=config.max_steps, seed=config.seed, on_step=on_step,
                    should_stop=should_stop)
     for param in model.parameters():
         param.requires_grad_(False)  # a baseline is shared read-only from here on
-    return BaselineRun(config, model, losses, evaluate(model, data.test_x, data.test_y), total[0])
+    total = planned_steps(len(data.train_x), config.epochs, config.batch_size, config.max_steps)
+    return BaselineRun(config, model, losses, evaluate(model, data.test_x, data.test_y), total)
 
 
 @dataclass
@@ -214,7 +228,8 @@ def compare_ranks(base: nn.Module, data: Dataset, ranks, config: FinetuneConfig,
                   should_stop=None) -> list[SweepRow]:
     """The same finetune at each rank, then full finetuning of the same steps as a reference.
 
-    `on_progress(done_steps, total_steps, label)` follows the whole sweep.
+    `on_progress(done_steps, total_steps, label)` follows the whole sweep. A stop ends the sweep: the
+    rows returned are the baseline and the runs that finished all their steps.
     """
     configs = [replace(config, rank=rank) for rank in sorted(set(ranks))]  # validated before any run
     if not configs:
@@ -226,9 +241,13 @@ def compare_ranks(base: nn.Module, data: Dataset, ranks, config: FinetuneConfig,
     for i, cfg in enumerate(configs):
         step = run_progress(on_progress, i * cfg.steps, total, f"LoRA rank {cfg.rank}")
         run = finetune_lora(base, data, cfg, before, step, should_stop)
+        if len(run.losses) < cfg.steps:
+            return rows
         rows.append(_row(f"LoRA r={cfg.rank}", cfg.rank, run.parameters["trainable"], run.after, cfg.digits))
     step = run_progress(on_progress, len(configs) * config.steps, total, "full finetune")
-    model, _, evaluation = finetune_full(base, data, config, step, should_stop)
+    model, losses, evaluation = finetune_full(base, data, config, step, should_stop)
+    if len(losses) < config.steps:
+        return rows
     rows.append(_row("full finetune", None, sum(p.numel() for p in model.parameters()), evaluation,
                      config.digits))
     return rows

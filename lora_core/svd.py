@@ -5,14 +5,15 @@ from functools import lru_cache
 import torch
 
 
-def _check_rank(r, d: int, k: int, what: str = "rank") -> None:
+def check_rank(r, d: int, k: int, what: str = "rank", of: str = "") -> None:
+    """Raise ValueError unless r is an integer in 1..min(d, k), naming the value and the matrix."""
     if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= min(d, k):
-        raise ValueError(f"{what} must be an integer in 1..{min(d, k)} for a {d}×{k} matrix, got {r!r}")
+        raise ValueError(f"{what} must be an integer in 1..{min(d, k)} for {of or 'a'} {d}×{k} matrix, got {r!r}")
 
 
 def random_low_rank(d: int, k: int, rank: int, seed: int = 0, dtype=torch.float32) -> torch.Tensor:
     """A d×k matrix of the given rank: (d×rank Gaussian) @ (rank×k Gaussian), as in the notebook."""
-    _check_rank(rank, d, k)
+    check_rank(rank, d, k)
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(d, rank, generator=gen, dtype=dtype) @ torch.randn(rank, k, generator=gen, dtype=dtype)
 
@@ -37,7 +38,7 @@ def _truncate(U, S, Vh, r: int) -> tuple[torch.Tensor, torch.Tensor]:
 def rank_factorize(W: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
     """B = U_r·diag(S_r) (d×r) and A = V_rᵀ (r×k): the best rank-r approximation is B @ A."""
     d, k = W.shape
-    _check_rank(r, d, k)
+    check_rank(r, d, k)
     return _truncate(*torch.linalg.svd(W, full_matrices=False), r)
 
 
@@ -49,7 +50,7 @@ def reconstruction_error(W: torch.Tensor, r: int) -> float:
 
 def parameter_counts(d: int, k: int, r: int) -> dict:
     """Parameters of the full d×k matrix against the rank-r factors B (d×r) and A (r×k)."""
-    _check_rank(r, d, k)
+    check_rank(r, d, k)
     full, factored = d * k, r * (d + k)
     return {"full": full, "factored": factored, "saved_share": 1 - factored / full}
 
@@ -71,8 +72,18 @@ class Playground:
     y_prime: torch.Tensor  # BAx + b, (d,)
 
     @property
+    def product(self) -> torch.Tensor:
+        """B·A, (d, k): the rank-r approximation of W."""
+        return self.B @ self.A
+
+    @property
+    def difference(self) -> torch.Tensor:
+        """y − y′, (d,)."""
+        return self.y - self.y_prime
+
+    @property
     def max_abs_difference(self) -> float:
-        return float((self.y - self.y_prime).abs().max())
+        return float(self.difference.abs().max())
 
 
 @lru_cache(maxsize=8)
@@ -84,7 +95,7 @@ def _decomposed(d: int, k: int, true_rank: int, seed: int):
 
 def playground(d: int, k: int, true_rank: int, r: int, seed: int = 0) -> Playground:
     """W of rank `true_rank`, its rank-r factorisation, and y = Wx + b against y′ = BAx + b."""
-    _check_rank(r, d, k, "kept rank")
+    check_rank(r, d, k, "kept rank")
     W, U, S, Vh = _decomposed(d, k, true_rank, seed)
     B, A = _truncate(U, S, Vh, r)
     gen = torch.Generator().manual_seed(seed + 1)

@@ -23,6 +23,12 @@ def make_optimizer(params, lr: float, device: torch.device) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, fused=fused or None)
 
 
+def planned_steps(n: int, epochs: int, batch_size: int, max_steps: int | None = None) -> int:
+    """How many steps `train` takes on n images: whole epochs of ⌈n / batch_size⌉ batches, capped."""
+    total = epochs * math.ceil(n / batch_size)
+    return total if max_steps is None else min(max_steps, total)
+
+
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1, batch_size: int = 10,
           lr: float = 1e-3, max_steps: int | None = None, seed: int = 0, on_step=None,
           should_stop=None) -> list[float]:
@@ -43,8 +49,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1
     if not params:
         raise ValueError("the model has no parameters that require grad")
     optimizer = make_optimizer(params, lr, x.device)
-    steps_per_epoch = math.ceil(len(x) / batch_size)
-    total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    total = planned_steps(len(x), epochs, batch_size, max_steps)
     generator = torch.Generator().manual_seed(seed)  # shuffles on the CPU: identical order on every device
     losses: list[float] = []
     model.train()

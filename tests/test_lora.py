@@ -134,7 +134,7 @@ def test_partial_targets(mlp):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"rank": 0}, "rank"), ({"rank": -1}, "rank"), ({"rank": 1.5}, "rank"), ({"rank": "2"}, "rank"),
-    ({"rank": 11}, "1..10"),  # linear3 has 10 outputs
+    ({"rank": 11}, "1..10 for linear3's"),  # linear3 has 10 outputs
     ({"rank": 2, "targets": ("linear1",)}, None),
     ({"alpha": 0}, "alpha"), ({"alpha": -1.0}, "alpha"), ({"alpha": float("nan")}, "alpha"),
     ({"alpha": float("inf")}, "alpha"),

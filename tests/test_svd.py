@@ -51,6 +51,8 @@ def test_playground_numbers():
     assert np.allclose(p.y.numpy(), W @ p.x.numpy() + p.bias.numpy())
     assert np.allclose(p.y_prime.numpy(), (p.B @ p.A).numpy() @ p.x.numpy() + p.bias.numpy())
     assert p.max_abs_difference == pytest.approx(np.abs(p.y.numpy() - p.y_prime.numpy()).max())
+    assert np.allclose(p.product.numpy(), p.B.numpy() @ p.A.numpy())
+    assert np.allclose(p.difference.numpy(), p.y.numpy() - p.y_prime.numpy())
     S = np.linalg.svd(W, compute_uv=False)
     assert p.error == pytest.approx(np.sqrt((S[2:] ** 2).sum()))
     assert p.relative_error == pytest.approx(p.error / np.linalg.norm(W))

@@ -138,3 +138,32 @@ def test_compare_ranks(baseline, data):
 def test_bad_finetune_config(kwargs):
     with pytest.raises(ValueError):
         FinetuneConfig(**kwargs)
+
+
+def test_a_stopped_sweep_returns_only_finished_runs(baseline, data):
+    progress = []
+    stop_after = lambda: len(progress) >= 12  # rank 1 finishes its 10 steps; rank 2 is cut short
+    rows = compare_ranks(baseline.model, data, [1, 2], FinetuneConfig(steps=10, targets=("linear2",)),
+                         on_progress=lambda *p: progress.append(p), should_stop=stop_after)
+    assert [r.method for r in rows] == ["baseline", "LoRA r=1"]
+
+
+def test_new_model_is_seeded_by_its_own_generator():
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    a, b = new_model(50, 40, 3, "cpu"), new_model(50, 40, 3, "cpu")
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global generator was not touched
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert not torch.equal(new_model(50, 40, 4, "cpu").linear1.weight, a.linear1.weight)
+    bound = 1 / 784 ** 0.5  # nn.Linear's default init: W and b within ±1/√fan_in
+    assert a.linear1.weight.abs().max() <= bound and a.linear1.bias.abs().max() <= bound
+    assert a.linear1.weight.std().item() == pytest.approx(bound / 3 ** 0.5, rel=0.05)  # std of U(±bound)
+
+
+def test_baseline_on_start_and_total_steps(data):
+    seen = []
+    run = train_baseline(BaselineConfig(hidden1=16, hidden2=8, max_steps=3), data, on_start=seen.append)
+    assert seen[0] is run.model and run.total_steps == 3 and run.complete
+    run = train_baseline(BaselineConfig(hidden1=16, hidden2=8, epochs=2, batch_size=1000), data,
+                         should_stop=lambda: True)
+    assert run.total_steps == 10 and not run.complete and run.losses == []
