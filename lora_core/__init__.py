@@ -56,7 +56,7 @@ from .svd import (
     reconstruction_error,
     singular_values,
 )
-from .train import Evaluation, evaluate, train
+from .train import Evaluation, TrainingDiverged, evaluate, train
 
 __all__ = [
     "Adapter",
@@ -113,6 +113,7 @@ __all__ = [
     "reconstruction_error",
     "singular_values",
     "Evaluation",
+    "TrainingDiverged",
     "evaluate",
     "train",
 ]

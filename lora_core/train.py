@@ -23,6 +23,15 @@ def make_optimizer(params, lr: float, device: torch.device) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, fused=fused or None)
 
 
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite: the learning rate is too high for this model."""
+
+    def __init__(self, step: int, loss: float, lr: float):
+        super().__init__(f"the loss became {loss} at step {step} with learning rate {lr:g}; "
+                         f"training stopped there. Try a learning rate 10× lower.")
+        self.step, self.loss, self.lr = step, loss, lr
+
+
 def planned_steps(n: int, epochs: int, batch_size: int, max_steps: int | None = None) -> int:
     """How many steps `train` takes on n images: whole epochs of ⌈n / batch_size⌉ batches, capped."""
     total = epochs * math.ceil(n / batch_size)
@@ -60,10 +69,13 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1
                 if len(losses) >= total or (should_stop is not None and should_stop()):
                     return losses
                 loss = F.cross_entropy(model(x[batch]), y[batch])
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise TrainingDiverged(len(losses) + 1, value, lr)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                losses.append(loss.item())
+                losses.append(value)
                 if on_step is not None:
                     on_step(len(losses), total, losses[-1])
     return losses

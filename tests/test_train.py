@@ -7,6 +7,7 @@ import torch
 from lora_core import (
     BaselineConfig,
     FinetuneConfig,
+    TrainingDiverged,
     adapter_checks,
     compare_ranks,
     evaluate,
@@ -167,3 +168,10 @@ def test_baseline_on_start_and_total_steps(data):
     run = train_baseline(BaselineConfig(hidden1=16, hidden2=8, epochs=2, batch_size=1000), data,
                          should_stop=lambda: True)
     assert run.total_steps == 10 and not run.complete and run.losses == []
+
+
+def test_a_diverging_run_stops_with_a_clear_error(data):
+    model = new_model(64, 32, 0, "cpu")
+    with pytest.raises(TrainingDiverged, match="learning rate 1e\\+20") as err:
+        train(model, data.train_x, data.train_y, batch_size=100, lr=1e20, max_steps=50)
+    assert 1 < err.value.step <= 50
