@@ -37,16 +37,12 @@ lr = cols[2].select_slider("Learning rate", state.LEARNING_RATES, key="lora_lr",
 if not targets or not classes:
     st.error("Choose at least one target layer and at least one class.")
     st.stop()
-problems = tables.rank_problems(base.model, targets, [rank])
-if problems:
-    st.error("\n\n".join(problems))
-    st.stop()
 try:
     config = lc.FinetuneConfig(rank=rank, alpha=float(alpha), targets=tuple(targets), digits=tuple(classes),
                                steps=int(steps), lr=float(lr), seed=ctx.seed)
     counts = tables.lora_parameters(base.model, rank, float(alpha), targets, ctx.seed)
-except ValueError as err:  # anything the checks above missed: say it, never a traceback
-    st.error(str(err))
+except ValueError as err:  # e.g. a rank larger than a target layer allows: the core names the layer
+    st.error(tables.settings_error(err))
     st.stop()
 
 col1, col2, col3 = st.columns(3)

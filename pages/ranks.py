@@ -35,15 +35,12 @@ lr = cols[2].select_slider("Learning rate", state.LEARNING_RATES, key="sweep_lr"
 if not ranks or not targets or not classes:
     st.error("Choose at least one rank, one target layer and one class.")
     st.stop()
-problems = tables.rank_problems(base.model, targets, ranks)
-if problems:
-    st.error("\n\n".join(problems))
-    st.stop()
 try:
     config = lc.FinetuneConfig(alpha=float(alpha), targets=tuple(targets), digits=tuple(classes),
                                steps=int(steps), lr=float(lr), seed=ctx.seed)
+    tables.lora_parameters(base.model, max(ranks), float(alpha), targets, ctx.seed)  # the largest rank fits?
 except ValueError as err:
-    st.error(str(err))
+    st.error(tables.settings_error(err))
     st.stop()
 
 job = st.session_state.get("sweep_job")

@@ -46,7 +46,7 @@ with left:
     fig, stride = charts.heatmap(p.W.numpy(), f"W ({d}×{k}, rank {true_rank})", zmax)
     charts.show(fig, key="svd_W")
 with right:
-    fig, _ = charts.heatmap(tables.approximation(p), f"B·A (kept rank {r})", zmax)
+    fig, _ = charts.heatmap(p.product.numpy(), f"B·A (kept rank {r})", zmax)
     charts.show(fig, key="svd_BA")
 if stride > 1:
     nth = {2: "second", 3: "third", 4: "fourth"}.get(stride, f"{stride}th")

@@ -1,35 +1,15 @@
 """Core results turned into tables and messages for display."""
 from dataclasses import asdict
 
-import numpy as np
 import pandas as pd
 
 import lora_core as lc
 
 
-def approximation(p: lc.Playground) -> np.ndarray:
-    """B·A as an array for the heatmap (the playground keeps the factors, not their product)."""
-    return p.B.numpy() @ p.A.numpy()  # (d, r) @ (r, k) → (d, k)
-
-
 def outputs_table(p: lc.Playground) -> pd.DataFrame:
     """y, y′ and their difference, one row per output entry."""
-    y, y_prime = p.y.numpy(), p.y_prime.numpy()
-    return pd.DataFrame({"y = Wx + b": y, "y′ = BAx + b": y_prime, "difference y − y′": y - y_prime})
-
-
-def rank_limits(model, targets) -> dict[str, tuple[int, int]]:
-    """(out, in) of each target layer: a LoRA rank can be at most min(out, in)."""
-    return {name: (model.get_submodule(name).out_features, model.get_submodule(name).in_features)
-            for name in targets}
-
-
-def rank_problems(model, targets, ranks) -> list[str]:
-    """A sentence for every target layer that cannot take the largest of `ranks`."""
-    largest = max(ranks)
-    return [f"Rank {largest} is too large for **{name}**: it is a {out}×{inp} layer, so its rank is at most "
-            f"**{min(out, inp)}**. Choose a rank ≤ {min(out, inp)} or leave {name} out of the target layers."
-            for name, (out, inp) in rank_limits(model, targets).items() if largest > min(out, inp)]
+    return pd.DataFrame({"y = Wx + b": p.y.numpy(), "y′ = BAx + b": p.y_prime.numpy(),
+                         "difference y − y′": p.difference.numpy()})
 
 
 def layer_frame(model) -> pd.DataFrame:
@@ -49,8 +29,18 @@ def percent(share: float, digits: int = 2) -> str:
 
 
 def lora_parameters(model, rank: int, alpha: float, targets, seed: int) -> dict[str, int]:
-    """count_parameters of a copy of `model` carrying the adapter; the shared model is left alone."""
+    """count_parameters of a copy of `model` carrying the adapter; the shared model is left alone.
+
+    Raises add_lora's ValueError, which names the layer, when the rank does not fit a target.
+    """
     return lc.count_parameters(lc.add_lora(lc.copy_model(model), rank, alpha, tuple(targets), seed=seed))
+
+
+def settings_error(err: ValueError) -> str:
+    """The core's ValueError as the page's message; a rank error already names the layer and its limit."""
+    hint = (" A layer of d outputs and k inputs takes a rank of at most min(d, k): choose a smaller rank or "
+            "leave that layer out." if "rank must be" in str(err) else "")
+    return f"**These settings cannot be used:** {err}.{hint}"
 
 
 def wrong_on(evaluation: lc.Evaluation, classes) -> int:
