@@ -1,11 +1,18 @@
 """LoRA Lab: `streamlit run app.py`. The frame: page setup, navigation and the sidebar every page shares."""
 import streamlit as st
 
-from ui import context, frame, state
+from ui import context, frame, server, state
 
 st.set_page_config(page_title="LoRA Lab", page_icon="🧪", layout="wide")
+server.setup()  # once per server: torch threads, the sweep of closed and idle sessions
 state.init()
-pages = frame.navigation()
-st.session_state.context = context.sidebar()
-context.warn_fallback(st.session_state.context)
-pages.run()
+server.run_started()
+try:
+    pages = frame.navigation()
+    st.session_state.context = context.sidebar()
+    context.warn_fallback(st.session_state.context)
+    if note := st.session_state.pop(server.NOTE_KEY, None):
+        st.info(note, icon="🧹")
+    pages.run()
+finally:
+    server.run_finished()

@@ -10,6 +10,10 @@ NOTES = {
               "server): same dataset, device and settings give the same model, so it was not trained again.",
     "joined": "Someone else on this server is training a baseline with exactly these settings: you are "
               "following that training rather than starting a second copy.",
+    "restored": "Loaded from this server's checkpoint of a baseline trained earlier with these settings "
+                "(its SHA-256 checked), so it was not trained again.",
+    "retrained": "The checkpoint saved for these settings was damaged or incomplete, so it was not loaded: "
+                 "this baseline is trained again, and saved afresh when it completes.",
 }
 
 
@@ -28,8 +32,10 @@ def running() -> jobs.Job | None:
 def start(ctx: Context, config: lc.BaselineConfig) -> None:
     how, job_or_run = jobs.start_baseline(ctx.data, config, st.session_state.session_id)
     key = jobs.baseline_key(ctx.data, config)
-    if how == "reused":
-        st.session_state.baseline = {"run": job_or_run, "key": key, "how": how}
+    if how in ("reused", "restored"):
+        st.session_state.baseline = {"run": job_or_run, "key": key, "how": "reused"}
+        if how == "restored":
+            st.session_state.baseline_message = NOTES["restored"]
     else:
         st.session_state.baseline_job = job_or_run
         st.session_state.baseline_job_info = {"key": key, "how": how}
@@ -54,16 +60,21 @@ def follow(ctx: Context) -> None:
     if job is None:
         return
     info = st.session_state.baseline_job_info
-    if info["how"] == "joined":
-        st.info(NOTES["joined"])
+    if info["how"] in ("joined", "retrained"):
+        st.info(NOTES[info["how"]])
     jobs.follow(job, "Training the baseline")
     st.session_state.baseline_job = None
+    kept = " Your previous baseline is kept." if st.session_state.get("baseline") else ""
     if job.error is not None:
-        st.session_state.baseline_message = f"Training failed: {type(job.error).__name__}: {job.error}"
+        st.session_state.baseline_message = f"Training failed: {jobs.describe(job.error)}{kept}"
     elif job.result is None:
         st.session_state.baseline_message = "Stopped while waiting for a training slot: nothing was trained."
     else:
         st.session_state.baseline = {"run": job.result, "key": info["key"], "how": info["how"]}
+        if info["how"] == "retrained":
+            st.session_state.baseline_message = ("The checkpoint saved for these settings was damaged or "
+                                                 "incomplete, so it was not loaded: this baseline was trained "
+                                                 "again and saved afresh.")
     st.rerun()  # draw the page again from the top: results in, Train enabled, Stop disabled
 
 

@@ -4,34 +4,53 @@ A click in Streamlit reruns the script, interrupting whatever it was doing. Trai
 its own thread, which a rerun does not touch: the script only watches it. Stop sets a flag that the
 core's `should_stop` reads between steps, so the model keeps every whole step it took. A server-wide
 set of training slots keeps a classroom of users from running more trainings at once than there are
-cores; the others wait in a queue whose place the page shows.
+cores (or $LORA_LAB_MAX_TRAININGS); the others wait in a queue whose place the page shows.
+
+A job knows the sessions that follow it: one for a session's own run, several for a shared baseline.
+When the last of them stops following — Stop, or the sweep of ui.server after a tab closed — it stops.
+Finished baselines are shared in memory and checkpointed to disk, so a restarted server reuses them.
 """
+import hashlib
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import asdict
+from pathlib import Path
 
 import streamlit as st
+import torch
 
 import lora_core as lc
+from lora_core.checkpoints import load_checkpoint, save_checkpoint
 from lora_core.slots import Cancelled, TrainingSlots
-from ui import charts
+from ui import charts, server
 
 POLL_S = 0.25  # how often the live chart and progress bar are redrawn
-STORED_BASELINES = 8  # completed baselines kept for reuse by every session, oldest dropped first
-SLOTS = TrainingSlots()  # one per server process: at most one training per core at a time
+STORED_BASELINES = 8  # completed baselines kept in memory for every session, oldest dropped first
+CHECKPOINTED_STEPS = 200_000  # a loss curve longer than this is not written into a checkpoint's header
+SLOTS = TrainingSlots(server.max_trainings())  # one per server process
+THREADS = server.threads_each(SLOTS.limit)  # torch threads of each job: SLOTS.limit jobs fill the cores
 
 
 class Job:
-    """Runs `work(job)` in a daemon thread; `work` reports through on_step/on_progress, obeys should_stop."""
+    """Runs `work(job)` in a daemon thread; `work` reports through on_step/on_progress, obeys should_stop.
 
-    def __init__(self, name: str, work):
+    Started from a page, the job is followed by that page's session; `shared=True` leaves the followers
+    to `watch`. It stops when every follower has called `release`.
+    """
+
+    def __init__(self, name: str, work, shared: bool = False):
         self.name = name
         self.losses: list[float] = []
         self.step, self.total, self.label = 0, 0, ""
         self.result, self.error = None, None
         self.place = -1  # in the queue for a training slot: k > 0 while waiting, 0 once running
-        self.watchers: set[str] = set()  # sessions following a shared job
+        self.watchers: set[str] = set()  # the sessions following this job
+        self._watchers_lock = threading.Lock()
         self._stop = threading.Event()
+        owner = None if shared else server.current_session_id()
+        if owner is not None:
+            self.watch(owner)
         self._thread = threading.Thread(target=self._run, args=(work,), name=f"lora-lab {name}", daemon=True)
         self._thread.start()
 
@@ -40,6 +59,7 @@ class Job:
         return f"Job({self.name!r}, {state}, step {self.step}/{self.total})"
 
     def _run(self, work) -> None:
+        torch.set_num_threads(THREADS)  # this thread's own setting
         try:
             with SLOTS.slot(self, on_wait=self._wait, cancelled=self.should_stop):
                 self.place = 0
@@ -51,6 +71,20 @@ class Job:
 
     def _wait(self, place: int) -> None:
         self.place = place
+
+    def watch(self, session_id: str) -> None:
+        """`session_id` follows this job; the server releases it for the session if the session ends."""
+        with self._watchers_lock:
+            self.watchers.add(session_id)
+        server.SESSIONS.track(session_id, self)
+
+    def release(self, session_id: str) -> int:
+        """`session_id` stops following; the job stops when nobody follows it. Returns who still does."""
+        with self._watchers_lock:
+            self.watchers.discard(session_id)
+            if not self.watchers:
+                self.stop()
+            return len(self.watchers)
 
     def on_step(self, step: int, total: int, loss: float) -> None:
         self.losses.append(loss)
@@ -82,6 +116,13 @@ def stop(key: str) -> None:
     job = st.session_state.get(key)
     if job is not None:
         job.stop()
+
+
+def describe(error: Exception) -> str:
+    """An error of a job, for the page: a diverged loss explains itself, anything else says its type."""
+    if isinstance(error, lc.TrainingDiverged):
+        return f"Training stopped: {error}"
+    return f"{type(error).__name__}: {error}"
 
 
 def follow(job: Job, what: str, live_chart: bool = True) -> None:
@@ -128,65 +169,98 @@ def _store() -> dict:
     return {"lock": threading.Lock(), "done": OrderedDict(), "running": {}}
 
 
-_INIT_LOCK = threading.Lock()  # new_model seeds torch's global generator: two inits must not interleave
-
-
 def baseline_key(data: lc.Dataset, config: lc.BaselineConfig) -> tuple:
     return data.name, str(data.train_x.device), config
 
 
-def _train(job: Job, data: lc.Dataset, config: lc.BaselineConfig, key: tuple) -> lc.BaselineRun:
-    _INIT_LOCK.acquire()
-    held = [True]
+def checkpoint_path(data: lc.Dataset, config: lc.BaselineConfig) -> Path:
+    """The baseline's file in the checkpoint folder: named by the dataset and a hash of every setting."""
+    digest = hashlib.sha256(repr((data.name, config)).encode()).hexdigest()[:20]
+    return server.cache_dir() / f"baseline-{data.name}-{digest}.safetensors"
 
-    def should_stop() -> bool:  # first called after the model exists, before the first step
-        if held[0]:
-            held[0] = False
-            _INIT_LOCK.release()
-        return job.should_stop()
 
+def _restore(data: lc.Dataset, config: lc.BaselineConfig) -> tuple[lc.BaselineRun | None, str]:
+    """(run, "restored") from a verified checkpoint; (None, "missing") or (None, "damaged") otherwise."""
+    path = checkpoint_path(data, config)
+    if not path.exists():
+        return None, "missing"
+    model = lc.new_model(config.hidden1, config.hidden2, config.seed, data.train_x.device)
+    info = load_checkpoint(model, path)  # None for a partial, corrupt or foreign file: never half-loaded
+    if info is None or info.get("dataset") != data.name or info.get("config") != asdict(config):
+        server.log.warning("Baseline checkpoint %s could not be verified; training it again", path)
+        return None, "damaged"
+    for param in model.parameters():
+        param.requires_grad_(False)
+    losses = [float(v) for v in info["losses"]]
+    return lc.BaselineRun(config, model, losses, lc.evaluate(model, data.test_x, data.test_y), len(losses)), \
+        "restored"
+
+
+def _save(data: lc.Dataset, run: lc.BaselineRun) -> None:
+    """Checkpoint a complete baseline (atomically); a full disk or a read-only folder only logs."""
+    if len(run.losses) > CHECKPOINTED_STEPS:
+        return
+    path = checkpoint_path(data, run.config)
     try:
-        run = lc.train_baseline(config, data, on_step=job.on_step, should_stop=should_stop)
+        save_checkpoint(run.model, path, {"dataset": data.name, "config": asdict(run.config),
+                                          "losses": run.losses})
+    except OSError as err:
+        server.log.warning("Could not write the baseline checkpoint %s: %s", path, err)
+
+
+def _train(job: Job, data: lc.Dataset, config: lc.BaselineConfig, key: tuple) -> lc.BaselineRun:
+    try:
+        run = lc.train_baseline(config, data, on_step=job.on_step, should_stop=job.should_stop)
     finally:
-        if held[0]:
-            _INIT_LOCK.release()
         store = _store()
         with store["lock"]:
             if store["running"].get(key) is job:
                 del store["running"][key]
-    if run.complete:  # a stopped baseline is this user's; only whole runs are shared
-        with store["lock"]:
-            store["done"][key] = run
-            while len(store["done"]) > STORED_BASELINES:
-                store["done"].popitem(last=False)
+    if run.complete:  # a stopped baseline is this user's; only whole runs are shared and saved
+        _save(data, run)
+        _keep(key, run)
     return run
 
 
+def _keep(key: tuple, run: lc.BaselineRun) -> None:
+    store = _store()
+    with store["lock"]:
+        store["done"][key] = run
+        store["done"].move_to_end(key)
+        while len(store["done"]) > STORED_BASELINES:
+            store["done"].popitem(last=False)
+
+
 def start_baseline(data: lc.Dataset, config: lc.BaselineConfig, session_id: str):
-    """("reused", run) when one was trained already; else ("joined" | "started", job)."""
+    """("reused" | "restored", run) when one was trained already, in memory or on disk; else
+    ("joined" | "started" | "retrained", job) — "retrained" when its checkpoint was damaged."""
     store, key = _store(), baseline_key(data, config)
     with store["lock"]:
         if key in store["done"]:
             store["done"].move_to_end(key)
             return "reused", store["done"][key]
         job = store["running"].get(key)
+        if job is not None and not job.stopping:
+            job.watch(session_id)
+            return "joined", job
+    run, found = _restore(data, config)  # outside the lock: reading and evaluating takes a moment
+    if run is not None:
+        _keep(key, run)
+        return "restored", run
+    with store["lock"]:  # someone may have started it meanwhile
+        job = store["running"].get(key)
         how = "joined"
         if job is None or job.stopping:
-            job = Job(f"baseline-{len(store['running'])}-{time.monotonic_ns()}",
-                      lambda job: _train(job, data, config, key))
+            job = Job(f"baseline-{time.monotonic_ns()}", lambda job: _train(job, data, config, key), shared=True)
             store["running"][key] = job
-            how = "started"
-        job.watchers.add(session_id)
+            how = "retrained" if found == "damaged" else "started"
+        job.watch(session_id)
         return how, job
 
 
 def leave_baseline(job: Job, session_id: str) -> int:
     """This session stops following; the job stops when nobody follows it. Returns who still does."""
-    with _store()["lock"]:
-        job.watchers.discard(session_id)
-        if not job.watchers:
-            job.stop()
-        return len(job.watchers)
+    return job.release(session_id)
 
 
 # --- this user's experiments -----------------------------------------------------------------------

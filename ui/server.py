@@ -1,0 +1,279 @@
+"""One server, a whole class of sessions: limits read from the environment, torch threads sized to them,
+and a sweep that ends what closed sessions left running and frees the models of sessions left idle.
+
+Streamlit keeps a closed tab's session (and its `st.session_state`) for `server.disconnectedSessionTTL`
+seconds, then drops it; but a training thread the session started would run on, and anything server-wide
+that names the session would stay. The sweep, every SWEEP_S seconds, looks at every session this module
+has seen:
+- closed (its websocket gone) for CLOSED_GRACE_S: its jobs are released (a job nobody follows any more
+  stops between two steps), its models freed, and it is forgotten;
+- open but idle (no run for `idle_s()`, no job running): its models are freed and it is told so on its
+  next run;
+- never tied to a Streamlit session (a session id used outside a page) and not seen for `idle_s()`:
+  released and forgotten.
+"""
+import dataclasses
+import os
+import threading
+import time
+import weakref
+from pathlib import Path
+
+import torch
+from streamlit import runtime
+from streamlit.logger import get_logger
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+from torch import nn
+
+from lora_core.slots import default_limit, threads_per_run
+
+log = get_logger("lora_lab")
+
+
+def _env_number(name: str, default, kind=int, low=1):
+    """The environment variable as a number ≥ low, or the default (and a warning) when it is not one."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+        if not low <= value < float("inf"):  # also refuses nan
+            raise ValueError
+        return value
+    except ValueError:
+        log.warning("%s=%r is not a %s ≥ %s; using %s", name, text, kind.__name__, low, default)
+        return default
+
+
+MAX_TRAININGS_ENV = "LORA_LAB_MAX_TRAININGS"  # trainings at once on this server (default: one per core)
+CACHE_ENV = "LORA_LAB_CACHE"  # where baseline checkpoints are kept between server restarts
+IDLE_ENV = "LORA_LAB_IDLE_MINUTES"  # an open tab unused this long gives its models back (default 60)
+DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "artifacts" / "checkpoints"
+DEFAULT_IDLE_MINUTES = 60
+SWEEP_S = _env_number("LORA_LAB_SWEEP_S", 15.0, float, low=0.1)  # short in tests that close a tab
+CLOSED_GRACE_S = _env_number("LORA_LAB_CLOSED_GRACE_S", 30.0, float, low=0)  # a reload reconnects sooner
+NOTE_KEY = "server_note"  # a message for the session's next run
+ANCHOR_KEY = "server_anchor"
+
+
+def max_trainings() -> int:
+    return _env_number(MAX_TRAININGS_ENV, default_limit())
+
+
+TORCH_DEFAULT_THREADS = torch.get_num_threads()
+
+
+def threads_each(limit: int) -> int:
+    """Torch threads for each of `limit` concurrent trainings: together they use the cores, not more (and
+    never more than torch would use alone)."""
+    return min(threads_per_run(limit), TORCH_DEFAULT_THREADS)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE)
+
+
+def idle_s() -> float:
+    return 60 * _env_number(IDLE_ENV, DEFAULT_IDLE_MINUTES, float, low=0.01)
+
+
+def holds_model(value, depth: int = 0) -> bool:
+    """Whether a session_state value holds an nn.Module (the only big thing a session keeps), looking
+    through containers, dataclasses and this app's own objects a few levels deep."""
+    if isinstance(value, nn.Module):
+        return True
+    if depth >= 4 or isinstance(value, (str, bytes, torch.Tensor)):
+        return False
+    if isinstance(value, dict):
+        return any(holds_model(v, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple, set)):
+        return any(holds_model(v, depth + 1) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(holds_model(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value))
+    if type(value).__module__.split(".")[0] in ("lora_core", "ui") and hasattr(value, "__dict__"):
+        return any(holds_model(v, depth + 1) for v in vars(value).values())
+    return False
+
+
+def free_models(state, note: str) -> int:
+    """Delete every entry of a session's state that holds a model; leave `note` for its next run."""
+    keys = [key for key, value in list(state.filtered_state.items()) if holds_model(value)]
+    for key in keys:
+        try:
+            del state[key]
+        except KeyError:  # gone meanwhile
+            pass
+    if keys:
+        state[NOTE_KEY] = note
+    return len(keys)
+
+
+class _Anchor:
+    """Kept in a session's own state, known here by a weak reference: it lives exactly as long as the
+    state does, and leads to it (Streamlit's SessionState cannot be weakly referenced itself)."""
+    __slots__ = ("state", "__weakref__")
+
+    def __init__(self, state):
+        self.state = state
+
+
+@dataclasses.dataclass(eq=False)
+class Session:
+    id: str  # the app's own id for this user (ui.state), which shared jobs know their watchers by
+    streamlit_id: str | None = None
+    anchor: weakref.ref | None = None  # to the session's state, without keeping it alive
+    last_seen: float = dataclasses.field(default_factory=time.monotonic)  # start or end of its last run
+    running: int = 0  # runs in progress (a fast rerun can start before the previous one has ended)
+    away_since: float | None = None  # when the sweep first found its websocket closed
+    jobs: weakref.WeakSet = dataclasses.field(default_factory=weakref.WeakSet)
+
+    def live_jobs(self) -> list:
+        return [job for job in list(self.jobs) if not job.done]
+
+    def state(self):
+        anchor = self.anchor() if self.anchor is not None else None
+        return anchor.state if anchor is not None else None
+
+
+class Sessions:
+    """Every session this server has seen, by the app's session id."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_id: dict[str, Session] = {}
+
+    def __repr__(self) -> str:
+        return f"Sessions({len(self._by_id)})"
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, session_id: str) -> Session | None:
+        return self._by_id.get(session_id)
+
+    def started(self, session_id: str, streamlit_id: str | None, anchor: _Anchor | None) -> None:
+        """A run of this session begins (from the script thread)."""
+        with self._lock:
+            s = self._by_id.setdefault(session_id, Session(session_id))
+            s.streamlit_id, s.last_seen, s.away_since = streamlit_id, time.monotonic(), None
+            s.running += 1
+            if anchor is not None:
+                s.anchor = weakref.ref(anchor)
+
+    def finished(self, session_id: str) -> None:
+        with self._lock:
+            s = self._by_id.get(session_id)
+            if s is not None:
+                s.running = max(0, s.running - 1)
+                s.last_seen = time.monotonic()
+
+    def track(self, session_id: str, job) -> None:
+        """`session_id` follows `job`: when the session ends, `job.release(session_id)` is called."""
+        with self._lock:
+            self._by_id.setdefault(session_id, Session(session_id)).jobs.add(job)
+
+    def _alive(self, s: Session) -> bool | None:
+        """True while its websocket is open, False once it is gone, None when nobody can tell."""
+        if s.streamlit_id is not None and runtime.exists():
+            return runtime.get_instance().is_active_session(s.streamlit_id)
+        if s.anchor is not None:  # no server (AppTest): the session lives as long as its state
+            return s.anchor() is not None
+        return None
+
+    def sweep(self, now: float | None = None, idle: float | None = None) -> dict[str, int]:
+        """One pass over every session (see the module's docstring). Returns what it did, for the log."""
+        now, idle = time.monotonic() if now is None else now, idle_s() if idle is None else idle
+        done = {"ended": 0, "released": 0, "freed": 0}
+        with self._lock:
+            sessions = list(self._by_id.values())
+        for s in sessions:
+            alive = self._alive(s)
+            if alive is False and s.away_since is None:
+                s.away_since = now
+            closed = alive is False and now - s.away_since >= CLOSED_GRACE_S
+            if closed or (alive is None and now - s.last_seen >= idle):
+                done["released"] += self._end(s)
+                done["ended"] += 1
+            elif alive and not s.running and now - s.last_seen >= idle and not s.live_jobs():
+                state = s.state()
+                if state is not None and free_models(state, IDLE_NOTE.format(minutes=round(idle / 60))):
+                    done["freed"] += 1
+        return done
+
+    def _end(self, s: Session) -> int:
+        jobs = list(s.jobs)
+        for job in jobs:
+            job.release(s.id)  # a job this session alone followed stops between two steps
+        state = s.state()
+        if state is not None:  # a closed tab's state lingers in Streamlit until disconnectedSessionTTL
+            free_models(state, CLOSED_NOTE)
+        with self._lock:
+            if self._by_id.get(s.id) is s:
+                del self._by_id[s.id]
+        return len(jobs)
+
+
+IDLE_NOTE = ("Your trained models were cleared after {minutes} minutes without activity, to keep the "
+             "server's memory for the others. Your settings are kept: train again to see results.")
+CLOSED_NOTE = ("This tab was disconnected for a while, so its training was stopped and its trained models "
+               "were cleared. Your settings are kept: train again to see results.")
+
+SESSIONS = Sessions()
+_setup_lock = threading.Lock()
+_sweeper: threading.Thread | None = None
+
+
+def setup() -> None:
+    """Once per server process: torch threads sized to the training limit, and the sweep started."""
+    global _sweeper
+    with _setup_lock:
+        if _sweeper is not None:
+            return
+        limit = max_trainings()
+        torch.set_num_threads(threads_each(limit))  # for the pages' own work; jobs set theirs (ui.jobs)
+        _sweeper = threading.Thread(target=_sweep_forever, name="lora-lab sweep", daemon=True)
+        _sweeper.start()
+        log.info("LoRA Lab: %d training(s) at once, %d torch thread(s) each, checkpoints in %s",
+                 limit, torch.get_num_threads(), cache_dir())
+
+
+def _sweep_forever() -> None:
+    while True:
+        time.sleep(SWEEP_S)
+        try:
+            done = SESSIONS.sweep()
+            if any(done.values()):
+                log.info("LoRA Lab sweep: %(ended)d session(s) ended, %(released)d job(s) released, "
+                         "%(freed)d idle session(s) freed", done)
+        except Exception:  # the sweep must outlive any one bad session
+            log.exception("LoRA Lab sweep failed")
+
+
+def current_session_id() -> str | None:
+    """The app's id of the session whose script runs in this thread, if any."""
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None:
+        return None
+    try:
+        return ctx.session_state["session_id"]
+    except KeyError:
+        return None
+
+
+def run_started() -> None:
+    """Called by the frame at the start of every run, after ui.state.init()."""
+    ctx = get_script_run_ctx(suppress_warning=True)
+    session_id = current_session_id()
+    if ctx is None or session_id is None:
+        return
+    state = getattr(ctx.session_state, "_state", None)  # Streamlit's SessionState behind the thread-safe proxy
+    anchor = ctx.session_state[ANCHOR_KEY] if ANCHOR_KEY in ctx.session_state else None
+    if state is not None and not (isinstance(anchor, _Anchor) and anchor.state is state):
+        anchor = ctx.session_state[ANCHOR_KEY] = _Anchor(state)
+    SESSIONS.started(session_id, ctx.session_id, anchor if isinstance(anchor, _Anchor) else None)
+
+
+def run_finished() -> None:
+    session_id = current_session_id()
+    if session_id is not None:
+        SESSIONS.finished(session_id)
