@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 import lora_core as lc
-from ui import frame
+from ui import frame, presets
 
 DATA_ENV = "LORA_LAB_DATA"  # where full MNIST / Fashion-MNIST live (or get downloaded to)
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
@@ -62,6 +62,7 @@ def load(name: str, device: str) -> tuple[lc.Dataset, str | None]:
 
 def sidebar() -> Context:
     """Draw the shared controls and return what every page works with."""
+    presets.from_link()  # a shared link's settings, before the widgets that show them
     with st.sidebar:
         st.header("Settings")
         device = st.selectbox(
@@ -78,6 +79,7 @@ def sidebar() -> Context:
             "Random seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",
             help="Seeds the initial weights, the order of the training images, the adapter's random A "
                  "and the SVD playground's matrices: the same seed gives the same numbers every time.")
+        presets.sidebar()
     return Context(data, device, int(seed), fallback)
 
 

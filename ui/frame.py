@@ -9,4 +9,9 @@ def navigation():
         st.Page("pages/baseline.py", title="Baseline training", icon="🏋️"),
         st.Page("pages/lora.py", title="LoRA finetuning", icon="🎯"),
         st.Page("pages/ranks.py", title="Rank comparison", icon="📊"),
+        st.Page("pages/inspector.py", title="ΔW inspector", icon="🔬"),
+        st.Page("pages/oracle.py", title="Rank oracle", icon="🔮"),
+        st.Page("pages/inits.py", title="Initialisation gallery", icon="🌱"),
+        st.Page("pages/scaling.py", title="Scaling explorer", icon="📏"),
+        st.Page("pages/frontier.py", title="Learn/forget frontier", icon="⚖️"),
     ])

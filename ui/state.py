@@ -4,6 +4,7 @@ import uuid
 import streamlit as st
 
 import lora_core as lc
+from ui import inside
 
 _BASE = lc.BaselineConfig()
 _TUNE = lc.FinetuneConfig()
@@ -22,6 +23,8 @@ DEFAULTS = {
     "sweep_classes": list(_TUNE.digits), "sweep_steps": _TUNE.steps, "sweep_alpha": _TUNE.alpha,
     "sweep_lr": _TUNE.lr,
 }
+
+DEFAULTS.update(inside.DEFAULTS)  # the "Inside the update" pages
 
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 

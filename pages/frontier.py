@@ -1,0 +1,48 @@
+import streamlit as st
+
+from lora_core.adapters import MAX_STRENGTH
+from ui import baseline, charts, context, inside, tables
+from ui import inside_charts as ic
+
+ctx = context.current()
+st.title("Learn/forget frontier")
+st.markdown("Finetuning on a few classes fixes errors there (learned) and may add errors on the others "
+            "(forgotten). One adapter per rank, trained once; the strength slider scales each ΔW from 0 (the "
+            "baseline) past 1 (as trained) and moves every point along its path without retraining.")
+held = baseline.require(ctx, "frontier")
+base = held["run"]
+
+cols = st.columns(2)
+ranks = cols[0].multiselect("Ranks", inside.RANK_CHOICES, key="frontier_ranks", help="One adapter per rank.")
+steps = cols[1].number_input("Steps per adapter", 1, 100_000, key="frontier_steps")
+if not ranks:
+    st.error("Choose at least one rank.")
+    st.stop()
+config = inside.run_config(ctx, base.model, ranks=ranks, steps=int(steps))
+st.caption(f"The LoRA page's other settings: {inside.describe(config, ctx.data.classes, with_rank=False)}.")
+
+inside.controls(
+    "frontier", "Train the adapters",
+    lambda: (inside.frontier_adapters(base, ctx.data, config, ranks), {"base_key": held["key"], "config": config}),
+    "Training one adapter per rank", help="Train one adapter per rank; the strength then needs no training.")
+
+result = inside.current("frontier", held)
+if result is None:
+    st.info("Press **Train the adapters**.")
+    st.stop()
+digits = result["config"].digits
+names = tables.class_names(ctx.data.classes, digits)
+st.caption(f"Adapters trained with {inside.describe(result['config'], ctx.data.classes, with_rank=False)}.")
+
+strength = round(st.slider("Adapter strength", 0.0, MAX_STRENGTH, step=inside.STRENGTH_STEP,
+                           key="frontier_strength", help="W + strength·ΔW: 0 is the baseline, 1 the adapter as "
+                                                         "trained, above 1 an exaggerated update."), 2)
+with st.spinner(f"Evaluating every adapter at strength {strength:g}…"):
+    points = inside.frontier_points(result, base, ctx.data, digits, strength)
+trail = {rank: [(p.other_wrong, p.target_wrong) for s in sorted(result["points"])
+                for p in result["points"][s] if p.rank == rank] for rank in result["adapters"]}
+charts.show(ic.frontier(points, inside.baseline_point(base, digits), trail, strength, names), key="frontier_chart")
+st.caption("Grey: where each rank sat at the other strengths you have tried (each computed once, then kept).")
+st.dataframe([{"rank r": p.rank, "strength": p.strength, f"errors on {names}": p.target_wrong,
+               "errors on the other classes": p.other_wrong, "accuracy": p.accuracy} for p in points],
+             hide_index=True, column_config={"accuracy": st.column_config.NumberColumn(format="percent")})

@@ -1,0 +1,64 @@
+import streamlit as st
+
+from ui import baseline, charts, context, inside
+from ui import inside_charts as ic
+
+ctx = context.current()
+st.title("Initialisation gallery")
+st.markdown("How A and B start decides whether LoRA can learn at all. Four starts, the same data, steps and "
+            "seed: B zero with A random (kaiming, the default; or gaussian) changes nothing at first and still "
+            "learns; both zero never moves; both random changes the network's outputs before any training.")
+held = baseline.require(ctx, "inits")
+base = held["run"]
+
+cols = st.columns(2)
+rank = cols[0].select_slider("Rank r", inside.RANK_CHOICES, key="inits_rank",
+                             help="The same rank for all four runs.")
+steps = cols[1].number_input("Steps per run", 1, 100_000, key="inits_steps",
+                             help="Each of the four runs trains this many steps.")
+config = inside.run_config(ctx, base.model, rank=int(rank), steps=int(steps))
+st.caption(f"The LoRA page's other settings: {inside.describe(config, ctx.data.classes)}.")
+
+inside.controls(
+    "inits", "Run the gallery",
+    lambda: (inside.gallery(base, ctx.data, config), {"base_key": held["key"], "config": config}),
+    "Finetuning from four initialisations",
+    help="The same finetune four times, once from each initialisation.")
+
+result = inside.current("inits", held)
+if result is None:
+    st.info("Press **Run the gallery**.")
+    st.stop()
+curves = {c.init: c for c in result["curves"]}
+st.caption(f"Last run: {inside.describe(result['config'], ctx.data.classes)}.")
+
+left, right = st.columns(2)
+with left:
+    charts.show(ic.curves({n: c.losses for n, c in curves.items()}, ic.INIT_COLORS, inside.INIT_LABELS,
+                          "Finetuning loss", "cross-entropy loss"), key="inits_loss")
+with right:
+    charts.show(ic.curves({n: c.update_norms for n, c in curves.items()}, ic.INIT_COLORS, inside.INIT_LABELS,
+                          "Size of the update ‖ΔW‖_F", "‖ΔW‖_F over all layers"), key="inits_norm")
+
+frame = inside.gallery_frame(result["curves"])
+cols = st.columns(len(curves))
+for col, row in zip(cols, frame.to_dict("records"), strict=True):
+    col.metric(f"{row['initialisation']}: final ‖ΔW‖_F", f"{row['final ‖ΔW‖_F']:.3g}",
+               help="After the last step, over all adapted layers.")
+st.dataframe(frame.drop(columns="init"), hide_index=True, column_config={
+    "largest output change before any step": st.column_config.NumberColumn(format="%.3g"),
+    "final ‖ΔW‖_F": st.column_config.NumberColumn(format="%.3g"),
+    "final loss": st.column_config.NumberColumn(format="%.4f"),
+})
+
+if "zeros" in curves:
+    zeros = curves["zeros"]
+    st.markdown(f"**Both zero (the notebook's choice): ‖ΔW‖_F = {max(zeros.update_norms, default=0):g} at every "
+                "step.** The layer computes W·x + (α/r)·B·(A·x). The gradient of B needs A·x, which is 0 when "
+                "A = 0; the gradient of A needs Bᵀ·g, which is 0 when B = 0. Both gradients are zero, so Adam "
+                "never moves either matrix: the adapter never learns, and the loss is the frozen network's.")
+if "random" in curves and "kaiming" in curves:
+    st.markdown(f"**Both random:** B·A ≠ 0 from the start, so the network's outputs change before the first "
+                f"step — by up to **{curves['random'].initial_change:.3g}** in a logit on the test images — "
+                "and training first has to undo that. With B = 0 it is exactly "
+                f"{curves['kaiming'].initial_change:g}.")

@@ -1,0 +1,159 @@
+import streamlit as st
+
+from lora_core import anatomy
+from ui import baseline, charts, context, inside, state, tables
+from ui import inside_charts as ic
+
+PATTERNS_SHOWN = 16
+
+ctx = context.current()
+st.title("ΔW inspector")
+st.markdown("What a trained adapter adds to each layer: the matrix **ΔW = (α/r)·B·A**, its singular values "
+            "beside those of the frozen W, and what it does to one image. ΔW has rank at most r, so every "
+            "singular value after the r-th is zero (up to rounding): the update is exactly low-rank.")
+held = baseline.require(ctx, "insp")
+base = held["run"]
+config = inside.run_config(ctx, base.model)
+
+st.caption(f"**Train and watch** uses the LoRA page's settings (and a shared link's): "
+           f"{inside.describe(config, ctx.data.classes)}.")
+every = st.select_slider(
+    "While training, redraw ΔW's singular values every", inside.SNAPSHOT_CHOICES, key="insp_every",
+    format_func=lambda n: "— never (‖ΔW‖ only)" if n == 0 else f"{n} steps",
+    help="‖ΔW‖_F of each layer is redrawn after every step (it costs two r×r products). The singular values "
+         "need an SVD of each dense ΔW, which slows training down on a CPU: take fewer redraws for big layers.")
+
+
+def draw_live(job, tick: int) -> None:
+    left, right = st.columns(2)
+    with left:
+        charts.show(ic.norm_curves(job.norms, f"‖ΔW‖_F of each layer (live, step {job.step:,})"),
+                    key=f"insp_live_norms_{tick}")
+    with right:
+        if job.snapshots:
+            step, spectra = job.snapshots[-1]
+            charts.show(ic.live_spectra(spectra, step), key=f"insp_live_spectra_{tick}")
+
+
+inside.controls(
+    "insp", "Train and watch",
+    lambda: (inside.LiveFinetune(base, ctx.data, config, every), {"base_key": held["key"], "config": config}),
+    "Training the adapter", draw=draw_live,
+    help="Finetune a fresh adapter with the LoRA page's settings and watch ΔW grow, step by step.")
+
+sources = {}
+own = inside.current("insp", held)
+if own is not None:
+    sources["trained here"] = own
+from_page = st.session_state.get("lora")
+if from_page and from_page.get("base_key") == held["key"]:
+    sources["from the LoRA finetuning page"] = from_page
+if not sources:
+    st.info("Press **Train and watch**, or train an adapter on the **LoRA finetuning** page and come back.")
+    st.stop()
+if st.session_state.get("insp_source") not in sources:
+    st.session_state.insp_source = next(iter(sources))
+source = st.radio("Adapter to inspect", list(sources), key="insp_source", horizontal=True)
+chosen = sources[source]
+run = chosen["run"]
+if "views" not in chosen:  # the LoRA page's adapter: its SVDs are computed once, here
+    cached = st.session_state.get("insp_page_views")
+    if cached is None or cached["run"] is not run:
+        with st.spinner("Computing the SVDs of W and ΔW…"):
+            cached = st.session_state.insp_page_views = {"run": run, **inside.inspection(run.model)}
+    chosen = {**chosen, **cached}
+if len(run.losses) < run.config.steps:
+    st.warning(f"Stopped after {len(run.losses):,} of {run.config.steps:,} steps: this is the partly trained "
+               "adapter.")
+st.caption(f"Inspecting the adapter {source}: {inside.describe(run.config, ctx.data.classes)}; "
+           f"{len(run.losses):,} steps trained.")
+
+views = {v.name: v for v in chosen["views"]}
+norms = inside.layer_norms(run.model)
+st.dataframe(inside.layer_frame(chosen["views"], norms), hide_index=True, column_config={
+    "‖ΔW‖_F": st.column_config.NumberColumn(format="%.4g"),
+    "effective rank": st.column_config.NumberColumn(format="%.3f"),
+    "energy in top r": st.column_config.NumberColumn(format="percent"),
+    "σ₁(ΔW)": st.column_config.NumberColumn(format="%.4g"),
+    "σ₁(W)": st.column_config.NumberColumn(format="%.4g"),
+})
+
+st.subheader("One layer's update")
+if st.session_state.get("insp_layer") not in views:
+    st.session_state.insp_layer = next(iter(views))
+layer = st.selectbox("Layer", list(views), key="insp_layer")
+view = views[layer]
+delta_energy = anatomy.energy(view.delta_singular_values).tolist()
+weight_energy = anatomy.energy(view.weight_singular_values).tolist()
+cols = st.columns(4)
+cols[0].metric("Rank r", view.rank)
+cols[1].metric("Effective rank", f"{view.effective_rank:.3f}",
+               help="exp of the entropy of the normalised singular values: k when k of them are equal, "
+                    "1 when one direction dominates. It can never exceed r.")
+cols[2].metric("Energy in the top r", tables.percent(view.energy_in_rank),
+               help="Share of ‖ΔW‖²_F that its r largest singular directions hold: 100 % up to rounding.")
+cols[3].metric("‖ΔW‖_F", f"{norms[layer]:.4g}")
+
+left, right = st.columns(2)
+with left:
+    fig, stride = charts.heatmap(view.delta.numpy(), f"ΔW of {layer}", charts.color_limit(view.delta.numpy()))
+    charts.show(fig, key="insp_heatmap")
+    out, inp = view.delta.shape
+    st.caption(f"ΔW is {out}×{inp}" + (f"; drawn every {stride}th row and column to stay light in the browser "
+                                       "(the numbers and SVDs use the whole matrix)." if stride > 1 else "."))
+with right:
+    shown = min(len(view.weight_singular_values), max(3 * view.rank, 40))
+    charts.show(ic.spectra(view.delta_singular_values.tolist(), view.weight_singular_values.tolist(), view.rank,
+                           shown, layer), key="insp_spectra")
+    st.caption(f"The first {shown} of {len(view.weight_singular_values)} singular values. After the r-th, ΔW's "
+               "are rounding noise many orders of magnitude below: B·A cannot have more than r directions.")
+
+top = min(len(delta_energy), 200)
+state.clamp("insp_k", 1, top)
+k = st.slider("Energy captured by the top k singular directions", 1, top, key="insp_k",
+              help="The share of ‖M‖²_F that the k largest singular directions hold, for ΔW and for W.")
+cols = st.columns(2)
+cols[0].metric(f"ΔW: energy in the top {k}", tables.percent(delta_energy[k - 1]))
+cols[1].metric(f"W: energy in the top {k}", tables.percent(weight_energy[k - 1]),
+               help="The frozen weights are far from low-rank: many directions share their energy.")
+charts.show(ic.energy({"ΔW": delta_energy, "W (frozen)": weight_energy}, [view.rank],
+                      f"Energy in the top k directions of {layer}"), key="insp_energy")
+
+if chosen["patterns"] is not None:
+    st.subheader("What linear1's adapter reads")
+    patterns = chosen["patterns"][:PATTERNS_SHOWN].tolist()
+    st.markdown("Each row of A (r×784) is a weighting of the 784 pixels: ΔW·x starts with A·x, so these r "
+                "images are the only input patterns the update can respond to. Red pixels count against, "
+                "blue for.")
+    charts.show(ic.patterns(patterns, f"The {len(patterns)} rows of A in linear1, as 28×28 images"),
+                key="insp_patterns")
+    if run.config.rank > PATTERNS_SHOWN:
+        st.caption(f"The first {PATTERNS_SHOWN} of {run.config.rank} rows.")
+
+st.subheader("One test image through W and through W + ΔW")
+index = st.slider("Test image", 0, len(ctx.data.test_y) - 1, key="insp_image",
+                  help="Pick any test image: its logits with the adapter off and on.")
+image, label = ctx.data.test_x[index], int(ctx.data.test_y[index])
+without, with_adapter = (t.tolist() for t in anatomy.logits_with_and_without(run.model, image))
+classes = ctx.data.classes
+predicted_off = classes[max(range(len(without)), key=without.__getitem__)]
+predicted_on = classes[max(range(len(with_adapter)), key=with_adapter.__getitem__)]
+left, right = st.columns([1, 3])
+with left:
+    charts.show(ic.image(image.reshape(28, 28).cpu().numpy(), f"test image {index:,}: {classes[label]}"),
+                key="insp_image_chart")
+with right:
+    charts.show(ic.logits(without, with_adapter, classes, "Logits with the adapter off and on"), key="insp_logits")
+st.markdown(f"True class **{classes[label]}** · predicted through W: **{predicted_off}** · "
+            f"through W + ΔW: **{predicted_on}**")
+
+st.subheader("ΔW while it was trained")
+if "norms" in chosen:
+    charts.show(ic.norm_curves(chosen["norms"], "‖ΔW‖_F of each layer, step by step"), key="insp_norms")
+    if chosen["snapshots"]:
+        charts.show(ic.spectrum_history(chosen["snapshots"], layer), key="insp_history")
+else:
+    charts.show(ic.norm_curves({"all layers": run.update_norms}, "‖ΔW‖_F over all layers, step by step",
+                               first_step=1), key="insp_norms")
+    st.caption("Trained on the LoRA page: only the total ‖ΔW‖_F was recorded. **Train and watch** records "
+               "each layer, and the singular values as they grow.")

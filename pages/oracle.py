@@ -1,0 +1,65 @@
+import streamlit as st
+
+from ui import baseline, charts, context, inside, tables
+from ui import inside_charts as ic
+
+ctx = context.current()
+st.title("Rank oracle")
+st.markdown("Which rank does the update need? Full finetuning trains every weight with no rank limit; the SVD "
+            "of its update ΔW_full shows how much of it the top r directions hold. Then: does LoRA at rank r "
+            "find those same directions? A similarity of 1 means the same subspace, 0 nothing in common.")
+held = baseline.require(ctx, "oracle")
+base = held["run"]
+
+cols = st.columns(2)
+ranks = cols[0].multiselect("LoRA ranks to compare", inside.RANK_CHOICES, key="oracle_ranks",
+                            help="A LoRA run at each rank, with the same data and steps as the full finetune.")
+steps = cols[1].number_input("Steps per run", 1, 100_000, key="oracle_steps",
+                             help="The full finetune and every LoRA run train this many steps.")
+if not ranks:
+    st.error("Choose at least one rank.")
+    st.stop()
+config = inside.run_config(ctx, base.model, ranks=ranks, steps=int(steps))
+st.caption(f"The LoRA page's other settings: {inside.describe(config, ctx.data.classes, with_rank=False)}.")
+
+inside.controls(
+    "oracle", "Run the oracle",
+    lambda: (inside.oracle(base, ctx.data, config, ranks), {"base_key": held["key"], "config": config}),
+    "Full finetuning, then LoRA at each rank",
+    help="Finetune every weight, take the SVD of its update, then train LoRA at each rank and compare.")
+
+result = inside.current("oracle", held)
+if result is None:
+    st.info("Press **Run the oracle**.")
+    st.stop()
+c = result["config"]
+st.caption(f"Last run: {inside.describe(c, ctx.data.classes, with_rank=False)}; ranks "
+           f"{', '.join(map(str, result['ranks']))}. The full finetune reached test accuracy "
+           f"{tables.percent(result['full_evaluation'].accuracy)}.")
+
+if st.session_state.get("oracle_layer") not in result["layers"]:
+    st.session_state.oracle_layer = next(iter(result["layers"]))
+layer = st.selectbox("Layer", list(result["layers"]), key="oracle_layer")
+full = result["layers"][layer]
+cols = st.columns(3)
+cols[0].metric("Effective rank of the full ΔW", f"{full['effective_rank']:.1f}",
+               help="exp of the entropy of its normalised singular values: how many directions really share it.")
+cols[1].metric("Rank holding 90 % of it", inside.rank_for(full["energy"], 0.9))
+cols[2].metric("Rank holding 99 % of it", inside.rank_for(full["energy"], 0.99))
+
+frame = inside.oracle_frame(result, layer)
+left, right = st.columns(2)
+with left:
+    charts.show(ic.energy({"full finetuning's ΔW": full["energy"]}, result["ranks"],
+                          f"How much of the full update of {layer} rank r captures"), key="oracle_energy")
+with right:
+    charts.show(ic.similarity(frame), key="oracle_similarity")
+st.dataframe(frame, hide_index=True, column_config={
+    "energy of the full ΔW in its top r": st.column_config.NumberColumn(format="percent"),
+    "subspace similarity": st.column_config.NumberColumn(format="%.3f"),
+    "smallest angle (°)": st.column_config.NumberColumn(format="%.1f"),
+    "largest angle (°)": st.column_config.NumberColumn(format="%.1f"),
+})
+st.caption("Similarity = ‖U_LoRAᵀ U_full‖²_F / r, where U are the top-r output directions (left singular "
+           "vectors) of each update; the principal angles between the two subspaces run from 0° (shared) "
+           "to 90° (orthogonal). Random r-dimensional subspaces of a big layer would score close to 0.")

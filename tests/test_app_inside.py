@@ -1,0 +1,279 @@
+"""The "Inside the update" pages and the shareable presets through AppTest, their numbers checked against
+lora_core called directly with the same settings.
+
+A small baseline (hidden sizes 64 and 32, 30 steps on the bundled sample) and 10-step runs keep each test
+to seconds; training is deterministic on the CPU, so the app and the test get the same models.
+"""
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import lora_core as lc
+from lora_core import anatomy, presets, studies
+from ui import inside
+
+APP = "../app.py"  # relative to this file
+SMALL_BASELINE = lc.BaselineConfig(hidden1=64, hidden2=32, max_steps=30)
+SMALL = {"base_hidden1": 64, "base_hidden2": 32, "base_max_steps": 30}
+STEPS = 10
+PAGES = ["pages/inspector.py", "pages/oracle.py", "pages/inits.py", "pages/scaling.py", "pages/frontier.py"]
+
+
+@pytest.fixture(autouse=True)
+def empty_data_root(tmp_path, monkeypatch):
+    """No full dataset anywhere: only the bundled sample (and Debian's Fashion-MNIST) can load."""
+    monkeypatch.setenv("LORA_LAB_DATA", str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return lc.load_dataset("mnist-sample")
+
+
+@pytest.fixture(scope="module")
+def base(data):
+    return lc.train_baseline(SMALL_BASELINE, data).model
+
+
+def session(page: str, query: dict | None = None, **state) -> AppTest:
+    """A session with the small baseline (trained, or reused from the server's store) on `page`."""
+    at = AppTest.from_file(APP, default_timeout=300)
+    for key, value in {**SMALL, **state}.items():
+        at.session_state[key] = value
+    at.query_params.update(query or {})
+    at.run()
+    at.switch_page("pages/baseline.py").run()
+    at.button(key="base_train").click().run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    """Plotly charts by their title."""
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    return {spec["layout"]["title"]["text"]: spec for spec in specs if "title" in spec["layout"]}
+
+
+def click(at: AppTest, key: str) -> AppTest:
+    at.button(key=key).click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_view_renders_and_waits_for_a_click(page):
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    assert "no baseline" in at.info[0].value  # offers to train one first
+    at = session(page)
+    assert at.button(key=f"{page[6:-3].replace('inspector', 'insp')}_run").disabled is False
+    assert any(m.value.startswith("Press") for m in at.info)
+
+
+def test_inspector_matches_core(data, base):
+    at = session("pages/inspector.py", lora_rank=2, lora_steps=STEPS, lora_targets=["linear1", "linear3"],
+                 insp_every=5)
+    click(at, "insp_run")
+    config = lc.FinetuneConfig(rank=2, targets=("linear1", "linear3"), steps=STEPS)
+    run = lc.finetune_lora(base, data, config)
+    views = {v.name: v for v in anatomy.inspect_layers(run.model)}
+
+    table = at.dataframe[0].value
+    assert table["layer"].tolist() == ["linear1", "linear3"]
+    assert table["effective rank"].tolist() == pytest.approx([views[n].effective_rank for n in table["layer"]])
+    assert table["energy in top r"].tolist() == pytest.approx([views[n].energy_in_rank for n in table["layer"]])
+    view = views["linear1"]
+    shown = metrics(at)
+    assert shown["Rank r"] == "2"
+    assert shown["Effective rank"] == f"{view.effective_rank:.3f}"
+    assert shown["Energy in the top r"] == f"{view.energy_in_rank:.2%}"
+    assert 1 <= view.effective_rank <= 2 and view.energy_in_rank == pytest.approx(1)
+    drawn = charts(at)
+    sigma = drawn["Singular values of linear1: ΔW beside W"]
+    assert sigma["layout"]["yaxis"]["type"] == "log"
+    assert sigma["data"][1]["y"] == pytest.approx(view.delta_singular_values[:40].tolist(), rel=1e-6, abs=1e-12)
+    assert sigma["data"][0]["y"] == pytest.approx(view.weight_singular_values[:40].tolist(), rel=1e-6)
+    assert len(drawn["The 2 rows of A in linear1, as 28×28 images"]["data"]) == 2
+    norms = drawn["‖ΔW‖_F of each layer, step by step"]["data"]
+    assert [len(line["y"]) for line in norms] == [STEPS + 1] * 2 and norms[0]["y"][0] == 0  # B starts at 0
+    assert norms[0]["y"][-1] == pytest.approx(inside.layer_norms(run.model)["linear1"], rel=1e-6)
+    history = drawn["ΔW's singular values of linear1 while training"]["data"]
+    assert history[0]["x"] == [0, 5, 10]
+    assert history[0]["y"][-1] == pytest.approx(view.delta_singular_values[0].item(), rel=1e-5)
+
+    at.slider(key="insp_image").set_value(7).run()
+    without, with_adapter = anatomy.logits_with_and_without(run.model, data.test_x[7])
+    bars = charts(at)["Logits with the adapter off and on"]["data"]
+    assert bars[0]["y"] == pytest.approx(without.tolist(), rel=1e-5)
+    assert bars[1]["y"] == pytest.approx(with_adapter.tolist(), rel=1e-5)
+    at.selectbox(key="insp_layer").set_value("linear3").run()
+    assert metrics(at)["Effective rank"] == f"{views['linear3'].effective_rank:.3f}"
+
+
+def test_inspector_reads_the_lora_pages_adapter(data, base):
+    at = session("pages/lora.py", lora_rank=3, lora_steps=STEPS, lora_targets=["linear3"])
+    click(at, "lora_train")
+    at.switch_page("pages/inspector.py").run()
+    assert not at.exception, at.exception
+    assert at.radio(key="insp_source").value == "from the LoRA finetuning page"
+    run = lc.finetune_lora(base, data, lc.FinetuneConfig(rank=3, targets=("linear3",), steps=STEPS))
+    view = anatomy.inspect_layers(run.model)[0]
+    assert metrics(at)["Effective rank"] == f"{view.effective_rank:.3f}"
+    total = charts(at)["‖ΔW‖_F over all layers, step by step"]["data"][0]["y"]
+    assert total == pytest.approx(run.update_norms, rel=1e-6)
+
+
+def test_rank_oracle_matches_core(data, base):
+    at = session("pages/oracle.py", lora_targets=["linear3"], oracle_ranks=[1, 4], oracle_steps=STEPS)
+    click(at, "oracle_run")
+    config = lc.FinetuneConfig(targets=("linear3",), steps=STEPS)
+    full, _, _ = lc.finetune_full(base, data, config)
+    delta_full = anatomy.full_updates(base, full)["linear3"]
+    S = anatomy.spectrum(delta_full)
+    energy = anatomy.energy(S).tolist()
+    shown = metrics(at)
+    assert shown["Effective rank of the full ΔW"] == f"{anatomy.effective_rank(S):.1f}"
+    assert shown["Rank holding 90 % of it"] == str(next(k for k, e in enumerate(energy, 1) if e >= 0.9))
+    table = at.dataframe[0].value
+    for rank, row in zip([1, 4], table.to_dict("records"), strict=True):
+        run = lc.finetune_lora(base, data, replace(config, rank=rank))
+        found = anatomy.subspace_similarity(lc.lora_of(run.model.linear3).delta_weight().detach(), delta_full, rank)
+        assert row["rank r"] == rank
+        assert row["energy of the full ΔW in its top r"] == pytest.approx(energy[rank - 1])
+        assert row["subspace similarity"] == pytest.approx(found["similarity"], rel=1e-6)
+        assert 0 <= row["subspace similarity"] <= 1
+        assert row["largest angle (°)"] == pytest.approx(found["angles_deg"].max().item(), abs=1e-6)
+    curve = charts(at)["How much of the full update of linear3 rank r captures"]["data"][0]["y"]
+    assert curve == pytest.approx(energy)
+
+
+def test_init_gallery_matches_core(data, base):
+    at = session("pages/inits.py", inits_rank=4, inits_steps=STEPS)
+    click(at, "inits_run")
+    curves = {c.init: c for c in studies.init_gallery(base, data, lc.FinetuneConfig(rank=4, steps=STEPS))}
+    shown = metrics(at)
+    assert shown["both zero (the notebook): final ‖ΔW‖_F"] == "0"
+    for init, label in inside.INIT_LABELS.items():
+        assert shown[f"{label}: final ‖ΔW‖_F"] == f"{curves[init].update_norms[-1]:.3g}"
+    drawn = charts(at)
+    norms = {line["name"]: line["y"] for line in drawn["Size of the update ‖ΔW‖_F"]["data"]}
+    assert norms[inside.INIT_LABELS["zeros"]] == [0.0] * STEPS  # both gradients zero: it never moves
+    losses = {line["name"]: line["y"] for line in drawn["Finetuning loss"]["data"]}
+    assert losses[inside.INIT_LABELS["kaiming"]] == pytest.approx(curves["kaiming"].losses, rel=1e-6)
+    table = at.dataframe[0].value
+    assert table["largest output change before any step"].tolist() == pytest.approx(
+        [curves[i].initial_change for i in inside.INIT_LABELS], abs=1e-6)
+    assert table["final loss"].tolist() == pytest.approx([inside.final_loss(curves[i].losses)
+                                                          for i in inside.INIT_LABELS], rel=1e-6)
+    assert any("both gradients are zero" in m.value.lower() for m in at.markdown)
+
+
+def test_scaling_explorer_matches_core(data, base):
+    at = session("pages/scaling.py", scaling_ranks=[1, 4], scaling_alpha=8.0, scaling_steps=STEPS)
+    click(at, "scaling_run")
+    rows = studies.scaling_sweep(base, data, lc.FinetuneConfig(alpha=8.0, steps=STEPS), [1, 4])
+    table = at.dataframe[0].value
+    assert table["scaling"].tolist() == [r.scaling for r in rows] == ["α/r", "α/r", "α/√r", "α/√r"]
+    assert table["scale"].tolist() == [8.0, 2.0, 8.0, 4.0] == [r.scale for r in rows]
+    assert table["update_norm"].tolist() == pytest.approx([r.update_norm for r in rows], rel=1e-6)
+    assert table["final_loss"].tolist() == pytest.approx([r.final_loss for r in rows], rel=1e-6)
+    drawn = charts(at)
+    assert drawn["Size of the update"]["layout"]["xaxis"]["type"] == "log"
+    assert "falls as 1/r" in at.info[0].value
+
+
+def test_frontier_matches_core_and_moves_without_retraining(data, base):
+    at = session("pages/frontier.py", frontier_ranks=[1, 2], frontier_steps=STEPS)
+    click(at, "frontier_run")
+    config = lc.FinetuneConfig(steps=STEPS)
+    adapters = studies.train_frontier_adapters(base, data, config, [1, 2])
+    for strength in (1.0, 0.5, 0.0):
+        at.slider(key="frontier_strength").set_value(strength).run()
+        assert not at.exception, at.exception
+        points = studies.frontier(base, data, adapters, (2,), strength)
+        table = at.dataframe[0].value
+        assert table["rank r"].tolist() == [1, 2]
+        assert table["errors on class 2"].tolist() == [p.target_wrong for p in points]
+        assert table["errors on the other classes"].tolist() == [p.other_wrong for p in points]
+        chart = charts(at)["Learned against forgotten"]["data"]
+        assert chart[-1]["x"] == [p.other_wrong for p in points]
+    before = lc.evaluate(base, data.test_x, data.test_y)
+    assert table["errors on class 2"].tolist() == [before.wrong_per_class[2]] * 2  # strength 0: the baseline
+    assert sorted(at.session_state["frontier"]["points"]) == [0.0, 0.5, 1.0]  # each strength computed once
+
+
+def test_a_link_sets_the_widgets():
+    at = session("pages/lora.py", query={"rank": "4", "digits": "7", "preset": "forgetting"})
+    assert at.slider(key="lora_rank").value == 4
+    assert at.multiselect(key="lora_classes").value == [7]
+    assert at.number_input(key="lora_steps").value == presets.PRESETS["forgetting"].steps == 500
+    assert at.number_input(key="lora_alpha").value == 1.0
+    assert not at.warning
+    assert at.query_params == {"rank": "4", "digits": "7", "steps": "500"}  # the preset, spelled out
+
+
+def test_a_bad_link_warns_and_keeps_the_defaults():
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.query_params.update({"rank": "abc", "alpha": "2000", "seed": "5"})
+    at.run()
+    assert not at.exception, at.exception
+    warning = at.warning[0].value
+    assert "rank='abc'" in warning and "1..64" in warning and "alpha" in warning
+    assert at.session_state["lora_rank"] == 1 and at.session_state["seed"] == 5
+    assert at.session_state["lora_alpha"] == 1.0  # 2000 is refused: (0, 1024]
+    assert at.query_params == {"seed": "5"}
+    fresh = AppTest.from_file(APP, default_timeout=300)
+    fresh.query_params.update({"alpha": "1000.5"})
+    fresh.run()
+    assert "outside the LoRA page's 0.1..1000" in fresh.warning[0].value
+    assert fresh.session_state["lora_alpha"] == 1000.0
+
+
+def test_named_presets_and_the_link_in_the_sidebar():
+    """AppTest runs the frame (sidebar, URL) on a session's first run only: each check starts a session."""
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    assert at.sidebar.selectbox(key="preset_name").value == "the notebook"
+    assert at.query_params == {} and at.sidebar.code[0].value == ""  # the defaults need no parameters
+    at.sidebar.selectbox(key="preset_name").set_value("rank sweep").run()
+    assert not at.exception, at.exception
+    assert at.session_state["lora_rank"] == 8 and at.session_state["lora_alpha"] == 8.0
+
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.session_state["lora_rank"], at.session_state["lora_alpha"] = 8, 8.0
+    at.run()
+    assert at.sidebar.selectbox(key="preset_name").value == "rank sweep"
+    assert at.query_params == {"rank": "8", "alpha": "8"}
+    assert at.sidebar.code[0].value.endswith("?rank=8&alpha=8")
+
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.session_state["lora_rank"], at.session_state["lora_alpha"], at.session_state["lora_classes"] = 8, 8.0, [2, 7]
+    at.run()
+    assert at.sidebar.selectbox(key="preset_name").value is None  # own settings
+    settings, problems = presets.from_query(at.query_params)
+    assert settings == replace(presets.PRESETS["rank sweep"], digits=(2, 7)) and not problems
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="needs Debian's dataset-fashion-mnist package")
+def test_fashion_mnist_class_names_inside():
+    at = session("pages/frontier.py", query={"dataset": "fashion-mnist", "digits": "2"},
+                 frontier_ranks=[1], frontier_steps=5)
+    assert at.session_state["context"].data.name == "fashion-mnist"
+    click(at, "frontier_run")
+    assert "errors on class Pullover" in at.dataframe[0].value.columns
+    at.switch_page("pages/inspector.py").run()
+    at.session_state["lora_steps"] = 5
+    at.session_state["lora_targets"] = ["linear3"]
+    at.run()
+    click(at, "insp_run")
+    assert charts(at)["Logits with the adapter off and on"]["data"][0]["x"][2] == "Pullover"

@@ -1,0 +1,341 @@
+"""The "Inside the update" pages' shared parts: their widget defaults, the run settings they start from,
+their background jobs, and core results reshaped into rows for tables and charts.
+
+Every number comes from lora_core (anatomy, studies, runs); nothing here computes on tensors.
+"""
+import time
+from dataclasses import asdict, replace
+
+import pandas as pd
+import streamlit as st
+
+import lora_core as lc
+from lora_core import anatomy, studies
+from lora_core.adapters import MAX_STRENGTH
+from lora_core.svd import check_rank
+from ui import jobs, tables
+
+# The widgets of these pages, stored with the app's other defaults (ui/state.py) so that leaving a page
+# keeps them. Step counts are small: every view should finish in seconds on a laptop CPU.
+DEFAULTS = {
+    "insp_every": 25, "insp_layer": None, "insp_k": 1, "insp_image": 0, "insp_source": None,
+    "oracle_ranks": [1, 2, 4, 8], "oracle_steps": 50, "oracle_layer": None,
+    "inits_rank": 4, "inits_steps": 50,
+    "scaling_ranks": [1, 2, 4, 8], "scaling_alpha": 8.0, "scaling_steps": 50,
+    "frontier_ranks": [1, 2, 4, 8], "frontier_steps": 50, "frontier_strength": 1.0,
+}
+RANK_CHOICES = [1, 2, 4, 8, 16, 32, 64]
+SNAPSHOT_CHOICES = [0, 5, 10, 25, 50, 100]  # steps between live redraws of the ΔW spectrum; 0 = only norms
+STRENGTH_STEP = 0.05
+INIT_LABELS = {
+    "kaiming": "B zero, A kaiming (default)",
+    "gaussian": "B zero, A gaussian",
+    "zeros": "both zero (the notebook)",
+    "random": "both random",
+}
+
+
+# --- the run settings these pages start from -------------------------------------------------------
+
+def run_config(ctx, base_model, ranks=None, **changes) -> lc.FinetuneConfig:
+    """The LoRA page's settings (rank, α, layers, classes, steps, learning rate) and the sidebar's seed.
+
+    They are the settings a shared link carries. Shows an error and stops the page when they cannot run.
+    """
+    ss = st.session_state
+    targets, classes = list(ss["lora_targets"]), list(ss["lora_classes"])
+    if not targets or not classes:
+        st.error("Choose at least one target layer and one class on the **LoRA finetuning** page.")
+        st.stop()
+    try:
+        config = lc.FinetuneConfig(rank=int(ss["lora_rank"]), alpha=float(ss["lora_alpha"]), targets=tuple(targets),
+                                   digits=tuple(sorted(classes)), steps=int(ss["lora_steps"]),
+                                   lr=float(ss["lora_lr"]), seed=ctx.seed)
+        config = replace(config, **changes)
+        largest = max(ranks or [config.rank])
+        for name in config.targets:  # the core's own check, before any run: it names the layer and its limit
+            layer = base_model.get_submodule(name)
+            check_rank(largest, layer.out_features, layer.in_features, of=f"{name}'s")
+        return config
+    except ValueError as err:
+        st.error(tables.settings_error(err))
+        st.stop()
+
+
+def describe(config: lc.FinetuneConfig, classes, with_rank: bool = True) -> str:
+    rank = f"rank {config.rank}, " if with_rank else ""
+    return (f"{rank}α {config.alpha:g} on {', '.join(config.targets)}; {config.steps:,} steps on "
+            f"{tables.class_names(classes, config.digits)}; learning rate {config.lr:g}; seed {config.seed}")
+
+
+# --- jobs ------------------------------------------------------------------------------------------
+
+class Stopped(Exception):
+    """Raised from a study's progress callback after Stop: the studies take no should_stop."""
+
+
+def _progress(job: jobs.Job):
+    def on_progress(done: int, total: int, label: str) -> None:
+        if job.should_stop():
+            raise Stopped
+        job.on_progress(done, total, label)
+    return on_progress
+
+
+def _study(name: str, work) -> jobs.Job:
+    """A job around a study; after Stop its result is {"stopped": True} (the finished runs are lost)."""
+    def run(job: jobs.Job) -> dict:
+        try:
+            return work(job)
+        except Stopped:
+            return {"stopped": True}
+    return jobs.Job(f"{name}-{time.monotonic_ns()}", run)
+
+
+def inspection(model) -> dict:
+    """What the inspector shows about a LoRA model: per-layer views and, for linear1, A's rows as images."""
+    views = anatomy.inspect_layers(model)
+    patterns = anatomy.input_patterns(model) if "linear1" in lc.lora_layers(model) else None
+    return {"views": views, "patterns": patterns}
+
+
+def layer_norms(model) -> dict[str, float]:
+    """‖ΔW_l‖_F of every adapted layer, from the factors (no dense ΔW): cheap enough for every step."""
+    return {name: float(lc.lora_of(layer).delta_norm().detach()) for name, layer in lc.lora_layers(model).items()}
+
+
+def delta_spectra(model) -> dict[str, list[float]]:
+    """The top r singular values of every layer's ΔW: the only ones that can be non-zero."""
+    return {name: anatomy.spectrum(lc.lora_of(layer).delta_weight())[:lc.lora_of(layer).rank].tolist()
+            for name, layer in lc.lora_layers(model).items()}
+
+
+class LiveFinetune(jobs.Job):
+    """A LoRA finetune the page looks into while it trains.
+
+    `finetune_lora(on_start=…)` hands over the adapted model before the first step; every step adds each
+    layer's ‖ΔW‖_F, every `every` steps a snapshot of ΔW's singular values (an SVD: slower, so optional).
+    """
+
+    def __init__(self, base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, every: int):
+        self.model = None
+        self.norms: dict[str, list[float]] = {}  # layer → ‖ΔW_l‖_F after each step
+        self.snapshots: list[tuple[int, dict[str, list[float]]]] = []  # (step, layer → top-r σ of ΔW)
+        self.every = every
+        super().__init__(f"inspect-{time.monotonic_ns()}", lambda job: job._work(base, data, config))
+
+    def _work(self, base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig) -> dict:
+        def on_start(model) -> None:
+            self.model = model
+            self.norms = {name: [value] for name, value in layer_norms(model).items()}  # step 0
+            if self.every:
+                self.snapshots.append((0, delta_spectra(model)))
+
+        def on_step(step: int, total: int, loss: float) -> None:
+            for name, value in layer_norms(self.model).items():
+                self.norms[name].append(value)
+            if self.every and (step % self.every == 0 or step == total):
+                self.snapshots.append((step, delta_spectra(self.model)))
+            self.on_step(step, total, loss)
+
+        run = lc.finetune_lora(base.model, data, config, before=base.evaluation, on_step=on_step,
+                               should_stop=self.should_stop, on_start=on_start)
+        self.label = "computing the SVDs of W and ΔW"
+        return {"run": run, "norms": self.norms, "snapshots": self.snapshots, **inspection(run.model)}
+
+
+def inspect(model) -> jobs.Job:
+    """The inspector's SVDs for a model trained elsewhere (the LoRA page's): seconds on a CPU."""
+    def work(job: jobs.Job) -> dict:
+        job.on_progress(0, 1, "computing the SVDs of W and ΔW")
+        return inspection(model)
+    return jobs.Job(f"inspection-{time.monotonic_ns()}", work)
+
+
+def oracle(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks) -> jobs.Job:
+    """Full finetuning, then LoRA at each rank, same data and steps; the full ΔW's SVD and the subspaces."""
+    ranks = sorted(set(ranks))
+
+    def work(job: jobs.Job) -> dict:
+        progress = _progress(job)
+        total = config.steps * (len(ranks) + 1)
+        full, losses, evaluation = lc.finetune_full(
+            base.model, data, config, should_stop=job.should_stop,
+            on_step=lambda step, _t, _l: progress(step, total, "full finetuning, the reference"))
+        if len(losses) < config.steps:
+            raise Stopped
+        progress(config.steps, total, "SVD of the full update")
+        deltas = {name: delta for name, delta in anatomy.full_updates(base.model, full).items()
+                  if name in config.targets}
+        spectra = {name: anatomy.spectrum(delta) for name, delta in deltas.items()}
+        layers = {name: {"singular_values": S.tolist(), "energy": anatomy.energy(S).tolist(),
+                         "effective_rank": anatomy.effective_rank(S)} for name, S in spectra.items()}
+        similarity = {}  # (layer, rank) → {"angles_deg": [...], "similarity": float}
+        for i, rank in enumerate(ranks):
+            offset = config.steps * (i + 1)
+            run = lc.finetune_lora(base.model, data, replace(config, rank=rank), before=base.evaluation,
+                                   should_stop=job.should_stop,
+                                   on_step=lambda step, _t, _l, o=offset, r=rank: progress(o + step, total,
+                                                                                          f"LoRA rank {r}"))
+            if len(run.losses) < config.steps:
+                raise Stopped
+            progress(offset + config.steps, total, f"subspaces at rank {rank}")
+            for name, layer in lc.lora_layers(run.model).items():
+                found = anatomy.subspace_similarity(lc.lora_of(layer).delta_weight().detach().cpu(),
+                                                    deltas[name], rank)
+                similarity[(name, rank)] = {"angles_deg": found["angles_deg"].tolist(),
+                                            "similarity": found["similarity"]}
+        return {"layers": layers, "similarity": similarity, "ranks": ranks, "full_evaluation": evaluation,
+                "full_losses": losses}
+    return _study("oracle", work)
+
+
+def gallery(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig) -> jobs.Job:
+    return _study("inits", lambda job: {"curves": studies.init_gallery(base.model, data, config,
+                                                                       on_progress=_progress(job))})
+
+
+def scaling(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks) -> jobs.Job:
+    return _study("scaling", lambda job: {"rows": studies.scaling_sweep(base.model, data, config, ranks,
+                                                                        on_progress=_progress(job))})
+
+
+def frontier_adapters(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks) -> jobs.Job:
+    return _study("frontier", lambda job: {"adapters": studies.train_frontier_adapters(
+        base.model, data, config, ranks, on_progress=_progress(job)), "points": {}})
+
+
+# --- following a job ---------------------------------------------------------------------------------
+
+def status(job: jobs.Job, what: str) -> tuple[float, str]:
+    """The progress bar's value and text, as ui.jobs.follow words them."""
+    step, total = job.step, job.total
+    if job.done:
+        return 1.0, f"{what}: done"
+    if job.place > 0:
+        return 0.0, (f"{what}: waiting for a free training slot — {job.place - 1} training(s) queued before "
+                     f"this one, {jobs.SLOTS.limit} run at a time on this server")
+    if job.stopping:
+        return (min(step / total, 1.0) if total else 0.0), f"{what}: stopping after step {step}…"
+    if not total:
+        return 0.0, f"{what}: starting…"
+    text = f"{what}: step {step:,} of {total:,}" + (f" — {job.label}" if job.label else "")
+    if step >= total:
+        text = f"{what}: {job.label or 'evaluating'}…"
+    return min(step / total, 1.0), text
+
+
+def follow(job: jobs.Job, what: str, draw=None) -> None:
+    """A progress bar, and `draw(job)` redrawn in place while the job runs (a live chart); then cleared."""
+    bar, live = st.empty(), st.empty()
+    tick = 0
+    while True:
+        finished = job.done  # read first: the last drawing then has every step
+        value, text = status(job, what)
+        bar.progress(value, text=text)
+        if draw is not None and job.step and not finished:
+            tick += 1
+            with live.container():
+                draw(job, tick)  # element keys must differ on every redraw within one run
+        if finished:
+            break
+        time.sleep(jobs.POLL_S * 2)
+    bar.empty()
+    live.empty()
+
+
+def controls(key: str, label: str, start, what: str, help: str, draw=None) -> None:
+    """Run and Stop buttons for a job kept under `{key}_job`; when it ends its result (a dict, with
+    `extra` merged in) is stored under `key` and the page reruns, or the page says why there is none."""
+    job = st.session_state.get(f"{key}_job")
+    run_col, stop_col, _ = st.columns([1, 1, 3])
+    if run_col.button(label, key=f"{key}_run", type="primary", disabled=job is not None, help=help):
+        job, extra = start()
+        st.session_state[f"{key}_job"], st.session_state[f"{key}_extra"] = job, extra
+    stop_col.button("Stop", key=f"{key}_stop", on_click=jobs.stop, args=(f"{key}_job",), disabled=job is None,
+                    help="End after the current step.")
+    if job is None:
+        return
+    follow(job, what, draw)
+    st.session_state[f"{key}_job"] = None
+    if job.error is not None:
+        st.session_state[key] = None
+        st.error(f"{what} failed: {type(job.error).__name__}: {job.error}")
+        st.stop()
+    if job.result is None:
+        st.info("Stopped while waiting for a training slot: nothing was run.")
+        st.stop()
+    if job.result.get("stopped"):
+        st.info("Stopped: the study was interrupted, so there is nothing new to show.")
+        st.stop()
+    st.session_state[key] = dict(job.result, **st.session_state[f"{key}_extra"])
+    st.rerun()
+
+
+def current(key: str, held: dict):
+    """This user's result under `key` when it was computed from the baseline held now."""
+    result = st.session_state.get(key)
+    return result if result is not None and result.get("base_key") == held["key"] else None
+
+
+# --- results reshaped for tables -------------------------------------------------------------------
+
+def layer_frame(views, norms: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "layer": v.name, "ΔW shape": "×".join(map(str, v.delta.shape)), "rank r": v.rank,
+        "‖ΔW‖_F": norms[v.name], "effective rank": v.effective_rank, "energy in top r": v.energy_in_rank,
+        "σ₁(ΔW)": float(v.delta_singular_values[0]), "σ₁(W)": float(v.weight_singular_values[0]),
+    } for v in views])
+
+
+def rank_for(energy: list[float], share: float) -> int:
+    """The smallest k whose top-k directions hold `share` of the energy."""
+    return next((k for k, e in enumerate(energy, 1) if e >= share), len(energy))
+
+
+def oracle_frame(result: dict, layer: str) -> pd.DataFrame:
+    energy = result["layers"][layer]["energy"]
+    rows = []
+    for rank in result["ranks"]:
+        found = result["similarity"][(layer, rank)]
+        rows.append({"rank r": rank, "energy of the full ΔW in its top r": energy[rank - 1],
+                     "subspace similarity": found["similarity"],
+                     "smallest angle (°)": min(found["angles_deg"]), "largest angle (°)": max(found["angles_deg"])})
+    return pd.DataFrame(rows)
+
+
+def final_loss(losses: list[float]) -> float:
+    """The mean of the last steps' losses, as studies.scaling_sweep reports it (one batch is too noisy)."""
+    tail = losses[-studies.FINAL_LOSS_STEPS:]
+    return sum(tail) / len(tail)
+
+
+def gallery_frame(curves) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "initialisation": INIT_LABELS.get(c.init, c.init), "init": c.init,
+        "largest output change before any step": c.initial_change,
+        "final ‖ΔW‖_F": c.update_norms[-1] if c.update_norms else 0.0,
+        "final loss": final_loss(c.losses),
+    } for c in curves])
+
+
+def scaling_frame(rows) -> pd.DataFrame:
+    return pd.DataFrame([asdict(r) for r in rows])
+
+
+def strengths() -> list[float]:
+    return [round(i * STRENGTH_STEP, 2) for i in range(int(round(MAX_STRENGTH / STRENGTH_STEP)) + 1)]
+
+
+def frontier_points(result: dict, base: lc.BaselineRun, data: lc.Dataset, digits, strength: float):
+    """The frontier at one strength: computed once (a merge and a test pass per rank), then cached."""
+    points = result["points"]
+    if strength not in points:
+        points[strength] = studies.frontier(base.model, data, result["adapters"], digits, strength)
+    return points[strength]
+
+
+def baseline_point(base: lc.BaselineRun, digits) -> tuple[int, int]:
+    """(errors on the other classes, errors on the finetuned classes) of the baseline."""
+    target = tables.wrong_on(base.evaluation, digits)
+    return base.evaluation.wrong - target, target

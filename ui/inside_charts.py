@@ -1,0 +1,180 @@
+"""Charts of the "Inside the update" pages, in the app's one style (ui.charts.style)."""
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ui.charts import BLUE, GREEN, GREY, ORANGE, RED, color_limit, style
+
+LAYER_COLORS = {"linear1": BLUE, "linear2": ORANGE, "linear3": GREEN}
+INIT_COLORS = {"kaiming": BLUE, "gaussian": GREEN, "zeros": RED, "random": ORANGE}
+SCALING_COLORS = {"α/r": BLUE, "α/√r": ORANGE}
+PATTERN_COLUMNS = 8
+
+
+def spectra(delta, weight, rank: int, shown: int, layer: str) -> go.Figure:
+    """σᵢ of ΔW beside σᵢ of W on a log axis, the first `shown` of each; rank r marked."""
+    delta, weight = list(delta)[:shown], list(weight)[:shown]
+    fig = go.Figure([
+        go.Scatter(x=list(range(1, len(weight) + 1)), y=weight, name="W (frozen)", mode="lines+markers",
+                   line=dict(color=GREY, width=2), hovertemplate="σ%{x}(W) = %{y:.4g}<extra></extra>"),
+        go.Scatter(x=list(range(1, len(delta) + 1)), y=delta, name="ΔW = (α/r)·B·A", mode="lines+markers",
+                   line=dict(color=BLUE, width=3), hovertemplate="σ%{x}(ΔW) = %{y:.4g}<extra></extra>"),
+    ])
+    fig.add_vline(x=rank + 0.5, line_dash="dash", line_color=RED, annotation_text=f"rank r = {rank}",
+                  annotation_position="top right")
+    fig.update_xaxes(title="index i")
+    fig.update_yaxes(type="log", title="singular value σᵢ (log scale)", exponentformat="power")
+    return style(fig, f"Singular values of {layer}: ΔW beside W")
+
+
+def energy(curves: dict[str, list[float]], marks, title: str, shown: int | None = None) -> go.Figure:
+    """Share of ‖M‖_F² in the top k directions against k, one line per matrix; chosen ranks marked."""
+    colors = [BLUE, GREY, ORANGE, GREEN]
+    fig = go.Figure([go.Scatter(x=list(range(1, len(values[:shown]) + 1)), y=list(values[:shown]), name=name,
+                                mode="lines", line=dict(color=colors[i % len(colors)], width=3),
+                                hovertemplate="top %{x}: %{y:.1%}<extra></extra>")
+                     for i, (name, values) in enumerate(curves.items())])
+    first = next(iter(curves.values()))
+    for rank in marks:
+        if rank <= len(first[:shown]):
+            fig.add_trace(go.Scatter(x=[rank], y=[first[rank - 1]], mode="markers+text", showlegend=False,
+                                     text=[f"r={rank}: {first[rank - 1]:.0%}"], textposition="bottom right",
+                                     marker=dict(size=12, color=RED), hoverinfo="skip"))
+    fig.update_xaxes(title="k, the number of top singular directions kept", type="log")
+    fig.update_yaxes(title="share of ‖M‖²_F", range=[0, 1.05], tickformat=".0%")
+    return style(fig, title)
+
+
+def norm_curves(norms: dict[str, list[float]], title: str = "‖ΔW‖_F of each layer while training",
+                first_step: int = 0) -> go.Figure:
+    """‖ΔW_l‖_F after each step (step 0: the fresh adapter), one line per adapted layer."""
+    fig = go.Figure([go.Scatter(x=list(range(first_step, first_step + len(values))), y=list(values), name=name,
+                                mode="lines",
+                                line=dict(color=LAYER_COLORS.get(name, GREY), width=3))
+                     for name, values in norms.items()])
+    fig.update_xaxes(title="step", rangemode="tozero")
+    fig.update_yaxes(title="‖ΔW‖_F", rangemode="tozero")
+    return style(fig, title, height=360)
+
+
+def spectrum_history(snapshots, layer: str) -> go.Figure:
+    """Each of ΔW's r singular values of one layer against the step at which it was measured."""
+    steps = [step for step, _ in snapshots]
+    values = [spectra[layer] for _, spectra in snapshots]
+    fig = go.Figure([go.Scatter(x=steps, y=[v[i] for v in values], name=f"σ{i + 1}", mode="lines+markers")
+                     for i in range(len(values[0]))])
+    fig.update_xaxes(title="step", rangemode="tozero")
+    fig.update_yaxes(title="singular value of ΔW", rangemode="tozero")
+    return style(fig, f"ΔW's singular values of {layer} while training", height=360)
+
+
+def live_spectra(spectra: dict[str, list[float]], step: int) -> go.Figure:
+    """The latest snapshot: σ₁..σ_r of every layer's ΔW as grouped bars."""
+    fig = go.Figure([go.Bar(x=[f"σ{i + 1}" for i in range(len(values))], y=list(values), name=name,
+                            marker_color=LAYER_COLORS.get(name, GREY)) for name, values in spectra.items()])
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title="singular value of ΔW", type="category")
+    fig.update_yaxes(title="σᵢ(ΔW)")
+    return style(fig, f"ΔW's singular values at step {step:,} (live)", height=360)
+
+
+def image(pixels, title: str, height: int = 300) -> go.Figure:
+    """One 28×28 image, dark = low, as the network sees it (normalised pixels)."""
+    fig = go.Figure(go.Heatmap(z=np.asarray(pixels).tolist(), colorscale="Greys", reversescale=True,
+                               showscale=False, hovertemplate="row %{y}, column %{x}: %{z:.2f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
+    fig.update_xaxes(visible=False)
+    fig = style(fig, title, height=height)
+    fig.update_layout(margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+def patterns(images, title: str) -> go.Figure:
+    """The rows of A as 28×28 images in a grid, on one colour scale centred on 0 (red −, blue +)."""
+    images = [np.asarray(img) for img in images]
+    columns = min(PATTERN_COLUMNS, len(images))
+    rows = -(-len(images) // columns)
+    zmax = max(color_limit(img) for img in images)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[f"row {i + 1} of A" for i in range(len(images))],
+                        horizontal_spacing=0.02, vertical_spacing=0.08)
+    for i, img in enumerate(images):
+        fig.add_trace(go.Heatmap(z=img.tolist(), colorscale="RdBu", zmid=0, zmin=-zmax, zmax=zmax,
+                                 showscale=i == 0, colorbar=dict(thickness=14)), row=i // columns + 1,
+                      col=i % columns + 1)
+    fig.update_yaxes(autorange="reversed", visible=False)
+    fig.update_xaxes(visible=False)
+    fig = style(fig, title, height=120 + 170 * rows)
+    fig.update_annotations(font_size=13)
+    return fig
+
+
+def logits(without, with_adapter, classes, title: str) -> go.Figure:
+    """The ten logits through W and through W + ΔW, side by side."""
+    fig = go.Figure([
+        go.Bar(x=list(classes), y=list(without), name="W (adapter off)", marker_color=GREY),
+        go.Bar(x=list(classes), y=list(with_adapter), name="W + ΔW (adapter on)", marker_color=BLUE),
+    ])
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title="class", type="category")
+    fig.update_yaxes(title="logit")
+    return style(fig, title, height=360)
+
+
+def similarity(frame) -> go.Figure:
+    """Subspace similarity (0..1) of LoRA's update with the full update's top r, per rank; energy beside it."""
+    ranks = [str(r) for r in frame["rank r"]]
+    fig = go.Figure([
+        go.Bar(x=ranks, y=frame["subspace similarity"].tolist(), name="similarity of the subspaces",
+               marker_color=BLUE, text=[f"{v:.2f}" for v in frame["subspace similarity"]], textposition="outside"),
+        go.Bar(x=ranks, y=frame["energy of the full ΔW in its top r"].tolist(), name="energy the top r hold",
+               marker_color=GREY, text=[f"{v:.0%}" for v in frame["energy of the full ΔW in its top r"]],
+               textposition="outside"),
+    ])
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title="LoRA rank r", type="category")
+    fig.update_yaxes(title="0 = nothing in common, 1 = the same", range=[0, 1.15])
+    return style(fig, "LoRA's subspace against the full update's top r")
+
+
+def curves(series: dict[str, list[float]], colors: dict[str, str], labels: dict[str, str], title: str,
+           y_title: str) -> go.Figure:
+    """One line per run against the step: the init gallery's losses or ‖ΔW‖ curves."""
+    fig = go.Figure([go.Scatter(x=list(range(1, len(values) + 1)), y=list(values), name=labels.get(name, name),
+                                mode="lines", line=dict(color=colors.get(name, GREY), width=3,
+                                                        dash="dot" if name == "zeros" else "solid"))
+                     for name, values in series.items()])
+    fig.update_xaxes(title="step", rangemode="tozero")
+    fig.update_yaxes(title=y_title, rangemode="tozero")
+    return style(fig, title, height=380)
+
+
+def scaling(frame, y: str, y_title: str, title: str) -> go.Figure:
+    """One outcome against the rank (log scale), one line for α/r and one for α/√r."""
+    fig = go.Figure([go.Scatter(x=part["rank"].tolist(), y=part[y].tolist(), name=f"scale {name}",
+                                mode="lines+markers", marker=dict(size=11),
+                                line=dict(color=SCALING_COLORS.get(name, GREY), width=3))
+                     for name, part in frame.groupby("scaling", sort=False)])
+    fig.update_xaxes(title="rank r (log scale)", type="log", tickvals=sorted(frame["rank"].unique().tolist()))
+    fig.update_yaxes(title=y_title, rangemode="tozero")
+    return style(fig, title, height=380)
+
+
+def frontier(points, baseline: tuple[int, int], trail: dict[int, list[tuple[int, int]]], strength: float,
+             classes_label: str) -> go.Figure:
+    """Errors on the finetuned classes against errors on the others: one point per rank at this strength,
+    the baseline as a star, and (grey) where each rank sat at the other strengths computed so far."""
+    fig = go.Figure()
+    for path in trail.values():
+        fig.add_trace(go.Scatter(x=[p[0] for p in path], y=[p[1] for p in path], mode="lines+markers",
+                                 line=dict(color=GREY, width=1), marker=dict(size=5, color=GREY),
+                                 showlegend=False, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=[baseline[0]], y=[baseline[1]], mode="markers+text", name="baseline",
+                             text=["baseline"], textposition="top center",
+                             marker=dict(size=18, color=GREY, symbol="star")))
+    fig.add_trace(go.Scatter(x=[p.other_wrong for p in points], y=[p.target_wrong for p in points],
+                             mode="markers+text", name=f"LoRA at strength {strength:g}",
+                             text=[f"r={p.rank}" for p in points], textposition="middle right",
+                             marker=dict(size=14, color=BLUE)))
+    fig.update_xaxes(title="errors on the other classes (forgotten →)", rangemode="tozero")
+    fig.update_yaxes(title=f"errors on {classes_label} (← learned)", rangemode="tozero")
+    return style(fig, "Learned against forgotten")
