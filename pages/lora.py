@@ -1,7 +1,7 @@
 import streamlit as st
 
 import lora_core as lc
-from ui import baseline, charts, context, jobs, state, tables
+from ui import adapters, baseline, charts, context, jobs, state, tables
 
 ctx = context.current()
 st.title("LoRA finetuning")
@@ -10,6 +10,7 @@ st.markdown("Freeze the trained baseline, add **W′ = W + (α/r)·B·A** to its
             "adapter off gives back the original network exactly.")
 held = baseline.require(ctx, "lora")
 base = held["run"]
+adapters.reset_widgets()  # a new current adapter starts switched on: before any switch is drawn
 st.caption(f"Adapting your baseline: test accuracy {tables.percent(base.evaluation.accuracy)}, "
            f"{len(base.losses):,} training steps" + (" (stopped early)." if not base.complete else "."))
 
@@ -34,26 +35,27 @@ steps = cols[1].number_input("Steps", 1, 100_000, key="lora_steps",
 lr = cols[2].select_slider("Learning rate", state.LEARNING_RATES, key="lora_lr", format_func="{:g}".format,
                            help="How far each Adam step moves A and B.")
 
+config = None
 if not targets or not classes:
     st.error("Choose at least one target layer and at least one class.")
-    st.stop()
-try:
-    config = lc.FinetuneConfig(rank=rank, alpha=float(alpha), targets=tuple(targets), digits=tuple(classes),
-                               steps=int(steps), lr=float(lr), seed=ctx.seed)
-    counts = tables.lora_parameters(base.model, rank, float(alpha), targets, ctx.seed)
-except ValueError as err:  # e.g. a rank larger than a target layer allows: the core names the layer
-    st.error(tables.settings_error(err))
-    st.stop()
-
-col1, col2, col3 = st.columns(3)
-col1.metric("Original parameters (frozen)", f"{counts['base']:,}")
-col2.metric("LoRA parameters (trained)", f"{counts['lora']:,}")
-col3.metric("Increase", tables.percent(counts["lora"] / counts["base"], 3),
-            help="Adapter parameters as a share of the original network's.")
+else:
+    try:
+        config = lc.FinetuneConfig(rank=rank, alpha=float(alpha), targets=tuple(targets),
+                                   digits=tuple(classes), steps=int(steps), lr=float(lr), seed=ctx.seed)
+        counts = tables.lora_parameters(base.model, rank, float(alpha), targets, ctx.seed)
+    except ValueError as err:  # e.g. a rank larger than a target layer allows: the core names the layer
+        st.error(tables.settings_error(err))
+        config = None
+if config is not None:
+    col1, col2, col3 = st.columns(3)
+    col1.metric("Original parameters (frozen)", f"{counts['base']:,}")
+    col2.metric("LoRA parameters (trained)", f"{counts['lora']:,}")
+    col3.metric("Increase", tables.percent(counts["lora"] / counts["base"], 3),
+                help="Adapter parameters as a share of the original network's.")
 
 job = st.session_state.get("lora_job")
 train_col, stop_col, _ = st.columns([1, 1, 4])
-if train_col.button("Train LoRA", key="lora_train", type="primary", disabled=job is not None,
+if train_col.button("Train LoRA", key="lora_train", type="primary", disabled=job is not None or config is None,
                     help="Copy the baseline, attach the adapter, and train A and B on the chosen classes."):
     job = st.session_state.lora_job = jobs.finetune(base, ctx.data, config)
     st.session_state.lora_job_info = {"base_key": held["key"], "config": config}
@@ -63,56 +65,115 @@ if job is not None:
     jobs.follow(job, "Training the adapter")
     st.session_state.lora_job = None
     if job.error is not None:
-        st.session_state.lora = None
         st.error(f"Training failed: {type(job.error).__name__}: {job.error}")
-        st.stop()
-    if job.result is None:
+    elif job.result is None:
         st.info("Stopped while waiting for a training slot: nothing was trained.")
-        st.stop()
-    st.session_state.lora = dict(job.result, **st.session_state.lora_job_info)
-    st.session_state.lora_adapter_on = True  # a new adapter is shown switched on
-    st.rerun()  # draw the page again: results in, Train enabled, Stop disabled
+    else:
+        record = adapters.from_training(job.result, st.session_state.lora_job_info["base_key"], ctx.data.classes)
+        adapters.make_current(record, lc.adapter_of(job.result["run"].model))
+        st.rerun()  # draw the page again: results in, Train enabled, Stop disabled
 
-result = st.session_state.get("lora")
-if result is None or result["base_key"] != held["key"]:
-    st.info("Press **Train LoRA** to finetune.")
-    st.stop()
-run, chosen = result["run"], result["config"].digits
-names = tables.class_names(ctx.data.classes, chosen)
-if len(run.losses) < run.config.steps:
-    st.warning(f"Stopped after {len(run.losses):,} of {run.config.steps:,} steps: the results below are the "
-               "partly trained adapter's.")
-c = run.config
-st.caption(f"Last run: rank {c.rank}, α {c.alpha:g} on {', '.join(c.targets)}; {len(run.losses):,} steps on "
-           f"{names}; learning rate {c.lr:g}; seed {c.seed}.")
+result = adapters.current(held["key"])
+if result is None:
+    st.info("Press **Train LoRA** to finetune, or upload an adapter file below.")
+else:
+    st.subheader(f"Current adapter: {result['name']}")
+    if result["warning"]:
+        st.warning(result["warning"])
+    st.caption(result["caption"])
+    chosen = result["chosen"]
+    names = tables.class_names(ctx.data.classes, chosen) if chosen else ""
+    left, right = st.columns([2, 3]) if result["losses"] else (None, st.container())
+    if left is not None:
+        with left:
+            charts.show(charts.loss_curve(result["losses"], f"Finetuning loss on {names}"), key="lora_loss")
+    with right:
+        adapter_on = st.toggle("Adapter on", key="lora_adapter_on",
+                               help="Switch the adapter off to use W alone: the network is then exactly the "
+                                    "baseline again. Both evaluations were computed once, so this is instant.")
+        before = result["before"]
+        after = result["after"] if adapter_on else result["off"]
+        after_label = "after LoRA" if adapter_on else "adapter off"
+        col1, col2, col3 = st.columns(3)
+        col1.metric("Accuracy before", tables.percent(before.accuracy))
+        col2.metric(f"Accuracy {after_label}", tables.percent(after.accuracy),
+                    delta=f"{(after.accuracy - before.accuracy) * 100:+.2f} points")
+        if chosen:
+            col3.metric(f"Wrong on {names}", f"{tables.wrong_on(after, chosen):,}",
+                        delta=f"{tables.wrong_on(after, chosen) - tables.wrong_on(before, chosen):+,}",
+                        delta_color="inverse", help="Test images of the finetuned classes that are misclassified.")
+        else:
+            col3.metric("Wrong test images", f"{after.wrong:,}", delta=f"{after.wrong - before.wrong:+,}",
+                        delta_color="inverse")
+    charts.show(charts.before_after(before.wrong_per_class, after.wrong_per_class, ctx.data.classes,
+                                    chosen, after_label), key="lora_before_after")
 
-left, right = st.columns([2, 3])
-with left:
-    charts.show(charts.loss_curve(run.losses, f"Finetuning loss on {names}"), key="lora_loss")
-with right:
-    adapter_on = st.toggle("Adapter on", key="lora_adapter_on",
-                           help="Switch the adapter off to use W alone: the network is then exactly the "
-                                "baseline again. Both evaluations were computed once, so this is instant.")
-    after = run.after if adapter_on else result["off"]
-    after_label = "after LoRA" if adapter_on else "adapter off"
-    col1, col2, col3 = st.columns(3)
-    col1.metric("Accuracy before", tables.percent(run.before.accuracy))
-    col2.metric(f"Accuracy {after_label}", tables.percent(after.accuracy),
-                delta=f"{(after.accuracy - run.before.accuracy) * 100:+.2f} points")
-    col3.metric(f"Wrong on {names}", f"{tables.wrong_on(after, chosen):,}",
-                delta=f"{tables.wrong_on(after, chosen) - tables.wrong_on(run.before, chosen):+,}",
-                delta_color="inverse", help="Test images of the finetuned classes that are misclassified.")
-charts.show(charts.before_after(run.before.wrong_per_class, after.wrong_per_class, ctx.data.classes,
-                                chosen, after_label), key="lora_before_after")
+    st.subheader("Proofs")
+    checks = result["checks"]
+    proofs = [
+        ("The original weights are unchanged", "max |ΔW_original|", checks["weights_changed"], 0.0),
+        ("Adapter off gives the original network's outputs", "max |difference|", checks["off_vs_base"], 0.0),
+        ("Merged weights give the same outputs as the adapter", "max |difference|",
+         checks["merged_vs_parametrized"], 1e-5),
+    ]
+    for claim, what, value, tolerance in proofs:
+        mark = "✅" if value <= tolerance else "❌"
+        st.markdown(f"{mark} **{claim}** — {what} = `{value:.3g}` (must be ≤ {tolerance:g})")
 
-st.subheader("Proofs")
-checks = result["checks"]
-proofs = [
-    ("The original weights are unchanged", "max |ΔW_original|", checks["weights_changed"], 0.0),
-    ("Adapter off gives the original network's outputs", "max |difference|", checks["off_vs_base"], 0.0),
-    ("Merged weights give the same outputs as the adapter", "max |difference|",
-     checks["merged_vs_parametrized"], 1e-5),
-]
-for claim, what, value, tolerance in proofs:
-    mark = "✅" if value <= tolerance else "❌"
-    st.markdown(f"{mark} **{claim}** — {what} = `{value:.3g}` (must be ≤ {tolerance:g})")
+st.subheader("Adapters as files")
+st.markdown("An adapter is only its A and B matrices: a file of kilobytes next to the megabytes of the "
+            "network. Download the current one — as LoRA Lab's `adapter.safetensors` or in Hugging Face "
+            "PEFT's format — and upload one back onto your baseline here or in another browser.")
+save_col, load_col = st.columns(2)
+with save_col:
+    if result is None:
+        st.caption("Train or upload an adapter to download it.")
+    else:
+        stem = result["stem"]
+        st.download_button("Download adapter (.zip)", adapters.zip_bytes(result, False), f"{stem}.zip",
+                           mime="application/zip", key="lora_download", on_click="ignore",
+                           help="A zip holding adapter.safetensors: A, B, rank, α and the target layers.")
+        st.download_button("Download for PEFT (.zip)", adapters.zip_bytes(result, True), f"{stem}-peft.zip",
+                           mime="application/zip", key="lora_download_peft", on_click="ignore",
+                           help="adapter_model.safetensors and adapter_config.json, as "
+                                "peft.PeftModel.from_pretrained reads them.")
+with load_col:
+    upload = st.file_uploader("Upload an adapter (.zip or .safetensors)", type=["zip", "safetensors"],
+                              key="lora_upload",
+                              help="A zip downloaded here (either format) or an adapter.safetensors. It is "
+                                   "checked against your baseline before anything changes.")
+    adapters.upload(upload, base, ctx.data, held["key"])
+
+if result is not None:
+    st.subheader("Merge lab: W + ΔW stored in lower precision")
+    st.markdown("Merging adds ΔW into W, so the adapter costs nothing at run time. Stored in a smaller "
+                "number format the sum is rounded: how far from the exact sum, and how many of the "
+                f"{len(ctx.data.test_y):,} test predictions change?")
+    rows = adapters.merge_rows(result, ctx.data)
+    left, right = st.columns([2, 3])
+    left.dataframe(rows, hide_index=True, column_config={
+        "dtype": "stored as",
+        "max_abs_error": st.column_config.NumberColumn("max |error|", format="%.3g"),
+        "flipped": st.column_config.NumberColumn("flipped predictions"),
+    })
+    with right:
+        charts.show(charts.merge_precision(rows), key="lora_merge")
+
+entries = adapters.on_this_baseline(held["key"])
+if entries:
+    st.subheader("Your adapters: switch and blend")
+    st.markdown("Every adapter you trained or uploaded on this baseline (the last "
+                f"{adapters.MAX_KEPT}). The network **W + Σ sᵢ·(α/r)·Bᵢ·Aᵢ** of those switched on is "
+                "scored at once — no retraining.")
+    adapters.draw_switches(entries)
+    score = adapters.blend_score(base, ctx.data, held["key"], entries)
+    on = adapters.active(entries)
+    label = " + ".join(f"{s:g}·({e['name']})" for e, s in on) or "all off: the baseline"
+    blended = sorted({c for e, _ in on for c in e["chosen"]})
+    col1, col2, _ = st.columns(3)
+    col1.metric("Blend accuracy", tables.percent(score.accuracy),
+                delta=f"{(score.accuracy - base.evaluation.accuracy) * 100:+.2f} points")
+    col2.metric("Blend wrong test images", f"{score.wrong:,}", delta=f"{score.wrong - base.evaluation.wrong:+,}",
+                delta_color="inverse")
+    charts.show(charts.before_after(base.evaluation.wrong_per_class, score.wrong_per_class, ctx.data.classes,
+                                    blended, "blend", f"Blend: {label}"), key="lora_blend")

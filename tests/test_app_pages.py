@@ -3,15 +3,20 @@
 Training is deterministic on the CPU, so the same configs and seed give the same losses and evaluations
 in the app and here. Small settings keep the suite quick: the bundled sample, 30 baseline steps.
 """
+import io
 import json
 import os
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import save as save_safetensors
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
+from lora_core.adapters import FORMAT, MAX_ADAPTER_BYTES, adapter_bytes, adapter_zip
 from ui import jobs
 
 APP = "../app.py"  # relative to this file
@@ -63,6 +68,11 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 def charts(at: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def chart(at: AppTest, title: str) -> dict:
+    (found,) = [c for c in charts(at) if c["layout"]["title"]["text"] == title]
+    return found
 
 
 def percent(share: float, digits: int = 2) -> str:
@@ -190,7 +200,7 @@ def test_lora_finetune_matches_core(data, core_baseline):
     assert shown["Accuracy before"] == percent(core.before.accuracy)
     assert shown["Accuracy after LoRA"] == percent(core.after.accuracy)
     assert shown["Wrong on class 2"] == f"{core.after.wrong_per_class[2]:,}"
-    loss, bars = charts(at)
+    loss, bars = chart(at, "Finetuning loss on class 2"), chart(at, "Wrong test images per class, before and after")
     assert loss["data"][0]["y"] == core.losses
     assert bars["data"][0]["y"] == core.before.wrong_per_class
     assert bars["data"][1]["y"] == core.after.wrong_per_class
@@ -199,7 +209,7 @@ def test_lora_finetune_matches_core(data, core_baseline):
 
     at.toggle(key="lora_adapter_on").set_value(False).run()  # off: exactly the baseline again
     assert metrics(at)["Accuracy adapter off"] == percent(core.before.accuracy)
-    assert charts(at)[1]["data"][1]["y"] == core.before.wrong_per_class
+    assert chart(at, "Wrong test images per class, before and after")["data"][1]["y"] == core.before.wrong_per_class
 
 
 def test_rank_comparison_matches_core(data, core_baseline):
@@ -254,3 +264,160 @@ def test_fashion_mnist_shows_class_names():
     wrong = charts(at)[1]
     assert wrong["data"][0]["x"] == list(lc.load_dataset("fashion-mnist", root=at_root()).classes)
     assert wrong["data"][0]["x"][2] == "Pullover"
+
+
+# --- adapters as files, the adapter list and blends (LoRA page) ------------------------------------
+
+BEFORE_AFTER = "Wrong test images per class, before and after"
+
+
+@pytest.fixture(scope="module")
+def core_lora(data, core_baseline):
+    return lc.finetune_lora(core_baseline.model, data, SMALL_FINETUNE)
+
+
+def upload(at: AppTest, name: str, blob: bytes) -> AppTest:
+    at.file_uploader(key="lora_upload").set_value((name, blob, "application/octet-stream")).run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("name, make", [
+    ("adapter.zip", lambda model: adapter_zip(model)),
+    ("adapter-peft.zip", lambda model: adapter_zip(model, peft_format=True)),
+    ("adapter.safetensors", adapter_bytes),
+])
+def test_uploaded_adapter_is_attached_to_a_copy_of_the_baseline(core_baseline, core_lora, name, make):
+    at = with_baseline("pages/lora.py")
+    base = at.session_state["baseline"]["run"]
+    upload(at, name, make(core_lora.model))
+    assert "attached to a copy of your baseline" in at.success[0].value
+    bars = chart(at, BEFORE_AFTER)
+    assert bars["data"][0]["y"] == core_baseline.evaluation.wrong_per_class
+    assert bars["data"][1]["y"] == core_lora.after.wrong_per_class  # the trained adapter's counts, exactly
+    assert metrics(at)["Accuracy after LoRA"] == percent(core_lora.after.accuracy)
+    assert not lc.lora_layers(base.model)  # the shared baseline itself stays plain
+    (entry,) = at.session_state["lora_adapters"]
+    assert entry["name"] == f"rank 1 · {name}" and entry["on"] and entry["strength"] == 1.0
+    assert chart(at, f"Blend: 1·(rank 1 · {name})")["data"][1]["y"] == core_lora.after.wrong_per_class
+    at.toggle(key="lora_adapter_on").set_value(False).run()
+    assert chart(at, BEFORE_AFTER)["data"][1]["y"] == core_baseline.evaluation.wrong_per_class
+
+
+def _safetensors(adapter: lc.Adapter, rank: str) -> bytes:
+    tensors = {}
+    for layer, (A, B) in adapter.weights.items():
+        tensors[f"{layer}.lora_A"], tensors[f"{layer}.lora_B"] = A.contiguous(), B.contiguous()
+    return save_safetensors(tensors, metadata={"format": FORMAT, "rank": rank, "alpha": "1.0",
+                                               "targets": json.dumps(adapter.targets)})
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, blob in files.items():
+            zf.writestr(name, blob)
+    return buffer.getvalue()
+
+
+def _bad_file(case: str, trained) -> tuple[str, bytes]:
+    """Each bad upload the issue lists, made from the trained adapter where it needs one."""
+    if case == "not safetensors":
+        return "adapter.safetensors", b"this is not a tensor file " * 40
+    if case == "not a zip":
+        return "adapter.zip", b"PK but not a zip"
+    if case == "zip without the files":
+        return "adapter.zip", _zip({"README.txt": b"an adapter was meant to be here"})
+    if case == "wrong shapes":
+        other = lc.add_lora(lc.new_model(500, 2000, 0, "cpu"), 1)  # a baseline with another hidden size
+        return "other.zip", adapter_zip(other)
+    if case == "wrong rank":
+        return "adapter.safetensors", _safetensors(lc.adapter_of(trained), rank="2")  # rank-1 tensors
+    if case == "NaN":
+        model = lc.copy_model(trained)
+        with torch.no_grad():
+            lc.lora_of(model.linear2).lora_B[0, 0] = float("nan")
+        return "adapter.zip", adapter_zip(model)
+    if case == "oversized":
+        return "adapter.safetensors", bytes(MAX_ADAPTER_BYTES + 1)
+    raise ValueError(case)
+
+
+@pytest.fixture(scope="module")
+def session_with_adapter():
+    """One session with a trained adapter current: every bad upload goes to it and must change nothing."""
+    at = with_baseline("pages/lora.py")
+    at.number_input(key="lora_steps").set_value(SMALL_FINETUNE.steps).run()
+    at.button(key="lora_train").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("case, says", [
+    ("not safetensors", "not a safetensors file"),
+    ("not a zip", "not a readable zip"),
+    ("zip without the files", "holds neither adapter.safetensors"),
+    ("wrong shapes", "has A (1, 784) and B (500, 1), but this model needs A (1, 784) and B (1000, 1)"),
+    ("wrong rank", "this model needs A (2, 784)"),
+    ("NaN", "linear2: B holds NaN or infinite values"),
+    ("oversized", "adapters here are at most 16 MiB"),
+])
+def test_bad_upload_is_refused_and_changes_nothing(session_with_adapter, core_lora, case, says):
+    at = session_with_adapter
+    held = at.session_state["baseline"]
+    weights = {k: v.clone() for k, v in held["run"].model.state_dict().items()}
+    current = at.session_state["lora"]
+    kept = [(e["name"], e["adapter"], e["on"], e["strength"]) for e in at.session_state["lora_adapters"]]
+
+    name, blob = _bad_file(case, current["model"])
+    upload(at, name, blob)
+    (error,) = at.error
+    assert f"{name} was not used" in error.value and says in error.value and "unchanged" in error.value
+    assert not at.success
+    assert at.session_state["baseline"] is held and at.session_state["lora"] is current
+    assert held["run"].model.state_dict().keys() == weights.keys()
+    assert all(torch.equal(v, weights[k]) for k, v in held["run"].model.state_dict().items())
+    assert [(e["name"], e["adapter"], e["on"], e["strength"]) for e in at.session_state["lora_adapters"]] == kept
+    assert chart(at, BEFORE_AFTER)["data"][1]["y"] == core_lora.after.wrong_per_class  # still the trained one
+
+
+def test_blend_rescores_from_the_core(data, core_baseline):
+    at = with_baseline("pages/lora.py")
+    at.number_input(key="lora_steps").set_value(SMALL_FINETUNE.steps).run()
+    trained = {}
+    for digit in (2, 7):
+        at.multiselect(key="lora_classes").set_value([digit]).run()
+        at.button(key="lora_train").click().run()
+        assert not at.exception, at.exception
+        config = lc.FinetuneConfig(steps=SMALL_FINETUNE.steps, digits=(digit,))
+        trained[digit] = lc.adapter_of(lc.finetune_lora(core_baseline.model, data, config).model)
+    first, second = at.session_state["lora_adapters"]
+    assert (first["name"], first["on"]) == ("rank 1 · class 2", False)  # a new adapter is switched on alone
+    assert (second["name"], second["on"]) == ("rank 1 · class 7", True)
+
+    def expected(adapters, strengths) -> lc.Evaluation:
+        return lc.evaluate(lc.blend(core_baseline.model, adapters, strengths), data.test_x, data.test_y)
+
+    seven = expected([trained[7]], [1.0])
+    assert chart(at, "Blend: 1·(rank 1 · class 7)")["data"][1]["y"] == seven.wrong_per_class
+
+    at.toggle(key=f"adapter_on_{first['uid']}").set_value(True).run()
+    at.slider(key=f"adapter_strength_{first['uid']}").set_value(0.5).run()
+    at.slider(key=f"adapter_strength_{second['uid']}").set_value(1.25).run()
+    assert not at.exception, at.exception
+    both = expected([trained[2], trained[7]], [0.5, 1.25])
+    bars = chart(at, "Blend: 0.5·(rank 1 · class 2) + 1.25·(rank 1 · class 7)")
+    assert bars["data"][1]["y"] == both.wrong_per_class
+    assert bars["data"][0]["y"] == core_baseline.evaluation.wrong_per_class
+    assert metrics(at)["Blend accuracy"] == percent(both.accuracy)
+    assert both.wrong_per_class != seven.wrong_per_class  # the blend really differs from either alone
+
+    scored = len(at.session_state["blend_scores"])
+    at.slider(key=f"adapter_strength_{second['uid']}").set_value(1.0).run()
+    at.slider(key=f"adapter_strength_{second['uid']}").set_value(1.25).run()
+    assert len(at.session_state["blend_scores"]) == scored  # both settings were scored before: cached
+
+    at.toggle(key=f"adapter_on_{first['uid']}").set_value(False).run()
+    at.toggle(key=f"adapter_on_{second['uid']}").set_value(False).run()
+    off = chart(at, "Blend: all off: the baseline")
+    assert off["data"][1]["y"] == core_baseline.evaluation.wrong_per_class

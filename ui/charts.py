@@ -93,7 +93,8 @@ def wrong_per_class(wrong, classes, title: str = "Wrong test images per class") 
     return style(fig, title)
 
 
-def before_after(before, after, classes, chosen, after_name: str = "after LoRA") -> go.Figure:
+def before_after(before, after, classes, chosen, after_name: str = "after LoRA",
+                 title: str = "Wrong test images per class, before and after") -> go.Figure:
     """Wrong counts per class before and after finetuning, side by side; the finetuned classes marked."""
     labels = [f"{name} ★" if i in chosen else name for i, name in enumerate(classes)]
     fig = go.Figure([
@@ -105,7 +106,18 @@ def before_after(before, after, classes, chosen, after_name: str = "after LoRA")
     fig.update_layout(barmode="group")
     fig.update_xaxes(title="true class (★ = finetuned on)", type="category")
     fig.update_yaxes(title="misclassified test images")
-    return style(fig, "Wrong test images per class, before and after")
+    return style(fig, title)
+
+
+def merge_precision(rows) -> go.Figure:
+    """Largest merge error per storage dtype (log scale), each bar labelled with the predictions that flip."""
+    fig = go.Figure(go.Bar(
+        x=[row["dtype"] for row in rows], y=[row["max_abs_error"] for row in rows], marker_color=BLUE,
+        text=[f"{row['flipped']:,} flipped" for row in rows], textposition="outside", name="max |error|",
+        hovertemplate="%{x}: max |error| %{y:.3g}<extra></extra>"))
+    fig.update_xaxes(title="dtype the merged weights are stored in", type="category")
+    fig.update_yaxes(type="log", title="max |W + ΔW − exact sum|")
+    return style(fig, "Merging in lower precision")
 
 
 def sweep(frame, y: str, y_title: str, title: str) -> go.Figure:

@@ -1,0 +1,171 @@
+"""This user's adapters: the current one (trained or uploaded), adapter files, and the list to blend.
+
+Everything is computed by lora_core; this module only decides what is kept in `st.session_state`:
+- "lora": the current adapter — a copy of the baseline carrying it, its evaluations and proofs;
+- "lora_adapters": every adapter trained or uploaded (newest last, at most MAX_KEPT), each an
+  `lc.Adapter` detached from any model, with its switch and strength;
+- "blend_scores": evaluations of blends already scored, by (baseline, adapters, strengths).
+A new current adapter is stored in one step, after everything about it was computed: a failed upload
+changes nothing.
+"""
+import streamlit as st
+
+import lora_core as lc
+from lora_core.adapters import MAX_STRENGTH, adapter_zip, read_upload
+from ui import tables
+
+MAX_KEPT = 8  # adapters in the list; the oldest is dropped first
+MAX_SCORES = 64  # blends remembered per session
+STRENGTH_STEP = 0.05
+
+
+def current(base_key) -> dict | None:
+    """The current adapter, when it was made on the baseline this user holds now."""
+    held = st.session_state.get("lora")
+    return held if held is not None and held["base_key"] == base_key else None
+
+
+def from_training(result: dict, base_key, classes) -> dict:
+    """The current-adapter record of a finished finetune job (its result: run, off, checks)."""
+    run = result["run"]
+    c = run.config
+    names = tables.class_names(classes, c.digits)
+    warning = None
+    if len(run.losses) < c.steps:
+        warning = (f"Stopped after {len(run.losses):,} of {c.steps:,} steps: the results below are the "
+                   "partly trained adapter's.")
+    return {
+        "name": f"rank {c.rank} · {names}", "model": run.model, "before": run.before, "after": run.after,
+        "off": result["off"], "checks": result["checks"], "losses": run.losses, "chosen": c.digits,
+        "base_key": base_key, "warning": warning, "source": "trained",
+        "stem": f"lora-adapter-rank{c.rank}-" + "-".join(classes[d] for d in c.digits).replace(" ", "_"),
+        "caption": f"Last run: rank {c.rank}, α {c.alpha:g} on {', '.join(c.targets)}; {len(run.losses):,} "
+                   f"steps on {names}; learning rate {c.lr:g}; seed {c.seed}.",
+    }
+
+
+def from_upload(base: lc.BaselineRun, data: lc.Dataset, filename: str, blob: bytes, base_key) -> dict:
+    """Read an uploaded file and attach it to a copy of the baseline; AdapterError says why it cannot be."""
+    adapter = read_upload(filename, blob)
+    model = lc.attach(lc.copy_model(base.model), adapter)  # checks the fit before changing the copy
+    after = lc.evaluate(model, data.test_x, data.test_y)
+    with lc.lora_enabled(model, False):
+        off = lc.evaluate(model, data.test_x, data.test_y)
+    return {
+        "name": f"rank {adapter.rank} · {filename}", "model": model, "before": base.evaluation, "after": after,
+        "off": off, "checks": lc.adapter_checks(base.model, model, data.test_x), "losses": [], "chosen": (),
+        "base_key": base_key, "warning": None, "source": "uploaded", "adapter": adapter,
+        "stem": filename.rsplit(".", 1)[0],
+        "caption": f"Uploaded {filename}: rank {adapter.rank}, α {adapter.alpha:g} on "
+                   f"{', '.join(adapter.targets)}.",
+    }
+
+
+def make_current(record: dict, adapter: lc.Adapter) -> None:
+    """Store a new current adapter and add it to the list, switched on alone at strength 1."""
+    kept = st.session_state.setdefault("lora_adapters", [])
+    taken = {entry["name"] for entry in kept}
+    name, n = record["name"], 2
+    while name in taken:
+        name, n = f"{record['name']} ({n})", n + 1
+    record["name"] = name
+    uid = st.session_state.get("lora_adapter_uid", 0) + 1
+    st.session_state.lora_adapter_uid = uid
+    for entry in kept:
+        entry["on"] = False
+    kept.append({"uid": uid, "name": name, "adapter": adapter, "chosen": record["chosen"],
+                 "base_key": record["base_key"], "source": record["source"], "on": True, "strength": 1.0})
+    del kept[:-MAX_KEPT]
+    st.session_state.lora = record
+    st.session_state.lora_reset_widgets = True  # applied before the widgets are drawn in the next run
+
+
+def reset_widgets() -> None:
+    """After a new current adapter: its switch on, the list's switches as stored. Call before drawing them."""
+    if not st.session_state.pop("lora_reset_widgets", False):
+        return
+    st.session_state.lora_adapter_on = True
+    for entry in st.session_state.get("lora_adapters", []):
+        st.session_state[f"adapter_on_{entry['uid']}"] = entry["on"]
+        st.session_state[f"adapter_strength_{entry['uid']}"] = entry["strength"]
+
+
+def upload(file, base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
+    """Use a newly uploaded file once; show what came of it while the file stays in the uploader."""
+    if file is None:
+        return
+    if st.session_state.get("lora_upload_seen") != file.file_id:
+        st.session_state.lora_upload_seen = file.file_id
+        try:
+            record = from_upload(base, data, file.name, file.getvalue(), base_key)
+        except lc.AdapterError as err:
+            outcome = ("error", f"**{file.name} was not used:** {err}. Your baseline and adapters are unchanged.")
+        except Exception as err:  # anything unforeseen: still a message, still nothing changed
+            outcome = ("error", f"**{file.name} was not used:** {type(err).__name__}: {err}. Your baseline and "
+                                "adapters are unchanged.")
+        else:
+            make_current(record, record.pop("adapter"))
+            outcome = ("success", f"**{file.name}** is attached to a copy of your baseline as "
+                                  f"*{record['name']}*: it is the current adapter, and switched on in the list.")
+        st.session_state.lora_upload_outcome = (file.file_id, *outcome)
+        if outcome[0] == "success":
+            st.rerun()  # draw the page again with the new adapter
+    shown = st.session_state.get("lora_upload_outcome")
+    if shown and shown[0] == file.file_id:
+        getattr(st, shown[1])(shown[2])
+
+
+def zip_bytes(record: dict, peft_format: bool) -> bytes:
+    """The current adapter as a zip (ours or PEFT's), made once per adapter."""
+    files = record.setdefault("zips", {})
+    if peft_format not in files:
+        files[peft_format] = adapter_zip(record["model"], peft_format)
+    return files[peft_format]
+
+
+def merge_rows(record: dict, data: lc.Dataset) -> list[dict]:
+    """merge_precision of the current adapter on the test images, measured once per adapter."""
+    if "merge" not in record:
+        record["merge"] = lc.merge_precision(record["model"], data.test_x)
+    return record["merge"]
+
+
+def on_this_baseline(base_key) -> list[dict]:
+    return [e for e in st.session_state.get("lora_adapters", []) if e["base_key"] == base_key]
+
+
+def draw_switches(entries: list[dict]) -> None:
+    """A switch and a strength slider per adapter; the entry keeps their values while the page is away."""
+    for entry in entries:
+        on_key, strength_key = f"adapter_on_{entry['uid']}", f"adapter_strength_{entry['uid']}"
+        # the widget's value if it has one (this page was shown), else the stored one (it was away)
+        entry["on"] = st.session_state[on_key] = st.session_state.get(on_key, entry["on"])
+        entry["strength"] = st.session_state[strength_key] = st.session_state.get(strength_key, entry["strength"])
+        left, middle, right = st.columns([3, 4, 3])
+        entry["on"] = left.toggle(entry["name"], key=on_key, help="Use this adapter in the blend.")
+        entry["strength"] = middle.slider(
+            f"Strength of {entry['name']}", 0.0, MAX_STRENGTH, step=STRENGTH_STEP, key=strength_key,
+            disabled=not entry["on"], label_visibility="collapsed",
+            help="s in W + s·(α/r)·B·A: 0 leaves the adapter out, 1 is as trained, above 1 exaggerates it.")
+        adapter = entry["adapter"]
+        right.caption(f"{entry['source']}: rank {adapter.rank}, α {adapter.alpha:g} on {', '.join(adapter.targets)}")
+
+
+def active(entries: list[dict]) -> list[tuple[dict, float]]:
+    """(entry, strength) of every adapter switched on, strengths on the slider's grid."""
+    return [(e, round(e["strength"], 2)) for e in entries if e["on"]]
+
+
+def blend_score(base: lc.BaselineRun, data: lc.Dataset, base_key, entries: list[dict]) -> lc.Evaluation:
+    """evaluate(blend(base, active adapters, strengths)), remembered: moving back to a setting is instant."""
+    chosen = active(entries)
+    if not chosen:
+        return base.evaluation
+    scores = st.session_state.setdefault("blend_scores", {})
+    key = (base_key, tuple((e["uid"], s) for e, s in chosen))  # uids: a name can come back after a drop
+    if key not in scores:
+        model = lc.blend(base.model, [e["adapter"] for e, _ in chosen], [s for _, s in chosen])
+        scores[key] = lc.evaluate(model, data.test_x, data.test_y)
+        while len(scores) > MAX_SCORES:
+            scores.pop(next(iter(scores)))
+    return scores[key]
