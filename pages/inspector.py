@@ -41,13 +41,7 @@ inside.controls(
     "Training the adapter", draw=draw_live,
     help="Finetune a fresh adapter with the LoRA page's settings and watch ΔW grow, step by step.")
 
-sources = {}
-own = inside.current("insp", held)
-if own is not None:
-    sources["trained here"] = own
-from_page = st.session_state.get("lora")
-if from_page and from_page.get("base_key") == held["key"]:
-    sources["from the LoRA finetuning page"] = from_page
+sources = inside.subjects(held, ctx.data.classes)
 if not sources:
     st.info("Press **Train and watch**, or train an adapter on the **LoRA finetuning** page and come back.")
     st.stop()
@@ -55,21 +49,19 @@ if st.session_state.get("insp_source") not in sources:
     st.session_state.insp_source = next(iter(sources))
 source = st.radio("Adapter to inspect", list(sources), key="insp_source", horizontal=True)
 chosen = sources[source]
-run = chosen["run"]
+model = chosen["model"]
 if "views" not in chosen:  # the LoRA page's adapter: its SVDs are computed once, here
     cached = st.session_state.get("insp_page_views")
-    if cached is None or cached["run"] is not run:
+    if cached is None or cached["model"] is not model:
         with st.spinner("Computing the SVDs of W and ΔW…"):
-            cached = st.session_state.insp_page_views = {"run": run, **inside.inspection(run.model)}
+            cached = st.session_state.insp_page_views = {"model": model, **inside.inspection(model)}
     chosen = {**chosen, **cached}
-if len(run.losses) < run.config.steps:
-    st.warning(f"Stopped after {len(run.losses):,} of {run.config.steps:,} steps: this is the partly trained "
-               "adapter.")
-st.caption(f"Inspecting the adapter {source}: {inside.describe(run.config, ctx.data.classes)}; "
-           f"{len(run.losses):,} steps trained.")
+if chosen["warning"]:
+    st.warning(chosen["warning"])
+st.caption(f"Inspecting the adapter {source}. {chosen['caption']}")
 
 views = {v.name: v for v in chosen["views"]}
-norms = inside.layer_norms(run.model)
+norms = inside.layer_norms(model)
 st.dataframe(inside.layer_frame(chosen["views"], norms), hide_index=True, column_config={
     "‖ΔW‖_F": st.column_config.NumberColumn(format="%.4g"),
     "effective rank": st.column_config.NumberColumn(format="%.3f"),
@@ -127,14 +119,14 @@ if chosen["patterns"] is not None:
                 "blue for.")
     charts.show(ic.patterns(patterns, f"The {len(patterns)} rows of A in linear1, as 28×28 images"),
                 key="insp_patterns")
-    if run.config.rank > PATTERNS_SHOWN:
-        st.caption(f"The first {PATTERNS_SHOWN} of {run.config.rank} rows.")
+    if len(chosen["patterns"]) > PATTERNS_SHOWN:
+        st.caption(f"The first {PATTERNS_SHOWN} of {len(chosen['patterns'])} rows.")
 
 st.subheader("One test image through W and through W + ΔW")
 index = st.slider("Test image", 0, len(ctx.data.test_y) - 1, key="insp_image",
                   help="Pick any test image: its logits with the adapter off and on.")
 image, label = ctx.data.test_x[index], int(ctx.data.test_y[index])
-without, with_adapter = (t.tolist() for t in anatomy.logits_with_and_without(run.model, image))
+without, with_adapter = (t.tolist() for t in anatomy.logits_with_and_without(model, image))
 classes = ctx.data.classes
 predicted_off = classes[max(range(len(without)), key=without.__getitem__)]
 predicted_on = classes[max(range(len(with_adapter)), key=with_adapter.__getitem__)]
@@ -147,13 +139,11 @@ with right:
 st.markdown(f"True class **{classes[label]}** · predicted through W: **{predicted_off}** · "
             f"through W + ΔW: **{predicted_on}**")
 
-st.subheader("ΔW while it was trained")
 if "norms" in chosen:
+    st.subheader("ΔW while it was trained")
     charts.show(ic.norm_curves(chosen["norms"], "‖ΔW‖_F of each layer, step by step"), key="insp_norms")
     if chosen["snapshots"]:
         charts.show(ic.spectrum_history(chosen["snapshots"], layer), key="insp_history")
 else:
-    charts.show(ic.norm_curves({"all layers": run.update_norms}, "‖ΔW‖_F over all layers, step by step",
-                               first_step=1), key="insp_norms")
-    st.caption("Trained on the LoRA page: only the total ‖ΔW‖_F was recorded. **Train and watch** records "
-               "each layer, and the singular values as they grow.")
+    st.caption("**Train and watch** also records ‖ΔW‖_F of each layer after every step, and ΔW's singular "
+               "values as they grow.")

@@ -13,6 +13,7 @@ import lora_core as lc
 from lora_core import anatomy, studies
 from lora_core.adapters import MAX_STRENGTH
 from lora_core.svd import check_rank
+from ui import adapters as ui_adapters
 from ui import jobs, tables
 
 # The widgets of these pages, stored with the app's other defaults (ui/state.py) so that leaving a page
@@ -260,7 +261,7 @@ def controls(key: str, label: str, start, what: str, help: str, draw=None) -> No
     st.session_state[f"{key}_job"] = None
     if job.error is not None:
         st.session_state[key] = None
-        st.error(f"{what} failed: {type(job.error).__name__}: {job.error}")
+        st.error(f"{what} failed: {jobs.describe(job.error)}")
         st.stop()
     if job.result is None:
         st.info("Stopped while waiting for a training slot: nothing was run.")
@@ -270,6 +271,28 @@ def controls(key: str, label: str, start, what: str, help: str, draw=None) -> No
         st.stop()
     st.session_state[key] = dict(job.result, **st.session_state[f"{key}_extra"])
     st.rerun()
+
+
+def subjects(held: dict, classes) -> dict[str, dict]:
+    """The adapters the inspector can look into: the one trained on this page, the LoRA page's current one.
+
+    Each: the model carrying it, a caption, a warning (stopped early) or None, and what this page
+    recorded while training it (norms, snapshots, views, patterns) when it trained it.
+    """
+    found = {}
+    own = current("insp", held)
+    if own is not None:
+        run = own["run"]
+        stopped = len(run.losses) < run.config.steps
+        found["trained here"] = {
+            **own, "model": run.model, "caption": f"{describe(run.config, classes)}; {len(run.losses):,} steps.",
+            "warning": (f"Stopped after {len(run.losses):,} of {run.config.steps:,} steps: this is the partly "
+                        "trained adapter.") if stopped else None}
+    page = ui_adapters.current(held["key"])
+    if page is not None:
+        found["from the LoRA finetuning page"] = {"model": page["model"], "caption": page["caption"],
+                                                  "warning": page["warning"]}
+    return found
 
 
 def current(key: str, held: dict):
