@@ -39,10 +39,11 @@ strength = round(st.slider("Adapter strength", 0.0, MAX_STRENGTH, step=inside.ST
                                                          "trained, above 1 an exaggerated update."), 2)
 with st.spinner(f"Evaluating every adapter at strength {strength:g}…"):
     points = inside.frontier_points(result, base, ctx.data, digits, strength)
-trail = {rank: [(p.other_wrong, p.target_wrong) for s in sorted(result["points"])
+paths = {rank: [(p.other_wrong, p.target_wrong) for s in sorted(result["points"])
                 for p in result["points"][s] if p.rank == rank] for rank in result["adapters"]}
-charts.show(ic.frontier(points, inside.baseline_point(base, digits), trail, strength, names), key="frontier_chart")
-st.caption("Grey: where each rank sat at the other strengths you have tried (each computed once, then kept).")
+charts.show(ic.frontier(points, inside.baseline_point(base, digits), paths, strength, names), key="frontier_chart")
+st.caption(f"Thin lines: each rank's path from strength 0 (the baseline) to {MAX_STRENGTH:g}, through every "
+           "strength evaluated so far (each computed once, then kept).")
 st.dataframe([{"rank r": p.rank, "strength": p.strength, f"errors on {names}": p.target_wrong,
                "errors on the other classes": p.other_wrong, "accuracy": p.accuracy} for p in points],
              hide_index=True, column_config={"accuracy": st.column_config.NumberColumn(format="percent")})

@@ -48,7 +48,7 @@ for col, row in zip(cols, frame.to_dict("records"), strict=True):
 st.dataframe(frame.drop(columns="init"), hide_index=True, column_config={
     "largest output change before any step": st.column_config.NumberColumn(format="%.3g"),
     "final ‖ΔW‖_F": st.column_config.NumberColumn(format="%.3g"),
-    "final loss": st.column_config.NumberColumn(format="%.4f"),
+    "final loss": st.column_config.NumberColumn(format="%.3g"),
 })
 
 if "zeros" in curves:

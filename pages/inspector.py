@@ -116,7 +116,8 @@ if chosen["patterns"] is not None:
     patterns = chosen["patterns"][:PATTERNS_SHOWN].tolist()
     st.markdown("Each row of A (r×784) is a weighting of the 784 pixels: ΔW·x starts with A·x, so these r "
                 "images are the only input patterns the update can respond to. Red pixels count against, "
-                "blue for.")
+                "blue for. A starts as random noise (kaiming); each Adam step moves an entry by at most about "
+                "the learning rate, so what it learned dominates only after a few hundred steps.")
     charts.show(ic.patterns(patterns, f"The {len(patterns)} rows of A in linear1, as 28×28 images"),
                 key="insp_patterns")
     if len(chosen["patterns"]) > PATTERNS_SHOWN:

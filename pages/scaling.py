@@ -49,5 +49,5 @@ st.dataframe(frame, hide_index=True, column_config={
     "scaling": "scale rule", "rank": "rank r",
     "scale": st.column_config.NumberColumn("scale s (ΔW = s·B·A)", format="%.4g"),
     "update_norm": st.column_config.NumberColumn("‖ΔW‖_F", format="%.4g"),
-    "final_loss": st.column_config.NumberColumn("final loss", format="%.4f"),
+    "final_loss": st.column_config.NumberColumn("final loss", format="%.3g"),
 })

@@ -28,6 +28,7 @@ DEFAULTS = {
 RANK_CHOICES = [1, 2, 4, 8, 16, 32, 64]
 SNAPSHOT_CHOICES = [0, 5, 10, 25, 50, 100]  # steps between live redraws of the ΔW spectrum; 0 = only norms
 STRENGTH_STEP = 0.05
+PATH_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)  # evaluated right after training: the paths drawn
 INIT_LABELS = {
     "kaiming": "B zero, A kaiming (default)",
     "gaussian": "B zero, A gaussian",
@@ -202,8 +203,15 @@ def scaling(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, r
 
 
 def frontier_adapters(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks) -> jobs.Job:
-    return _study("frontier", lambda job: {"adapters": studies.train_frontier_adapters(
-        base.model, data, config, ranks, on_progress=_progress(job)), "points": {}})
+    """One adapter per rank; then the frontier at a few strengths, so that each rank's path shows at once."""
+    def work(job: jobs.Job) -> dict:
+        adapters = studies.train_frontier_adapters(base.model, data, config, ranks, on_progress=_progress(job))
+        points = {}
+        for strength in PATH_STRENGTHS:
+            job.label = f"evaluating every adapter at strength {strength:g}"
+            points[strength] = studies.frontier(base.model, data, adapters, config.digits, strength)
+        return {"adapters": adapters, "points": points}
+    return _study("frontier", work)
 
 
 # --- following a job ---------------------------------------------------------------------------------

@@ -9,6 +9,14 @@ LAYER_COLORS = {"linear1": BLUE, "linear2": ORANGE, "linear3": GREEN}
 INIT_COLORS = {"kaiming": BLUE, "gaussian": GREEN, "zeros": RED, "random": ORANGE}
 SCALING_COLORS = {"α/r": BLUE, "α/√r": ORANGE}
 PATTERN_COLUMNS = 8
+RANK_COLORS = [BLUE, ORANGE, GREEN, RED, "#7b4fa8", "#8c564b", "#17becf"]
+
+
+def _legend_below(fig: go.Figure) -> go.Figure:
+    """For charts whose title and legend would collide above the plot."""
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0),
+                      margin=dict(b=110))
+    return fig
 
 
 def spectra(delta, weight, rank: int, shown: int, layer: str) -> go.Figure:
@@ -24,7 +32,7 @@ def spectra(delta, weight, rank: int, shown: int, layer: str) -> go.Figure:
                   annotation_position="top right")
     fig.update_xaxes(title="index i")
     fig.update_yaxes(type="log", title="singular value σᵢ (log scale)", exponentformat="power")
-    return style(fig, f"Singular values of {layer}: ΔW beside W")
+    return _legend_below(style(fig, f"Singular values of {layer}: ΔW beside W", height=460))
 
 
 def energy(curves: dict[str, list[float]], marks, title: str, shown: int | None = None) -> go.Figure:
@@ -38,11 +46,11 @@ def energy(curves: dict[str, list[float]], marks, title: str, shown: int | None 
     for rank in marks:
         if rank <= len(first[:shown]):
             fig.add_trace(go.Scatter(x=[rank], y=[first[rank - 1]], mode="markers+text", showlegend=False,
-                                     text=[f"r={rank}: {first[rank - 1]:.0%}"], textposition="bottom right",
+                                     text=[f"r={rank}"], textposition="bottom right",
                                      marker=dict(size=12, color=RED), hoverinfo="skip"))
     fig.update_xaxes(title="k, the number of top singular directions kept", type="log")
     fig.update_yaxes(title="share of ‖M‖²_F", range=[0, 1.05], tickformat=".0%")
-    return style(fig, title)
+    return _legend_below(style(fig, title, height=460))
 
 
 def norm_curves(norms: dict[str, list[float]], title: str = "‖ΔW‖_F of each layer while training",
@@ -79,9 +87,9 @@ def live_spectra(spectra: dict[str, list[float]], step: int) -> go.Figure:
 
 
 def image(pixels, title: str, height: int = 300) -> go.Figure:
-    """One 28×28 image, dark = low, as the network sees it (normalised pixels)."""
-    fig = go.Figure(go.Heatmap(z=np.asarray(pixels).tolist(), colorscale="Greys", reversescale=True,
-                               showscale=False, hovertemplate="row %{y}, column %{x}: %{z:.2f}<extra></extra>"))
+    """One 28×28 image as the network sees it (normalised pixels), ink dark on white."""
+    fig = go.Figure(go.Heatmap(z=np.asarray(pixels).tolist(), colorscale="Greys", showscale=False,
+                               hovertemplate="row %{y}, column %{x}: %{z:.2f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
     fig.update_xaxes(visible=False)
     fig = style(fig, title, height=height)
@@ -133,7 +141,7 @@ def similarity(frame) -> go.Figure:
     fig.update_layout(barmode="group")
     fig.update_xaxes(title="LoRA rank r", type="category")
     fig.update_yaxes(title="0 = nothing in common, 1 = the same", range=[0, 1.15])
-    return style(fig, "LoRA's subspace against the full update's top r")
+    return _legend_below(style(fig, "LoRA's r directions against the full update's", height=460))
 
 
 def curves(series: dict[str, list[float]], colors: dict[str, str], labels: dict[str, str], title: str,
@@ -159,22 +167,24 @@ def scaling(frame, y: str, y_title: str, title: str) -> go.Figure:
     return style(fig, title, height=380)
 
 
-def frontier(points, baseline: tuple[int, int], trail: dict[int, list[tuple[int, int]]], strength: float,
+def frontier(points, baseline: tuple[int, int], paths: dict[int, list[tuple[int, int]]], strength: float,
              classes_label: str) -> go.Figure:
     """Errors on the finetuned classes against errors on the others: one point per rank at this strength,
-    the baseline as a star, and (grey) where each rank sat at the other strengths computed so far."""
+    the baseline as a star, and each rank's path over the strengths computed so far as a thin line."""
     fig = go.Figure()
-    for path in trail.values():
+    colors = {rank: RANK_COLORS[i % len(RANK_COLORS)] for i, rank in enumerate(paths)}
+    for rank, path in paths.items():
         fig.add_trace(go.Scatter(x=[p[0] for p in path], y=[p[1] for p in path], mode="lines+markers",
-                                 line=dict(color=GREY, width=1), marker=dict(size=5, color=GREY),
-                                 showlegend=False, hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=[baseline[0]], y=[baseline[1]], mode="markers+text", name="baseline",
-                             text=["baseline"], textposition="top center",
-                             marker=dict(size=18, color=GREY, symbol="star")))
-    fig.add_trace(go.Scatter(x=[p.other_wrong for p in points], y=[p.target_wrong for p in points],
-                             mode="markers+text", name=f"LoRA at strength {strength:g}",
-                             text=[f"r={p.rank}" for p in points], textposition="middle right",
-                             marker=dict(size=14, color=BLUE)))
+                                 line=dict(color=colors[rank], width=1), marker=dict(size=5, color=colors[rank]),
+                                 opacity=0.45, showlegend=False, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=[baseline[0]], y=[baseline[1]], mode="markers", name="baseline (strength 0)",
+                             marker=dict(size=20, color=GREY, symbol="star")))
+    for p in points:
+        fig.add_trace(go.Scatter(x=[p.other_wrong], y=[p.target_wrong], mode="markers", name=f"rank {p.rank}",
+                                 marker=dict(size=15, color=colors.get(p.rank, BLUE), line=dict(width=1,
+                                                                                                color="white")),
+                                 hovertemplate=f"rank {p.rank}, strength {strength:g}<br>%{{y}} learned-class "
+                                               "errors, %{x} other errors<extra></extra>"))
     fig.update_xaxes(title="errors on the other classes (forgotten →)", rangemode="tozero")
     fig.update_yaxes(title=f"errors on {classes_label} (← learned)", rangemode="tozero")
-    return style(fig, "Learned against forgotten")
+    return _legend_below(style(fig, f"Learned against forgotten, at strength {strength:g}", height=520))
