@@ -5,6 +5,7 @@ A small baseline (hidden sizes 64 and 32, 30 steps on the bundled sample) and 10
 to seconds; training is deterministic on the CPU, so the app and the test get the same models.
 """
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def test_inspector_matches_core(data, base):
     assert [len(line["y"]) for line in norms] == [STEPS + 1] * 2 and norms[0]["y"][0] == 0  # B starts at 0
     assert norms[0]["y"][-1] == pytest.approx(inside.layer_norms(run.model)["linear1"], rel=1e-6)
     history = drawn["ΔW's singular values of linear1 while training"]["data"]
-    assert history[0]["x"] == [0, 5, 10]
+    assert history[0]["x"] == [5, 10]
     assert history[0]["y"][-1] == pytest.approx(view.delta_singular_values[0].item(), rel=1e-5)
 
     at.slider(key="insp_image").set_value(7).run()
@@ -277,3 +278,20 @@ def test_fashion_mnist_class_names_inside():
     at.run()
     click(at, "insp_run")
     assert charts(at)["Logits with the adapter off and on"]["data"][0]["x"][2] == "Pullover"
+
+
+def test_stop_keeps_the_partly_trained_adapter_and_interrupts_a_study(data, base):
+    """What the Stop buttons do while a job runs (AppTest only sees finished runs, where Stop is disabled)."""
+    held = lc.BaselineRun(SMALL_BASELINE, base, [], lc.evaluate(base, data.test_x, data.test_y), 0)
+    live = inside.LiveFinetune(held, data, lc.FinetuneConfig(steps=5_000), every=0)
+    study = inside.gallery(held, data, lc.FinetuneConfig(steps=5_000))
+    for job in (live, study):
+        while job.step < 3 and not job.done:
+            time.sleep(0.01)
+        job.stop()
+        job.wait(120)
+        assert job.done and job.error is None
+    run = live.result["run"]
+    assert 3 <= len(run.losses) < 5_000
+    assert [len(norms) for norms in live.result["norms"].values()] == [len(run.losses) + 1] * 3
+    assert live.result["views"] and study.result == {"stopped": True}

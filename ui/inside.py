@@ -19,7 +19,7 @@ from ui import jobs, tables
 # The widgets of these pages, stored with the app's other defaults (ui/state.py) so that leaving a page
 # keeps them. Step counts are small: every view should finish in seconds on a laptop CPU.
 DEFAULTS = {
-    "insp_every": 25, "insp_layer": None, "insp_k": 1, "insp_image": 0, "insp_source": None,
+    "insp_every": 50, "insp_layer": None, "insp_k": 1, "insp_image": 0, "insp_source": None,
     "oracle_ranks": [1, 2, 4, 8], "oracle_steps": 50, "oracle_layer": None,
     "inits_rank": 4, "inits_steps": 50,
     "scaling_ranks": [1, 2, 4, 8], "scaling_alpha": 8.0, "scaling_steps": 50,
@@ -116,7 +116,8 @@ class LiveFinetune(jobs.Job):
     """A LoRA finetune the page looks into while it trains.
 
     `finetune_lora(on_start=…)` hands over the adapted model before the first step; every step adds each
-    layer's ‖ΔW‖_F, every `every` steps a snapshot of ΔW's singular values (an SVD: slower, so optional).
+    layer's ‖ΔW‖_F, every `every` steps a snapshot of ΔW's singular values (an SVD of each dense ΔW: seconds
+    for the default network on a CPU, so optional and sparse; at step 0 they are all zero, B being zero).
     """
 
     def __init__(self, base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, every: int):
@@ -130,8 +131,6 @@ class LiveFinetune(jobs.Job):
         def on_start(model) -> None:
             self.model = model
             self.norms = {name: [value] for name, value in layer_norms(model).items()}  # step 0
-            if self.every:
-                self.snapshots.append((0, delta_spectra(model)))
 
         def on_step(step: int, total: int, loss: float) -> None:
             for name, value in layer_norms(self.model).items():
