@@ -66,7 +66,7 @@ def follow(ctx: Context) -> None:
     st.session_state.baseline_job = None
     kept = " Your previous baseline is kept." if st.session_state.get("baseline") else ""
     if job.error is not None:
-        st.session_state.baseline_message = f"Training failed: {jobs.describe(job.error)}{kept}"
+        st.session_state.baseline_error = f"Training failed: {jobs.describe(job.error)}{kept}"
     elif job.result is None:
         st.session_state.baseline_message = "Stopped while waiting for a training slot: nothing was trained."
     else:
@@ -80,8 +80,9 @@ def follow(ctx: Context) -> None:
 
 def messages() -> None:
     """Notes about the last baseline action: reused, stopped early, or the training failed."""
-    message = st.session_state.pop("baseline_message", None)
-    if message:
+    if error := st.session_state.pop("baseline_error", None):
+        st.error(error)
+    if message := st.session_state.pop("baseline_message", None):
         st.info(message)
 
 

@@ -121,7 +121,7 @@ def stop(key: str) -> None:
 def describe(error: Exception) -> str:
     """An error of a job, for the page: a diverged loss explains itself, anything else says its type."""
     if isinstance(error, lc.TrainingDiverged):
-        return f"Training stopped: {error}"
+        return str(error)
     return f"{type(error).__name__}: {error}"
 
 

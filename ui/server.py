@@ -13,6 +13,7 @@ has seen:
   released and forgotten.
 """
 import dataclasses
+import gc
 import os
 import threading
 import time
@@ -141,6 +142,7 @@ class Sessions:
     def __init__(self):
         self._lock = threading.Lock()
         self._by_id: dict[str, Session] = {}
+        self._ended: list[weakref.ref] = []  # anchors of ended sessions, to see Streamlit drop them
 
     def __repr__(self) -> str:
         return f"Sessions({len(self._by_id)})"
@@ -204,13 +206,22 @@ class Sessions:
         jobs = list(s.jobs)
         for job in jobs:
             job.release(s.id)  # a job this session alone followed stops between two steps
+            log.info("LoRA Lab: session %s ended; released %r", s.id[:8], job)
         state = s.state()
         if state is not None:  # a closed tab's state lingers in Streamlit until disconnectedSessionTTL
             free_models(state, CLOSED_NOTE)
         with self._lock:
             if self._by_id.get(s.id) is s:
                 del self._by_id[s.id]
+            if s.anchor is not None and s.anchor() is not None:
+                self._ended.append(s.anchor)
         return len(jobs)
+
+    def lingering(self) -> int:
+        """Ended sessions whose state Streamlit still holds (it drops them after disconnectedSessionTTL)."""
+        with self._lock:
+            self._ended = [ref for ref in self._ended if ref() is not None]
+            return len(self._ended)
 
 
 IDLE_NOTE = ("Your trained models were cleared after {minutes} minutes without activity, to keep the "
@@ -238,13 +249,19 @@ def setup() -> None:
 
 
 def _sweep_forever() -> None:
+    lingered = 0
     while True:
         time.sleep(SWEEP_S)
         try:
             done = SESSIONS.sweep()
-            if any(done.values()):
+            if any(done.values()) or lingered:
+                gc.collect()  # a session's state and its anchor form a cycle: free it now, not some day
+            lingering = SESSIONS.lingering()
+            if any(done.values()) or lingering != lingered:
                 log.info("LoRA Lab sweep: %(ended)d session(s) ended, %(released)d job(s) released, "
-                         "%(freed)d idle session(s) freed", done)
+                         "%(freed)d idle session(s) freed; %(known)d session(s) known, %(lingering)d ended "
+                         "but still held by Streamlit", dict(done, known=len(SESSIONS), lingering=lingering))
+            lingered = lingering
         except Exception:  # the sweep must outlive any one bad session
             log.exception("LoRA Lab sweep failed")
 

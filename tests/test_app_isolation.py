@@ -1,0 +1,195 @@
+"""Many sessions on one server: what they share is computed once and never written to, what each computes
+is its own, and a session that ends or idles gives back what it held. AppTest sessions run in this
+process, like the sessions of one `streamlit run` server; a small baseline keeps each run quick."""
+import gc
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+import lora_core as lc
+from ui import jobs, server
+
+APP = "../app.py"  # relative to this file
+SMALL = {"base_hidden1": 32, "base_hidden2": 32, "base_max_steps": 10, "lora_steps": 5}
+LONG = lc.BaselineConfig(hidden1=8, hidden2=8, epochs=200, max_steps=20_000)  # time to stop it midway
+
+
+def open_session(**state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in {**SMALL, **state}.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def train_baseline(at: AppTest) -> dict:
+    at.switch_page("pages/baseline.py").run()
+    at.button(key="base_train").click().run()
+    assert not at.exception, at.exception
+    return at.session_state["baseline"]
+
+
+def train_lora(at: AppTest, **settings) -> None:
+    at.switch_page("pages/lora.py").run()
+    for key, value in settings.items():
+        at.session_state[key] = value
+    at.button(key="lora_train").click().run()
+    assert not at.exception, at.exception
+
+
+def models(value) -> list[torch.nn.Module]:
+    """The models a session_state value holds (as ui.server looks for them)."""
+    if isinstance(value, torch.nn.Module):
+        return [value]
+    if isinstance(value, dict):
+        return [m for v in value.values() for m in models(v)]
+    if isinstance(value, (list, tuple)):
+        return [m for v in value for m in models(v)]
+    if hasattr(value, "__dataclass_fields__"):
+        return [m for name in value.__dataclass_fields__ for m in models(getattr(value, name))]
+    return []
+
+
+def held_models(at: AppTest) -> list[torch.nn.Module]:
+    return [m for value in at.session_state.values() for m in models(value)]
+
+
+def sweep_after_grace() -> None:
+    """After a session was dropped (`del at`, as a server drops a closed tab's state): the sweep first
+    finds it gone, and ends it once it stayed gone for the grace period."""
+    gc.collect()
+    now = time.monotonic()
+    server.SESSIONS.sweep(now)
+    server.SESSIONS.sweep(now + server.CLOSED_GRACE_S)
+
+
+def wait_for_steps(job: jobs.Job, steps: int) -> None:
+    deadline = time.monotonic() + 60
+    while job.step < steps and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.step >= steps
+
+
+def test_two_sessions_share_the_data_and_the_baseline_but_never_an_adapter():
+    a, b = open_session(seed=9101), open_session(seed=9101)
+    assert a.session_state["session_id"] != b.session_state["session_id"]
+    assert a.session_state["context"].data is b.session_state["context"].data  # loaded once per server
+    held_a, held_b = train_baseline(a), train_baseline(b)
+    base = held_a["run"].model
+    assert held_b["run"] is held_a["run"] and "Reused a baseline" in b.success[0].value  # trained once
+    weights = {name: w.clone() for name, w in base.state_dict().items()}
+
+    train_lora(a, lora_rank=2, lora_classes=[3])
+    b.switch_page("pages/lora.py").run()
+    assert not held_models(b) or all(m is base for m in held_models(b))  # b sees nothing of a's adapter
+    train_lora(b, lora_rank=4, lora_classes=[7])
+
+    tuned_a = [m for m in held_models(a) if lc.lora_layers(m)]
+    tuned_b = [m for m in held_models(b) if lc.lora_layers(m)]
+    assert tuned_a and tuned_b and not {id(m) for m in tuned_a} & {id(m) for m in tuned_b}
+    assert {lc.lora_of(layer).rank for layer in lc.lora_layers(tuned_a[0]).values()} == {2}
+    assert {lc.lora_of(layer).rank for layer in lc.lora_layers(tuned_b[0]).values()} == {4}
+    assert not lc.lora_layers(base)  # the shared baseline was copied before each adapter was attached
+    assert all(torch.equal(weights[name], w) for name, w in base.state_dict().items())
+    assert not any(p.requires_grad for p in base.parameters())
+
+
+def test_a_closed_session_stops_its_training_and_the_model_keeps_every_whole_step(data):
+    at = open_session()
+    session_id = at.session_state["session_id"]
+    job = jobs.Job("closed-tab", lambda job: lc.train_baseline(LONG, data, on_step=job.on_step,
+                                                                 should_stop=job.should_stop))
+    job.watch(session_id)  # as a page's own job is followed by its session
+    wait_for_steps(job, 3)
+    del at
+    gc.collect()
+    now = time.monotonic()
+    server.SESSIONS.sweep(now)
+    assert not job.stopping  # gone for less than the grace: a reload could still come back to it
+    server.SESSIONS.sweep(now + server.CLOSED_GRACE_S)
+    assert job.stopping and server.SESSIONS.get(session_id) is None
+    job.wait(60)
+    run = job.result
+    assert job.error is None and 3 <= len(run.losses) < run.total_steps
+    assert run.losses == job.losses  # the model and the curve hold the same whole steps
+    assert run.evaluation.accuracy == lc.evaluate(run.model, data.test_x, data.test_y).accuracy
+
+
+def test_a_shared_baseline_trains_on_while_one_session_still_follows_it(data):
+    a, b = open_session(), open_session()
+    how_a, job = jobs.start_baseline(data, LONG, a.session_state["session_id"])
+    how_b, same = jobs.start_baseline(data, LONG, b.session_state["session_id"])
+    assert (how_a, how_b) == ("started", "joined") and same is job
+    wait_for_steps(job, 2)
+    del a
+    sweep_after_grace()
+    assert not job.stopping and job.watchers == {b.session_state["session_id"]}
+    del b
+    sweep_after_grace()
+    assert job.stopping
+    job.wait(60)
+    assert jobs.baseline_key(data, LONG) not in jobs._store()["running"]
+    assert jobs.baseline_key(data, LONG) not in jobs._store()["done"]  # partial: not shared
+
+
+def test_an_idle_session_gives_its_models_back_and_keeps_its_settings():
+    at = open_session(seed=9102)
+    train_baseline(at)
+    train_lora(at, lora_rank=3)
+    assert held_models(at)
+    session = server.SESSIONS.get(at.session_state["session_id"])
+    server.SESSIONS.sweep(time.monotonic() + 60, idle=120)  # not idle long enough
+    assert held_models(at)
+    server.SESSIONS.sweep(session.last_seen + 120, idle=120)
+    assert not held_models(at) and server.SESSIONS.get(session.id) is session  # still open, still known
+    at.switch_page("app.py").run()  # (AppTest runs the frame only on the main page; a server on every page)
+    assert not at.exception, at.exception
+    assert any("without activity" in info.value for info in at.info)
+    assert server.NOTE_KEY not in at.session_state  # said once
+    assert at.session_state["lora_rank"] == 3 and at.session_state["seed"] == 9102
+
+
+def rss_mb() -> float:
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return int(fields["VmRSS"].split()[0]) / 1024
+
+
+def test_memory_stays_flat_over_repeated_finetunes_in_one_session():
+    at = open_session(seed=9103)
+    train_baseline(at)
+    counts, rss = [], []
+    for run in range(7):
+        train_lora(at, lora_rank=1 + run % 3)
+        gc.collect()
+        counts.append(sum(issubclass(type(o), lc.MLP) for o in gc.get_objects()))
+        rss.append(rss_mb())
+    assert len([m for m in held_models(at) if lc.lora_layers(m)]) == 1  # the last adapter only
+    assert counts[-1] == counts[2], counts  # every earlier adapter's model was freed
+    assert rss[-1] - rss[2] < 40, rss
+    print(f"live models {counts}, RSS MB {[round(r) for r in rss]}")
+
+
+def test_the_training_limit_and_torch_threads_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("LORA_LAB_MAX_TRAININGS", "3")
+    assert server.max_trainings() == 3
+    for bad in ("0", "-2", "two", "1.5", "nan", ""):
+        monkeypatch.setenv("LORA_LAB_MAX_TRAININGS", bad)
+        assert server.max_trainings() == lc.slots.default_limit()
+    assert server.threads_each(1) == server.TORCH_DEFAULT_THREADS
+    assert server.threads_each(10_000) == 1
+    assert jobs.THREADS == server.threads_each(jobs.SLOTS.limit)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ({"a": [1, {"m": torch.nn.Linear(1, 1)}]}, True),
+    (jobs.Job("no model", lambda job: 1), False),
+    ({"tensor": torch.zeros(3), "text": "x"}, False),
+])
+def test_what_counts_as_a_model_to_free(value, expected):
+    if isinstance(value, jobs.Job):
+        value.wait(10)
+    assert server.holds_model(value) is expected

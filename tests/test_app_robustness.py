@@ -1,0 +1,305 @@
+"""Bad input anywhere and trouble on the server: odd URL and widget values, a data folder that is missing
+or holds garbage, a learning rate that makes the loss NaN, a damaged checkpoint, a tab closed mid-training.
+Each gives a clear message and keeps what the user had; none shows a traceback."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from streamlit.testing.v1 import AppTest
+
+import lora_core as lc
+from lora_core.checkpoints import load_checkpoint
+from ui import baseline as ui_baseline
+from ui import jobs, state
+
+APP = "../app.py"  # relative to this file
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = {"base_hidden1": 24, "base_hidden2": 24, "base_max_steps": 12, "lora_steps": 5}
+DIVERGING_LR = 1e12  # far beyond the inputs' 1e-2: the loss is NaN by the second step
+
+
+def open_session(**state_values) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in {**SMALL, **state_values}.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def train_baseline(at: AppTest) -> dict:
+    at.switch_page("pages/baseline.py").run()
+    at.button(key="base_train").click().run()
+    assert not at.exception, at.exception
+    return at.session_state["baseline"]
+
+
+def texts(elements) -> str:
+    return "\n".join(e.value for e in elements)
+
+
+# --- checkpoints -----------------------------------------------------------------------------------
+
+def flip(path: Path) -> None:
+    blob = bytearray(path.read_bytes())
+    blob[-50] ^= 0xFF  # inside the last tensor: the SHA-256 no longer matches
+    path.write_bytes(bytes(blob))
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a write cut off midway
+
+
+def foreign(path: Path) -> None:  # a valid checkpoint, but of other settings
+    config = lc.BaselineConfig(hidden1=24, hidden2=24, max_steps=3, seed=1)
+    run = lc.train_baseline(config, lc.load_dataset("mnist-sample"))
+    jobs._save(lc.load_dataset("mnist-sample"), run)
+    shutil.copyfile(jobs.checkpoint_path(lc.load_dataset("mnist-sample"), config), path)
+
+
+@pytest.mark.parametrize("damage", [flip, truncate, foreign], ids=lambda f: f.__name__)
+def test_a_restarted_server_reuses_its_checkpoint_and_retrains_a_damaged_one(damage):
+    settings_ = dict(seed={"flip": 20_001, "truncate": 20_002, "foreign": 20_003}[damage.__name__])
+    first = train_baseline(open_session(**settings_))
+    data, config = lc.load_dataset("mnist-sample"), first["key"][2]
+    path = jobs.checkpoint_path(data, config)
+    assert path.exists() and path.parent == Path(os.environ["LORA_LAB_CACHE"])
+    assert not list(path.parent.glob("*.partial"))
+
+    del jobs._store()["done"][first["key"]]  # a restart forgets what was in memory, not what is on disk
+    at = open_session(**settings_)
+    second = train_baseline(at)
+    assert ui_baseline.NOTES["restored"] in texts(at.info)
+    assert second["run"].losses == first["run"].losses and second["run"] is not first["run"]
+    assert all(torch.equal(a, b) for a, b in zip(second["run"].model.state_dict().values(),
+                                                 first["run"].model.state_dict().values(), strict=True))
+    assert second["run"].evaluation.accuracy == first["run"].evaluation.accuracy
+
+    damage(path)
+    del jobs._store()["done"][first["key"]]
+    at = open_session(**settings_)
+    third = train_baseline(at)
+    assert "damaged or incomplete" in texts(at.info) and "trained again" in texts(at.info)
+    assert third["run"].losses == first["run"].losses  # trained again, to the same numbers
+    model = lc.new_model(config.hidden1, config.hidden2, 99, "cpu")
+    assert load_checkpoint(model, path) is not None  # and saved afresh
+
+
+# --- a diverging loss ------------------------------------------------------------------------------
+
+def test_a_diverging_baseline_says_why_and_keeps_the_previous_one(monkeypatch):
+    at = open_session(seed=30_001)
+    held = train_baseline(at)
+    real = lc.train_baseline
+    monkeypatch.setattr(lc, "train_baseline",
+                        lambda config, data, **kw: real(replace(config, lr=DIVERGING_LR), data, **kw))
+    at.session_state["base_hidden1"] = 40  # other settings, so not the stored baseline
+    at.run()
+    at.button(key="base_train").click().run()
+    assert not at.exception, at.exception
+    assert "the loss became nan" in texts(at.error) and "previous baseline is kept" in texts(at.error)
+    assert at.session_state["baseline"] is held  # the page still shows the previous baseline
+    assert "Test accuracy" in [m.label for m in at.metric]
+    data, config = lc.load_dataset("mnist-sample"), replace(held["key"][2], hidden1=40)
+    assert jobs.baseline_key(data, config) not in jobs._store()["done"]
+    assert not jobs.checkpoint_path(data, config).exists()  # nothing half-trained is saved
+
+
+def test_a_diverging_finetune_says_why_and_keeps_the_previous_adapter(monkeypatch):
+    at = open_session(seed=30_002)
+    train_baseline(at)
+    at.switch_page("pages/lora.py").run()
+    at.button(key="lora_train").click().run()
+    assert not at.exception, at.exception
+    before = at.session_state["lora"]
+    real = lc.finetune_lora
+    monkeypatch.setattr(lc, "finetune_lora",
+                        lambda base, data, config, **kw: real(base, data, replace(config, lr=DIVERGING_LR), **kw))
+    at.button(key="lora_train").click().run()
+    assert not at.exception, at.exception
+    assert "the loss became nan" in texts(at.error)
+    assert at.session_state["lora"] is before
+
+
+@pytest.mark.parametrize("key", ["base_lr", "lora_lr", "sweep_lr"])
+@pytest.mark.parametrize("value", [DIVERGING_LR, float("nan"), -1.0, "0.1", None])
+def test_learning_rates_stay_in_the_inputs_range(key, value):
+    at = open_session(**{key: value})
+    assert at.session_state[key] == state.DEFAULTS[key]
+
+
+@pytest.mark.parametrize("value, default, limit, expected", [
+    (10**9, 100, state.Range(int, 1, 100_000), 100_000),
+    (-5, 0, state.Range(int, 0, 9), 0),
+    (3.0, 1, state.Range(int, 1, 64), 3),
+    (3.5, 1, state.Range(int, 1, 64), 1),
+    (True, 1, state.Range(int, 1, 64), 1),
+    (float("inf"), 1.0, state.Range(float, 0.1, 1000.0), 1.0),
+    (5000, 1.0, state.Range(float, 0.1, 1000.0), 1000.0),
+    ("7", 1, state.Range(int, 1, 64), 1),
+    (0.001, 0.001, state.OneOf((1e-4, 1e-3)), 0.001),
+    (1, True, state.OneOf((True, False)), True),
+    ([7, "2", 7, 11, True, 3], [2], state.SomeOf(tuple(range(10))), [7, 3]),
+    ("linear1", ["linear1"], state.SomeOf(lc.DEFAULT_TARGETS), ["linear1"]),
+    ([1, 2], [1, 2, 4], None, [1, 2]),
+    (["a"], [1, 2, 4], None, [1, 2, 4]),
+    (3, 2.0, None, 3.0),
+])
+def test_repaired_values(value, default, limit, expected):
+    fixed = state.repaired(value, default, limit)
+    assert fixed == expected and type(fixed) is type(expected)
+
+
+# --- the data folder ---------------------------------------------------------------------------------
+
+def garbage_root(root: Path) -> Path:
+    for folder in ("MNIST", "FashionMNIST"):
+        raw = root / folder / "raw"
+        raw.mkdir(parents=True)
+        for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                     "t10k-labels-idx1-ubyte"):
+            (raw / name).write_bytes(b"\x00\x00\x08\x03 not an IDX file " * 64)
+    return root
+
+
+ROOTS = {
+    "missing": lambda tmp: tmp / "does-not-exist",
+    "garbage": garbage_root,
+    "a-file": lambda tmp: (tmp / "a-file").write_text("not a folder") and tmp / "a-file",
+}
+
+
+@pytest.mark.parametrize("kind", ROOTS)
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_a_bad_data_folder_falls_back_to_the_bundled_sample(tmp_path, monkeypatch, kind, dataset):
+    monkeypatch.setenv("LORA_LAB_DATA", str(ROOTS[kind](tmp_path)))
+    at = open_session(dataset=dataset)
+    if dataset == "fashion-mnist" and kind == "missing" and lc.data.DEBIAN_FASHION_DIR.is_dir():
+        assert at.session_state["context"].data.name == dataset  # Debian's copy fills the new folder
+    else:
+        assert "bundled MNIST sample is used instead" in texts(at.warning)
+        assert at.session_state["context"].data.name == "mnist-sample"
+    at.switch_page("pages/baseline.py").run()
+    assert not at.exception, at.exception
+
+
+# --- fuzz: random URL parameters and widget values never end in a traceback --------------------------
+
+PAGES = sorted(f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py"))  # every page, other workers' too
+junk = st.one_of(st.integers(-10**12, 10**12), st.floats(), st.text(max_size=12), st.none(), st.booleans(),
+                 st.lists(st.integers(-3, 200), max_size=4), st.lists(st.text(max_size=4), max_size=3))
+query = st.dictionaries(st.sampled_from(["seed", "dataset", "rank", "alpha", "digits", "steps", "targets",
+                                         "preset", "page", "x"]),
+                        st.one_of(st.text(max_size=30), st.sampled_from(["1e309", "nan", "-1", "0", "64",
+                                                                          "2,2,11", "linear3", "the notebook"])),
+                        max_size=4)
+widget_values = st.dictionaries(st.sampled_from(sorted(state.DEFAULTS) + ["device", "dataset"]), junk,
+                                max_size=6)
+
+
+@pytest.fixture(scope="module")
+def small_baseline() -> dict:
+    config = lc.BaselineConfig(hidden1=24, hidden2=24, max_steps=5, seed=7)
+    data = lc.load_dataset("mnist-sample")
+    return {"run": lc.train_baseline(config, data), "key": jobs.baseline_key(data, config), "how": "started"}
+
+
+@settings(max_examples=25, deadline=None, database=None, derandomize=True,  # the same examples in every run
+          phases=[Phase.explicit, Phase.generate],  # report a failure as found: shrinking pages takes minutes
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(page=st.sampled_from(PAGES), params=query, values=widget_values)
+def test_random_links_and_widget_values_never_crash_a_page(small_baseline, page, params, values):
+    at = AppTest.from_file(APP, default_timeout=120)
+    for name, text in params.items():
+        at.query_params[name] = text
+    for key, value in values.items():
+        at.session_state[key] = value
+    at.session_state["baseline"] = small_baseline  # so that the pages that need one draw their inputs
+    at.run()  # the frame: values repaired, the link read
+    assert not at.exception, (params, values, at.exception)
+    at.switch_page(page).run()
+    assert not at.exception, (page, params, values, at.exception)
+
+
+# --- a real server: a tab closed mid-training --------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def start_server(port: int, log: Path, env: dict) -> subprocess.Popen:
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+               "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats",
+               "false", "--server.fileWatcherType", "none", "--server.runOnSave", "false",
+               "--server.disconnectedSessionTTL", "2"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                               env={**os.environ, **env})
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
+                return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"streamlit did not start: {log.read_text()[-2000:]}") from None
+            time.sleep(0.2)
+
+
+def wait_for_log(log: Path, pattern: str, timeout: float = 30) -> re.Match:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := re.search(pattern, log.read_text()):
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"{pattern!r} not in the server log:\n{log.read_text()[-3000:]}")
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+def test_closing_a_tab_stops_its_training_and_streamlit_drops_its_state(tmp_path):
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "server.log"
+    server = start_server(port, log, {"LORA_LAB_SWEEP_S": "0.5", "LORA_LAB_CLOSED_GRACE_S": "1",
+                                      "LORA_LAB_CACHE": str(tmp_path / "checkpoints")})
+    try:
+        with playwright_sync.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(f"http://127.0.0.1:{port}/baseline")
+            page.get_by_role("button", name="Train baseline").click()  # the default: hundreds of steps
+            playwright_sync.expect(page.get_by_text(re.compile(r"Training the baseline: step \d+"))).to_be_visible(
+                timeout=60_000)
+            context.close()  # the tab goes; the server notices its websocket closed
+            ended = wait_for_log(log, r"session \w+ ended; released Job\('baseline-\d+', (\w+), step (\d+)/(\d+)\)")
+            assert ended.group(1) in ("stopping", "done") and int(ended.group(2)) < int(ended.group(3))
+            wait_for_log(log, r"1 ended but still held by Streamlit")
+            time.sleep(2.5)  # past disconnectedSessionTTL: Streamlit drops the session at its next write to
+            other = browser.new_context()  # its store of disconnected sessions, e.g. when another tab closes
+            other.new_page().goto(f"http://127.0.0.1:{port}/")
+            playwright_sync.expect(other.pages[0].get_by_text("What is LoRA?").first).to_be_visible(timeout=30_000)
+            other.close()
+            wait_for_log(log, r"0 ended but still held by Streamlit")
+            browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    assert "Traceback" not in log.read_text()
