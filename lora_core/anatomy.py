@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .lora import lora_enabled, lora_layers, lora_of, original_weight
+from .lora import LoRAParametrization, lora_enabled, lora_layers, lora_of, original_weight
 from .model import IMAGE_PIXELS
 
 
@@ -22,6 +22,11 @@ def energy(S: torch.Tensor) -> torch.Tensor:
     return squares.cumsum(0) / total if total > 0 else torch.zeros_like(squares)
 
 
+def rank_for_energy(energy_curve, share: float) -> int:
+    """The smallest k whose top-k directions hold `share` of the energy (energy_curve from `energy`)."""
+    return next((k for k, e in enumerate(energy_curve, 1) if e >= share), len(energy_curve))
+
+
 def effective_rank(S: torch.Tensor) -> float:
     """exp of the entropy of the normalised singular values (Roy & Vetterli, 2007): k for k equal ones."""
     total = S.double().sum()
@@ -31,27 +36,58 @@ def effective_rank(S: torch.Tensor) -> float:
     return math.exp(float(-(p * p.log()).sum()))
 
 
+def lora_spectrum(lora: LoRAParametrization) -> torch.Tensor:
+    """The r singular values of ΔW = s·B·A from its factors, without forming ΔW (out×in).
+
+    B = Q_B·R_B and Aᵀ = Q_A·R_A (thin QR) give ΔW = s·Q_B·(R_B·R_Aᵀ)·Q_Aᵀ with orthonormal Q's, so ΔW's
+    singular values are s times those of the r×r matrix R_B·R_Aᵀ. Every other singular value is zero.
+    """
+    R_B = torch.linalg.qr(lora.lora_B.detach().double())[1]  # (r, r)
+    R_A = torch.linalg.qr(lora.lora_A.detach().double().T)[1]  # (r, r)
+    return abs(lora.scale) * torch.linalg.svdvals(R_B @ R_A.T)
+
+
+@torch.no_grad()
+def delta_spectra(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The r singular values of every adapted layer's ΔW: cheap enough to follow training live."""
+    return {name: lora_spectrum(lora_of(layer)) for name, layer in lora_layers(model).items()}
+
+
+@torch.no_grad()
+def layer_update_norms(model: nn.Module) -> dict[str, float]:
+    """‖ΔW_l‖_F of every adapted layer, from the factors."""
+    return {name: float(lora_of(layer).delta_norm()) for name, layer in lora_layers(model).items()}
+
+
+@torch.no_grad()
+def weight_spectra(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Singular values of every adapted layer's frozen W: seconds for the full network, so worth keeping
+    for a baseline, whose W never changes."""
+    return {name: spectrum(original_weight(layer)) for name, layer in lora_layers(model).items()}
+
+
 @dataclass(frozen=True)
 class LayerView:
     """What the ΔW inspector shows for one adapted layer."""
     name: str
     rank: int
     delta: torch.Tensor  # (out, in) ΔW = s·B·A
-    delta_singular_values: torch.Tensor  # (min(out, in),)
-    weight_singular_values: torch.Tensor  # of the frozen W
-    energy_in_rank: float  # share of ‖ΔW‖_F² in its top-r directions (1 up to rounding: rank ΔW ≤ r)
-    effective_rank: float
+    delta_singular_values: torch.Tensor  # (r,): ΔW has no others
+    weight_singular_values: torch.Tensor  # (min(out, in),) of the frozen W
+    effective_rank: float  # of ΔW
 
 
 @torch.no_grad()
-def inspect_layers(model: nn.Module) -> list[LayerView]:
+def inspect_layers(model: nn.Module, weight_singular_values: dict | None = None) -> list[LayerView]:
+    """Per adapted layer: ΔW, its spectrum and effective rank, and W's spectrum (pass
+    `weight_spectra(model)` once computed, to skip W's SVDs)."""
+    weights = weight_singular_values or weight_spectra(model)
     views = []
     for name, layer in lora_layers(model).items():
         lora = lora_of(layer)
-        delta = lora.delta_weight().detach().cpu()
-        S = spectrum(delta)
-        views.append(LayerView(name, lora.rank, delta, S, spectrum(original_weight(layer)),
-                               float(energy(S)[lora.rank - 1]), effective_rank(S)))
+        S = lora_spectrum(lora)
+        views.append(LayerView(name, lora.rank, lora.delta_weight().detach().cpu(), S, weights[name],
+                               effective_rank(S)))
     return views
 
 
@@ -97,12 +133,16 @@ def top_directions(M: torch.Tensor, r: int) -> torch.Tensor:
     return torch.linalg.svd(M.double(), full_matrices=False)[0][:, :r]
 
 
-def subspace_similarity(delta_lora: torch.Tensor, delta_full: torch.Tensor, r: int) -> dict:
-    """How far LoRA's rank-r update lies inside the top-r directions of the full update.
+def lora_directions(lora: LoRAParametrization) -> torch.Tensor:
+    """An orthonormal basis of the output directions ΔW = s·B·A can move: the column space of B, (out, r)."""
+    return torch.linalg.qr(lora.lora_B.detach().double())[0]
 
-    similarity = ‖U_loraᵀ U_full‖_F² / r, from 0 (orthogonal) to 1 (the same subspace), as in the LoRA
-    paper's subspace comparison; angles are the principal angles between the two subspaces.
+
+def subspace_similarity(X: torch.Tensor, Y: torch.Tensor) -> dict:
+    """How far the subspace spanned by X's columns lies inside Y's, both of dimension r.
+
+    similarity = Σ cos²(θ_i) / r over the principal angles θ_i, from 0 (orthogonal) to 1 (the same
+    subspace): for orthonormal bases it is ‖Xᵀ·Y‖_F² / r, the LoRA paper's subspace comparison.
     """
-    U_lora, U_full = top_directions(delta_lora, r), top_directions(delta_full, r)
-    angles = principal_angles(U_lora, U_full)
-    return {"angles_deg": angles, "similarity": float((torch.cos(torch.deg2rad(angles)) ** 2).sum() / r)}
+    angles = principal_angles(X, Y)
+    return {"angles_deg": angles, "similarity": float((torch.cos(torch.deg2rad(angles)) ** 2).sum() / X.shape[1])}

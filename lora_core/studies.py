@@ -1,5 +1,8 @@
-"""Experiments that answer the questions people ask about LoRA: how to start it, how to scale it, and
-how much it forgets for what it learns."""
+"""Experiments that answer the questions people ask about LoRA: how low-rank the right update is, how to
+start an adapter, how to scale it, and how much it forgets for what it learns.
+
+Each takes `should_stop`: a stop ends the study, and what it returns holds only the runs that finished.
+"""
 import math
 from dataclasses import dataclass, replace
 
@@ -7,12 +10,19 @@ import torch
 from torch import nn
 
 from .adapters import Adapter, adapter_of, blend
+from .anatomy import effective_rank, energy, full_updates, lora_directions, subspace_similarity
 from .data import Dataset
-from .lora import INITS
-from .runs import FinetuneConfig, finetune_lora, run_progress
-from .train import evaluate
+from .lora import INITS, lora_layers, lora_of
+from .runs import FinetuneConfig, finetune_full, finetune_lora, run_progress
+from .train import Evaluation, evaluate
 
-FINAL_LOSS_STEPS = 10  # the final loss is the mean over the last steps: one batch is too noisy
+FINAL_LOSS_STEPS = 10
+
+
+def final_loss(losses: list[float]) -> float:
+    """The mean loss of the last FINAL_LOSS_STEPS steps: one batch alone is too noisy."""
+    tail = losses[-FINAL_LOSS_STEPS:]
+    return sum(tail) / len(tail)
 
 
 @dataclass(frozen=True)
@@ -24,7 +34,7 @@ class InitCurve:
 
 
 def init_gallery(base: nn.Module, data: Dataset, config: FinetuneConfig, inits=tuple(INITS),
-                 on_progress=None) -> list[InitCurve]:
+                 on_progress=None, should_stop=None) -> list[InitCurve]:
     """The same finetune from each initialisation: same data, same steps, same seed."""
     curves, total = [], len(inits) * config.steps
     x = data.test_x[:1000]
@@ -33,8 +43,10 @@ def init_gallery(base: nn.Module, data: Dataset, config: FinetuneConfig, inits=t
     for i, init in enumerate(inits):
         change = []  # measured before the first step: does a fresh adapter already change the outputs?
         measure = lambda model, change=change: change.append(_largest_change(model, x, base_logits))
-        run = finetune_lora(base, data, replace(config, init=init), on_start=measure,
+        run = finetune_lora(base, data, replace(config, init=init), on_start=measure, should_stop=should_stop,
                             on_step=run_progress(on_progress, i * config.steps, total, init))
+        if len(run.losses) < config.steps:
+            break
         curves.append(InitCurve(init, run.losses, run.update_norms, change[0]))
     return curves
 
@@ -53,16 +65,18 @@ class ScalingRow:
     final_loss: float
 
 
-def scaling_sweep(base: nn.Module, data: Dataset, config: FinetuneConfig, ranks, on_progress=None) -> list[ScalingRow]:
+def scaling_sweep(base: nn.Module, data: Dataset, config: FinetuneConfig, ranks, on_progress=None,
+                  should_stop=None) -> list[ScalingRow]:
     """α/r against α/√r (rsLoRA) across ranks at a fixed α."""
     rows, plans = [], [(rslora, rank) for rslora in (False, True) for rank in sorted(set(ranks))]
     for i, (rslora, rank) in enumerate(plans):
         label = f"{'α/√r' if rslora else 'α/r'}, rank {rank}"
-        run = finetune_lora(base, data, replace(config, rank=rank, rslora=rslora),
+        run = finetune_lora(base, data, replace(config, rank=rank, rslora=rslora), should_stop=should_stop,
                             on_step=run_progress(on_progress, i * config.steps, len(plans) * config.steps, label))
+        if len(run.losses) < config.steps:
+            break
         scale = config.alpha / (math.sqrt(rank) if rslora else rank)
-        final = sum(run.losses[-FINAL_LOSS_STEPS:]) / len(run.losses[-FINAL_LOSS_STEPS:])
-        rows.append(ScalingRow("α/√r" if rslora else "α/r", rank, scale, run.update_norms[-1], final))
+        rows.append(ScalingRow("α/√r" if rslora else "α/r", rank, scale, run.update_norms[-1], final_loss(run.losses)))
     return rows
 
 
@@ -76,12 +90,15 @@ class FrontierPoint:
 
 
 def train_frontier_adapters(base: nn.Module, data: Dataset, config: FinetuneConfig, ranks,
-                            on_progress=None) -> dict[int, Adapter]:
+                            on_progress=None, should_stop=None) -> dict[int, Adapter]:
     """One adapter per rank, trained once; the frontier then moves along strengths without retraining."""
     adapters, ranks = {}, sorted(set(ranks))
     for i, rank in enumerate(ranks):
         step = run_progress(on_progress, i * config.steps, len(ranks) * config.steps, f"rank {rank}")
-        adapters[rank] = adapter_of(finetune_lora(base, data, replace(config, rank=rank), on_step=step).model)
+        run = finetune_lora(base, data, replace(config, rank=rank), on_step=step, should_stop=should_stop)
+        if len(run.losses) < config.steps:
+            break
+        adapters[rank] = adapter_of(run.model)
     return adapters
 
 
@@ -94,3 +111,48 @@ def frontier(base: nn.Module, data: Dataset, adapters: dict[int, Adapter], digit
         target = sum(evaluation.wrong_per_class[d] for d in digits)
         points.append(FrontierPoint(rank, strength, target, evaluation.wrong - target, evaluation.accuracy))
     return points
+
+
+@dataclass(frozen=True)
+class OracleLayer:
+    singular_values: torch.Tensor  # of the full update ΔW_full
+    energy: torch.Tensor  # share of ‖ΔW_full‖_F² in its top k directions, k = 1, 2, …
+    effective_rank: float
+    similarity: dict[int, dict]  # LoRA rank → {"angles_deg", "similarity"} against ΔW_full's top-r directions
+
+
+@dataclass(frozen=True)
+class Oracle:
+    full_losses: list[float]
+    full_evaluation: Evaluation
+    layers: dict[str, OracleLayer]  # every target layer
+    ranks: tuple[int, ...]  # the LoRA runs that finished
+
+
+def rank_oracle(base: nn.Module, data: Dataset, config: FinetuneConfig, ranks, on_progress=None,
+                should_stop=None) -> Oracle | None:
+    """Full finetuning on the same data and steps, the SVD of its update, and how close LoRA comes to it.
+
+    None when the full finetune itself was stopped; otherwise the LoRA ranks that finished.
+    """
+    ranks = sorted(set(ranks))
+    total = config.steps * (len(ranks) + 1)
+    full, losses, evaluation = finetune_full(base, data, config, run_progress(on_progress, 0, total, "full"),
+                                             should_stop)
+    if len(losses) < config.steps:
+        return None
+    deltas = {name: delta for name, delta in full_updates(base, full).items() if name in config.targets}
+    spectra = {name: torch.linalg.svd(delta, full_matrices=False) for name, delta in deltas.items()}
+    similarity, finished = {name: {} for name in deltas}, []
+    for i, rank in enumerate(ranks):
+        step = run_progress(on_progress, (i + 1) * config.steps, total, f"LoRA rank {rank}")
+        run = finetune_lora(base, data, replace(config, rank=rank), on_step=step, should_stop=should_stop)
+        if len(run.losses) < config.steps:
+            break
+        finished.append(rank)
+        for name, layer in lora_layers(run.model).items():
+            U_full = spectra[name][0][:, :rank]  # (out, r): the full update's top-r output directions
+            similarity[name][rank] = subspace_similarity(lora_directions(lora_of(layer)), U_full)
+    layers = {name: OracleLayer(S, energy(S), effective_rank(S), similarity[name])
+              for name, (_, S, _) in spectra.items()}
+    return Oracle(losses, evaluation, layers, tuple(finished))

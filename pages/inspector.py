@@ -21,7 +21,7 @@ every = st.select_slider(
     "While training, redraw ΔW's singular values every", inside.SNAPSHOT_CHOICES, key="insp_every",
     format_func=lambda n: "— never (‖ΔW‖ only)" if n == 0 else f"{n} steps",
     help="‖ΔW‖_F of each layer is redrawn after every step (it costs two r×r products). The singular values "
-         "need an SVD of each dense ΔW, which slows training down on a CPU: take fewer redraws for big layers.")
+         "come from the r×r core of B and A (two thin QRs and an r×r SVD), so frequent redraws are cheap too.")
 
 
 def draw_live(job, tick: int) -> None:
@@ -37,7 +37,8 @@ def draw_live(job, tick: int) -> None:
 
 inside.controls(
     "insp", "Train and watch",
-    lambda: (inside.LiveFinetune(base, ctx.data, config, every), {"base_key": held["key"], "config": config}),
+    lambda: (inside.LiveFinetune(base, held["key"], ctx.data, config, every),
+             {"base_key": held["key"], "config": config}),
     "Training the adapter", draw=draw_live,
     help="Finetune a fresh adapter with the LoRA page's settings and watch ΔW grow, step by step.")
 
@@ -54,18 +55,18 @@ if "views" not in chosen:  # the LoRA page's adapter: its SVDs are computed once
     cached = st.session_state.get("insp_page_views")
     if cached is None or cached["model"] is not model:
         with st.spinner("Computing the SVDs of W and ΔW…"):
-            cached = st.session_state.insp_page_views = {"model": model, **inside.inspection(model)}
+            cached = st.session_state.insp_page_views = {"model": model, **inside.inspection(model, held["key"])}
     chosen = {**chosen, **cached}
 if chosen["warning"]:
     st.warning(chosen["warning"])
 st.caption(f"Inspecting the adapter {source}. {chosen['caption']}")
 
 views = {v.name: v for v in chosen["views"]}
-norms = inside.layer_norms(model)
+norms = anatomy.layer_update_norms(model)
 st.dataframe(inside.layer_frame(chosen["views"], norms), hide_index=True, column_config={
     "‖ΔW‖_F": st.column_config.NumberColumn(format="%.4g"),
     "effective rank": st.column_config.NumberColumn(format="%.3f"),
-    "energy in top r": st.column_config.NumberColumn(format="percent"),
+    "energy in top direction": st.column_config.NumberColumn(format="percent"),
     "σ₁(ΔW)": st.column_config.NumberColumn(format="%.4g"),
     "σ₁(W)": st.column_config.NumberColumn(format="%.4g"),
 })
@@ -82,8 +83,9 @@ cols[0].metric("Rank r", view.rank)
 cols[1].metric("Effective rank", f"{view.effective_rank:.3f}",
                help="exp of the entropy of the normalised singular values: k when k of them are equal, "
                     "1 when one direction dominates. It can never exceed r.")
-cols[2].metric("Energy in the top r", tables.percent(view.energy_in_rank),
-               help="Share of ‖ΔW‖²_F that its r largest singular directions hold: 100 % up to rounding.")
+cols[2].metric("Energy in the top direction", tables.percent(delta_energy[0]),
+               help="Share of ‖ΔW‖²_F that its largest singular direction holds; its r directions hold 100 %, "
+                    "as ΔW has rank at most r.")
 cols[3].metric("‖ΔW‖_F", f"{norms[layer]:.4g}")
 
 left, right = st.columns(2)
@@ -97,15 +99,15 @@ with right:
     shown = min(len(view.weight_singular_values), max(3 * view.rank, 40))
     charts.show(ic.spectra(view.delta_singular_values.tolist(), view.weight_singular_values.tolist(), view.rank,
                            shown, layer), key="insp_spectra")
-    st.caption(f"The first {shown} of {len(view.weight_singular_values)} singular values. After the r-th, ΔW's "
-               "are rounding noise many orders of magnitude below: B·A cannot have more than r directions.")
+    st.caption(f"The first {shown} of W's {len(view.weight_singular_values)} singular values, and ΔW's r: computed "
+               "from B and A alone, since B·A cannot have more than r directions — every other one is zero.")
 
-top = min(len(delta_energy), 200)
+top = min(len(weight_energy), 200)
 state.clamp("insp_k", 1, top)
 k = st.slider("Energy captured by the top k singular directions", 1, top, key="insp_k",
               help="The share of ‖M‖²_F that the k largest singular directions hold, for ΔW and for W.")
 cols = st.columns(2)
-cols[0].metric(f"ΔW: energy in the top {k}", tables.percent(delta_energy[k - 1]))
+cols[0].metric(f"ΔW: energy in the top {k}", tables.percent(delta_energy[min(k, len(delta_energy)) - 1]))
 cols[1].metric(f"W: energy in the top {k}", tables.percent(weight_energy[k - 1]),
                help="The frozen weights are far from low-rank: many directions share their energy.")
 charts.show(ic.energy({"ΔW": delta_energy, "W (frozen)": weight_energy}, [view.rank],

@@ -1,5 +1,6 @@
 import streamlit as st
 
+from lora_core import anatomy
 from ui import baseline, charts, context, inside, tables
 from ui import inside_charts as ic
 
@@ -44,8 +45,8 @@ full = result["layers"][layer]
 cols = st.columns(3)
 cols[0].metric("Effective rank of the full ΔW", f"{full['effective_rank']:.1f}",
                help="exp of the entropy of its normalised singular values: how many directions really share it.")
-cols[1].metric("Rank holding 90 % of it", inside.rank_for(full["energy"], 0.9))
-cols[2].metric("Rank holding 99 % of it", inside.rank_for(full["energy"], 0.99))
+cols[1].metric("Rank holding 90 % of it", anatomy.rank_for_energy(full["energy"], 0.9))
+cols[2].metric("Rank holding 99 % of it", anatomy.rank_for_energy(full["energy"], 0.99))
 
 frame = inside.oracle_frame(result, layer)
 left, right = st.columns(2)

@@ -8,14 +8,19 @@ import torch
 
 from lora_core import MLP, FinetuneConfig, add_lora, finetune_full, lora_layers, lora_of
 from lora_core.anatomy import (
+    delta_spectra,
     effective_rank,
     energy,
     full_updates,
     input_patterns,
     inspect_layers,
+    layer_update_norms,
     logits_with_and_without,
+    lora_directions,
     principal_angles,
     subspace_similarity,
+    top_directions,
+    weight_spectra,
 )
 from lora_core.lora import update_norm
 
@@ -47,8 +52,9 @@ def test_inspector_against_numpy():
     view = views["linear2"]
     assert np.allclose(view.delta.numpy(), delta, atol=1e-7)
     S = np.linalg.svd(delta.astype(np.float64), compute_uv=False)
-    assert np.allclose(view.delta_singular_values.numpy()[:5], S[:5], rtol=1e-5)
-    assert np.linalg.matrix_rank(delta) == 3 and view.energy_in_rank == pytest.approx(1.0, abs=1e-6)
+    assert np.linalg.matrix_rank(delta) == 3 and len(view.delta_singular_values) == 3
+    assert np.allclose(view.delta_singular_values.numpy(), S[:3], rtol=1e-5)  # from the factors alone
+    assert view.effective_rank == pytest.approx(effective_rank(torch.from_numpy(S[:3])), rel=1e-5)
     assert 1 <= view.effective_rank <= 3
     W = model.linear2.parametrizations.weight.original.detach().numpy()
     assert np.allclose(view.weight_singular_values.numpy()[:10], np.linalg.svd(W, compute_uv=False)[:10], rtol=1e-4)
@@ -92,11 +98,34 @@ def test_principal_angles_against_scipy():
 def test_subspace_similarity_bounds():
     gen = torch.Generator().manual_seed(1)
     M = torch.randn(40, 30, generator=gen, dtype=torch.float64)
-    same = subspace_similarity(M, M, 4)
+    top = top_directions(M, 4)
+    same = subspace_similarity(top, top)
     assert same["similarity"] == pytest.approx(1) and same["angles_deg"].max() < 1e-4
-    U, S, Vh = torch.linalg.svd(M)
-    other = U[:, 10:14] @ Vh[:4]  # lives in directions orthogonal to M's top 4
-    assert subspace_similarity(other, M, 4)["similarity"] == pytest.approx(0, abs=1e-10)
+    U = torch.linalg.svd(M)[0]
+    assert subspace_similarity(U[:, 10:14], top)["similarity"] == pytest.approx(0, abs=1e-10)
+    half = torch.stack([U[:, 0], U[:, 1], U[:, 10], U[:, 11]], 1)  # two of four directions shared
+    assert subspace_similarity(half, top)["similarity"] == pytest.approx(0.5)
+
+
+def test_lora_directions_span_the_update():
+    model = trained_looking(rank=3)
+    lora = lora_of(model.linear2)
+    Q = lora_directions(lora)
+    assert torch.allclose(Q.T @ Q, torch.eye(3, dtype=torch.float64), atol=1e-10)
+    delta = lora.delta_weight().detach().double()
+    assert torch.allclose(Q @ (Q.T @ delta), delta, atol=1e-7)  # ΔW's columns lie in span(Q), up to float32
+    assert subspace_similarity(Q, top_directions(delta, 3))["similarity"] == pytest.approx(1)
+
+
+def test_delta_spectra_and_norms_from_factors():
+    model = trained_looking(rank=2)
+    spectra, norms = delta_spectra(model), layer_update_norms(model)
+    for name, layer in lora_layers(model).items():
+        delta = lora_of(layer).delta_weight().detach().double()
+        assert torch.allclose(spectra[name], torch.linalg.svdvals(delta)[:2], rtol=1e-6)
+        assert norms[name] == pytest.approx(float(delta.norm()), rel=1e-5)
+    W = weight_spectra(model)["linear3"]
+    assert torch.allclose(W, torch.linalg.svdvals(model.linear3.parametrizations.weight.original.detach().double()))
 
 
 def test_full_updates(baseline, data):

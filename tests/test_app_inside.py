@@ -92,13 +92,14 @@ def test_inspector_matches_core(data, base):
     table = at.dataframe[0].value
     assert table["layer"].tolist() == ["linear1", "linear3"]
     assert table["effective rank"].tolist() == pytest.approx([views[n].effective_rank for n in table["layer"]])
-    assert table["energy in top r"].tolist() == pytest.approx([views[n].energy_in_rank for n in table["layer"]])
+    assert table["energy in top direction"].tolist() == pytest.approx(
+        [float(anatomy.energy(views[n].delta_singular_values)[0]) for n in table["layer"]])
     view = views["linear1"]
     shown = metrics(at)
     assert shown["Rank r"] == "2"
     assert shown["Effective rank"] == f"{view.effective_rank:.3f}"
-    assert shown["Energy in the top r"] == f"{view.energy_in_rank:.2%}"
-    assert 1 <= view.effective_rank <= 2 and view.energy_in_rank == pytest.approx(1)
+    assert shown["Energy in the top direction"] == f"{float(anatomy.energy(view.delta_singular_values)[0]):.2%}"
+    assert 1 <= view.effective_rank <= 2
     drawn = charts(at)
     sigma = drawn["Singular values of linear1: ΔW beside W"]
     assert sigma["layout"]["yaxis"]["type"] == "log"
@@ -107,7 +108,7 @@ def test_inspector_matches_core(data, base):
     assert len(drawn["The 2 rows of A in linear1, as 28×28 images"]["data"]) == 2
     norms = drawn["‖ΔW‖_F of each layer, step by step"]["data"]
     assert [len(line["y"]) for line in norms] == [STEPS + 1] * 2 and norms[0]["y"][0] == 0  # B starts at 0
-    assert norms[0]["y"][-1] == pytest.approx(inside.layer_norms(run.model)["linear1"], rel=1e-6)
+    assert norms[0]["y"][-1] == pytest.approx(anatomy.layer_update_norms(run.model)["linear1"], rel=1e-6)
     history = drawn["ΔW's singular values of linear1 while training"]["data"]
     assert history[0]["x"] == [5, 10]
     assert history[0]["y"][-1] == pytest.approx(view.delta_singular_values[0].item(), rel=1e-5)
@@ -147,12 +148,14 @@ def test_rank_oracle_matches_core(data, base):
     table = at.dataframe[0].value
     for rank, row in zip([1, 4], table.to_dict("records"), strict=True):
         run = lc.finetune_lora(base, data, replace(config, rank=rank))
-        found = anatomy.subspace_similarity(lc.lora_of(run.model.linear3).delta_weight().detach(), delta_full, rank)
+        delta_lora = lc.lora_of(run.model.linear3).delta_weight().detach()  # via its SVD, not B's QR as the page
+        found = anatomy.subspace_similarity(anatomy.top_directions(delta_lora, rank),
+                                            anatomy.top_directions(delta_full, rank))
         assert row["rank r"] == rank
         assert row["energy of the full ΔW in its top r"] == pytest.approx(energy[rank - 1])
         assert row["subspace similarity"] == pytest.approx(found["similarity"], rel=1e-6)
         assert 0 <= row["subspace similarity"] <= 1
-        assert row["largest angle (°)"] == pytest.approx(found["angles_deg"].max().item(), abs=1e-6)
+        assert row["largest angle (°)"] == pytest.approx(found["angles_deg"].max().item(), abs=1e-3)
     curve = charts(at)["How much of the full update of linear3 rank r captures"]["data"][0]["y"]
     assert curve == pytest.approx(energy)
 
@@ -173,7 +176,7 @@ def test_init_gallery_matches_core(data, base):
     table = at.dataframe[0].value
     assert table["largest output change before any step"].tolist() == pytest.approx(
         [curves[i].initial_change for i in inside.INIT_LABELS], abs=1e-6)
-    assert table["final loss"].tolist() == pytest.approx([inside.final_loss(curves[i].losses)
+    assert table["final loss"].tolist() == pytest.approx([studies.final_loss(curves[i].losses)
                                                           for i in inside.INIT_LABELS], rel=1e-6)
     assert any("both gradients are zero" in m.value.lower() for m in at.markdown)
 
@@ -283,7 +286,7 @@ def test_fashion_mnist_class_names_inside():
 def test_stop_keeps_the_partly_trained_adapter_and_interrupts_a_study(data, base):
     """What the Stop buttons do while a job runs (AppTest only sees finished runs, where Stop is disabled)."""
     held = lc.BaselineRun(SMALL_BASELINE, base, [], lc.evaluate(base, data.test_x, data.test_y), 0)
-    live = inside.LiveFinetune(held, data, lc.FinetuneConfig(steps=5_000), every=0)
+    live = inside.LiveFinetune(held, ("test",), data, lc.FinetuneConfig(steps=5_000), every=0)
     study = inside.gallery(held, data, lc.FinetuneConfig(steps=5_000))
     for job in (live, study):
         while job.step < 3 and not job.done:

@@ -1,7 +1,7 @@
 import pytest
 
 from lora_core import FinetuneConfig, evaluate
-from lora_core.studies import frontier, init_gallery, scaling_sweep, train_frontier_adapters
+from lora_core.studies import frontier, init_gallery, rank_oracle, scaling_sweep, train_frontier_adapters
 
 CONFIG = FinetuneConfig(steps=15, targets=("linear1", "linear2"))
 
@@ -33,3 +33,31 @@ def test_frontier_moves_with_strength(baseline, data):
     full = frontier(baseline.model, data, adapters, (2,), 1.0)
     assert [p.rank for p in full] == [1, 2]
     assert all(p.target_wrong < before.wrong_per_class[2] for p in full)
+
+
+def test_rank_oracle(baseline, data):
+    oracle = rank_oracle(baseline.model, data, CONFIG, [2, 1])
+    assert oracle.ranks == (1, 2) and set(oracle.layers) == {"linear1", "linear2"}
+    layer = oracle.layers["linear2"]
+    assert layer.energy[-1] == pytest.approx(1) and (layer.energy.diff() >= -1e-12).all()
+    assert 1 < layer.effective_rank <= len(layer.singular_values)
+    for rank in (1, 2):
+        found = layer.similarity[rank]
+        assert 0 <= found["similarity"] <= 1 and len(found["angles_deg"]) == rank
+    assert len(oracle.full_losses) == CONFIG.steps
+
+
+def test_studies_stop_and_keep_only_finished_runs(baseline, data):
+    steps = []
+    stop = lambda: len(steps) >= CONFIG.steps + 3  # the second run is cut short
+    progress = lambda *p: steps.append(p)
+    assert len(init_gallery(baseline.model, data, CONFIG, on_progress=progress, should_stop=stop)) == 1
+    steps.clear()
+    assert len(scaling_sweep(baseline.model, data, CONFIG, [1, 2], on_progress=progress, should_stop=stop)) == 1
+    steps.clear()
+    assert list(train_frontier_adapters(baseline.model, data, CONFIG, [1, 2], on_progress=progress,
+                                        should_stop=stop)) == [1]
+    steps.clear()
+    assert rank_oracle(baseline.model, data, CONFIG, [1], on_progress=progress, should_stop=lambda: True) is None
+    steps.clear()
+    assert rank_oracle(baseline.model, data, CONFIG, [1, 2], on_progress=progress, should_stop=stop).ranks == ()

@@ -19,7 +19,7 @@ from ui import jobs, tables
 # The widgets of these pages, stored with the app's other defaults (ui/state.py) so that leaving a page
 # keeps them. Step counts are small: every view should finish in seconds on a laptop CPU.
 DEFAULTS = {
-    "insp_every": 50, "insp_layer": None, "insp_k": 1, "insp_image": 0, "insp_source": None,
+    "insp_every": 10, "insp_layer": None, "insp_k": 1, "insp_image": 0, "insp_source": None,
     "oracle_ranks": [1, 2, 4, 8], "oracle_steps": 50, "oracle_layer": None,
     "inits_rank": 4, "inits_steps": 50,
     "scaling_ranks": [1, 2, 4, 8], "scaling_alpha": 8.0, "scaling_steps": 50,
@@ -94,34 +94,34 @@ def _study(name: str, work) -> jobs.Job:
     return jobs.Job(f"{name}-{time.monotonic_ns()}", run)
 
 
-def inspection(model) -> dict:
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _weight_spectra(base_key: tuple, _model) -> dict:
+    """W's singular values: a baseline's W never changes, so its SVDs are done once per server."""
+    return anatomy.weight_spectra(_model)
+
+
+def inspection(model, base_key: tuple) -> dict:
     """What the inspector shows about a LoRA model: per-layer views and, for linear1, A's rows as images."""
-    views = anatomy.inspect_layers(model)
+    views = anatomy.inspect_layers(model, _weight_spectra(base_key, model))
     patterns = anatomy.input_patterns(model) if "linear1" in lc.lora_layers(model) else None
     return {"views": views, "patterns": patterns}
 
 
-def layer_norms(model) -> dict[str, float]:
-    """‖ΔW_l‖_F of every adapted layer, from the factors (no dense ΔW): cheap enough for every step."""
-    return {name: float(lc.lora_of(layer).delta_norm().detach()) for name, layer in lc.lora_layers(model).items()}
-
-
 def delta_spectra(model) -> dict[str, list[float]]:
-    """The top r singular values of every layer's ΔW: the only ones that can be non-zero."""
-    return {name: anatomy.spectrum(lc.lora_of(layer).delta_weight())[:lc.lora_of(layer).rank].tolist()
-            for name, layer in lc.lora_layers(model).items()}
+    return {name: S.tolist() for name, S in anatomy.delta_spectra(model).items()}
 
 
 class LiveFinetune(jobs.Job):
     """A LoRA finetune the page looks into while it trains.
 
     `finetune_lora(on_start=…)` hands over the adapted model before the first step; every step adds each
-    layer's ‖ΔW‖_F, every `every` steps a snapshot of ΔW's singular values (an SVD of each dense ΔW: seconds
+    layer's ‖ΔW‖_F, every `every` steps a snapshot of ΔW's r singular values (from the factors: cheap
     for the default network on a CPU, so optional and sparse; at step 0 they are all zero, B being zero).
     """
 
-    def __init__(self, base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, every: int):
-        self.model = None
+    def __init__(self, base: lc.BaselineRun, base_key: tuple, data: lc.Dataset, config: lc.FinetuneConfig,
+                 every: int):
+        self.model, self.base_key = None, base_key
         self.norms: dict[str, list[float]] = {}  # layer → ‖ΔW_l‖_F after each step
         self.snapshots: list[tuple[int, dict[str, list[float]]]] = []  # (step, layer → top-r σ of ΔW)
         self.every = every
@@ -130,10 +130,10 @@ class LiveFinetune(jobs.Job):
     def _work(self, base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig) -> dict:
         def on_start(model) -> None:
             self.model = model
-            self.norms = {name: [value] for name, value in layer_norms(model).items()}  # step 0
+            self.norms = {name: [value] for name, value in anatomy.layer_update_norms(model).items()}  # step 0
 
         def on_step(step: int, total: int, loss: float) -> None:
-            for name, value in layer_norms(self.model).items():
+            for name, value in anatomy.layer_update_norms(self.model).items():
                 self.norms[name].append(value)
             if self.every and (step % self.every == 0 or step == total):
                 self.snapshots.append((step, delta_spectra(self.model)))
@@ -142,52 +142,23 @@ class LiveFinetune(jobs.Job):
         run = lc.finetune_lora(base.model, data, config, before=base.evaluation, on_step=on_step,
                                should_stop=self.should_stop, on_start=on_start)
         self.label = "computing the SVDs of W and ΔW"
-        return {"run": run, "norms": self.norms, "snapshots": self.snapshots, **inspection(run.model)}
-
-
-def inspect(model) -> jobs.Job:
-    """The inspector's SVDs for a model trained elsewhere (the LoRA page's): seconds on a CPU."""
-    def work(job: jobs.Job) -> dict:
-        job.on_progress(0, 1, "computing the SVDs of W and ΔW")
-        return inspection(model)
-    return jobs.Job(f"inspection-{time.monotonic_ns()}", work)
+        return {"run": run, "norms": self.norms, "snapshots": self.snapshots,
+                **inspection(run.model, self.base_key)}
 
 
 def oracle(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks) -> jobs.Job:
-    """Full finetuning, then LoRA at each rank, same data and steps; the full ΔW's SVD and the subspaces."""
-    ranks = sorted(set(ranks))
-
+    """studies.rank_oracle as a job, its result reshaped into plain lists for the page."""
     def work(job: jobs.Job) -> dict:
-        progress = _progress(job)
-        total = config.steps * (len(ranks) + 1)
-        full, losses, evaluation = lc.finetune_full(
-            base.model, data, config, should_stop=job.should_stop,
-            on_step=lambda step, _t, _l: progress(step, total, "full finetuning, the reference"))
-        if len(losses) < config.steps:
+        found = studies.rank_oracle(base.model, data, config, ranks, on_progress=_progress(job),
+                                    should_stop=job.should_stop)
+        if found is None or not found.ranks:
             raise Stopped
-        progress(config.steps, total, "SVD of the full update")
-        deltas = {name: delta for name, delta in anatomy.full_updates(base.model, full).items()
-                  if name in config.targets}
-        spectra = {name: anatomy.spectrum(delta) for name, delta in deltas.items()}
-        layers = {name: {"singular_values": S.tolist(), "energy": anatomy.energy(S).tolist(),
-                         "effective_rank": anatomy.effective_rank(S)} for name, S in spectra.items()}
-        similarity = {}  # (layer, rank) → {"angles_deg": [...], "similarity": float}
-        for i, rank in enumerate(ranks):
-            offset = config.steps * (i + 1)
-            run = lc.finetune_lora(base.model, data, replace(config, rank=rank), before=base.evaluation,
-                                   should_stop=job.should_stop,
-                                   on_step=lambda step, _t, _l, o=offset, r=rank: progress(o + step, total,
-                                                                                          f"LoRA rank {r}"))
-            if len(run.losses) < config.steps:
-                raise Stopped
-            progress(offset + config.steps, total, f"subspaces at rank {rank}")
-            for name, layer in lc.lora_layers(run.model).items():
-                found = anatomy.subspace_similarity(lc.lora_of(layer).delta_weight().detach().cpu(),
-                                                    deltas[name], rank)
-                similarity[(name, rank)] = {"angles_deg": found["angles_deg"].tolist(),
-                                            "similarity": found["similarity"]}
-        return {"layers": layers, "similarity": similarity, "ranks": ranks, "full_evaluation": evaluation,
-                "full_losses": losses}
+        layers = {name: {"singular_values": layer.singular_values.tolist(), "energy": layer.energy.tolist(),
+                         "effective_rank": layer.effective_rank} for name, layer in found.layers.items()}
+        similarity = {(name, rank): {"angles_deg": s["angles_deg"].tolist(), "similarity": s["similarity"]}
+                      for name, layer in found.layers.items() for rank, s in layer.similarity.items()}
+        return {"layers": layers, "similarity": similarity, "ranks": list(found.ranks),
+                "full_evaluation": found.full_evaluation, "full_losses": found.full_losses}
     return _study("oracle", work)
 
 
@@ -313,14 +284,10 @@ def current(key: str, held: dict):
 def layer_frame(views, norms: dict[str, float]) -> pd.DataFrame:
     return pd.DataFrame([{
         "layer": v.name, "ΔW shape": "×".join(map(str, v.delta.shape)), "rank r": v.rank,
-        "‖ΔW‖_F": norms[v.name], "effective rank": v.effective_rank, "energy in top r": v.energy_in_rank,
+        "‖ΔW‖_F": norms[v.name], "effective rank": v.effective_rank,
+        "energy in top direction": float(anatomy.energy(v.delta_singular_values)[0]),
         "σ₁(ΔW)": float(v.delta_singular_values[0]), "σ₁(W)": float(v.weight_singular_values[0]),
     } for v in views])
-
-
-def rank_for(energy: list[float], share: float) -> int:
-    """The smallest k whose top-k directions hold `share` of the energy."""
-    return next((k for k, e in enumerate(energy, 1) if e >= share), len(energy))
 
 
 def oracle_frame(result: dict, layer: str) -> pd.DataFrame:
@@ -334,18 +301,12 @@ def oracle_frame(result: dict, layer: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def final_loss(losses: list[float]) -> float:
-    """The mean of the last steps' losses, as studies.scaling_sweep reports it (one batch is too noisy)."""
-    tail = losses[-studies.FINAL_LOSS_STEPS:]
-    return sum(tail) / len(tail)
-
-
 def gallery_frame(curves) -> pd.DataFrame:
     return pd.DataFrame([{
         "initialisation": INIT_LABELS.get(c.init, c.init), "init": c.init,
         "largest output change before any step": c.initial_change,
         "final ‖ΔW‖_F": c.update_norms[-1] if c.update_norms else 0.0,
-        "final loss": final_loss(c.losses),
+        "final loss": studies.final_loss(c.losses),
     } for c in curves])
 
 
