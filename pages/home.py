@@ -28,5 +28,14 @@ st.markdown("""
 4. **Rank comparison** — the same finetune at several ranks against full finetuning: how much is learned,
    how much is forgotten, for how many trainable parameters.
 
+**Inside the update**, for the questions people ask about LoRA:
+
+- **ΔW inspector** — the update (α/r)·B·A of each layer, its singular values beside W's, what its A reads
+  in an image, and how it changes one image's logits; it redraws while the adapter trains.
+- **Rank oracle** — how low-rank the update of full finetuning really is, and whether LoRA finds its directions.
+- **Initialisation gallery** — why B starts at zero and A random: the notebook's both-zero start never moves.
+- **Scaling explorer** — α/r against rsLoRA's α/√r: what the rank does to the effective learning rate.
+- **Learn/forget frontier** — what each rank learns against what it forgets, with a strength slider.
+
 The sidebar on the left chooses the device, the dataset and the random seed for every page.
 """)
