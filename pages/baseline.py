@@ -71,4 +71,5 @@ with right:
     charts.show(charts.wrong_per_class(run.evaluation.wrong_per_class, ctx.data.classes), key="base_wrong")
 
 st.subheader("Parameters per layer")
-st.dataframe(tables.layer_frame(run.model), hide_index=True)
+st.dataframe(tables.layer_frame(run.model), hide_index=True,
+             column_config={"parameters": st.column_config.NumberColumn(format="localized")})

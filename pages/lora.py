@@ -1,6 +1,7 @@
 import streamlit as st
 
 import lora_core as lc
+from lora_core.adapters import MAX_ADAPTER_BYTES
 from ui import adapters, baseline, charts, context, jobs, state, tables
 
 ctx = context.current()
@@ -117,7 +118,7 @@ else:
          checks["merged_vs_parametrized"], 1e-5),
     ]
     for claim, what, value, tolerance in proofs:
-        mark = "✅" if value <= tolerance else "❌"
+        mark = ":green[:material/check_circle:]" if value <= tolerance else ":red[:material/cancel:]"
         st.markdown(f"{mark} **{claim}** — {what} = `{value:.3g}` (must be ≤ {tolerance:g})")
 
 st.subheader("Adapters as files")
@@ -139,7 +140,7 @@ with save_col:
                                 "peft.PeftModel.from_pretrained reads them.")
 with load_col:
     upload = st.file_uploader("Upload an adapter (.zip or .safetensors)", type=["zip", "safetensors"],
-                              key="lora_upload",
+                              key="lora_upload", max_upload_size=MAX_ADAPTER_BYTES // 2**20,
                               help="A zip downloaded here (either format) or an adapter.safetensors. It is "
                                    "checked against your baseline before anything changes.")
     adapters.upload(upload, base, ctx.data, held["key"])

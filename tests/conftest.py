@@ -38,3 +38,28 @@ def small_mlp():
     from lora_core import MLP
     torch.manual_seed(0)
     return MLP(hidden1=32, hidden2=16)
+
+
+# --- the real browser: one streamlit server and one chromium for every browser test -----------------
+
+@pytest.fixture(scope="session")
+def streamlit_url(tmp_path_factory):
+    """A `streamlit run app.py` server that only has the bundled sample and keeps its files in a tmp dir."""
+    import browser_harness
+
+    pytest.importorskip("playwright", reason="the browser tests need Playwright (pip install playwright)")
+    root = tmp_path_factory.mktemp("streamlit")
+    env = {"LORA_LAB_DATA": str(root / "data"), "LORA_LAB_CACHE": str(root / "checkpoints")}
+    with browser_harness.streamlit_server(env=env, log=root / "streamlit.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    import browser_harness
+
+    pytest.importorskip("playwright", reason="the browser tests need Playwright (pip install playwright)")
+    if not os.path.exists(browser_harness.CHROMIUM):
+        pytest.skip(f"the browser tests need Debian's chromium at {browser_harness.CHROMIUM}")
+    with browser_harness.chromium() as browser:
+        yield browser

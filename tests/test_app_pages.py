@@ -204,8 +204,8 @@ def test_lora_finetune_matches_core(data, core_baseline):
     assert loss["data"][0]["y"] == core.losses
     assert bars["data"][0]["y"] == core.before.wrong_per_class
     assert bars["data"][1]["y"] == core.after.wrong_per_class
-    proofs = [m.value for m in at.markdown if m.value.startswith(("✅", "❌"))]
-    assert len(proofs) == 3 and all(p.startswith("✅") for p in proofs)
+    proofs = [m.value for m in at.markdown if m.value.startswith((":green[", ":red["))]
+    assert len(proofs) == 3 and all(p.startswith(":green[:material/check_circle:]") for p in proofs)
 
     at.toggle(key="lora_adapter_on").set_value(False).run()  # off: exactly the baseline again
     assert metrics(at)["Accuracy adapter off"] == percent(core.before.accuracy)

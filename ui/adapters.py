@@ -141,14 +141,14 @@ def draw_switches(entries: list[dict]) -> None:
         # the widget's value if it has one (this page was shown), else the stored one (it was away)
         entry["on"] = st.session_state[on_key] = st.session_state.get(on_key, entry["on"])
         entry["strength"] = st.session_state[strength_key] = st.session_state.get(strength_key, entry["strength"])
-        left, middle, right = st.columns([3, 4, 3])
+        left, middle, right = st.columns([3, 3, 4])
         entry["on"] = left.toggle(entry["name"], key=on_key, help="Use this adapter in the blend.")
         entry["strength"] = middle.slider(
             f"Strength of {entry['name']}", 0.0, MAX_STRENGTH, step=STRENGTH_STEP, key=strength_key,
             disabled=not entry["on"], label_visibility="collapsed",
             help="s in W + s·(α/r)·B·A: 0 leaves the adapter out, 1 is as trained, above 1 exaggerates it.")
         adapter = entry["adapter"]
-        right.caption(f"{entry['source']}: rank {adapter.rank}, α {adapter.alpha:g} on {', '.join(adapter.targets)}")
+        right.caption(f"{entry['source']} · rank {adapter.rank}, α {adapter.alpha:g} · {', '.join(adapter.targets)}")
 
 
 def active(entries: list[dict]) -> list[tuple[dict, float]]:

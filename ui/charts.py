@@ -116,7 +116,7 @@ def merge_precision(rows) -> go.Figure:
         text=[f"{row['flipped']:,} flipped" for row in rows], textposition="outside", name="max |error|",
         hovertemplate="%{x}: max |error| %{y:.3g}<extra></extra>"))
     fig.update_xaxes(title="dtype the merged weights are stored in", type="category")
-    fig.update_yaxes(type="log", title="max |W + ΔW − exact sum|")
+    fig.update_yaxes(type="log", title="max |W + ΔW − exact sum|", exponentformat="e")
     return style(fig, "Merging in lower precision")
 
 
