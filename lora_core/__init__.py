@@ -1,9 +1,12 @@
 """lora_core: everything LoRA Lab computes — device, data, model, LoRA, SVD, training, evaluation."""
 
 from .adapters import (
+    MAX_ADAPTER_BYTES,
+    MAX_STRENGTH,
     Adapter,
     AdapterError,
     adapter_of,
+    adapter_zip,
     attach,
     blend,
     export_peft,
@@ -59,9 +62,12 @@ from .svd import (
 from .train import Evaluation, TrainingDiverged, evaluate, train
 
 __all__ = [
+    "MAX_ADAPTER_BYTES",
+    "MAX_STRENGTH",
     "Adapter",
     "AdapterError",
     "adapter_of",
+    "adapter_zip",
     "attach",
     "blend",
     "export_peft",
