@@ -15,13 +15,10 @@ from pathlib import Path
 import pytest
 
 playwright = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LONG_MS = 120_000  # a job on a busy two-core machine
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
@@ -63,13 +60,19 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        tab = browser.new_page(viewport={"width": 1500, "height": 900})
-        tab.set_default_timeout(LONG_MS)
-        yield tab
-        browser.close()
+def page(server, chromium):
+    """A tab in the session's one chromium (a second Playwright would clash with the first)."""
+    context = chromium.new_context(viewport={"width": 1500, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(LONG_MS)
+    yield tab
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Screenshots go to $LORA_LAB_SCREENSHOTS (e.g. docs/screenshots) when set, else to a temporary folder."""
+    return Path(os.environ.get("LORA_LAB_SCREENSHOTS") or tmp_path_factory.mktemp("inside-screenshots"))
 
 
 def connected(page) -> None:
@@ -96,7 +99,7 @@ def run_and_wait(page, button: str, done) -> None:
     expect(page.get_by_role("button", name=button)).to_be_enabled(timeout=LONG_MS)
 
 
-def screenshot(page, name: str, charts: int) -> None:
+def screenshot(page, folder: Path, name: str, charts: int) -> None:
     """The whole page: Streamlit scrolls inside its own container, so grow the viewport to it first."""
     page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {charts}",
                            timeout=30_000)
@@ -106,8 +109,8 @@ def screenshot(page, name: str, charts: int) -> None:
                            "[data-testid=\"stAppViewContainer\"]')].map(e => e.scrollHeight), 900)")
     page.set_viewport_size({"width": 1500, "height": min(int(height) + 40, 7000)})
     page.wait_for_timeout(500)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"inside-{name}.png"), full_page=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"inside-{name}.png"), full_page=True)
     page.set_viewport_size({"width": 1500, "height": 900})
 
 
@@ -139,44 +142,45 @@ def test_a_shared_link_sets_the_run(page, server):
     page.wait_for_function("() => window.location.search.includes('rank=5')", timeout=30_000)
 
 
-def test_inspector(page):
+def test_inspector(page, shots):
     open_view(page, "ΔW inspector")
     run_and_wait(page, "Train and watch", page.get_by_text("Effective rank", exact=True))
     expect(page.get_by_text("rows of A in linear1")).to_be_visible()
-    screenshot(page, "inspector", charts=8)
+    screenshot(page, shots, "inspector", charts=8)
 
 
-def test_rank_oracle(page):
+def test_rank_oracle(page, shots):
     open_view(page, "Rank oracle")
     steps(page, "Steps per run")
     run_and_wait(page, "Run the oracle", page.get_by_text("Rank holding 90 % of it"))
-    screenshot(page, "oracle", charts=2)
+    screenshot(page, shots, "oracle", charts=2)
 
 
-def test_initialisation_gallery(page):
+def test_initialisation_gallery(page, shots):
     open_view(page, "Initialisation gallery")
     steps(page, "Steps per run")
     run_and_wait(page, "Run the gallery", page.get_by_text("both zero (the notebook): final ‖ΔW‖_F"))
     metric = page.get_by_test_id("stMetric").filter(has_text="both zero")
     expect(metric.get_by_test_id("stMetricValue")).to_have_text("0")
-    screenshot(page, "inits", charts=2)
+    screenshot(page, shots, "inits", charts=2)
 
 
-def test_scaling_explorer(page):
+def test_scaling_explorer(page, shots):
     open_view(page, "Scaling explorer")
     steps(page, "Steps per run")
     run_and_wait(page, "Run the sweep", page.get_by_text("Last sweep"))
-    screenshot(page, "scaling", charts=2)
+    screenshot(page, shots, "scaling", charts=2)
 
 
-def test_frontier(page):
+def test_frontier(page, shots):
     open_view(page, "Learn/forget frontier")
     steps(page, "Steps per adapter")
     run_and_wait(page, "Train the adapters", page.get_by_role("slider", name="Adapter strength"))
     strength = page.get_by_role("slider", name="Adapter strength")
     strength.focus()
+    expect(strength).to_be_focused()  # the keys must reach the slider, not the page
     for _ in range(4):
         strength.press("ArrowLeft")
     expect(strength).to_have_value("0.8")
     expect(page.get_by_text("Learned against forgotten, at strength 0.8")).to_be_visible()
-    screenshot(page, "frontier", charts=1)
+    screenshot(page, shots, "frontier", charts=1)
