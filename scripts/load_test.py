@@ -97,13 +97,17 @@ class Server:
 
 # --- one simulated user ----------------------------------------------------------------------------------
 
-WATCH_RUNS = """() => {  // the whole document: Streamlit may replace the app element itself
-    const state = () => document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state');
+WATCH_RUNS = """() => {  // the whole document (Streamlit may replace the app element), old values too (a quick
+    // run flips to "running" and back before the observer's callback reads the attribute)
+    const app = () => document.querySelector('[data-testid="stApp"]');
     window.__scriptRan = false;
     if (window.__runWatcher) window.__runWatcher.disconnect();
-    window.__runWatcher = new MutationObserver(() => { if (state() === 'running') window.__scriptRan = true; });
-    window.__runWatcher.observe(document.documentElement,
-        {attributes: true, childList: true, subtree: true, attributeFilter: ['data-test-script-state']});
+    window.__runWatcher = new MutationObserver(records => {
+        if (records.some(r => r.oldValue === 'running') ||
+            app()?.getAttribute('data-test-script-state') === 'running') window.__scriptRan = true;
+    });
+    window.__runWatcher.observe(document.documentElement, {attributes: true, attributeOldValue: true,
+        childList: true, subtree: true, attributeFilter: ['data-test-script-state']});
 }"""
 RAN = """() => window.__scriptRan &&
     document.querySelector('[data-testid="stApp"]').getAttribute('data-test-script-state') === 'notRunning'"""
@@ -132,17 +136,27 @@ async def go(page, link: str, timeout_ms: int, title: str | None = None) -> floa
 
 
 async def set_number(page, label: str, value: int, timeout_ms: int) -> None:
+    """Type a value and commit it with Enter; typed into a page that is busy, a key can be lost: try again
+    (committing by leaving the field) before giving up."""
     box = page.get_by_role("spinbutton", name=label, exact=True)
-    if await box.input_value() != str(value):
-        async def type_it():
+    for attempt in range(3):
+        if await box.input_value() == str(value) and attempt == 0:
+            return
+
+        async def type_it(key="Enter" if attempt == 0 else "Tab"):
             await box.fill(str(value))
-            await box.press("Enter")
-        await run_of(page, type_it, timeout_ms)
+            await box.press(key)
+        try:
+            return await run_of(page, type_it, min(timeout_ms, 30_000 * (attempt + 1)))
+        except Exception:
+            if attempt == 2:
+                raise
 
 
 async def user(i: int, browser, url: str, args, record) -> None:
     await asyncio.sleep(i * args.stagger)
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(args.page_timeout * 1000)
     step = "open"
     try:
         page = await context.new_page()
@@ -255,7 +269,9 @@ async def repeat_lora(k: int, args, workdir: Path) -> dict:
     try:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            context.set_default_timeout(args.page_timeout * 1000)
+            page = await context.new_page()
             await page.goto(server.url, timeout=args.page_timeout * 1000)
             await page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
                                          timeout=args.page_timeout * 1000)
@@ -297,7 +313,7 @@ def main() -> None:
                              "closed tab's session 30-45 s after it closed)")
     parser.add_argument("--repeat-lora", type=int, default=0, help="instead: one user finetunes this many times")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--keep", type=Path, help="keep the servers' logs in this folder")
+    parser.add_argument("--keep", type=Path, help="keep the servers' logs (and a screenshot per error) here")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         sys.exit(f"needs Debian's chromium at {CHROMIUM}")
@@ -305,7 +321,10 @@ def main() -> None:
                                                                         "max_trainings": os.environ.get(
                                                                             "LORA_LAB_MAX_TRAININGS", "cores")}
     results = {"settings": {k: str(v) for k, v in settings.items()}, "runs": []}
-    with tempfile.TemporaryDirectory(prefix="lora-lab-load-", dir=args.keep) as tmp:
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="lora-lab-load-") as scratch:
+        tmp = tempfile.mkdtemp(prefix="lora-lab-load-", dir=args.keep) if args.keep else scratch
         if args.repeat_lora:
             results["runs"].append(asyncio.run(repeat_lora(args.repeat_lora, args, Path(tmp))))
         else:

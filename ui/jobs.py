@@ -131,7 +131,7 @@ def follow(job: Job, what: str, live_chart: bool = True) -> None:
     A rerun (a click anywhere) interrupts this loop, not the job: the next run follows it again.
     """
     bar, chart = st.empty(), st.empty()
-    drawn = -1
+    drawn, shown = -1, None
     while True:
         finished = job.done  # read first, so that the last drawing has every step
         step, total = job.step, job.total
@@ -148,7 +148,9 @@ def follow(job: Job, what: str, live_chart: bool = True) -> None:
             text = f"{what}: {job.label or 'evaluating on the test images'}…"
         else:
             text = f"{what}: step {step:,} of {total:,}" + (f" — {job.label}" if job.label else "")
-        bar.progress(min(step / total, 1.0) if total else 0.0, text=text)
+        if (step, total, text) != shown:  # a queue of waiting sessions sends nothing while nothing moves
+            shown = (step, total, text)
+            bar.progress(min(step / total, 1.0) if total else 0.0, text=text)
         if live_chart and len(job.losses) != drawn:
             drawn = len(job.losses)
             with chart.container():

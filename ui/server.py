@@ -14,6 +14,7 @@ has seen:
 """
 import dataclasses
 import gc
+import logging
 import os
 import threading
 import time
@@ -190,8 +191,10 @@ class Sessions:
             sessions = list(self._by_id.values())
         for s in sessions:
             alive = self._alive(s)
-            if alive is False and s.away_since is None:
-                s.away_since = now
+            if alive is False:
+                s.away_since = now if s.away_since is None else s.away_since
+            else:
+                s.away_since = None  # back (a reconnect), or never gone
             closed = alive is False and now - s.away_since >= CLOSED_GRACE_S
             if closed or (alive is None and now - s.last_seen >= idle):
                 done["released"] += self._end(s)
@@ -230,6 +233,7 @@ CLOSED_NOTE = ("This tab was disconnected for a while, so its training was stopp
                "were cleared. Your settings are kept: train again to see results.")
 
 SESSIONS = Sessions()
+SWEEPER_NAME = "lora-lab sweep"
 _setup_lock = threading.Lock()
 _sweeper: threading.Thread | None = None
 
@@ -242,7 +246,10 @@ def setup() -> None:
             return
         limit = max_trainings()
         torch.set_num_threads(threads_each(limit))  # for the pages' own work; jobs set theirs (ui.jobs)
-        _sweeper = threading.Thread(target=_sweep_forever, name="lora-lab sweep", daemon=True)
+        # reading a session's state outside its script makes Streamlit warn about a missing context: expected
+        logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(
+            lambda record: threading.current_thread().name != SWEEPER_NAME)
+        _sweeper = threading.Thread(target=_sweep_forever, name=SWEEPER_NAME, daemon=True)
         _sweeper.start()
         log.info("LoRA Lab: %d training(s) at once, %d torch thread(s) each, checkpoints in %s",
                  limit, torch.get_num_threads(), cache_dir())
