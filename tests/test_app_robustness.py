@@ -257,7 +257,7 @@ def start_server(port: int, log: Path, env: dict) -> subprocess.Popen:
             time.sleep(0.2)
 
 
-def wait_for_log(log: Path, pattern: str, timeout: float = 30) -> re.Match:
+def wait_for_log(log: Path, pattern: str, timeout: float = 120) -> re.Match:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if found := re.search(pattern, log.read_text()):
