@@ -23,7 +23,8 @@ def main(argv=None) -> int:
     parser.add_argument("--root", help="torchvision root to unpack Fashion-MNIST into (default: a temp dir)")
     parser.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS.name}")
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
-                        help="before each part, wait up to this long for other processes to leave the CPU idle")
+                        help="on a shared machine: before each timed repeat, wait up to this long for other "
+                             "processes to leave the CPU idle")
     args = parser.parse_args(argv)
     if args.root:
         return run(args, Path(args.root))
@@ -33,13 +34,6 @@ def main(argv=None) -> int:
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def part(args, message: str) -> None:
-    """Announce a part, after waiting (if asked) for the machine to be quiet."""
-    if args.wait_quiet > 0 and not machine.wait_quiet(args.wait_quiet):
-        message += f" (the machine did not get quiet within {args.wait_quiet:g} s)"
-    log(message)
 
 
 def run(args, root: Path) -> int:
@@ -56,26 +50,30 @@ def run(args, root: Path) -> int:
     data = lora_core.load_dataset("fashion-mnist", root=root)  # unpacks Debian's files under root
     log(f"data: {data}")
 
-    part(args, f"1/5 training steps/s at batch 10, {repeats} interleaved repeats of {steps} steps")
-    report.train = cases.train_speed(data, root, steps, repeats, budget)
+    log(f"1/5 training steps/s at batch 10, {repeats} interleaved repeats of {steps} steps")
+    wait = args.wait_quiet
+    report.train = cases.train_speed(data, root, steps, repeats, budget, wait)
 
     notebook_steps = 1000 if quick else None
-    part(args, "2/5 time to the notebook's accuracy: the notebook's "
+    log("2/5 time to the notebook's accuracy: the notebook's "
         + ("first 1000 steps" if quick else "full epoch (once, 1-2 minutes or more)") + ", then lora_core")
-    report.tta, net, trained = cases.time_to_accuracy(data, root, notebook_steps, runs=1 if quick else 3)
+    report.tta, net, trained = cases.time_to_accuracy(data, root, notebook_steps, runs=1 if quick else 3,
+                                                      wait_s=wait)
 
-    part(args, f"3/5 evaluation of {len(data.test_y):,} test images, {max(3, repeats // 2)} interleaved repeats")
-    report.evaluation = cases.eval_speed(net, root, data, max(3, repeats // 2), budget)
+    log(f"3/5 evaluation of {len(data.test_y):,} test images, {max(3, repeats // 2)} interleaved repeats")
+    report.evaluation = cases.eval_speed(net, root, data, max(3, repeats // 2), budget, wait)
 
-    part(args, f"4/5 LoRA finetune steps/s, lora_core vs PEFT, {repeats} interleaved repeats of {steps} steps")
-    report.lora = {rank: cases.lora_speed(trained, data, rank, 1.0, steps, repeats, budget / 2) for rank in (1, 8)}
+    log(f"4/5 LoRA finetune steps/s, lora_core vs PEFT, {repeats} interleaved repeats of {steps} steps")
+    report.lora = {rank: cases.lora_speed(trained, data, rank, 1.0, steps, repeats, budget / 2, wait)
+                   for rank in (1, 8)}
 
-    part(args, "5/5 peak memory, each variant in a fresh process")
+    log("5/5 peak memory, each variant in a fresh process")
     report.memory = [memory.measure(v, root, steps) for v in memory.VARIANTS]
 
     report.load_after = machine.load()
     report.others = others.cores()
     report.total_s = time.perf_counter() - started
+    report.waited_s = machine.WAITED[0]
     text = report.markdown()
     print(text)
     if not args.no_write and not quick:

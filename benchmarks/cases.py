@@ -11,11 +11,11 @@ import lora_core
 from lora_core.runs import new_model
 
 from . import notebook
-from .machine import OtherLoad
+from .machine import OtherLoad, wait_quiet
 from .timing import QUIET_CORES, Pair, interleaved
 
 
-def train_speed(data: lora_core.Dataset, root, steps: int, repeats: int, budget_s: float,
+def train_speed(data: lora_core.Dataset, root, steps: int, repeats: int, budget_s: float, wait_s: float = 0,
                 warmup: int = 30) -> Pair:
     """Training steps/s at batch 10: the notebook's loop vs lora_core.train(max_steps=steps)."""
     net = notebook.new_net(0)
@@ -32,7 +32,7 @@ def train_speed(data: lora_core.Dataset, root, steps: int, repeats: int, budget_
         return notebook.train_steps(net, optimizer, batch_iter, n)
 
     theirs(warmup), ours(warmup)
-    return interleaved(theirs, ours, repeats, budget_s)
+    return interleaved(theirs, ours, repeats, budget_s, wait_s)
 
 
 @dataclass
@@ -65,13 +65,15 @@ class TimeToAccuracy:
         return all(r["accuracy"] >= self.target for r in self.used)
 
 
-def notebook_epoch(root, max_steps: int | None) -> tuple[notebook.Net, int, float, float, float]:
+def notebook_epoch(root, max_steps: int | None, wait_s: float = 0) -> tuple[notebook.Net, int, float, float, float]:
     """The notebook's one epoch (or its first max_steps steps).
 
     Returns (net, steps, train seconds, accuracy, cores other processes used meanwhile)."""
     net = notebook.new_net(0)
     optimizer = notebook.make_optimizer(net)
     train_loader, test_loader = notebook.loaders(root)
+    if wait_s > 0:
+        wait_quiet(wait_s)
     load = OtherLoad()
     start = time.perf_counter()
     if max_steps is None:
@@ -108,10 +110,12 @@ def chase(data: lora_core.Dataset, target: float, batch_size: int, lr: float, ev
 
 
 def time_to_accuracy(data, root, notebook_steps: int | None, runs: int, batch_size: int = 128,
-                     lr: float = 1e-3, eval_every: int = 50, max_epochs: int = 5):
-    net, steps, seconds, target, others = notebook_epoch(root, notebook_steps)
+                     lr: float = 1e-3, eval_every: int = 50, max_epochs: int = 5, wait_s: float = 0):
+    net, steps, seconds, target, others = notebook_epoch(root, notebook_steps, wait_s)
     results = []  # up to 2·runs attempts (seeds 0, 1, ...) to get `runs` on an otherwise quiet machine
     while sum(r["others"] <= QUIET_CORES for r in results) < runs and len(results) < 2 * runs:
+        if wait_s > 0:
+            wait_quiet(wait_s)
         results.append(chase(data, target, batch_size, lr, eval_every, max_epochs, seed=len(results)))
     models = [r.pop("model") for r in results]
     return (TimeToAccuracy(target, steps, seconds, others, batch_size, lr, eval_every, results), net,
@@ -119,7 +123,7 @@ def time_to_accuracy(data, root, notebook_steps: int | None, runs: int, batch_si
 
 
 def eval_speed(net: notebook.Net, root, data: lora_core.Dataset, repeats: int,
-               budget_s: float) -> tuple[Pair, float, float]:
+               budget_s: float, wait_s: float = 0) -> tuple[Pair, float, float]:
     """Images/s over the 10,000 test images: the notebook's test() vs lora_core.evaluate, same weights."""
     model = new_model(1000, 2000, 0, "cpu")
     model.load_state_dict(net.state_dict())
@@ -136,11 +140,11 @@ def eval_speed(net: notebook.Net, root, data: lora_core.Dataset, repeats: int,
         return n
 
     ours()  # warm-up
-    return interleaved(theirs, ours, repeats, budget_s), results["notebook"], results["lora_core"]
+    return interleaved(theirs, ours, repeats, budget_s, wait_s), results["notebook"], results["lora_core"]
 
 
 def lora_speed(base: torch.nn.Module, data: lora_core.Dataset, rank: int, alpha: float, steps: int,
-               repeats: int, budget_s: float, warmup: int = 30) -> tuple[Pair, int, int]:
+               repeats: int, budget_s: float, wait_s: float = 0, warmup: int = 30) -> tuple[Pair, int, int]:
     """Finetune steps/s at batch 10, lora_core's LoRA vs PEFT's, both trained by lora_core.train."""
     base = copy.deepcopy(base)
     for p in base.parameters():
@@ -155,6 +159,7 @@ def lora_speed(base: torch.nn.Module, data: lora_core.Dataset, rank: int, alpha:
         return len(lora_core.train(model, x, y, batch_size=10, max_steps=n, seed=next(seeds)))
 
     run(peft_model, warmup), run(ours_model, warmup)
-    pair = interleaved(lambda: run(peft_model, steps), lambda: run(ours_model, steps), repeats, budget_s)
+    pair = interleaved(lambda: run(peft_model, steps), lambda: run(ours_model, steps), repeats, budget_s,
+                       wait_s)
     trainable = [sum(p.numel() for p in m.parameters() if p.requires_grad) for m in (ours_model, peft_model)]
     return pair, trainable[0], trainable[1]

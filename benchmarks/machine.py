@@ -62,12 +62,18 @@ class OtherLoad:
         return max(0.0, (busy - self.busy) - (_own_seconds() - self.own)) / wall if wall > 0 else None
 
 
-def wait_quiet(timeout_s: float, window_s: float = 3.0, cores: float = 0.1) -> bool:
+WAITED = [0.0]  # seconds spent in wait_quiet, all calls together
+
+
+def wait_quiet(timeout_s: float, window_s: float = 2.0, cores: float = 0.1) -> bool:
     """Wait until other processes used under `cores` cores over a `window_s` window; False on timeout."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        load = OtherLoad()
-        time.sleep(window_s)
-        if (load.cores() or 0.0) < cores:
-            return True
-    return False
+    start = time.monotonic()
+    try:
+        while time.monotonic() - start < timeout_s:
+            load = OtherLoad()
+            time.sleep(window_s)
+            if (load.cores() or 0.0) < cores:
+                return True
+        return False
+    finally:
+        WAITED[0] += time.monotonic() - start

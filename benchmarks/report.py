@@ -33,6 +33,7 @@ class Report:
     load_after: str = ""
     others: float | None = None
     total_s: float = 0.0
+    waited_s: float = 0.0
     train: Pair | None = None
     tta: TimeToAccuracy | None = None
     evaluation: tuple[Pair, float, float] | None = None
@@ -65,7 +66,9 @@ class Report:
             "# Benchmarks: the notebook's pipeline vs lora_core, lora_core's LoRA vs PEFT",
             "",
             f"- Machine: {self.machine}",
-            f"- Measured {time.strftime('%Y-%m-%d')}, {self.total_s / 60:.1f} min in all; {self.load_before} "
+            f"- Measured {time.strftime('%Y-%m-%d')}, {self.total_s / 60:.1f} min in all"
+            + (f" ({self.waited_s / 60:.1f} of them waiting for the machine to be quiet)" if self.waited_s else "")
+            + f"; {self.load_before} "
             f"at the start, {self.load_after} at the end; other processes kept {others} cores busy on "
             "average meanwhile",
             f"- Rerun: `{self.command}` from the repository root"

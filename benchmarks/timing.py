@@ -9,7 +9,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-from .machine import OtherLoad
+from .machine import OtherLoad, wait_quiet
 
 QUIET_CORES = 0.25  # a pair during which other processes averaged more than this is "contended"
 
@@ -73,20 +73,24 @@ def rate(fn) -> float:
     return units / (time.perf_counter() - start)
 
 
-def interleaved(reference, contender, repeats: int, budget_s: float | None = None) -> Pair:
+def interleaved(reference, contender, repeats: int, budget_s: float | None = None, wait_s: float = 0) -> Pair:
     """Rates of reference() and contender(), alternating which goes first.
 
     Runs until `repeats` pairs ran while the machine was otherwise quiet, or, past `repeats` pairs in
-    all, until `budget_s` seconds have gone (default: no extra pairs).
+    all, until the extra pairs have taken `budget_s` seconds (default: no extra pairs). With `wait_s`, each
+    pair first waits up to that long for the machine to be quiet (not counted in the budget).
     """
     pair = Pair()
-    start = time.perf_counter()
+    extra = 0.0  # seconds the pairs beyond the first `repeats` took
     while True:
         quiet = sum(load <= QUIET_CORES for load in pair.others)
         if quiet >= repeats:
             break
-        if len(pair.others) >= repeats and (budget_s is None or time.perf_counter() - start > budget_s):
+        if len(pair.others) >= repeats and (budget_s is None or extra >= budget_s):
             break
+        if wait_s > 0:
+            wait_quiet(wait_s)
+        start = time.perf_counter()
         load = OtherLoad()
         if len(pair.others) % 2 == 0:
             pair.reference.append(rate(reference))
@@ -95,4 +99,6 @@ def interleaved(reference, contender, repeats: int, budget_s: float | None = Non
             pair.contender.append(rate(contender))
             pair.reference.append(rate(reference))
         pair.others.append(load.cores() or 0.0)
+        if len(pair.others) > repeats:
+            extra += time.perf_counter() - start
     return pair
