@@ -12,7 +12,7 @@ try:
     st.session_state.context = context.sidebar()
     context.warn_fallback(st.session_state.context)
     if note := st.session_state.pop(server.NOTE_KEY, None):
-        st.info(note, icon="🧹")
+        st.info(note, icon=":material/cleaning_services:")
     pages.run()
 finally:
     server.run_finished()

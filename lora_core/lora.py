@@ -199,7 +199,8 @@ def _factored_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     lora = lora_of(layer)
     out = F.linear(x, original_weight(layer), layer.bias)  # (N, out)
     if lora.enabled:
-        out = out + lora.scale * F.linear(F.linear(x, lora.lora_A), lora.lora_B)  # (N, r) → (N, out)
+        # += (α/r)·(x·Aᵀ)·Bᵀ in place: one (N, out) pass fewer, and F.linear's backward never reads `out`
+        out.addmm_(F.linear(x, lora.lora_A), lora.lora_B.t(), alpha=lora.scale)  # (N, r) @ (r, out)
     return out
 
 

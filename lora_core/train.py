@@ -94,7 +94,7 @@ class Evaluation:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 10_000) -> Evaluation:
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1_000) -> Evaluation:
     """Accuracy, wrong count per class and confusion matrix, in batched passes without autograd."""
     model.eval()
     predictions = torch.cat([model(chunk).argmax(dim=1) for chunk in x.split(batch_size)])

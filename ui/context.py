@@ -88,7 +88,7 @@ def warn_fallback(ctx: Context) -> None:
     if ctx.fallback:
         chosen = DATASET_LABELS[st.session_state["dataset"]]
         st.warning(f"**{chosen} is not available, so the bundled MNIST sample is used instead.**\n\n"
-                   f"{ctx.fallback}", icon="⚠️")
+                   f"{ctx.fallback}", icon=":material/warning:")
 
 
 def current() -> Context:

@@ -86,7 +86,7 @@ def from_link() -> None:
     if problems:
         text, button = st.columns([6, 1])
         text.warning("**The link's settings were not all usable**; these were replaced:\n\n"
-                     + "\n".join(f"- {p}" for p in problems), icon="⚠️")
+                     + "\n".join(f"- {p}" for p in problems), icon=":material/warning:")
         button.button("Dismiss", key="preset_dismiss", on_click=_dismiss)
     _write_url(link_query(current()))
 
