@@ -60,8 +60,8 @@ def run(args, root: Path) -> int:
     report.tta, net, trained = cases.time_to_accuracy(data, root, notebook_steps, runs=1 if quick else 3,
                                                       wait_s=wait)
 
-    log(f"3/5 evaluation of {len(data.test_y):,} test images, {max(3, repeats // 2)} interleaved repeats")
-    report.evaluation = cases.eval_speed(net, root, data, max(3, repeats // 2), budget, wait)
+    log(f"3/5 evaluation of {len(data.test_y):,} test images, {repeats} interleaved repeats")
+    report.evaluation = cases.eval_speed(net, root, data, repeats, budget, wait)
 
     log(f"4/5 LoRA finetune steps/s, lora_core vs PEFT, {repeats} interleaved repeats of {steps} steps")
     report.lora = {rank: cases.lora_speed(trained, data, rank, 1.0, steps, repeats, budget / 2, wait)

@@ -280,15 +280,12 @@ def finetune(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig) 
 
 
 def compare(base: lc.BaselineRun, data: lc.Dataset, ranks, config: lc.FinetuneConfig) -> Job:
-    """compare_ranks; after a Stop only the runs that finished are kept (the rest trained 0 steps)."""
+    """compare_ranks; after a Stop it returns only the runs that finished."""
     def work(job: Job) -> dict:
         def on_progress(done: int, total: int, label: str) -> None:
             job.on_progress(done, total, "full finetuning, the reference" if label == "full" else label)
 
         rows = lc.compare_ranks(base.model, data, ranks, config, on_progress=on_progress,
                                 should_stop=job.should_stop)
-        if job.stopping:
-            finished_runs = job.step // config.steps  # every run takes config.steps steps
-            rows = rows[:1 + finished_runs]  # the baseline row, then the runs in order
         return {"rows": rows, "stopped": job.stopping}
     return Job(f"sweep-{time.monotonic_ns()}", work)
