@@ -42,7 +42,8 @@ class Dataset:
 
 def normalise(pixels: torch.Tensor) -> torch.Tensor:
     """uint8 images (N, 28, 28) or (N, 784) → float32 (N, 784), as ToTensor + Normalize would give."""
-    return ((pixels.reshape(len(pixels), -1).float() / 255.0) - MEAN) / STD
+    # in place on the one float copy: the same arithmetic, without three more 60,000-image temporaries
+    return pixels.reshape(len(pixels), -1).float().div_(255.0).sub_(MEAN).div_(STD)
 
 
 def _as_dataset(name, train_px, train_y, test_px, test_y, classes, source, device) -> Dataset:
