@@ -99,6 +99,18 @@ def run_and_wait(page, button: str, done) -> None:
     expect(page.get_by_role("button", name=button)).to_be_enabled(timeout=LONG_MS)
 
 
+def slide_to(page, slider, value: str, key: str, presses: int = 12) -> None:
+    """Press `key` one step at a time until the slider reads `value`: each step reruns the page, and a key
+    pressed during that rerun can be undone when it ends, so wait for each rerun before the next press."""
+    for _ in range(presses):
+        if slider.input_value() == value:
+            return
+        slider.press(key)
+        page.wait_for_timeout(300)  # the rerun that the step starts
+        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=LONG_MS)
+    expect(slider).to_have_value(value)
+
+
 def screenshot(page, folder: Path, name: str, charts: int) -> None:
     """The whole page: Streamlit scrolls inside its own container, so grow the viewport to it first."""
     page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {charts}",
@@ -179,8 +191,6 @@ def test_frontier(page, shots):
     strength = page.get_by_role("slider", name="Adapter strength")
     strength.focus()
     expect(strength).to_be_focused()  # the keys must reach the slider, not the page
-    for _ in range(4):
-        strength.press("ArrowLeft")
-    expect(strength).to_have_value("0.8")
+    slide_to(page, strength, "0.8", "ArrowLeft")
     expect(page.get_by_text("Learned against forgotten, at strength 0.8")).to_be_visible()
     screenshot(page, shots, "frontier", charts=1)

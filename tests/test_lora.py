@@ -121,7 +121,7 @@ def test_factored_forward_matches_parametrized_and_trains_no_dense_gradient(mlp,
         out = model(x)
         out.square().sum().backward()
     assert (out - expected).abs().max() <= 1e-5
-    for factor, expected_grad in zip(factors, expected_grads):  # the factored path trains the same adapter
+    for factor, expected_grad in zip(factors, expected_grads, strict=True):  # the factored path trains the same adapter
         assert torch.allclose(factor.grad, expected_grad, rtol=1e-4, atol=1e-5)
     assert original_weight(model.linear1).grad is None
     assert lora_of(model.linear1).lora_A.grad is not None
