@@ -5,58 +5,26 @@ computation — and saves a screenshot of each to docs/screenshots/inside-<view>
 """
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 playwright = pytest.importorskip("playwright.sync_api")
+from browser_harness import CHROMIUM, streamlit_server, wait_idle  # noqa: E402
 from playwright.sync_api import expect  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
 LONG_MS = 120_000  # a job on a busy two-core machine
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A fresh `streamlit run app.py` on a free loopback port, with its own (empty) data and checkpoints."""
-    port, folder = free_port(), tmp_path_factory.mktemp("inside-server")
-    env = {**os.environ, "LORA_LAB_DATA": str(folder), "LORA_LAB_CACHE": str(folder / "checkpoints")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
-         str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none", "--server.runOnSave", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"streamlit did not start (exit code {process.poll()})")
-            time.sleep(0.2)
-    yield url
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    folder = tmp_path_factory.mktemp("inside-server")
+    env = {"LORA_LAB_DATA": str(folder), "LORA_LAB_CACHE": str(folder / "checkpoints")}
+    with streamlit_server(env=env) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +75,7 @@ def slide_to(page, slider, value: str, key: str, presses: int = 12) -> None:
             return
         slider.press(key)
         page.wait_for_timeout(300)  # the rerun that the step starts
-        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=LONG_MS)
+        wait_idle(page, LONG_MS)
     expect(slider).to_have_value(value)
 
 
