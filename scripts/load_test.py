@@ -31,6 +31,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
 MINUTE_MS = 60_000
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'  # no script run in progress
 
 
 # --- the server ----------------------------------------------------------------------------------------
@@ -116,7 +117,7 @@ RAN = """() => window.__scriptRan &&
 async def run_of(page, action, timeout_ms: int) -> None:
     """Do `action` and wait for the script run it causes to start and finish (once the run before is done:
     a page can still be drawing below what the user already sees)."""
-    await page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
+    await page.wait_for_selector(IDLE, timeout=timeout_ms)
     await page.evaluate(WATCH_RUNS)
     await action()
     await page.wait_for_function(RAN, timeout=timeout_ms)
@@ -125,13 +126,12 @@ async def run_of(page, action, timeout_ms: int) -> None:
 async def go(page, link: str, timeout_ms: int, title: str | None = None) -> float:
     """Click a page in the sidebar; seconds until its title is drawn and its run is done."""
     title = title or link
-    idle = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-    await page.wait_for_selector(idle, timeout=timeout_ms)
+    await page.wait_for_selector(IDLE, timeout=timeout_ms)
     start = time.perf_counter()
     await page.get_by_test_id("stSidebarNav").get_by_role("link", name=link).click()
     # (a page switch can replace the element whose run state a watcher would follow: wait for the new title)
     await page.get_by_role("heading", level=1, name=title).first.wait_for(timeout=timeout_ms)
-    await page.wait_for_selector(idle, timeout=timeout_ms)
+    await page.wait_for_selector(IDLE, timeout=timeout_ms)
     return time.perf_counter() - start
 
 
@@ -149,9 +149,16 @@ async def set_number(page, label: str, value: int, timeout_ms: int) -> bool:
         await run_of(page, type_it, timeout_ms)
         return True
     except Exception:
-        await page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
-                                     timeout=timeout_ms)
+        await page.wait_for_selector(IDLE, timeout=timeout_ms)
         return False
+
+
+async def train(page, button: str, done: str, args) -> float:
+    """Click a Train button; seconds until its run has ended and `done` is drawn (the queue included)."""
+    start = time.perf_counter()
+    await run_of(page, page.get_by_role("button", name=button, exact=True).click, args.train_timeout * 1000)
+    await page.get_by_text(done, exact=True).wait_for(timeout=args.page_timeout * 1000)
+    return time.perf_counter() - start
 
 
 async def metric_value(page, label: str) -> str:
@@ -173,19 +180,14 @@ async def user(i: int, browser, url: str, args, record) -> None:
         await page.wait_for_selector('[data-testid="stApp"][data-test-connection-state="CONNECTED"]',
                                      timeout=args.page_timeout * 1000)
         await page.get_by_role("heading", level=1).first.wait_for(timeout=args.page_timeout * 1000)
-        await page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
-                                     timeout=args.page_timeout * 1000)
+        await page.wait_for_selector(IDLE, timeout=args.page_timeout * 1000)
         record("render", "home", time.perf_counter() - start)
 
         step = "baseline page"
         record("render", "baseline", await go(page, "Baseline training", args.page_timeout * 1000))
         await set_number(page, "Step limit (0 = none)", args.baseline_steps, args.page_timeout * 1000)
         step = "train baseline"
-        start = time.perf_counter()
-        await run_of(page, page.get_by_role("button", name="Train baseline", exact=True).click,
-                     args.train_timeout * 1000)
-        await page.get_by_text("Steps trained", exact=True).wait_for(timeout=args.page_timeout * 1000)
-        record("train", "baseline", time.perf_counter() - start)
+        record("train", "baseline", await train(page, "Train baseline", "Steps trained", args))
         trained = await metric_value(page, "Steps trained")
         if trained != str(args.baseline_steps):  # the step limit's keystroke was lost: a longer baseline
             record("note", "baseline steps", trained)
@@ -193,11 +195,7 @@ async def user(i: int, browser, url: str, args, record) -> None:
         step = "LoRA page"
         record("render", "lora", await go(page, "LoRA finetuning", args.page_timeout * 1000))
         step = "train LoRA"
-        start = time.perf_counter()
-        await run_of(page, page.get_by_role("button", name="Train LoRA", exact=True).click,
-                     args.train_timeout * 1000)
-        await page.get_by_text("Proofs", exact=True).wait_for(timeout=args.page_timeout * 1000)
-        record("train", "lora", time.perf_counter() - start)
+        record("train", "lora", await train(page, "Train LoRA", "Proofs", args))
 
         step = "SVD page"
         record("render", "svd", await go(page, "SVD playground", args.page_timeout * 1000))
@@ -296,21 +294,15 @@ async def repeat_lora(k: int, args, workdir: Path) -> dict:
             context.set_default_timeout(args.page_timeout * 1000)
             page = await context.new_page()
             await page.goto(server.url, timeout=args.page_timeout * 1000)
-            await page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
-                                         timeout=args.page_timeout * 1000)
+            await page.wait_for_selector(IDLE, timeout=args.page_timeout * 1000)
             await go(page, "Baseline training", args.page_timeout * 1000)
             await set_number(page, "Step limit (0 = none)", args.baseline_steps, args.page_timeout * 1000)
-            await run_of(page, page.get_by_role("button", name="Train baseline", exact=True).click,
-                         args.train_timeout * 1000)
+            await train(page, "Train baseline", "Steps trained", args)
             await go(page, "LoRA finetuning", args.page_timeout * 1000)
             await set_number(page, "Steps", args.lora_steps, args.page_timeout * 1000)
             rss.append(server.rss())
             for run in range(k):
-                start = time.perf_counter()
-                await run_of(page, page.get_by_role("button", name="Train LoRA", exact=True).click,
-                             args.train_timeout * 1000)
-                await page.get_by_text("Proofs", exact=True).wait_for(timeout=args.page_timeout * 1000)
-                times.append(time.perf_counter() - start)
+                times.append(await train(page, "Train LoRA", "Proofs", args))
                 rss.append(server.rss())
                 print(f"finetune {run + 1}/{k}: {times[-1]:.1f} s, server RSS {rss[-1]:.0f} MB", flush=True)
             errors = await page.locator('[data-testid="stException"]').all_inner_texts()

@@ -27,13 +27,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(env: dict | None = None, log: Path | None = None):
-    """Yield the base URL of a fresh server on a free loopback port; stop it afterwards."""
+def streamlit_server(env: dict | None = None, log: Path | None = None, options: tuple[str, ...] = ()):
+    """Yield the base URL of a fresh server on a free loopback port; stop it afterwards.
+
+    `options` are further `streamlit run` flags, e.g. ("--server.disconnectedSessionTTL", "2")."""
     port = free_port()
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                "--server.port", str(port), "--server.address", "127.0.0.1",
                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-               "--server.runOnSave", "false"]
+               "--server.runOnSave", "false", *options]
     out = open(log, "w") if log else subprocess.DEVNULL
     process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                env={**os.environ, **(env or {})})

@@ -4,10 +4,7 @@ Each gives a clear message and keeps what the user had; none shows a traceback."
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
@@ -233,30 +230,6 @@ def test_random_links_and_widget_values_never_crash_a_page(small_baseline, page,
 
 # --- a real server: a tab closed mid-training --------------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def start_server(port: int, log: Path, env: dict) -> subprocess.Popen:
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-               "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats",
-               "false", "--server.fileWatcherType", "none", "--server.runOnSave", "false",
-               "--server.disconnectedSessionTTL", "2"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                               env={**os.environ, **env})
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
-                return process
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"streamlit did not start: {log.read_text()[-2000:]}") from None
-            time.sleep(0.2)
-
-
 def wait_for_log(log: Path, pattern: str, timeout: float = 120) -> re.Match:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -266,40 +239,26 @@ def wait_for_log(log: Path, pattern: str, timeout: float = 120) -> re.Match:
     raise AssertionError(f"{pattern!r} not in the server log:\n{log.read_text()[-3000:]}")
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
-def test_closing_a_tab_stops_its_training_and_streamlit_drops_its_state(tmp_path):
-    playwright_sync = pytest.importorskip("playwright.sync_api")
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def test_closing_a_tab_stops_its_training_and_streamlit_drops_its_state(tmp_path, chromium):
+    from browser_harness import streamlit_server
+    from playwright.sync_api import expect
+
     log = tmp_path / "server.log"
-    server = start_server(port, log, {"LORA_LAB_SWEEP_S": "0.5", "LORA_LAB_CLOSED_GRACE_S": "1",
-                                      "LORA_LAB_CACHE": str(tmp_path / "checkpoints")})
-    try:
-        with playwright_sync.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            context = browser.new_context()
-            page = context.new_page()
-            page.goto(f"http://127.0.0.1:{port}/baseline")
-            page.get_by_role("button", name="Train baseline").click()  # the default: hundreds of steps
-            playwright_sync.expect(page.get_by_text(re.compile(r"Training the baseline: step \d+"))).to_be_visible(
-                timeout=60_000)
-            context.close()  # the tab goes; the server notices its websocket closed
-            ended = wait_for_log(log, r"session \w+ ended; released Job\('baseline-\d+', (\w+), step (\d+)/(\d+)\)")
-            assert ended.group(1) in ("stopping", "done") and int(ended.group(2)) < int(ended.group(3))
-            wait_for_log(log, r"1 ended but still held by Streamlit")
-            time.sleep(2.5)  # past disconnectedSessionTTL: Streamlit drops the session at its next write to
-            other = browser.new_context()  # its store of disconnected sessions, e.g. when another tab closes
-            other.new_page().goto(f"http://127.0.0.1:{port}/")
-            playwright_sync.expect(other.pages[0].get_by_text("What is LoRA?").first).to_be_visible(timeout=30_000)
-            other.close()
-            wait_for_log(log, r"0 ended but still held by Streamlit")
-            browser.close()
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    env = {"LORA_LAB_SWEEP_S": "0.5", "LORA_LAB_CLOSED_GRACE_S": "1", "LORA_LAB_CACHE": str(tmp_path / "checkpoints")}
+    with streamlit_server(env, log, options=("--server.disconnectedSessionTTL", "2")) as url:
+        context = chromium.new_context()
+        page = context.new_page()
+        page.goto(f"{url}/baseline")
+        page.get_by_role("button", name="Train baseline").click()  # the default: hundreds of steps
+        expect(page.get_by_text(re.compile(r"Training the baseline: step \d+"))).to_be_visible(timeout=60_000)
+        context.close()  # the tab goes; the server notices its websocket closed
+        ended = wait_for_log(log, r"session \w+ ended; released Job\('baseline-\d+', (\w+), step (\d+)/(\d+)\)")
+        assert ended.group(1) in ("stopping", "done") and int(ended.group(2)) < int(ended.group(3))
+        wait_for_log(log, r"1 ended but still held by Streamlit")
+        time.sleep(2.5)  # past disconnectedSessionTTL: Streamlit drops the session at its next write to
+        other = chromium.new_context()  # its store of disconnected sessions, e.g. when another tab closes
+        other.new_page().goto(f"{url}/")
+        expect(other.pages[0].get_by_text("What is LoRA?").first).to_be_visible(timeout=30_000)
+        other.close()
+        wait_for_log(log, r"0 ended but still held by Streamlit")
     assert "Traceback" not in log.read_text()
