@@ -18,6 +18,7 @@ from lora_core.anatomy import (
     logits_with_and_without,
     lora_directions,
     principal_angles,
+    rank_for_energy,
     subspace_similarity,
     top_directions,
     weight_spectra,
@@ -42,6 +43,11 @@ def test_energy_and_effective_rank_closed_forms():
     p = np.array([3, 1]) / 4
     assert effective_rank(torch.tensor([3.0, 1.0])) == pytest.approx(math.exp(-(p * np.log(p)).sum()))
     assert effective_rank(torch.zeros(3)) == 0 and energy(torch.zeros(2)).tolist() == [0, 0]
+
+
+def test_rank_for_energy_closed_form():
+    curve = energy(torch.tensor([2.0, 1.0, 1.0]))  # 4/6, 5/6, 6/6
+    assert [rank_for_energy(curve, share) for share in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)] == [1, 1, 2, 2, 3, 3]
 
 
 def test_inspector_against_numpy():

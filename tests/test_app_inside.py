@@ -145,6 +145,7 @@ def test_rank_oracle_matches_core(data, base):
     shown = metrics(at)
     assert shown["Effective rank of the full ΔW"] == f"{anatomy.effective_rank(S):.1f}"
     assert shown["Rank holding 90 % of it"] == str(next(k for k, e in enumerate(energy, 1) if e >= 0.9))
+    assert shown["Rank holding 99 % of it"] == str(next(k for k, e in enumerate(energy, 1) if e >= 0.99))
     table = at.dataframe[0].value
     for rank, row in zip([1, 4], table.to_dict("records"), strict=True):
         run = lc.finetune_lora(base, data, replace(config, rank=rank))

@@ -191,10 +191,7 @@ class Sessions:
             sessions = list(self._by_id.values())
         for s in sessions:
             alive = self._alive(s)
-            if alive is False:
-                s.away_since = now if s.away_since is None else s.away_since
-            else:
-                s.away_since = None  # back (a reconnect), or never gone
+            s.away_since = (s.away_since or now) if alive is False else None  # None again after a reconnect
             closed = alive is False and now - s.away_since >= CLOSED_GRACE_S
             if closed or (alive is None and now - s.last_seen >= idle):
                 done["released"] += self._end(s)
