@@ -18,6 +18,7 @@ from .adapters import (
 )
 from .data import DATASETS, Dataset, DatasetUnavailable, load_dataset
 from .device import available_devices, pick_device
+from .experiment import Experiment
 from .lora import (
     DEFAULT_TARGETS,
     LoRAParametrization,
@@ -82,6 +83,7 @@ __all__ = [
     "load_dataset",
     "available_devices",
     "pick_device",
+    "Experiment",
     "DEFAULT_TARGETS",
     "LoRAParametrization",
     "add_lora",

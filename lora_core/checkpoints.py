@@ -26,11 +26,11 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(model: nn.Module, path, info: dict | None = None) -> None:
-    """Write the model's state_dict to `path` via a temporary file and a rename: all or nothing."""
+def save_tensors(tensors: dict[str, torch.Tensor], path, info: dict | None = None) -> None:
+    """Write tensors and JSON-able `info` to `path` via a temporary file and a rename: all or nothing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     metadata = {"format": FORMAT, "sha256": _digest(tensors), "info": json.dumps(info or {})}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
     try:
@@ -44,9 +44,8 @@ def save_checkpoint(model: nn.Module, path, info: dict | None = None) -> None:
         raise
 
 
-def load_checkpoint(model: nn.Module, path) -> dict | None:
-    """Load `path` into `model` and return its info, or None when it is missing, partial or corrupt
-    (the model is then untouched)."""
+def load_tensors(path) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """(tensors, info) of a file `save_tensors` wrote, or None when it is missing, partial or corrupt."""
     try:
         blob = Path(path).read_bytes()
         header_length = int.from_bytes(blob[:8], "little")
@@ -56,11 +55,27 @@ def load_checkpoint(model: nn.Module, path) -> dict | None:
         return None
     if metadata.get("format") != FORMAT or metadata.get("sha256") != _digest(tensors):
         return None
+    try:
+        info = json.loads(metadata.get("info", "{}"))
+    except ValueError:
+        return None
+    return (tensors, info) if isinstance(info, dict) else None
+
+
+def save_checkpoint(model: nn.Module, path, info: dict | None = None) -> None:
+    """Write the model's state_dict to `path`, atomically (save_tensors)."""
+    save_tensors(model.state_dict(), path, info)
+
+
+def load_checkpoint(model: nn.Module, path) -> dict | None:
+    """Load `path` into `model` and return its info, or None when it is missing, partial, corrupt or
+    does not fit the model (the model is then untouched)."""
+    loaded = load_tensors(path)
+    if loaded is None:
+        return None
+    tensors, info = loaded
     expected = model.state_dict()
     if set(tensors) != set(expected) or any(tensors[k].shape != expected[k].shape for k in tensors):
         return None
     model.load_state_dict(tensors)
-    try:
-        return json.loads(metadata.get("info", "{}"))
-    except ValueError:
-        return {}
+    return info

@@ -21,8 +21,24 @@ from .lora import (
     original_weight,
     update_norm,
 )
-from .model import MLP, NUM_CLASSES
+from .model import IMAGE_PIXELS, MLP, NUM_CLASSES
 from .train import Evaluation, _check_positive, evaluate, planned_steps, train
+
+MAX_HIDDEN = 4096  # the widest hidden layer a baseline may have
+# the largest rank each layer can hold whatever the hidden sizes: min(out, in) at its widest
+RANK_LIMITS = {"linear1": IMAGE_PIXELS, "linear2": MAX_HIDDEN, "linear3": NUM_CLASSES}
+
+
+def check_choices(name: str, values, allowed) -> tuple:
+    """`values` as a tuple in the order given, each once; a ValueError naming the value when any is not
+    one of `allowed` or there are none. Accepts any iterable but a string, so lists from a widget work."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{name} must be a list of choices, got {values!r}")
+    chosen = tuple(dict.fromkeys(values))
+    allowed = tuple(allowed)
+    if not chosen or any(isinstance(v, bool) or v not in allowed for v in chosen):
+        raise ValueError(f"{name} must be a non-empty selection of {', '.join(map(str, allowed))}; got {values!r}")
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -38,6 +54,9 @@ class BaselineConfig:
     def __post_init__(self):
         for name in ("hidden1", "hidden2", "epochs", "batch_size"):
             _check_positive(name, getattr(self, name))
+        for name in ("hidden1", "hidden2"):
+            if getattr(self, name) > MAX_HIDDEN:
+                raise ValueError(f"{name} must be at most {MAX_HIDDEN}, got {getattr(self, name)!r}")
         _check_positive("lr", self.lr, float)
         if self.max_steps is not None:
             _check_positive("max_steps", self.max_steps)
@@ -60,17 +79,25 @@ class FinetuneConfig:
     rslora: bool = False  # scale ΔW by α/√r instead of α/r
 
     def __post_init__(self):
+        # coerced here so that a config built from widget lists is hashable and equal to the same run's
+        object.__setattr__(self, "targets", check_choices("targets", self.targets, DEFAULT_TARGETS))
+        object.__setattr__(self, "digits", tuple(sorted(check_choices("digits", self.digits, range(NUM_CLASSES)))))
+        if isinstance(self.alpha, int) and not isinstance(self.alpha, bool):
+            object.__setattr__(self, "alpha", float(self.alpha))
         _check_positive("rank", self.rank)
+        for name in self.targets:
+            if self.rank > RANK_LIMITS[name]:
+                raise ValueError(f"rank {self.rank} does not fit {name}: its rank is at most {RANK_LIMITS[name]}")
         if self.init not in INITS:
             raise ValueError(f"unknown init {self.init!r}; known: {', '.join(INITS)}")
-        _check_positive("alpha", float(self.alpha), float)
+        _check_positive("alpha", self.alpha, float)
+        if not self.alpha < math.inf:
+            raise ValueError(f"alpha must be finite, got {self.alpha!r}")
         _check_positive("steps", self.steps)
         _check_positive("lr", self.lr, float)
         _check_positive("batch_size", self.batch_size)
-        if not self.targets:
-            raise ValueError("targets must name at least one layer")
-        if not self.digits or any(not 0 <= d < NUM_CLASSES for d in self.digits):
-            raise ValueError(f"digits must be a non-empty selection of 0..{NUM_CLASSES - 1}, got {self.digits!r}")
+        if not isinstance(self.rslora, bool):
+            raise ValueError(f"rslora must be True or False, got {self.rslora!r}")
 
 
 @dataclass

@@ -9,7 +9,7 @@ st.title("Learn/forget frontier")
 st.markdown("Finetuning on a few classes fixes errors there (learned) and may add errors on the others "
             "(forgotten). One adapter per rank, trained once; the strength slider scales each ΔW from 0 (the "
             "baseline) past 1 (as trained) and moves every point along its path without retraining.")
-held = baseline.require(ctx, "frontier")
+held = baseline.require(ctx)
 base = held["run"]
 
 cols = st.columns(2)
@@ -18,15 +18,11 @@ steps = cols[1].number_input("Steps per adapter", 1, 100_000, key="frontier_step
 if not ranks:
     st.error("Choose at least one rank.")
     st.stop()
-config = inside.run_config(ctx, base.model, ranks=ranks, steps=int(steps))
+config = inside.study_config("frontier")
 st.caption(f"The LoRA page's other settings: {inside.describe(config, ctx.data.classes, with_rank=False)}.")
 
-inside.controls(
-    "frontier", "Train the adapters",
-    lambda: (inside.frontier_adapters(base, ctx.data, config, ranks), {"base_key": held["key"], "config": config}),
-    "Training one adapter per rank", help="Train one adapter per rank; the strength then needs no training.")
-
-result = inside.current("frontier", held)
+result = inside.run("frontier", held, ctx, config, "Train the adapters", "Training one adapter per rank",
+                    help="Train one adapter per rank; the strength then needs no training.")
 if result is None:
     st.info("Press **Train the adapters**.")
     st.stop()

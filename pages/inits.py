@@ -8,7 +8,7 @@ st.title("Initialisation gallery")
 st.markdown("How A and B start decides whether LoRA can learn at all. Four starts, the same data, steps and "
             "seed: B zero with A random (kaiming, the default; or gaussian) changes nothing at first and still "
             "learns; both zero never moves; both random changes the network's outputs before any training.")
-held = baseline.require(ctx, "inits")
+held = baseline.require(ctx)
 base = held["run"]
 
 cols = st.columns(2)
@@ -16,16 +16,11 @@ rank = cols[0].select_slider("Rank r", inside.RANK_CHOICES, key="inits_rank",
                              help="The same rank for all four runs.")
 steps = cols[1].number_input("Steps per run", 1, 100_000, key="inits_steps",
                              help="Each of the four runs trains this many steps.")
-config = inside.run_config(ctx, base.model, rank=int(rank), steps=int(steps))
+config = inside.study_config("inits")
 st.caption(f"The LoRA page's other settings: {inside.describe(config, ctx.data.classes)}.")
 
-inside.controls(
-    "inits", "Run the gallery",
-    lambda: (inside.gallery(base, ctx.data, config), {"base_key": held["key"], "config": config}),
-    "Finetuning from four initialisations",
-    help="The same finetune four times, once from each initialisation.")
-
-result = inside.current("inits", held)
+result = inside.run("inits", held, ctx, config, "Run the gallery", "Finetuning from four initialisations",
+                    help="The same finetune four times, once from each initialisation.")
 if result is None:
     st.info("Press **Run the gallery**.")
     st.stop()

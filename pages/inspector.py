@@ -11,9 +11,9 @@ st.title("ΔW inspector")
 st.markdown("What a trained adapter adds to each layer: the matrix **ΔW = (α/r)·B·A**, its singular values "
             "beside those of the frozen W, and what it does to one image. ΔW has rank at most r, so every "
             "singular value after the r-th is zero (up to rounding): the update is exactly low-rank.")
-held = baseline.require(ctx, "insp")
+held = baseline.require(ctx)
 base = held["run"]
-config = inside.run_config(ctx, base.model)
+config = inside.study_config("finetune")
 
 st.caption(f"**Train and watch** uses the LoRA page's settings (and a shared link's): "
            f"{inside.describe(config, ctx.data.classes)}.")
@@ -35,14 +35,10 @@ def draw_live(job, tick: int) -> None:
             charts.show(ic.live_spectra(spectra, step), key=f"insp_live_spectra_{tick}")
 
 
-inside.controls(
-    "insp", "Train and watch",
-    lambda: (inside.LiveFinetune(base, held["key"], ctx.data, config, every),
-             {"base_key": held["key"], "config": config}),
-    "Training the adapter", draw=draw_live,
-    help="Finetune a fresh adapter with the LoRA page's settings and watch ΔW grow, step by step.")
+inspected = inside.run("inspect", held, ctx, config, "Train and watch", "Training the adapter", draw=draw_live,
+                       help="Finetune a fresh adapter with the LoRA page's settings and watch ΔW grow, step by step.")
 
-sources = inside.subjects(held, ctx.data.classes)
+sources = inside.subjects(dict(held, inspected=inspected), ctx.data.classes)
 if not sources:
     st.info("Press **Train and watch**, or train an adapter on the **LoRA finetuning** page and come back.")
     st.stop()

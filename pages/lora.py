@@ -2,48 +2,55 @@ import streamlit as st
 
 import lora_core as lc
 from lora_core.adapters import MAX_ADAPTER_BYTES
-from ui import adapters, baseline, charts, context, jobs, state, tables
+from ui import adapters, baseline, charts, context, experiment, finetunes, inside, state, tables
 
 ctx = context.current()
 st.title("LoRA finetuning")
 st.markdown("Freeze the trained baseline, add **W′ = W + (α/r)·B·A** to its layers, and train only A and B "
             "on a few classes. The chosen classes improve; the others may get worse — and switching the "
             "adapter off gives back the original network exactly.")
-held = baseline.require(ctx, "lora")
+held = baseline.require(ctx)
 base = held["run"]
 adapters.reset_widgets()  # a new current adapter starts switched on: before any switch is drawn
 st.caption(f"Adapting your baseline: test accuracy {tables.percent(base.evaluation.accuracy)}, "
            f"{len(base.losses):,} training steps" + (" (stopped early)." if not base.complete else "."))
 
 cols = st.columns(3)
-rank = cols[0].slider("Rank r", 1, 64, key="lora_rank",
+cols[0].slider("Rank r", 1, 64, key="lora_rank",
                       help="Size of the adapter: B is d×r and A is r×k, so a layer gets r·(d+k) trainable "
                            "numbers and ΔW = (α/r)·B·A has rank at most r. A rank is at most min(d, k) of "
                            "every target layer.")
-alpha = cols[1].number_input("Alpha α", 0.1, 1000.0, step=0.5, key="lora_alpha",
+cols[1].number_input("Alpha α", 0.1, 1000.0, step=0.5, key="lora_alpha",
                              help="Scales the update: ΔW = (α/r)·B·A. Dividing by r keeps the update's size "
                                   "similar when you change the rank; a larger α acts like a larger step.")
-targets = cols[2].multiselect("Target layers", lc.DEFAULT_TARGETS, key="lora_targets",
+cols[2].multiselect("Target layers", lc.DEFAULT_TARGETS, key="lora_targets",
                               help="The layers that get an adapter: linear1 is 784→hidden1, linear2 "
                                    "hidden1→hidden2, linear3 hidden2→10 (so it allows rank ≤ 10).")
 cols = st.columns(3)
-classes = cols[0].multiselect("Classes to finetune on", list(range(len(ctx.data.classes))), key="lora_classes",
+cols[0].multiselect("Classes to finetune on", list(range(len(ctx.data.classes))), key="lora_classes",
                               format_func=lambda i: ctx.data.classes[i],
                               help="Only training images of these classes are shown to the adapter — the "
                                    "notebook finetuned on the digit it recognised worst.")
-steps = cols[1].number_input("Steps", 1, 100_000, key="lora_steps",
+cols[1].number_input("Steps", 1, 100_000, key="lora_steps",
                              help="Training steps of 10 images each on the chosen classes.")
-lr = cols[2].select_slider("Learning rate", state.LEARNING_RATES, key="lora_lr", format_func="{:g}".format,
+cols[2].select_slider("Learning rate", state.LEARNING_RATES, key="lora_lr", format_func="{:g}".format,
                            help="How far each Adam step moves A and B.")
+with st.expander("More settings: batch, initialisation, scaling"):
+    cols = st.columns(3)
+    cols[0].number_input("Batch size", 1, 1024, key="lora_batch", help="Training images per step.")
+    cols[1].selectbox("Initialisation", list(lc.lora.INITS), key="lora_init", format_func=inside.INIT_LABELS.get,
+                      help="How A and B start. With B zero a fresh adapter changes nothing; with both zero "
+                           "nothing ever learns (the notebook's bug).")
+    cols[2].toggle("rsLoRA: scale by α/√r", key="lora_rslora",
+                   help="Scale ΔW by α/√r instead of α/r (rank-stabilised LoRA; see the Scaling explorer).")
 
 config = None
-if not targets or not classes:
-    st.error("Choose at least one target layer and at least one class.")
+if problem := experiment.problem("rank", "alpha", "targets", "digits", "steps", "batch", "lr", "init", "rslora"):
+    st.error(tables.settings_error(ValueError(problem)))
 else:
     try:
-        config = lc.FinetuneConfig(rank=rank, alpha=float(alpha), targets=tuple(targets),
-                                   digits=tuple(classes), steps=int(steps), lr=float(lr), seed=ctx.seed)
-        counts = tables.lora_parameters(base.model, rank, float(alpha), targets, ctx.seed)
+        config = experiment.current().study("finetune")
+        counts = tables.lora_parameters(base.model, config.rank, config.alpha, config.targets, ctx.seed)
     except ValueError as err:  # e.g. a rank larger than a target layer allows: the core names the layer
         st.error(tables.settings_error(err))
         config = None
@@ -54,26 +61,8 @@ if config is not None:
     col3.metric("Increase", tables.percent(counts["lora"] / counts["base"], 3),
                 help="Adapter parameters as a share of the original network's.")
 
-job = st.session_state.get("lora_job")
-train_col, stop_col, _ = st.columns([1, 1, 4])
-if train_col.button("Train LoRA", key="lora_train", type="primary", disabled=job is not None or config is None,
-                    help="Copy the baseline, attach the adapter, and train A and B on the chosen classes."):
-    job = st.session_state.lora_job = jobs.finetune(base, ctx.data, config)
-    st.session_state.lora_job_info = {"base_key": held["key"], "config": config}
-stop_col.button("Stop training", key="lora_stop", on_click=jobs.stop, args=("lora_job",), disabled=job is None,
-                help="End training after the current step. The adapter keeps what it has learned.")
-if job is not None:
-    jobs.follow(job, "Training the adapter")
-    st.session_state.lora_job = None
-    if job.error is not None:
-        st.error(f"Training failed: {type(job.error).__name__}: {job.error}")
-    elif job.result is None:
-        st.info("Stopped while waiting for a training slot: nothing was trained.")
-    else:
-        record = adapters.from_training(job.result, st.session_state.lora_job_info["base_key"], ctx.data.classes)
-        adapters.make_current(record, lc.adapter_of(job.result["run"].model))
-        st.rerun()  # draw the page again: results in, Train enabled, Stop disabled
-
+if config is not None:
+    finetunes.train_controls(ctx, held, config)
 result = adapters.current(held["key"])
 if result is None:
     st.info("Press **Train LoRA** to finetune, or upload an adapter file below.")

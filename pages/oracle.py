@@ -9,7 +9,7 @@ st.title("Rank oracle")
 st.markdown("Which rank does the update need? Full finetuning trains every weight with no rank limit; the SVD "
             "of its update ΔW_full shows how much of it the top r directions hold. Then: does LoRA at rank r "
             "find those same directions? A similarity of 1 means the same subspace, 0 nothing in common.")
-held = baseline.require(ctx, "oracle")
+held = baseline.require(ctx)
 base = held["run"]
 
 cols = st.columns(2)
@@ -17,20 +17,12 @@ ranks = cols[0].multiselect("LoRA ranks to compare", inside.RANK_CHOICES, key="o
                             help="A LoRA run at each rank, with the same data and steps as the full finetune.")
 steps = cols[1].number_input("Steps per run", 1, 100_000, key="oracle_steps",
                              help="The full finetune and every LoRA run train this many steps.")
-if not ranks:
-    st.error("Choose at least one rank.")
-    st.stop()
-config = inside.run_config(ctx, base.model, ranks=ranks, steps=int(steps))
+config = inside.study_config("oracle")
 st.caption(f"The LoRA page's other settings: {inside.describe(config, ctx.data.classes, with_rank=False)}.")
 
-inside.controls(
-    "oracle", "Run the oracle",
-    lambda: (inside.oracle(base, ctx.data, config, ranks), {"base_key": held["key"], "config": config}),
-    "Full finetuning, then LoRA at each rank",
-    help="Finetune every weight, take the SVD of its update, then train LoRA at each rank and compare.")
-
-result = inside.current("oracle", held)
-if result is None:
+result = inside.run("oracle", held, ctx, config, "Run the oracle", "Full finetuning, then LoRA at each rank",
+                    help="Finetune every weight, take the SVD of its update, then train LoRA at each rank and compare.")
+if result is None or not result["ranks"]:
     st.info("Press **Run the oracle**.")
     st.stop()
 c = result["config"]

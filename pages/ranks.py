@@ -1,76 +1,62 @@
 import streamlit as st
 
 import lora_core as lc
-from ui import baseline, charts, context, jobs, state, tables
-
-RANK_CHOICES = [1, 2, 4, 8, 16, 32, 64, 128]
+from lora_core.experiment import STUDY_RANKS
+from ui import baseline, charts, context, experiment, jobs, runs, state, tables
 
 ctx = context.current()
 st.title("Rank comparison")
 st.markdown("The same finetune at several ranks, and full finetuning of every weight as the reference: "
             "how much each **learns** (errors on the finetuned classes) and how much it **forgets** "
             "(accuracy over all classes), for how many trainable parameters.")
-held = baseline.require(ctx, "sweep")
+held = baseline.require(ctx)
 base = held["run"]
 
 cols = st.columns(3)
-ranks = cols[0].multiselect("Ranks", RANK_CHOICES, key="sweep_ranks",
+ranks = cols[0].multiselect("Ranks", STUDY_RANKS, key="sweep_ranks",
                             help="Each rank r gives every target layer r·(d+k) trainable parameters: "
                                  "ΔW = (α/r)·B·A with B d×r and A r×k.")
 targets = cols[1].multiselect("Target layers", lc.DEFAULT_TARGETS, key="sweep_targets",
                               help="linear3 maps 2000 features to only 10 classes, so its rank is at most "
                                    "10: with it, ranks above 10 are impossible. That is why the default "
                                    "here adapts linear1 and linear2 only.")
-classes = cols[2].multiselect("Classes to finetune on", list(range(len(ctx.data.classes))), key="sweep_classes",
+classes = cols[2].multiselect("Classes to finetune on", list(range(len(ctx.data.classes))), key="lora_classes",
                               format_func=lambda i: ctx.data.classes[i],
                               help="Only training images of these classes are shown during finetuning.")
 cols = st.columns(3)
-steps = cols[0].number_input("Steps per run", 1, 100_000, key="sweep_steps",
-                             help="Every run — each rank and the full finetune — trains this many steps.")
-alpha = cols[1].number_input("Alpha α", 0.1, 1000.0, step=0.5, key="sweep_alpha",
-                             help="Scales the update: ΔW = (α/r)·B·A, the same α for every rank.")
-lr = cols[2].select_slider("Learning rate", state.LEARNING_RATES, key="sweep_lr", format_func="{:g}".format,
-                           help="The same Adam learning rate for every run, full finetuning included.")
+steps = cols[0].number_input("Steps per run", 1, 100_000, key="lora_steps",
+                             help="Every run — each rank and the full finetune — trains this many steps (the LoRA "
+                                  "page's steps).")
+alpha = cols[1].number_input("Alpha α", 0.1, 1000.0, step=0.5, key="lora_alpha",
+                             help="Scales the update: ΔW = (α/r)·B·A, the same α for every rank (the LoRA page's α).")
+lr = cols[2].select_slider("Learning rate", state.LEARNING_RATES, key="lora_lr", format_func="{:g}".format,
+                           help="The same Adam learning rate for every LoRA run (the LoRA page's).")
+st.select_slider("Full finetuning's learning rate", state.LEARNING_RATES, key="sweep_full_lr",
+                 format_func="{:g}".format, help="Full finetuning trains every weight, and is usually run at a "
+                                                 "smaller learning rate than an adapter.")
 
-if not ranks or not targets or not classes:
-    st.error("Choose at least one rank, one target layer and one class.")
+exp = experiment.current()
+if problem := experiment.problem("cmp_ranks", "cmp_targets", "full_lr", "digits", "steps", "alpha", "lr"):
+    st.error(tables.settings_error(ValueError(problem)))
     st.stop()
 try:
-    config = lc.FinetuneConfig(alpha=float(alpha), targets=tuple(targets), digits=tuple(classes),
-                               steps=int(steps), lr=float(lr), seed=ctx.seed)
-    tables.lora_parameters(base.model, max(ranks), float(alpha), targets, ctx.seed)  # the largest rank fits?
+    config = exp.study("compare")
 except ValueError as err:
     st.error(tables.settings_error(err))
     st.stop()
 
-job = st.session_state.get("sweep_job")
-run_col, stop_col, _ = st.columns([1, 1, 4])
-if run_col.button("Run comparison", key="sweep_run", type="primary", disabled=job is not None,
-                  help="Finetune at every chosen rank, then every weight, from the same baseline."):
-    job = st.session_state.sweep_job = jobs.compare(base, ctx.data, ranks, config)
-    st.session_state.sweep_job_info = {"base_key": held["key"], "config": config}
-stop_col.button("Stop comparison", key="sweep_stop", on_click=jobs.stop, args=("sweep_job",), disabled=job is None,
-                help="End after the current step; the runs that finished are kept.")
-if job is not None:
-    jobs.follow(job, "Comparing ranks", live_chart=False)
-    st.session_state.sweep_job = None
-    if job.error is not None:
-        st.session_state.sweep = None
-        st.error(f"The comparison failed: {type(job.error).__name__}: {job.error}")
-        st.stop()
-    if job.result is None:
-        st.info("Stopped while waiting for a training slot: nothing was trained.")
-        st.stop()
-    st.session_state.sweep = dict(job.result, **st.session_state.sweep_job_info)
-    st.rerun()  # draw the page again: results in, Run enabled, Stop disabled
-
-result = st.session_state.get("sweep")
-if result is None or result["base_key"] != held["key"]:
+result = runs.controls(
+    "sweep", runs.key(exp, "compare", ctx.device), "Run comparison",
+    start_work=jobs.compare(base, ctx.data, exp.compare.ranks, config),
+    keep=lambda found: (found, found) if not found["stopped"] else None, revive=None, what="Comparing ranks",
+    follow=lambda job, what: jobs.follow(job, what, live_chart=False), stop_label="Stop comparison",
+    help="Finetune at every chosen rank, then every weight, from the same baseline.")
+if result is None:
     st.info("Press **Run comparison**.")
     st.stop()
 if result["stopped"]:
     st.warning("Stopped early: only the runs that finished are shown.")
-c = result["config"]
+c = config
 names = tables.class_names(ctx.data.classes, c.digits)
 st.caption(f"Last comparison: α {c.alpha:g} on {', '.join(c.targets)}; {c.steps:,} steps per run on {names}; "
            f"learning rate {c.lr:g}.")

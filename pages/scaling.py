@@ -7,7 +7,7 @@ ctx = context.current()
 st.title("Scaling explorer")
 st.markdown("LoRA scales its update by α/r. rsLoRA scales it by α/√r instead. At a fixed α, the same finetune at "
             "several ranks with each scale: how large the update grows and how low the loss gets.")
-held = baseline.require(ctx, "scaling")
+held = baseline.require(ctx)
 base = held["run"]
 
 cols = st.columns(3)
@@ -19,20 +19,17 @@ steps = cols[2].number_input("Steps per run", 1, 100_000, key="scaling_steps")
 if not ranks:
     st.error("Choose at least one rank.")
     st.stop()
-config = inside.run_config(ctx, base.model, ranks=ranks, alpha=float(alpha), steps=int(steps))
+config = inside.study_config("scaling")
 st.caption(f"The LoRA page's other settings: {inside.describe(config, ctx.data.classes, with_rank=False)}.")
 
-inside.controls(
-    "scaling", "Run the sweep",
-    lambda: (inside.scaling(base, ctx.data, config, ranks), {"base_key": held["key"], "config": config}),
-    "α/r against α/√r", help="Two runs per rank, one with each scaling rule.")
+result = inside.run("scaling", held, ctx, config, "Run the sweep", "α/r against α/√r",
+                    help="Two runs per rank, one with each scaling rule.")
 
 st.info("**What the rank does to the learning rate.** With α/r, doubling r halves the scale of the update, so "
         "the adapter's effective learning rate falls as 1/r: at a fixed α a larger rank learns *slower*, not "
         "more. rsLoRA's α/√r keeps the update's size stable as r grows (r directions add up like √r, and the "
         "scale divides that back out), so a larger rank can actually be put to use.")
 
-result = inside.current("scaling", held)
 if result is None:
     st.info("Press **Run the sweep**.")
     st.stop()

@@ -1,106 +1,93 @@
-"""This user's baseline: training or reusing one, following it, stopping it. Used by two pages."""
+"""The baseline the experiment describes: found in the run store, followed while it trains, or trained.
+
+A stopped baseline is its own run: its step limit becomes the number of steps it took, so the settings
+(and a link to them) describe exactly the partly trained network, which is then stored like any other.
+"""
 import streamlit as st
 
 import lora_core as lc
-from ui import jobs
+from lora_core import presets
+from ui import experiment, jobs, runs
 from ui.context import Context
 
-NOTES = {
-    "reused": "Reused a baseline trained earlier with these settings (by you or someone else on this "
-              "server): same dataset, device and settings give the same model, so it was not trained again.",
-    "joined": "Someone else on this server is training a baseline with exactly these settings: you are "
-              "following that training rather than starting a second copy.",
-    "restored": "Loaded from this server's checkpoint of a baseline trained earlier with these settings "
-                "(its SHA-256 checked), so it was not trained again.",
-    "retrained": "The checkpoint saved for these settings was damaged or incomplete, so it was not loaded: "
-                 "this baseline is trained again, and saved afresh when it completes.",
-}
+
+def run_key(ctx: Context, exp: lc.Experiment | None = None) -> str:
+    return runs.key(exp or experiment.current(), "baseline", ctx.device)
 
 
-def current(ctx: Context) -> dict | None:
-    """{"run", "key", "how"} of this user's baseline when it fits the dataset and device chosen now."""
-    held = st.session_state.get("baseline")
-    if held and held["key"][:2] == (ctx.data.name, str(ctx.data.train_x.device)):
-        return held
-    return None
+def record(run: lc.BaselineRun) -> dict:
+    """What the store keeps of a baseline: its weights, losses and test evaluation."""
+    return {"config": run.config, "state": run.model.state_dict(), "losses": run.losses,
+            "evaluation": run.evaluation, "total_steps": run.total_steps}
 
 
-def running() -> jobs.Job | None:
-    return st.session_state.get("baseline_job")
+def revive(ctx: Context):
+    def build(stored: dict) -> lc.BaselineRun:
+        config = stored["config"]
+        model = lc.new_model(config.hidden1, config.hidden2, config.seed, ctx.data.train_x.device)
+        model.load_state_dict(stored["state"])
+        for param in model.parameters():
+            param.requires_grad_(False)
+        return lc.BaselineRun(config, model, stored["losses"], stored["evaluation"], stored["total_steps"])
+    return build
 
 
-def start(ctx: Context, config: lc.BaselineConfig) -> None:
-    how, job_or_run = jobs.start_baseline(ctx.data, config, st.session_state.session_id)
-    key = jobs.baseline_key(ctx.data, config)
-    if how in ("reused", "restored"):
-        st.session_state.baseline = {"run": job_or_run, "key": key, "how": "reused"}
-        if how == "restored":
-            st.session_state.baseline_message = NOTES["restored"]
-    else:
-        st.session_state.baseline_job = job_or_run
-        st.session_state.baseline_job_info = {"key": key, "how": how}
+def _keep(run: lc.BaselineRun):
+    return (record(run), run) if run.complete else None
 
 
-def stop() -> None:
-    """The Stop button's callback: runs first thing in the rerun the click causes."""
-    job = running()
-    if job is None:
-        return
-    others = jobs.leave_baseline(job, st.session_state.session_id)
-    if others:  # the training goes on for them; this user simply stops following it
-        st.session_state.baseline_job = None
-        st.session_state.baseline_message = (
-            f"Training continues for {others} other session(s) with the same settings; click Train baseline "
-            "again to follow it, or to reuse the baseline once it has finished.")
+def _keep_stopped(ctx: Context, run: lc.BaselineRun) -> None:
+    """A stopped baseline becomes the run 'these settings, step limit = the steps it took'."""
+    steps = len(run.losses)
+    exp = presets.with_values(experiment.current(), {("baseline", "max_steps"): steps})
+    whole = lc.BaselineRun(exp.baseline, run.model, run.losses, run.evaluation, steps)
+    runs.STORE.put(run_key(ctx, exp), record(whole), whole)  # a disk that cannot be written keeps it in memory
+    experiment.set_later("base_max_steps", steps)
+    st.session_state.baseline_note = (
+        f"Stopped after {steps:,} of {run.total_steps:,} steps. This partly trained baseline is a run of its own: "
+        f"its step limit is now {steps:,}, so these settings — and a link to them — describe exactly it.")
 
 
-def follow(ctx: Context) -> None:
-    """While this user's baseline trains, show its progress; when it ends, keep what it learned and rerun."""
-    job = running()
-    if job is None:
-        return
-    info = st.session_state.baseline_job_info
-    if info["how"] in ("joined", "retrained"):
-        st.info(NOTES[info["how"]])
-    jobs.follow(job, "Training the baseline")
-    st.session_state.baseline_job = None
-    kept = " Your previous baseline is kept." if st.session_state.get("baseline") else ""
-    if job.error is not None:
-        st.session_state.baseline_error = f"Training failed: {jobs.describe(job.error)}{kept}"
-    elif job.result is None:
-        st.session_state.baseline_message = "Stopped while waiting for a training slot: nothing was trained."
-    else:
-        st.session_state.baseline = {"run": job.result, "key": info["key"], "how": info["how"]}
-        if info["how"] == "retrained":
-            st.session_state.baseline_message = ("The checkpoint saved for these settings was damaged or "
-                                                 "incomplete, so it was not loaded: this baseline was trained "
-                                                 "again and saved afresh.")
-    st.rerun()  # draw the page again from the top: results in, Train enabled, Stop disabled
+def controls(ctx: Context, label: str, help: str) -> lc.BaselineRun | None:
+    """Train and Stop for the experiment's baseline; the baseline when it exists."""
+    exp = experiment.current()
+    found = runs.controls(
+        "baseline", run_key(ctx, exp), label,
+        start_work=lambda job: lc.train_baseline(exp.baseline, ctx.data, on_step=job.on_step,
+                                                 should_stop=job.should_stop),
+        keep=_keep, revive=revive(ctx), what="Training the baseline", help=help, follow=jobs.follow,
+        stop_label="Stop training")
+    if note := st.session_state.pop("baseline_note", None):
+        st.info(note)
+    if found is not None and not found.complete:  # stopped just now: store it as its own run, then show it
+        _keep_stopped(ctx, found)
+        st.session_state.baseline_partial = None
+        st.rerun()
+    if runs.STORE.damaged and run_key(ctx, exp) in runs.STORE.damaged:
+        st.warning("The stored copy of this baseline was damaged, so it was not loaded: train it again and it is "
+                   "stored afresh.")
+    return found
 
 
-def messages() -> None:
-    """Notes about the last baseline action: reused, stopped early, or the training failed."""
-    if error := st.session_state.pop("baseline_error", None):
-        st.error(error)
-    if message := st.session_state.pop("baseline_message", None):
-        st.info(message)
+def describe(config: lc.BaselineConfig) -> str:
+    limit = f", at most {config.max_steps:,} steps" if config.max_steps else ""
+    return (f"hidden sizes {config.hidden1} and {config.hidden2}, {config.epochs} epoch(s) at batch "
+            f"{config.batch_size}, learning rate {config.lr:g}{limit}, seed {config.seed}")
 
 
-def require(ctx: Context, key: str) -> dict:
-    """This user's baseline; if there is none, offer to train the default one and stop the page here."""
-    held = current(ctx)
-    if held is not None:
-        return held
-    st.info(f"LoRA adapts a trained network, and there is no baseline for {ctx.data.name} on {ctx.device} "
-            "yet. Train one on the **Baseline training** page, or here with the default settings.")
-    train_col, stop_col, _ = st.columns([2, 1, 3])
-    if train_col.button("Train the default baseline", key=f"{key}_train_baseline", type="primary",
-                        disabled=running() is not None,
-                        help="The default settings: hidden sizes 1000 and 2000, 3 epochs, batch 64. "
-                             "Reused at once when someone has trained it already."):
-        start(ctx, lc.BaselineConfig(seed=ctx.seed))
-    stop_col.button("Stop training", key=f"{key}_stop_baseline", on_click=stop, disabled=running() is None,
-                    help="End training after the current step; the model keeps what it has learned.")
-    messages()
-    follow(ctx)  # reruns the page when the baseline is ready
+def require(ctx: Context) -> dict:
+    """The experiment's baseline {"run", "key"}; when it has not been trained, offer to train it here and
+    stop the page."""
+    exp = experiment.current()
+    key = run_key(ctx, exp)
+    found = runs.find(key, revive(ctx))
+    if found is not None:
+        return {"run": found, "key": key}
+    st.info(f"LoRA adapts a trained network, and the baseline these settings describe ({describe(exp.baseline)}, "
+            f"on {ctx.data.name}) has not been trained on this server yet. Train it here, or change its settings "
+            "on the **Baseline training** page.")
+    found = controls(ctx, "Train the baseline", "Train the baseline these settings describe (reused at once when "
+                                                 "someone has trained it already).")
+    if found is not None:
+        st.rerun()
     st.stop()

@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 import lora_core as lc
-from ui import frame, presets
+from ui import experiment, frame
 
 DATA_ENV = "LORA_LAB_DATA"  # where full MNIST / Fashion-MNIST live (or get downloaded to)
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
@@ -25,7 +25,7 @@ class Context:
     data: lc.Dataset
     device: str
     seed: int
-    fallback: str | None  # why the chosen dataset was replaced by the bundled sample, if it was
+    fallback: tuple[str, str] | None  # (the dataset chosen, why it was replaced by the bundled sample), if it was
 
 
 def data_root() -> Path:
@@ -62,7 +62,7 @@ def load(name: str, device: str) -> tuple[lc.Dataset, str | None]:
 
 def sidebar() -> Context:
     """Draw the shared controls and return what every page works with."""
-    presets.from_link()  # a shared link's settings, before the widgets that show them
+    exp = experiment.from_link()  # a shared link's settings, before the widgets that show them
     with st.sidebar:
         st.header("Settings")
         device = st.selectbox(
@@ -74,21 +74,26 @@ def sidebar() -> Context:
             help="The bundled MNIST sample works offline. Full MNIST and Fashion-MNIST are read from "
                  f"the data folder (${DATA_ENV}, default ./data) or downloaded when online.")
         data, fallback = load(name, device)
+        if fallback:  # the experiment (and so the URL) says what is used: the sample
+            st.session_state.dataset_fallback = (name, fallback)
+            experiment.set_later("dataset", "mnist-sample")
+            st.rerun()
         st.caption(data.source)
         seed = st.number_input(
             "Random seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",
             help="Seeds the initial weights, the order of the training images, the adapter's random A "
                  "and the SVD playground's matrices: the same seed gives the same numbers every time.")
-        presets.sidebar()
-    return Context(data, device, int(seed), fallback)
+        experiment.sidebar(exp)
+    return Context(data, device, int(seed), st.session_state.pop("dataset_fallback", None))
 
 
 def warn_fallback(ctx: Context) -> None:
     """Say so, at the top of the page, when the chosen dataset was replaced by the bundled sample."""
     if ctx.fallback:
-        chosen = DATASET_LABELS[st.session_state["dataset"]]
-        st.warning(f"**{chosen} is not available, so the bundled MNIST sample is used instead.**\n\n"
-                   f"{ctx.fallback}", icon=":material/warning:")
+        chosen, why = ctx.fallback
+        st.warning(f"**{DATASET_LABELS[chosen]} is not available, so the bundled MNIST sample is used instead** "
+                   "(the link now says so too).", icon=":material/warning:")
+        st.text(why)  # the loader's own words: a path or an address, shown as typed
 
 
 def current() -> Context:

@@ -4,27 +4,21 @@ their background jobs, and core results reshaped into rows for tables and charts
 Every number comes from lora_core (anatomy, studies, runs); nothing here computes on tensors.
 """
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import pandas as pd
 import streamlit as st
 
 import lora_core as lc
 from lora_core import anatomy, studies
+from lora_core import presets as core_presets
 from lora_core.adapters import MAX_STRENGTH
-from lora_core.svd import check_rank
 from ui import adapters as ui_adapters
-from ui import jobs, tables
+from ui import experiment, finetunes, jobs, runs, tables
 
-# The widgets of these pages, stored with the app's other defaults (ui/state.py) so that leaving a page
-# keeps them. Step counts are small: every view should finish in seconds on a laptop CPU.
-DEFAULTS = {
-    "insp_every": 10, "insp_layer": None, "insp_k": 1, "insp_image": 0, "insp_source": None,
-    "oracle_ranks": [1, 2, 4, 8], "oracle_steps": 50, "oracle_layer": None,
-    "inits_rank": 4, "inits_steps": 50,
-    "scaling_ranks": [1, 2, 4, 8], "scaling_alpha": 8.0, "scaling_steps": 50,
-    "frontier_ranks": [1, 2, 4, 8], "frontier_steps": 50, "frontier_strength": 1.0,
-}
+# The widgets of these pages that only choose what to look at (the study settings are the experiment's:
+# ui.experiment), stored with the app's other defaults (ui/state.py) so that leaving a page keeps them.
+DEFAULTS = {"insp_layer": None, "insp_k": 1, "insp_image": 0, "insp_source": None, "oracle_layer": None}
 RANK_CHOICES = [1, 2, 4, 8, 16, 32, 64]
 SNAPSHOT_CHOICES = [0, 5, 10, 25, 50, 100]  # steps between live redraws of the ΔW spectrum; 0 = only norms
 STRENGTH_STEP = 0.05
@@ -39,26 +33,18 @@ INIT_LABELS = {
 
 # --- the run settings these pages start from -------------------------------------------------------
 
-def run_config(ctx, base_model, ranks=None, **changes) -> lc.FinetuneConfig:
-    """The LoRA page's settings (rank, α, layers, classes, steps, learning rate) and the sidebar's seed.
-
-    They are the settings a shared link carries. Shows an error and stops the page when they cannot run.
-    """
-    ss = st.session_state
-    targets, classes = list(ss["lora_targets"]), list(ss["lora_classes"])
-    if not targets or not classes:
-        st.error("Choose at least one target layer and one class on the **LoRA finetuning** page.")
+def study_config(kind: str) -> lc.FinetuneConfig:
+    """The finetune study `kind` trains, from the experiment (the LoRA page's settings and the study's own);
+    shows an error and stops the page when it cannot run."""
+    own = [name for name in core_presets.FIELDS if name.startswith(f"{kind}_")]
+    if problem := experiment.problem(*own):
+        st.error(tables.settings_error(ValueError(problem)))
+        st.stop()
+    if problem := experiment.problem("rank", "alpha", "targets", "digits", "steps", "batch", "lr", "init", "rslora"):
+        st.error(tables.settings_error(ValueError(problem)) + " Fix it on the **LoRA finetuning** page.")
         st.stop()
     try:
-        config = lc.FinetuneConfig(rank=int(ss["lora_rank"]), alpha=float(ss["lora_alpha"]), targets=tuple(targets),
-                                   digits=tuple(sorted(classes)), steps=int(ss["lora_steps"]),
-                                   lr=float(ss["lora_lr"]), seed=ctx.seed)
-        config = replace(config, **changes)
-        largest = max(ranks or [config.rank])
-        for name in config.targets:  # the core's own check, before any run: it names the layer and its limit
-            layer = base_model.get_submodule(name)
-            check_rank(largest, layer.out_features, layer.in_features, of=f"{name}'s")
-        return config
+        return experiment.current().study(kind)
     except ValueError as err:
         st.error(tables.settings_error(err))
         st.stop()
@@ -71,28 +57,6 @@ def describe(config: lc.FinetuneConfig, classes, with_rank: bool = True) -> str:
 
 
 # --- jobs ------------------------------------------------------------------------------------------
-
-class Stopped(Exception):
-    """Raised from a study's progress callback after Stop: the studies take no should_stop."""
-
-
-def _progress(job: jobs.Job):
-    def on_progress(done: int, total: int, label: str) -> None:
-        if job.should_stop():
-            raise Stopped
-        job.on_progress(done, total, label)
-    return on_progress
-
-
-def _study(name: str, work) -> jobs.Job:
-    """A job around a study; after Stop its result is {"stopped": True} (the finished runs are lost)."""
-    def run(job: jobs.Job) -> dict:
-        try:
-            return work(job)
-        except Stopped:
-            return {"stopped": True}
-    return jobs.Job(f"{name}-{time.monotonic_ns()}", run)
-
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def _weight_spectra(base_key: tuple, _model) -> dict:
@@ -111,77 +75,120 @@ def delta_spectra(model) -> dict[str, list[float]]:
     return {name: S.tolist() for name, S in anatomy.delta_spectra(model).items()}
 
 
-class LiveFinetune(jobs.Job):
+def _inspect(base: lc.BaselineRun, base_key: str, data: lc.Dataset, config: lc.FinetuneConfig, every: int):
     """A LoRA finetune the page looks into while it trains.
 
     `finetune_lora(on_start=…)` hands over the adapted model before the first step; every step adds each
-    layer's ‖ΔW‖_F, every `every` steps a snapshot of ΔW's r singular values (from the factors: cheap
-    for the default network on a CPU, so optional and sparse; at step 0 they are all zero, B being zero).
-    """
+    layer's ‖ΔW‖_F to `job.norms`, every `every` steps a snapshot of ΔW's r singular values to
+    `job.snapshots` (from the factors: cheap, so optional and sparse; at step 0 they are all zero, B being
+    zero)."""
+    def work(job: jobs.Job) -> dict:
+        job.norms, job.snapshots = {}, []  # layer → ‖ΔW_l‖_F after each step; (step, layer → top-r σ of ΔW)
 
-    def __init__(self, base: lc.BaselineRun, base_key: tuple, data: lc.Dataset, config: lc.FinetuneConfig,
-                 every: int):
-        self.model, self.base_key = None, base_key
-        self.norms: dict[str, list[float]] = {}  # layer → ‖ΔW_l‖_F after each step
-        self.snapshots: list[tuple[int, dict[str, list[float]]]] = []  # (step, layer → top-r σ of ΔW)
-        self.every = every
-        super().__init__(f"inspect-{time.monotonic_ns()}", lambda job: job._work(base, data, config))
-
-    def _work(self, base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig) -> dict:
         def on_start(model) -> None:
-            self.model = model
-            self.norms = {name: [value] for name, value in anatomy.layer_update_norms(model).items()}  # step 0
+            job.model = model
+            job.norms = {name: [value] for name, value in anatomy.layer_update_norms(model).items()}  # step 0
 
         def on_step(step: int, total: int, loss: float) -> None:
-            for name, value in anatomy.layer_update_norms(self.model).items():
-                self.norms[name].append(value)
-            if self.every and (step % self.every == 0 or step == total):
-                self.snapshots.append((step, delta_spectra(self.model)))
-            self.on_step(step, total, loss)
+            for name, value in anatomy.layer_update_norms(job.model).items():
+                job.norms[name].append(value)
+            if every and (step % every == 0 or step == total):
+                job.snapshots.append((step, delta_spectra(job.model)))
+            job.on_step(step, total, loss)
 
         run = lc.finetune_lora(base.model, data, config, before=base.evaluation, on_step=on_step,
-                               should_stop=self.should_stop, on_start=on_start)
-        self.label = "computing the SVDs of W and ΔW"
-        return {"run": run, "norms": self.norms, "snapshots": self.snapshots,
-                **inspection(run.model, self.base_key)}
+                               should_stop=job.should_stop, on_start=on_start)
+        job.label = "computing the SVDs of W and ΔW"
+        return {"run": run, "norms": job.norms, "snapshots": job.snapshots, "config": config,
+                "stopped": len(run.losses) < config.steps, **inspection(run.model, base_key)}
+    return work
 
 
-def oracle(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks) -> jobs.Job:
-    """studies.rank_oracle as a job, its result reshaped into plain lists for the page."""
+def _oracle(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks):
+    """studies.rank_oracle, its result reshaped into plain lists for the page."""
     def work(job: jobs.Job) -> dict:
-        found = studies.rank_oracle(base.model, data, config, ranks, on_progress=_progress(job),
+        found = studies.rank_oracle(base.model, data, config, ranks, on_progress=job.on_progress,
                                     should_stop=job.should_stop)
-        if found is None or not found.ranks:
-            raise Stopped
+        if found is None:
+            return {"stopped": True, "ranks": [], "config": config}
         layers = {name: {"singular_values": layer.singular_values.tolist(), "energy": layer.energy.tolist(),
                          "effective_rank": layer.effective_rank} for name, layer in found.layers.items()}
         similarity = {(name, rank): {"angles_deg": s["angles_deg"].tolist(), "similarity": s["similarity"]}
                       for name, layer in found.layers.items() for rank, s in layer.similarity.items()}
-        return {"layers": layers, "similarity": similarity, "ranks": list(found.ranks),
-                "full_evaluation": found.full_evaluation, "full_losses": found.full_losses}
-    return _study("oracle", work)
+        return {"layers": layers, "similarity": similarity, "ranks": list(found.ranks), "config": config,
+                "full_evaluation": found.full_evaluation, "full_losses": found.full_losses,
+                "stopped": len(found.ranks) < len(set(ranks))}
+    return work
 
 
-def gallery(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig) -> jobs.Job:
-    return _study("inits", lambda job: {"curves": studies.init_gallery(base.model, data, config,
-                                                                       on_progress=_progress(job))})
+def _gallery(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig):
+    def work(job: jobs.Job) -> dict:
+        curves = studies.init_gallery(base.model, data, config, on_progress=job.on_progress,
+                                      should_stop=job.should_stop)
+        return {"curves": curves, "config": config, "stopped": len(curves) < len(lc.lora.INITS)}
+    return work
 
 
-def scaling(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks) -> jobs.Job:
-    return _study("scaling", lambda job: {"rows": studies.scaling_sweep(base.model, data, config, ranks,
-                                                                        on_progress=_progress(job))})
+def _scaling(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks):
+    def work(job: jobs.Job) -> dict:
+        rows = studies.scaling_sweep(base.model, data, config, ranks, on_progress=job.on_progress,
+                                     should_stop=job.should_stop)
+        return {"rows": rows, "config": config, "stopped": len(rows) < 2 * len(set(ranks))}
+    return work
 
 
-def frontier_adapters(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks) -> jobs.Job:
+def _frontier(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks):
     """One adapter per rank; then the frontier at a few strengths, so that each rank's path shows at once."""
     def work(job: jobs.Job) -> dict:
-        adapters = studies.train_frontier_adapters(base.model, data, config, ranks, on_progress=_progress(job))
+        adapters = studies.train_frontier_adapters(base.model, data, config, ranks, on_progress=job.on_progress,
+                                                   should_stop=job.should_stop)
         points = {}
         for strength in PATH_STRENGTHS:
             job.label = f"evaluating every adapter at strength {strength:g}"
             points[strength] = studies.frontier(base.model, data, adapters, config.digits, strength)
-        return {"adapters": adapters, "points": points}
-    return _study("frontier", work)
+        return {"adapters": adapters, "points": points, "config": config,
+                "stopped": len(adapters) < len(set(ranks))}
+    return work
+
+
+def _keep(result: dict):
+    return None if result.get("stopped") else (result, result)
+
+
+def _keep_inspection(result: dict):
+    if result.get("stopped"):
+        return None
+    stored = {k: v for k, v in result.items() if k != "run"}
+    return dict(stored, finetune=finetunes.record({"run": result["run"], "off": None, "checks": None})), result
+
+
+def _revive_inspection(base: lc.BaselineRun):
+    def build(stored: dict) -> dict:
+        finetune = finetunes.revive(base)(stored.pop("finetune"))
+        return dict(stored, run=finetune["run"])
+    return build
+
+
+def run(kind: str, held: dict, ctx, config: lc.FinetuneConfig, label: str, what: str, help: str, draw=None):
+    """Run and Stop for the study `kind` the experiment describes; its result (stored, or this session's
+    stopped one) or None."""
+    exp, base = experiment.current(), held["run"]
+    work = {
+        "inspect": lambda: _inspect(base, held["key"], ctx.data, config, exp.inspect_every),
+        "oracle": lambda: _oracle(base, ctx.data, config, exp.oracle.ranks),
+        "inits": lambda: _gallery(base, ctx.data, config),
+        "scaling": lambda: _scaling(base, ctx.data, config, exp.scaling.ranks),
+        "frontier": lambda: _frontier(base, ctx.data, config, exp.frontier.ranks),
+    }[kind]()
+    inspecting = kind == "inspect"
+    result = runs.controls(kind, runs.key(exp, kind, ctx.device), label, work,
+                           keep=_keep_inspection if inspecting else _keep,
+                           revive=_revive_inspection(base) if inspecting else None,
+                           what=what, help=help, follow=lambda job, text: follow(job, text, draw))
+    if result is not None and result.get("stopped"):
+        st.info("Stopped: only the runs that finished are shown." if not inspecting else
+                "Stopped: this is the partly trained adapter.")
+    return result
 
 
 # --- following a job ---------------------------------------------------------------------------------
@@ -223,34 +230,6 @@ def follow(job: jobs.Job, what: str, draw=None) -> None:
     live.empty()
 
 
-def controls(key: str, label: str, start, what: str, help: str, draw=None) -> None:
-    """Run and Stop buttons for a job kept under `{key}_job`; when it ends its result (a dict, with
-    `extra` merged in) is stored under `key` and the page reruns, or the page says why there is none."""
-    job = st.session_state.get(f"{key}_job")
-    run_col, stop_col, _ = st.columns([1, 1, 3])
-    if run_col.button(label, key=f"{key}_run", type="primary", disabled=job is not None, help=help):
-        job, extra = start()
-        st.session_state[f"{key}_job"], st.session_state[f"{key}_extra"] = job, extra
-    stop_col.button("Stop", key=f"{key}_stop", on_click=jobs.stop, args=(f"{key}_job",), disabled=job is None,
-                    help="End after the current step.")
-    if job is None:
-        return
-    follow(job, what, draw)
-    st.session_state[f"{key}_job"] = None
-    if job.error is not None:
-        st.session_state[key] = None
-        st.error(f"{what} failed: {jobs.describe(job.error)}")
-        st.stop()
-    if job.result is None:
-        st.info("Stopped while waiting for a training slot: nothing was run.")
-        st.stop()
-    if job.result.get("stopped"):
-        st.info("Stopped: the study was interrupted, so there is nothing new to show.")
-        st.stop()
-    st.session_state[key] = dict(job.result, **st.session_state[f"{key}_extra"])
-    st.rerun()
-
-
 def subjects(held: dict, classes) -> dict[str, dict]:
     """The adapters the inspector can look into: the one trained on this page, the LoRA page's current one.
 
@@ -258,7 +237,7 @@ def subjects(held: dict, classes) -> dict[str, dict]:
     recorded while training it (norms, snapshots, views, patterns) when it trained it.
     """
     found = {}
-    own = current("insp", held)
+    own = held.get("inspected")
     if own is not None:
         run = own["run"]
         stopped = len(run.losses) < run.config.steps
@@ -271,12 +250,6 @@ def subjects(held: dict, classes) -> dict[str, dict]:
         found["from the LoRA finetuning page"] = {"model": page["model"], "caption": page["caption"],
                                                   "warning": page["warning"]}
     return found
-
-
-def current(key: str, held: dict):
-    """This user's result under `key` when it was computed from the baseline held now."""
-    result = st.session_state.get(key)
-    return result if result is not None and result.get("base_key") == held["key"] else None
 
 
 # --- results reshaped for tables -------------------------------------------------------------------

@@ -8,26 +8,19 @@ cores (or $LORA_LAB_MAX_TRAININGS); the others wait in a queue whose place the p
 
 A job knows the sessions that follow it: one for a session's own run, several for a shared baseline.
 When the last of them stops following — Stop, or the sweep of ui.server after a tab closed — it stops.
-Finished baselines are shared in memory and checkpointed to disk, so a restarted server reuses them.
+Finished runs are kept by ui.runs.
 """
-import hashlib
 import threading
 import time
-from collections import OrderedDict
-from dataclasses import asdict
-from pathlib import Path
 
 import streamlit as st
 import torch
 
 import lora_core as lc
-from lora_core.checkpoints import load_checkpoint, save_checkpoint
 from lora_core.slots import Cancelled, TrainingSlots
 from ui import charts, server
 
 POLL_S = 0.25  # how often the live chart and progress bar are redrawn
-STORED_BASELINES = 8  # completed baselines kept in memory for every session, oldest dropped first
-CHECKPOINTED_STEPS = 200_000  # a loss curve longer than this is not written into a checkpoint's header
 SLOTS = TrainingSlots(server.max_trainings())  # one per server process
 THREADS = server.threads_each(SLOTS.limit)  # torch threads of each job: SLOTS.limit jobs fill the cores
 
@@ -118,6 +111,10 @@ def stop(key: str) -> None:
         job.stop()
 
 
+HEADER_STOP = ("Streamlit's own Stop (top right) only stops this page from updating: the training goes on. "
+               "Use the Stop button here to end it; click anywhere to see its progress again.")
+
+
 def describe(error: Exception) -> str:
     """An error of a job, for the page: a diverged loss explains itself, anything else says its type."""
     if isinstance(error, lc.TrainingDiverged):
@@ -130,7 +127,8 @@ def follow(job: Job, what: str, live_chart: bool = True) -> None:
 
     A rerun (a click anywhere) interrupts this loop, not the job: the next run follows it again.
     """
-    bar, chart = st.empty(), st.empty()
+    bar, chart, note = st.empty(), st.empty(), st.empty()
+    note.caption(HEADER_STOP)
     drawn, shown = -1, None
     while True:
         finished = job.done  # read first, so that the last drawing has every step
@@ -161,114 +159,14 @@ def follow(job: Job, what: str, live_chart: bool = True) -> None:
         time.sleep(POLL_S)
     bar.empty()
     chart.empty()
-
-
-# --- baselines shared by every session -------------------------------------------------------------
-
-@st.cache_resource
-def _store() -> dict:
-    """Completed baselines by (dataset, device, config), and the jobs training one right now."""
-    return {"lock": threading.Lock(), "done": OrderedDict(), "running": {}}
-
-
-def baseline_key(data: lc.Dataset, config: lc.BaselineConfig) -> tuple:
-    return data.name, str(data.train_x.device), config
-
-
-def checkpoint_path(data: lc.Dataset, config: lc.BaselineConfig) -> Path:
-    """The baseline's file in the checkpoint folder: named by the dataset and a hash of every setting."""
-    digest = hashlib.sha256(repr((data.name, config)).encode()).hexdigest()[:20]
-    return server.cache_dir() / f"baseline-{data.name}-{digest}.safetensors"
-
-
-def _restore(data: lc.Dataset, config: lc.BaselineConfig) -> tuple[lc.BaselineRun | None, str]:
-    """(run, "restored") from a verified checkpoint; (None, "missing") or (None, "damaged") otherwise."""
-    path = checkpoint_path(data, config)
-    if not path.exists():
-        return None, "missing"
-    model = lc.new_model(config.hidden1, config.hidden2, config.seed, data.train_x.device)
-    info = load_checkpoint(model, path)  # None for a partial, corrupt or foreign file: never half-loaded
-    if info is None or info.get("dataset") != data.name or info.get("config") != asdict(config):
-        server.log.warning("Baseline checkpoint %s could not be verified; training it again", path)
-        return None, "damaged"
-    for param in model.parameters():
-        param.requires_grad_(False)
-    losses = [float(v) for v in info["losses"]]
-    return lc.BaselineRun(config, model, losses, lc.evaluate(model, data.test_x, data.test_y), len(losses)), \
-        "restored"
-
-
-def _save(data: lc.Dataset, run: lc.BaselineRun) -> None:
-    """Checkpoint a complete baseline (atomically); a full disk or a read-only folder only logs."""
-    if len(run.losses) > CHECKPOINTED_STEPS:
-        return
-    path = checkpoint_path(data, run.config)
-    try:
-        save_checkpoint(run.model, path, {"dataset": data.name, "config": asdict(run.config),
-                                          "losses": run.losses})
-    except OSError as err:
-        server.log.warning("Could not write the baseline checkpoint %s: %s", path, err)
-
-
-def _train(job: Job, data: lc.Dataset, config: lc.BaselineConfig, key: tuple) -> lc.BaselineRun:
-    try:
-        run = lc.train_baseline(config, data, on_step=job.on_step, should_stop=job.should_stop)
-    finally:
-        store = _store()
-        with store["lock"]:
-            if store["running"].get(key) is job:
-                del store["running"][key]
-    if run.complete:  # a stopped baseline is this user's; only whole runs are shared and saved
-        _save(data, run)
-        _keep(key, run)
-    return run
-
-
-def _keep(key: tuple, run: lc.BaselineRun) -> None:
-    store = _store()
-    with store["lock"]:
-        store["done"][key] = run
-        store["done"].move_to_end(key)
-        while len(store["done"]) > STORED_BASELINES:
-            store["done"].popitem(last=False)
-
-
-def start_baseline(data: lc.Dataset, config: lc.BaselineConfig, session_id: str):
-    """("reused" | "restored", run) when one was trained already, in memory or on disk; else
-    ("joined" | "started" | "retrained", job) — "retrained" when its checkpoint was damaged."""
-    store, key = _store(), baseline_key(data, config)
-    with store["lock"]:
-        if key in store["done"]:
-            store["done"].move_to_end(key)
-            return "reused", store["done"][key]
-        job = store["running"].get(key)
-        if job is not None and not job.stopping:
-            job.watch(session_id)
-            return "joined", job
-    run, found = _restore(data, config)  # outside the lock: reading and evaluating takes a moment
-    if run is not None:
-        _keep(key, run)
-        return "restored", run
-    with store["lock"]:  # someone may have started it meanwhile
-        job = store["running"].get(key)
-        how = "joined"
-        if job is None or job.stopping:
-            job = Job(f"baseline-{time.monotonic_ns()}", lambda job: _train(job, data, config, key), shared=True)
-            store["running"][key] = job
-            how = "retrained" if found == "damaged" else "started"
-        job.watch(session_id)
-        return how, job
-
-
-def leave_baseline(job: Job, session_id: str) -> int:
-    """This session stops following; the job stops when nobody follows it. Returns who still does."""
-    return job.release(session_id)
+    note.empty()
 
 
 # --- this user's experiments -----------------------------------------------------------------------
 
-def finetune(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig) -> Job:
-    """Finetune a copy of `base`; then evaluate it with the adapter off and run the adapter checks."""
+def finetune(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig):
+    """The work of a finetune job: finetune a copy of `base`; then evaluate it with the adapter off and run
+    the adapter checks."""
     def work(job: Job) -> dict:
         run = lc.finetune_lora(base.model, data, config, before=base.evaluation, on_step=job.on_step,
                                should_stop=job.should_stop)
@@ -276,11 +174,11 @@ def finetune(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig) 
         with lc.lora_enabled(run.model, False):
             off = lc.evaluate(run.model, data.test_x, data.test_y)
         return {"run": run, "off": off, "checks": lc.adapter_checks(base.model, run.model, data.test_x)}
-    return Job(f"finetune-{time.monotonic_ns()}", work)
+    return work
 
 
-def compare(base: lc.BaselineRun, data: lc.Dataset, ranks, config: lc.FinetuneConfig) -> Job:
-    """compare_ranks; after a Stop it returns only the runs that finished."""
+def compare(base: lc.BaselineRun, data: lc.Dataset, ranks, config: lc.FinetuneConfig):
+    """The work of a rank comparison job; after a Stop it returns only the runs that finished."""
     def work(job: Job) -> dict:
         def on_progress(done: int, total: int, label: str) -> None:
             job.on_progress(done, total, "full finetuning, the reference" if label == "full" else label)
@@ -288,4 +186,4 @@ def compare(base: lc.BaselineRun, data: lc.Dataset, ranks, config: lc.FinetuneCo
         rows = lc.compare_ranks(base.model, data, ranks, config, on_progress=on_progress,
                                 should_stop=job.should_stop)
         return {"rows": rows, "stopped": job.stopping}
-    return Job(f"sweep-{time.monotonic_ns()}", work)
+    return work

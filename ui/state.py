@@ -7,29 +7,22 @@ from typing import NamedTuple
 import streamlit as st
 
 import lora_core as lc
-from ui import inside
-
-_BASE = lc.BaselineConfig()
-_TUNE = lc.FinetuneConfig()
+from lora_core import presets
+from lora_core.experiment import STUDY_RANKS
+from ui import experiment, inside
 
 # Every input widget's key and default. Widgets are created without `value=` and read their value from
-# here, so a default is stated once and a callback (e.g. "Use the notebook's settings") can change it.
+# here, so a default is stated once and a callback (a preset, say) can change it. The experiment's widgets
+# take theirs from lora_core's Experiment.
 DEFAULTS = {
-    "seed": 0,
+    **experiment.DEFAULTS,
     "svd_d": 10, "svd_k": 10, "svd_true_rank": 2, "svd_r": 2,  # the notebook's 10×10 matrix of rank 2
-    "base_hidden1": _BASE.hidden1, "base_hidden2": _BASE.hidden2, "base_epochs": _BASE.epochs,
-    "base_batch": _BASE.batch_size, "base_lr": _BASE.lr, "base_max_steps": 0,
-    "lora_rank": _TUNE.rank, "lora_alpha": _TUNE.alpha, "lora_targets": list(_TUNE.targets),
-    "lora_classes": list(_TUNE.digits), "lora_steps": _TUNE.steps, "lora_lr": _TUNE.lr,
     "lora_adapter_on": True,
-    "sweep_ranks": [1, 2, 4, 8, 16], "sweep_targets": ["linear1", "linear2"],
-    "sweep_classes": list(_TUNE.digits), "sweep_steps": _TUNE.steps, "sweep_alpha": _TUNE.alpha,
-    "sweep_lr": _TUNE.lr,
+    **inside.DEFAULTS,  # the "Inside the update" pages' views
 }
+del DEFAULTS["dataset"]  # the dataset selectbox starts from its first option (ui.context)
 
-DEFAULTS.update(inside.DEFAULTS)  # the "Inside the update" pages
-
-LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]  # the learning-rate inputs offer only these: no NaN losses
+LEARNING_RATES = list(presets.LEARNING_RATES)  # the learning-rate inputs offer only these: no NaN losses
 
 
 class Range(NamedTuple):  # a number_input's or slider's bounds
@@ -58,11 +51,11 @@ LIMITS = {
     "base_max_steps": Range(int, 0, 1_000_000),
     "lora_rank": Range(int, 1, 64), "lora_alpha": Range(float, 0.1, 1000.0),
     "lora_targets": SomeOf(lc.DEFAULT_TARGETS), "lora_classes": SomeOf(CLASSES),
-    "lora_steps": Range(int, 1, 100_000), "lora_lr": OneOf(tuple(LEARNING_RATES)),
+    "lora_steps": Range(int, 1, 100_000), "lora_lr": OneOf(presets.LEARNING_RATES),
+    "lora_batch": Range(int, 1, 1024), "lora_init": OneOf(tuple(lc.lora.INITS)), "lora_rslora": OneOf((True, False)),
     "lora_adapter_on": OneOf((True, False)),
-    "sweep_ranks": SomeOf((1, 2, 4, 8, 16, 32, 64, 128)), "sweep_targets": SomeOf(lc.DEFAULT_TARGETS),
-    "sweep_classes": SomeOf(CLASSES), "sweep_steps": Range(int, 1, 100_000),
-    "sweep_alpha": Range(float, 0.1, 1000.0), "sweep_lr": OneOf(tuple(LEARNING_RATES)),
+    "sweep_ranks": SomeOf(STUDY_RANKS), "sweep_targets": SomeOf(lc.DEFAULT_TARGETS),
+    "sweep_full_lr": OneOf(presets.LEARNING_RATES),
 }
 
 

@@ -1,0 +1,194 @@
+"""Finished runs kept by what describes them: in memory (least recently used first out) and on disk as
+atomic, hash-verified safetensors files, so that a link, a reload or a second student gets the result
+without training it again, even after the server restarts.
+
+A run's key is the SHA-256 of its description (Experiment.identity) and of what else changes its numbers:
+the library versions, the torch threads of one training and the device. Values are plain data — numbers,
+strings, lists, dicts, tensors, arrays and lora_core's own dataclasses — written as tensors plus JSON:
+nothing is ever unpickled, and only lora_core's dataclasses can be rebuilt from a file.
+"""
+import dataclasses
+import hashlib
+import json
+import math
+import sys
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoints import load_tensors, save_tensors
+
+FORMAT = "lora-lab-run/1"
+
+
+def run_key(kind: str, identity: dict, environment: dict) -> str:
+    """A stable name for a run: the same description on the same software gives the same key."""
+    text = json.dumps({"format": FORMAT, "kind": kind, "run": identity, "env": environment}, sort_keys=True,
+                      default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def environment(device: str, threads: int) -> dict:
+    """What besides the description changes a run's float rounding: a different one is a different run."""
+    return {"torch": torch.__version__, "numpy": np.__version__, "device": device, "threads": threads}
+
+
+# --- values as tensors + JSON --------------------------------------------------------------------------
+
+def _dataclasses() -> dict[str, type]:
+    """lora_core's dataclasses by name: the only classes a stored value can hold."""
+    found = {}
+    for name, module in list(sys.modules.items()):
+        if name.startswith(f"{__package__}.") and module is not None:
+            for value in vars(module).values():
+                if isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == name:
+                    found[value.__qualname__] = value
+    return found
+
+
+def encode(value) -> tuple[dict[str, torch.Tensor], object]:
+    """(tensors, a JSON-able structure that refers to them by name)."""
+    tensors: dict[str, torch.Tensor] = {}
+
+    def walk(v):
+        if v is None or isinstance(v, (bool, int, str)):
+            return v
+        if isinstance(v, float):
+            return v if math.isfinite(v) else {"float": repr(v)}
+        if isinstance(v, torch.Tensor):
+            name = str(len(tensors))
+            tensors[name] = v.detach().cpu().contiguous()
+            return {"tensor": name}
+        if isinstance(v, np.ndarray):
+            return {"array": walk(torch.from_numpy(np.ascontiguousarray(v)))["tensor"]}
+        if isinstance(v, np.generic):
+            return walk(v.item())
+        if isinstance(v, (list, tuple)):
+            return {"tuple" if isinstance(v, tuple) else "list": [walk(x) for x in v]}
+        if isinstance(v, dict):
+            return {"dict": [[walk(k), walk(x)] for k, x in v.items()]}
+        if dataclasses.is_dataclass(v) and not isinstance(v, type) and type(v).__module__.startswith(__package__):
+            return {"dataclass": type(v).__qualname__,
+                    "fields": {f.name: walk(getattr(v, f.name)) for f in dataclasses.fields(v) if f.init}}
+        raise TypeError(f"a stored run cannot hold a {type(v).__name__}")
+
+    return tensors, walk(value)
+
+
+def decode(tensors: dict[str, torch.Tensor], structure):
+    """The value `encode` was given; a ValueError for anything it could not have written."""
+    classes = _dataclasses()
+
+    def walk(v):
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return v
+        if not isinstance(v, dict) or len(v) not in (1, 2):
+            raise ValueError(f"not a stored value: {str(v)[:60]}")
+        (tag, body), = list(v.items())[:1]
+        if tag == "float":
+            return float(body)
+        if tag == "tensor":
+            return tensors[body]
+        if tag == "array":
+            return tensors[body].numpy()
+        if tag in ("list", "tuple"):
+            items = [walk(x) for x in body]
+            return tuple(items) if tag == "tuple" else items
+        if tag == "dict":
+            return {_hashable(walk(k)): walk(x) for k, x in body}
+        if tag == "dataclass":
+            cls = classes.get(body)
+            if cls is None:
+                raise ValueError(f"unknown stored class {body!r}")
+            return cls(**{name: walk(x) for name, x in v["fields"].items()})
+        raise ValueError(f"unknown stored tag {tag!r}")
+
+    try:
+        return walk(structure)
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"a damaged stored value: {err}") from err
+
+
+def _hashable(key):
+    return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
+
+
+def nbytes(tensors: dict[str, torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+# --- the store -------------------------------------------------------------------------------------
+
+class RunStore:
+    """Finished runs by key: `get` looks in memory, then on disk; `put` keeps a run in both.
+
+    In memory a run is kept as it is used (a model, say); on disk as the record `put` was given, which
+    `get(key, revive)` turns back into what is used. Memory is bounded by the records' tensor bytes.
+    """
+
+    def __init__(self, directory: Path | str | None, max_bytes: int = 512 * 2**20):
+        self.directory = Path(directory) if directory is not None else None
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._memory: OrderedDict[str, tuple[object, int]] = OrderedDict()  # key → (live value, bytes)
+        self.writes = 0  # runs put: a test can see that a run was stored once
+        self.damaged: set[str] = set()  # keys whose file could not be verified: made again, then overwritten
+
+    def __repr__(self) -> str:
+        return f"RunStore({self.directory}, {len(self._memory)} in memory)"
+
+    def path(self, key: str) -> Path | None:
+        return self.directory / f"{key}.safetensors" if self.directory is not None else None
+
+    def get(self, key: str, revive=None):
+        """The live value for `key`, or None. `revive(record)` makes it from a record read from disk."""
+        with self._lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                return self._memory[key][0]
+        path = self.path(key)
+        if path is None or not path.is_file():
+            return None
+        loaded = load_tensors(path)
+        try:
+            if loaded is None or loaded[1].get("key") != key:
+                raise ValueError("not a verified run file")
+            tensors, info = loaded
+            record = decode(tensors, info["value"])
+            value = revive(record) if revive is not None else record
+        except (ValueError, TypeError, KeyError, RuntimeError):
+            self.damaged.add(key)  # damaged or foreign: the run is made again, never half-read
+            return None
+        self._remember(key, value, nbytes(tensors))
+        return value
+
+    def put(self, key: str, record, live=None) -> OSError | None:
+        """Keep a finished run: `record` (plain data) on disk, `live` (default: the record) in memory.
+
+        A disk that cannot be written only costs the copy on disk (the error is returned, for the log):
+        the run stays in memory."""
+        tensors, structure = encode(record)
+        self._remember(key, record if live is None else live, nbytes(tensors))
+        self.writes += 1
+        self.damaged.discard(key)
+        path = self.path(key)
+        if path is not None:
+            try:
+                save_tensors(tensors, path, {"key": key, "value": structure})
+            except OSError as err:
+                return err
+        return None
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._memory.pop(key, None)
+
+    def _remember(self, key: str, value, size: int) -> None:
+        with self._lock:
+            self._memory[key] = (value, size)
+            self._memory.move_to_end(key)
+            while len(self._memory) > 1 and sum(s for _, s in self._memory.values()) > self.max_bytes:
+                self._memory.popitem(last=False)

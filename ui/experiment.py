@@ -1,0 +1,144 @@
+"""The experiment on screen: every widget that changes a number writes one field of a lora_core Experiment,
+every page reads its settings from it, and the URL is that Experiment (lora_core.presets).
+
+On a session's first run the URL's experiment becomes the widgets' values; from then on the URL follows
+the widgets, so the address bar is always a link to what is on screen.
+"""
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from lora_core import presets as core
+from lora_core.experiment import Experiment
+
+# URL field (lora_core.presets.FIELDS) → the session_state key of the widget that shows it
+KEYS = {
+    "dataset": "dataset", "seed": "seed",
+    "h1": "base_hidden1", "h2": "base_hidden2", "epochs": "base_epochs", "base_batch": "base_batch",
+    "base_lr": "base_lr", "base_steps": "base_max_steps",
+    "rank": "lora_rank", "alpha": "lora_alpha", "targets": "lora_targets", "digits": "lora_classes",
+    "steps": "lora_steps", "batch": "lora_batch", "lr": "lora_lr", "init": "lora_init", "rslora": "lora_rslora",
+    "cmp_ranks": "sweep_ranks", "cmp_targets": "sweep_targets", "full_lr": "sweep_full_lr",
+    "oracle_ranks": "oracle_ranks", "oracle_steps": "oracle_steps",
+    "inits_rank": "inits_rank", "inits_steps": "inits_steps",
+    "scaling_ranks": "scaling_ranks", "scaling_alpha": "scaling_alpha", "scaling_steps": "scaling_steps",
+    "frontier_ranks": "frontier_ranks", "frontier_steps": "frontier_steps", "strength": "frontier_strength",
+    "every": "insp_every",
+}
+assert set(KEYS) == set(core.FIELDS), "every field of the description has a widget"
+PROBLEMS_KEY = "experiment_problems"
+LATER_KEY = "experiment_later"
+
+
+def set_later(key: str, value) -> None:
+    """Give a widget a new value in the next run, before it is drawn (Streamlit refuses it after)."""
+    st.session_state.setdefault(LATER_KEY, {})[key] = value
+
+
+def widget_value(value):
+    """A description's value as its widget holds it: lists for multiselects."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def widget_values(experiment: Experiment) -> dict[str, object]:
+    """session_state key → value, for every widget of the description."""
+    return {KEYS[name]: widget_value(core.get(experiment, path)) for name, (path, _) in core.FIELDS.items()}
+
+
+DEFAULTS = widget_values(core.DEFAULT)
+
+
+def apply(experiment: Experiment) -> None:
+    """Give the widgets this experiment (before they are drawn in this run)."""
+    for key, value in widget_values(experiment).items():
+        st.session_state[key] = value
+
+
+def read() -> tuple[Experiment, dict[str, str]]:
+    """The experiment the widgets hold now, and {URL field: why} for every value that cannot run (that
+    field then keeps its default, so that the pages that do not show it still work)."""
+    ss, problems, experiment = st.session_state, {}, core.DEFAULT
+    for name, (path, _) in core.FIELDS.items():
+        value = ss.get(KEYS[name], DEFAULTS[KEYS[name]])
+        value = tuple(value) if isinstance(value, list) else value
+        if value == core.get(experiment, path):
+            continue
+        try:
+            experiment = core.with_values(experiment, {path: value})
+        except (ValueError, TypeError) as err:
+            problems[name] = str(err)
+    return experiment, problems
+
+
+def current() -> Experiment:
+    """The experiment of this run, as the frame read it."""
+    return st.session_state["experiment"]
+
+
+def problem(*names: str) -> str | None:
+    """Why one of these URL fields' widgets holds a value that cannot run, if one does."""
+    found = st.session_state.get("experiment_field_problems", {})
+    return next((found[n] for n in names if n in found), None)
+
+
+def _dismiss() -> None:
+    st.session_state[PROBLEMS_KEY] = []
+
+
+def _choose() -> None:
+    name = st.session_state.preset_name
+    if name in core.PRESETS:
+        apply(core.PRESETS[name])
+        st.session_state[PROBLEMS_KEY] = []
+
+
+def from_link() -> Experiment:
+    """Read the URL once per session, then keep it in step with the widgets; warn about refused values.
+
+    Call from the frame before any widget is drawn: what it draws lands at the top of the page."""
+    if PROBLEMS_KEY not in st.session_state:
+        experiment, problems = core.from_query(st.query_params.to_dict())
+        apply(experiment)
+        st.session_state[PROBLEMS_KEY] = problems
+    for key, value in st.session_state.pop(LATER_KEY, {}).items():
+        st.session_state[key] = value
+    if problems := st.session_state[PROBLEMS_KEY]:
+        text, button = st.columns([6, 1])
+        with text:
+            st.warning("The link's settings were not all usable; these were replaced:", icon=":material/warning:")
+            for line in problems:
+                st.text(f"• {line}")  # a link's values are shown as typed, never as Markdown
+        button.button("Dismiss", key="preset_dismiss", on_click=_dismiss)
+    experiment, field_problems = read()
+    st.session_state.experiment = experiment
+    st.session_state.experiment_field_problems = field_problems
+    _write_url(core.to_query(experiment))
+    return experiment
+
+
+def _write_url(query: dict[str, str]) -> None:
+    for name in list(st.query_params):
+        if name not in query:
+            del st.query_params[name]
+    for name, value in query.items():
+        if st.query_params.get(name) != value:
+            st.query_params[name] = value
+
+
+def sidebar(experiment: Experiment) -> None:
+    """The named presets and the link to the current experiment; draw inside the sidebar."""
+    st.session_state.preset_name = core.preset_of(experiment)
+    st.selectbox("Preset", list(core.PRESETS), key="preset_name", index=None, on_change=_choose,
+                 placeholder="your own settings",
+                 help="A preset sets every setting: the dataset, the baseline, the finetune and each study.")
+    if st.session_state.preset_name == "the notebook":
+        st.caption("What still differs from the notebook: " + " ".join(core.NOTEBOOK_DIFFERENCES))
+        st.page_link("pages/inits.py", label="Why A does not start at zero", icon=":material/eco:")
+    with st.expander("Share this experiment"):
+        st.caption("Whoever opens this link sees this experiment: every setting is in it, and runs already made "
+                   "on this server are shown at once, without training again. The address bar holds it too.")
+        query = core.to_query(experiment)
+        st.code((st.context.url or "") + "?" + urlencode(query, safe=","), language=None)
+        st.caption("The same link gives the same numbers on the same server: its runs are stored here. On "
+                   "another machine, another CPU or thread count changes float rounding, so the last digits "
+                   "may differ.")

@@ -1,0 +1,128 @@
+"""Runs by their description, shared by every session on the server: found in the run store (memory, then
+disk), joined while they train, started once.
+
+A page asks for the run its experiment describes. If the store has it, the page shows it at once: a link,
+a reload, a second tab or another student never trains it again. If it is training (a reload mid-run, or
+a classmate who clicked first), the page follows that training. Otherwise the page offers to start it.
+A finished run is stored only when it is whole; a stopped one stays with the sessions that followed it.
+"""
+import threading
+import time
+
+import streamlit as st
+
+from lora_core.store import RunStore, environment, run_key
+from ui import jobs, server
+
+STORE_BYTES = 1024 * 2**20  # finished runs kept in memory (their tensors); the disk keeps every one
+STORE = RunStore(server.cache_dir() / "runs", STORE_BYTES)  # one per server process
+_running: dict[str, jobs.Job] = {}
+_lock = threading.Lock()
+
+
+def key(experiment, kind: str, device: str) -> str:
+    """The store's key of the run `kind` that `experiment` describes, on this server."""
+    return run_key(kind, experiment.identity(kind), environment(device, jobs.THREADS))
+
+
+def running(run: str) -> jobs.Job | None:
+    with _lock:
+        job = _running.get(run)
+    return job if job is not None and not job.stopping else None
+
+
+def start(run: str, name: str, work, keep, session_id: str) -> tuple[str, jobs.Job]:
+    """("joined", job) when this run already trains; else ("started", job), a new shared job.
+
+    `keep(result)` gives (record, live) for the store when the result is whole, or None (a stopped run)."""
+    def work_and_keep(job: jobs.Job):
+        try:
+            result = work(job)
+            kept = keep(result) if result is not None and not job.stopping else None
+            if kept is not None:
+                error = STORE.put(run, *kept)
+                if error is not None:
+                    server.log.warning("Run %s kept in memory only: %s", run[:12], error)
+                return kept[1]
+            return result
+        finally:
+            with _lock:
+                if _running.get(run) is job:
+                    del _running[run]
+
+    with _lock:
+        job = _running.get(run)
+        how = "joined"
+        if job is None or job.stopping:
+            job = _running[run] = jobs.Job(f"{name}-{time.monotonic_ns()}", work_and_keep, shared=True)
+            how = "started"
+    job.watch(session_id)
+    return how, job
+
+
+def find(run: str, revive=None):
+    """The finished run, from memory or disk, or None."""
+    return STORE.get(run, revive)
+
+
+# --- one page's run --------------------------------------------------------------------------------
+
+def partial(kind: str, run: str):
+    """This session's stopped run of `kind`, when it is the one described now."""
+    held = st.session_state.get(f"{kind}_partial")
+    return held["result"] if held is not None and held["key"] == run else None
+
+
+def stop(kind: str) -> None:
+    """A Stop button's callback: this session stops following; the run stops when nobody else follows."""
+    job = st.session_state.get(f"{kind}_job")
+    if job is None:
+        return
+    others = job.release(st.session_state.session_id)
+    if others:
+        st.session_state[f"{kind}_job"] = None
+        st.session_state[f"{kind}_note"] = (
+            f"This run goes on for {others} other session(s) with the same settings: it will appear here when "
+            "it has finished (click anywhere to look again).")
+
+
+def controls(kind: str, run: str, label: str, start_work, keep, revive, what: str, help: str, follow,
+             stop_label: str = "Stop") -> object | None:
+    """Run and Stop buttons for the run `kind` that the experiment describes, and its result.
+
+    The result is the stored run (no click needed), else this session's stopped one, else None. While the
+    run trains here or anywhere on the server, the page follows it (`follow(job, what)`)."""
+    session = st.session_state.session_id
+    found = find(run, revive)
+    job = st.session_state.get(f"{kind}_job")
+    if job is not None and st.session_state.get(f"{kind}_job_key") != run:
+        job = None  # the settings changed: the page follows what they describe now
+    if found is None and job is None and (joined := running(run)) is not None:
+        job = joined  # started by a reload of this page, another tab or a classmate: follow it
+        joined.watch(session)
+        st.session_state[f"{kind}_job"], st.session_state[f"{kind}_job_key"] = joined, run
+    run_col, stop_col, _ = st.columns([1, 1, 3])
+    clicked = run_col.button(label, key=f"{kind}_run", type="primary", disabled=job is not None or found is not None,
+                             help=help if found is None else "Already made with exactly these settings: shown below.")
+    stop_col.button(stop_label, key=f"{kind}_stop", on_click=stop, args=(kind,), disabled=job is None,
+                    help="End after the current step; what finished is kept.")
+    if note := st.session_state.pop(f"{kind}_note", None):
+        st.info(note)
+    if clicked:
+        how, job = start(run, kind, start_work, keep, session)
+        st.session_state[f"{kind}_job"], st.session_state[f"{kind}_job_key"] = job, run
+        if how == "joined":
+            st.info("Someone on this server is making exactly this run: you follow it rather than start a copy.")
+    if job is not None:
+        follow(job, what)
+        st.session_state[f"{kind}_job"] = None
+        if job.error is not None:
+            st.error(f"{what} failed: {jobs.describe(job.error)}")
+            return partial(kind, run)
+        if job.result is None:
+            st.info("Stopped while waiting for a training slot: nothing was run.")
+            return partial(kind, run)
+        if find(run) is None:  # stopped: this session keeps what finished
+            st.session_state[f"{kind}_partial"] = {"key": run, "result": job.result}
+        st.rerun()  # draw the page again from the top with the result
+    return found if found is not None else partial(kind, run)
