@@ -88,7 +88,10 @@ def _text(value) -> str:
         return "1" if value else "0"
     if isinstance(value, (tuple, list)):
         return ",".join(map(_text, value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)  # exact: a link must give the same run
+    return str(value)
 
 
 # URL name → (where in the Experiment, what it accepts). v1's names keep their meaning.

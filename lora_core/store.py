@@ -150,7 +150,7 @@ class RunStore:
                 self._memory.move_to_end(key)
                 return self._memory[key][0]
         path = self.path(key)
-        if path is None or not path.is_file():
+        if path is None or not path.exists():
             return None
         loaded = load_tensors(path)
         try:
