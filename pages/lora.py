@@ -11,6 +11,7 @@ st.markdown("Freeze the trained baseline, add **W′ = W + (α/r)·B·A** to its
             "adapter off gives back the original network exactly.")
 held = baseline.require(ctx)
 base = held["run"]
+adapters.restore_uploads(base, ctx.data, held["key"])  # a link's or a reload's uploads, before the switches
 adapters.reset_widgets()  # a new current adapter starts switched on: before any switch is drawn
 st.caption(f"Adapting your baseline: test accuracy {tables.percent(base.evaluation.accuracy)}, "
            f"{len(base.losses):,} training steps" + (" (stopped early)." if not base.complete else "."))

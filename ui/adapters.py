@@ -8,13 +8,18 @@ Everything is computed by lora_core; this module only decides what is kept in `s
 A new current adapter is stored in one step, after everything about it was computed: a failed upload
 changes nothing.
 """
+import hashlib
+
 import streamlit as st
 
 import lora_core as lc
 from lora_core.adapters import MAX_STRENGTH, adapter_zip, read_upload
-from ui import tables
+from ui import runs, tables
 
 MAX_KEPT = 8  # adapters in the list; the oldest is dropped first
+UPLOAD_PREFIX = "upload-"
+UPLOADS_KEY = "lora_uploads"  # this session's uploads, by the store's key: the URL's `uploads`
+PENDING_KEY = "lora_uploads_pending"  # named by the URL, not yet back in the list
 MAX_SCORES = 64  # blends remembered per session
 STRENGTH_STEP = 0.05
 
@@ -46,7 +51,11 @@ def from_training(result: dict, base_key, classes) -> dict:
 
 def from_upload(base: lc.BaselineRun, data: lc.Dataset, filename: str, blob: bytes, base_key) -> dict:
     """Read an uploaded file and attach it to a copy of the baseline; AdapterError says why it cannot be."""
-    adapter = read_upload(filename, blob)
+    return uploaded(base, data, filename, read_upload(filename, blob), base_key)
+
+
+def uploaded(base: lc.BaselineRun, data: lc.Dataset, filename: str, adapter: lc.Adapter, base_key) -> dict:
+    """The current-adapter record of an uploaded adapter, attached to a copy of the baseline."""
     model = lc.attach(lc.copy_model(base.model), adapter)  # checks the fit before changing the copy
     after = lc.evaluate(model, data.test_x, data.test_y)
     with lc.lora_enabled(model, False):
@@ -104,6 +113,7 @@ def upload(file, base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
             outcome = ("error", f"**{file.name} was not used:** {type(err).__name__}: {err}. Your baseline and "
                                 "adapters are unchanged.")
         else:
+            keep_upload(file.name, file.getvalue(), record["adapter"])
             make_current(record, record.pop("adapter"))
             outcome = ("success", f"**{file.name}** is attached to a copy of your baseline as "
                                   f"*{record['name']}*: it is the current adapter, and switched on in the list.")
@@ -113,6 +123,34 @@ def upload(file, base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
     shown = st.session_state.get("lora_upload_outcome")
     if shown and shown[0] == file.file_id:
         getattr(st, shown[1])(shown[2])
+
+
+def keep_upload(filename: str, blob: bytes, adapter: lc.Adapter) -> None:
+    """Store an upload by the hash of its bytes and name it in the URL, so that a reload (or the link) keeps it."""
+    digest = UPLOAD_PREFIX + hashlib.sha256(blob).hexdigest()[:32]
+    runs.store().put(digest, {"filename": filename, "adapter": adapter})
+    held = [d for d in st.session_state.get(UPLOADS_KEY, []) if d != digest]
+    st.session_state[UPLOADS_KEY] = (held + [digest])[-MAX_KEPT:]
+
+
+def restore_uploads(base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
+    """The uploads a link or a reload names, back in this session's list (once); the last one is made the
+    current adapter when there is none. An upload that is gone or does not fit this baseline is skipped."""
+    pending = st.session_state.pop(PENDING_KEY, None)
+    if not pending:
+        return
+    restored = []
+    for digest in pending:
+        stored = runs.find(digest)
+        if stored is None:
+            continue
+        try:
+            record = uploaded(base, data, stored["filename"], stored["adapter"], base_key)
+        except lc.AdapterError:
+            continue
+        restored.append(digest)
+        make_current(record, record.pop("adapter"))
+    st.session_state[UPLOADS_KEY] = restored[-MAX_KEPT:]
 
 
 def zip_bytes(record: dict, peft_format: bool) -> bytes:

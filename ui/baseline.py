@@ -41,7 +41,7 @@ def _keep_stopped(ctx: Context, run: lc.BaselineRun) -> None:
     steps = len(run.losses)
     exp = presets.with_values(experiment.current(), {("baseline", "max_steps"): steps})
     whole = lc.BaselineRun(exp.baseline, run.model, run.losses, run.evaluation, steps)
-    runs.STORE.put(run_key(ctx, exp), record(whole), whole)  # a disk that cannot be written keeps it in memory
+    runs.store().put(run_key(ctx, exp), record(whole), whole)  # a disk that cannot be written keeps it in memory
     experiment.set_later("base_max_steps", steps)
     st.session_state.baseline_note = (
         f"Stopped after {steps:,} of {run.total_steps:,} steps. This partly trained baseline is a run of its own: "
@@ -56,14 +56,14 @@ def controls(ctx: Context, label: str, help: str) -> lc.BaselineRun | None:
         start_work=lambda job: lc.train_baseline(exp.baseline, ctx.data, on_step=job.on_step,
                                                  should_stop=job.should_stop),
         keep=_keep, revive=revive(ctx), what="Training the baseline", help=help, follow=jobs.follow,
-        stop_label="Stop training")
+        stop_label="Stop training", buttons=("base_train", "base_stop"))
     if note := st.session_state.pop("baseline_note", None):
         st.info(note)
     if found is not None and not found.complete:  # stopped just now: store it as its own run, then show it
         _keep_stopped(ctx, found)
         st.session_state.baseline_partial = None
         st.rerun()
-    if runs.STORE.damaged and run_key(ctx, exp) in runs.STORE.damaged:
+    if runs.store().damaged and run_key(ctx, exp) in runs.store().damaged:
         st.warning("The stored copy of this baseline was damaged, so it was not loaded: train it again and it is "
                    "stored afresh.")
     return found

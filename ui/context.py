@@ -82,7 +82,9 @@ def sidebar() -> Context:
         seed = st.number_input(
             "Random seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",
             help="Seeds the initial weights, the order of the training images, the adapter's random A "
-                 "and the SVD playground's matrices: the same seed gives the same numbers every time.")
+                 "and the SVD playground's matrices. The same settings give the same numbers on the same "
+                 "server (its runs are stored and shared); another CPU or torch thread count rounds floats "
+                 "differently, so elsewhere the last digits may differ.")
         experiment.sidebar(exp)
     return Context(data, device, int(seed), st.session_state.pop("dataset_fallback", None))
 

@@ -4,12 +4,14 @@ every page reads its settings from it, and the URL is that Experiment (lora_core
 On a session's first run the URL's experiment becomes the widgets' values; from then on the URL follows
 the widgets, so the address bar is always a link to what is on screen.
 """
+import re
 from urllib.parse import urlencode
 
 import streamlit as st
 
 from lora_core import presets as core
 from lora_core.experiment import Experiment
+from ui import adapters
 
 # URL field (lora_core.presets.FIELDS) → the session_state key of the widget that shows it
 KEYS = {
@@ -26,6 +28,8 @@ KEYS = {
     "every": "insp_every",
 }
 assert set(KEYS) == set(core.FIELDS), "every field of the description has a widget"
+UPLOADS = "uploads"  # not part of the experiment: the uploaded adapters a reload or a link brings back
+UPLOAD_NAME = re.compile(adapters.UPLOAD_PREFIX + "[0-9a-f]{32}")
 PROBLEMS_KEY = "experiment_problems"
 LATER_KEY = "experiment_later"
 
@@ -97,8 +101,11 @@ def from_link() -> Experiment:
 
     Call from the frame before any widget is drawn: what it draws lands at the top of the page."""
     if PROBLEMS_KEY not in st.session_state:
-        experiment, problems = core.from_query(st.query_params.to_dict())
+        params = st.query_params.to_dict()
+        experiment, problems = core.from_query(params)
         apply(experiment)
+        uploads = [d for d in str(params.get(UPLOADS, "")).split(",") if UPLOAD_NAME.fullmatch(d)]
+        st.session_state[adapters.PENDING_KEY] = uploads[-adapters.MAX_KEPT:]
         st.session_state[PROBLEMS_KEY] = problems
     for key, value in st.session_state.pop(LATER_KEY, {}).items():
         st.session_state[key] = value
@@ -112,7 +119,10 @@ def from_link() -> Experiment:
     experiment, field_problems = read()
     st.session_state.experiment = experiment
     st.session_state.experiment_field_problems = field_problems
-    _write_url(core.to_query(experiment))
+    query = core.to_query(experiment)
+    if held := st.session_state.get(adapters.UPLOADS_KEY) or st.session_state.get(adapters.PENDING_KEY):
+        query[UPLOADS] = ",".join(held)
+    _write_url(query)
     return experiment
 
 

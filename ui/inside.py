@@ -181,7 +181,7 @@ def run(kind: str, held: dict, ctx, config: lc.FinetuneConfig, label: str, what:
         "frontier": lambda: _frontier(base, ctx.data, config, exp.frontier.ranks),
     }[kind]()
     inspecting = kind == "inspect"
-    result = runs.controls(kind, runs.key(exp, kind, ctx.device), label, work,
+    result = runs.controls("insp" if inspecting else kind, runs.key(exp, kind, ctx.device), label, work,
                            keep=_keep_inspection if inspecting else _keep,
                            revive=_revive_inspection(base) if inspecting else None,
                            what=what, help=help, follow=lambda job, text: follow(job, text, draw))

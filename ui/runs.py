@@ -15,9 +15,17 @@ from lora_core.store import RunStore, environment, run_key
 from ui import jobs, server
 
 STORE_BYTES = 1024 * 2**20  # finished runs kept in memory (their tensors); the disk keeps every one
-STORE = RunStore(server.cache_dir() / "runs", STORE_BYTES)  # one per server process
 _running: dict[str, jobs.Job] = {}
 _lock = threading.Lock()
+_store: list[RunStore] = []
+
+
+def store() -> RunStore:
+    """The server's run store, made on first use (after the environment names its folder)."""
+    with _lock:
+        if not _store:
+            _store.append(RunStore(server.cache_dir() / "runs", STORE_BYTES))
+        return _store[0]
 
 
 def key(experiment, kind: str, device: str) -> str:
@@ -40,7 +48,7 @@ def start(run: str, name: str, work, keep, session_id: str) -> tuple[str, jobs.J
             result = work(job)
             kept = keep(result) if result is not None and not job.stopping else None
             if kept is not None:
-                error = STORE.put(run, *kept)
+                error = store().put(run, *kept)
                 if error is not None:
                     server.log.warning("Run %s kept in memory only: %s", run[:12], error)
                 return kept[1]
@@ -62,7 +70,7 @@ def start(run: str, name: str, work, keep, session_id: str) -> tuple[str, jobs.J
 
 def find(run: str, revive=None):
     """The finished run, from memory or disk, or None."""
-    return STORE.get(run, revive)
+    return store().get(run, revive)
 
 
 # --- one page's run --------------------------------------------------------------------------------
@@ -87,8 +95,9 @@ def stop(kind: str) -> None:
 
 
 def controls(kind: str, run: str, label: str, start_work, keep, revive, what: str, help: str, follow,
-             stop_label: str = "Stop") -> object | None:
-    """Run and Stop buttons for the run `kind` that the experiment describes, and its result.
+             stop_label: str = "Stop", buttons: tuple[str, str] | None = None) -> object | None:
+    """Run and Stop buttons (widget keys `buttons`, default `{kind}_run` and `{kind}_stop`) for the run
+    `run` of this page's `kind`, and its result.
 
     The result is the stored run (no click needed), else this session's stopped one, else None. While the
     run trains here or anywhere on the server, the page follows it (`follow(job, what)`)."""
@@ -101,10 +110,11 @@ def controls(kind: str, run: str, label: str, start_work, keep, revive, what: st
         job = joined  # started by a reload of this page, another tab or a classmate: follow it
         joined.watch(session)
         st.session_state[f"{kind}_job"], st.session_state[f"{kind}_job_key"] = joined, run
+    run_key, stop_key = buttons or (f"{kind}_run", f"{kind}_stop")
     run_col, stop_col, _ = st.columns([1, 1, 3])
-    clicked = run_col.button(label, key=f"{kind}_run", type="primary", disabled=job is not None or found is not None,
+    clicked = run_col.button(label, key=run_key, type="primary", disabled=job is not None or found is not None,
                              help=help if found is None else "Already made with exactly these settings: shown below.")
-    stop_col.button(stop_label, key=f"{kind}_stop", on_click=stop, args=(kind,), disabled=job is None,
+    stop_col.button(stop_label, key=stop_key, on_click=stop, args=(kind,), disabled=job is None,
                     help="End after the current step; what finished is kept.")
     if note := st.session_state.pop(f"{kind}_note", None):
         st.info(note)

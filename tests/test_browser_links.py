@@ -1,0 +1,123 @@
+"""A link is a promise, in a real browser: a teacher's run opens in a student's browser without training,
+a reload mid-training follows the training again, and every page follows a link's and a preset's settings.
+
+Each test opens its own browser contexts (its own sessions) on the shared server; runs made by one test
+may already be stored when another runs, which is what the store is for — each test checks what it needs
+whatever ran before.
+"""
+import time
+
+import pytest
+from browser_harness import click, go, metric, open_app, problems, wait_idle
+
+import lora_core as lc
+from lora_core import presets
+from lora_core.presets import PRESETS
+
+expect = pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright").expect
+pytestmark = pytest.mark.browser
+
+NOTEBOOK_LINK = "lora?v=2&preset=the%20notebook"
+
+
+def wrong_per_class(page) -> list[int]:
+    """The before/after chart's 'after' bars: the wrong count of every class, read off the chart."""
+    text = page.evaluate("""() => JSON.stringify([...document.querySelectorAll('.js-plotly-plot')]
+        .filter(e => e.layout && e.data && (e.layout.title?.text || '').startsWith('Wrong test images per class'))
+        .map(e => e.data.map(t => t.y)))""")
+    import json
+    charts = json.loads(text)
+    assert charts, "the before/after chart is not on the page"
+    return charts[0][-1]
+
+
+@pytest.fixture(scope="module")
+def notebook_run(data):
+    """The notebook preset's baseline and finetune, computed by lora_core directly."""
+    experiment = PRESETS["the notebook"]
+    base = lc.train_baseline(experiment.baseline, data)
+    return base, lc.finetune_lora(base.model, data, experiment.study("finetune"))
+
+
+def share_link(page) -> str:
+    page.get_by_text("Share this experiment").click()
+    return page.get_by_test_id("stCode").last.inner_text().strip()
+
+
+def test_a_teachers_notebook_run_opens_in_a_students_browser_without_training(chromium, streamlit_url, notebook_run):
+    base, tuned = notebook_run
+    teacher = open_app(chromium.new_context(viewport={"width": 1400, "height": 900}), streamlit_url, NOTEBOOK_LINK)
+    if teacher.get_by_role("button", name="Train the baseline").is_visible():
+        click(teacher, teacher.get_by_role("button", name="Train the baseline"), timeout=300_000)
+    if teacher.get_by_role("button", name="Train LoRA").is_enabled():
+        click(teacher, teacher.get_by_role("button", name="Train LoRA"), timeout=120_000)
+    expect(metric(teacher, "Accuracy after LoRA")).to_have_text(f"{tuned.after.accuracy:.2%}")
+    link = share_link(teacher)
+    assert "epochs=1" in link and "base_batch=10" in link and "v=2" in link
+    teacher_wrong = wrong_per_class(teacher)
+    assert teacher_wrong == tuned.after.wrong_per_class
+
+    student_context = chromium.new_context(viewport={"width": 390, "height": 844})  # a phone
+    student = student_context.new_page()
+    started = time.monotonic()
+    student.goto(link)
+    expect(metric(student, "Accuracy after LoRA")).to_have_text(f"{tuned.after.accuracy:.2%}", timeout=5_000)
+    shown_after = time.monotonic() - started
+    wait_idle(student)
+    assert shown_after < 5, f"the student waited {shown_after:.1f} s"
+    expect(metric(student, "Accuracy before")).to_have_text(f"{base.evaluation.accuracy:.2%}")
+    assert student.get_by_role("button", name="Train LoRA").is_disabled()  # nothing to train: it is stored
+    assert wrong_per_class(student) == teacher_wrong
+    assert not problems(student)
+
+
+def test_a_reload_mid_training_follows_the_training_again(chromium, streamlit_url):
+    # a baseline long enough to reload in the middle of it (3 epochs at batch 10 on the sample: 1,500 steps)
+    link = "baseline?v=2&epochs=3&base_batch=10&seed=11"
+    context = chromium.new_context(viewport={"width": 1400, "height": 900})
+    page = open_app(context, streamlit_url, link)
+    page.get_by_role("button", name="Train baseline").click()
+    progress = page.get_by_test_id("stProgress")
+    expect(progress).to_contain_text("step", timeout=60_000)
+    page.reload()
+    expect(progress).to_contain_text("step", timeout=60_000)  # the same training, followed again
+    assert page.get_by_role("button", name="Stop training").is_enabled()
+    click(page, page.get_by_role("button", name="Stop training"), timeout=120_000)
+    expect(page.get_by_text("is a run of its own")).to_be_visible(timeout=60_000)
+    assert "base_steps=" in page.url  # the partly trained baseline is its own run, and the link says so
+
+
+def test_a_stored_baseline_needs_no_click_on_any_page(chromium, streamlit_url, data):
+    small = lc.BaselineConfig(hidden1=64, hidden2=64, max_steps=20)
+    link = "v=2&h1=64&h2=64&base_steps=20"
+    page = open_app(chromium.new_context(viewport={"width": 1400, "height": 900}), streamlit_url, f"baseline?{link}")
+    if page.get_by_role("button", name="Train baseline").is_enabled():
+        click(page, page.get_by_role("button", name="Train baseline"), timeout=120_000)
+    expected = lc.train_baseline(small, data).evaluation.accuracy
+    expect(metric(page, "Test accuracy")).to_have_text(f"{expected:.2%}")
+    other = open_app(chromium.new_context(viewport={"width": 1400, "height": 900}), streamlit_url, f"ranks?{link}")
+    expect(other.get_by_role("button", name="Run comparison")).to_be_visible()  # no "train the baseline" first
+    assert not other.get_by_role("button", name="Train the baseline").is_visible()
+
+
+@pytest.mark.parametrize("path, title", [
+    ("ranks", "Rank comparison"), ("inspector", "ΔW inspector"), ("oracle", "Rank oracle"),
+    ("inits", "Initialisation gallery"), ("scaling", "Scaling explorer"), ("frontier", "Learn/forget frontier"),
+])
+def test_every_page_follows_a_links_and_a_presets_settings(chromium, streamlit_url, path, title):
+    forgetting = PRESETS["forgetting"]
+    link = f"{path}?v=2&h1=64&h2=64&base_steps=20&preset=forgetting"
+    page = open_app(chromium.new_context(viewport={"width": 1400, "height": 900}), streamlit_url, link)
+    if page.get_by_role("button", name="Train the baseline").is_visible():
+        click(page, page.get_by_role("button", name="Train the baseline"), timeout=120_000)
+    query = presets.to_query(presets.with_values(forgetting, {("baseline", "hidden1"): 64, ("baseline", "hidden2"): 64,
+                                                              ("baseline", "max_steps"): 20}))
+    for name, value in query.items():
+        assert f"{name}={value}" in page.url.replace("%2C", ",")
+    if path == "ranks":  # the comparison trains the finetune's class and steps
+        expect(page.get_by_role("spinbutton", name="Steps per run")).to_have_value(str(forgetting.finetune.steps))
+    else:
+        expect(page.get_by_text(f"{forgetting.finetune.steps:,} steps on class 7").or_(
+            page.get_by_text("on class 7")).first).to_be_visible()
+    go(page, "LoRA finetuning", "LoRA finetuning")
+    assert "preset" not in page.url and "steps=500" in page.url
