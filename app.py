@@ -13,6 +13,8 @@ try:
     context.warn_fallback(st.session_state.context)
     if note := st.session_state.pop(server.NOTE_KEY, None):
         st.info(note, icon=":material/cleaning_services:")
+    st.session_state[context.FRAMED] = True
     pages.run()
 finally:
+    st.session_state.pop(context.FRAMED, None)
     server.run_finished()

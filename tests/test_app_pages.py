@@ -16,8 +16,9 @@ from safetensors.torch import save as save_safetensors
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
+from lora_core import presets
 from lora_core.adapters import FORMAT, MAX_ADAPTER_BYTES, adapter_bytes, adapter_zip
-from ui import jobs
+from ui import runs
 
 APP = "../app.py"  # relative to this file
 SMALL_BASELINE = lc.BaselineConfig(max_steps=30)
@@ -49,13 +50,25 @@ def open_page(page: str | None = None) -> AppTest:
     return at
 
 
+def train(at: AppTest, key: str) -> AppTest:
+    """Click a Train button, unless the run it would make is stored already (then it is disabled and shown)."""
+    if not at.button(key=key).disabled:
+        at.button(key=key).click().run()
+    assert not at.exception, at.exception
+    return at
+
+
 def with_baseline(page: str) -> AppTest:
-    """A session whose baseline is the small one (trained here, or reused from the server store)."""
+    """A session whose baseline is the small one (trained here, or found in the server's store)."""
     at = open_page("pages/baseline.py")
     at.number_input(key="base_max_steps").set_value(SMALL_BASELINE.max_steps).run()
-    at.button(key="base_train").click().run()
-    assert not at.exception, at.exception
+    train(at, "base_train")
     return at.switch_page(page).run()
+
+
+def held_baseline(at: AppTest) -> lc.BaselineRun:
+    """The baseline the session's experiment describes, from the server's run store."""
+    return runs.find(runs.key(at.session_state["experiment"], "baseline", "cpu"))
 
 
 def at_root() -> str:
@@ -126,8 +139,7 @@ def test_baseline_trains_and_matches_core(core_baseline):
     at = open_page("pages/baseline.py")
     assert at.button(key="base_stop").disabled
     at.number_input(key="base_max_steps").set_value(30).run()
-    at.button(key="base_train").click().run()
-    assert not at.exception, at.exception
+    train(at, "base_train")
     shown = metrics(at)
     assert shown["Test accuracy"] == percent(core_baseline.evaluation.accuracy)
     assert shown["Wrong test images"] == f"{core_baseline.evaluation.wrong:,}"
@@ -138,16 +150,21 @@ def test_baseline_trains_and_matches_core(core_baseline):
     table = at.dataframe[0].value
     assert table["parameters"].tolist() == [785_000, 2_002_000, 20_010, 2_807_010]
 
-    second = open_page("pages/baseline.py")  # another user, same settings: nothing is trained again
+    second = open_page("pages/baseline.py")  # another user, same settings: shown without a click
+    writes = runs.store().writes
     second.number_input(key="base_max_steps").set_value(30).run()
-    second.button(key="base_train").click().run()
-    assert "Reused a baseline" in second.success[0].value
-    assert metrics(second) == shown
+    assert "Stored on this server" in second.success[0].value
+    assert metrics(second) == shown and second.button(key="base_train").disabled
+    assert runs.store().writes == writes  # nothing was trained or stored again
 
 
-def test_notebook_settings_button():
-    at = open_page("pages/baseline.py")
-    at.button(key="base_notebook").click().run()
+def test_the_notebook_preset_sets_every_setting():
+    at = open_page()  # AppTest runs the frame, and so draws the sidebar, on a session's first run only
+    at.sidebar.selectbox(key="preset_name").set_value("the notebook").run()
+    at.switch_page("pages/baseline.py").run()
+    assert not at.exception, at.exception
+    assert at.session_state["experiment"] == presets.PRESETS["the notebook"]
+    assert at.query_params["epochs"] == "1" and at.query_params["base_batch"] == "10"
     assert at.number_input(key="base_batch").value == lc.NOTEBOOK_BASELINE.batch_size == 10
     assert at.number_input(key="base_epochs").value == lc.NOTEBOOK_BASELINE.epochs == 1
 
@@ -159,25 +176,33 @@ def test_stop_keeps_what_was_learned(data):
     widgets), so this does what the Stop button's callback does while training shows.
     """
     at = open_page("pages/baseline.py")
-    config = lc.BaselineConfig(seed=7)  # 237 steps: far more than run before the stop
-    session = at.session_state["session_id"]
-    how, job = jobs.start_baseline(data, config, session)
+    at.session_state["seed"] = 7  # 237 steps: far more than run before the stop
+    at.run()
+    experiment, session = at.session_state["experiment"], at.session_state["session_id"]
+    key = runs.key(experiment, "baseline", "cpu")
+    how, job = runs.start(key, "baseline", lambda job: lc.train_baseline(experiment.baseline, data, on_step=job.on_step,
+                                                                        should_stop=job.should_stop),
+                          lambda run: None, session)
     assert how == "started"
-    at.session_state["baseline_job"] = job
-    at.session_state["baseline_job_info"] = {"key": jobs.baseline_key(data, config), "how": how}
+    at.session_state["baseline_job"], at.session_state["baseline_job_key"] = job, key
+    deadline = time.monotonic() + 120
     while job.step < 3:
+        assert time.monotonic() < deadline, "the training never took 3 steps"
         time.sleep(0.01)
-    assert jobs.leave_baseline(job, session) == 0  # nobody else follows it, so it stops
+    assert job.release(session) == 0  # nobody else follows it, so it stops
     at.run()
     assert not at.exception, at.exception
-    run = at.session_state["baseline"]["run"]
-    assert 3 <= len(run.losses) < run.total_steps == 237
-    assert "Stopped after" in at.warning[0].value
+    steps = at.number_input(key="base_max_steps").value
+    assert 3 <= steps < 237
+    assert any("is a run of its own" in i.value for i in at.info)  # its step limit is now what it took
+    assert at.query_params["base_steps"] == str(steps)
+    run = held_baseline(at)
+    assert len(run.losses) == steps and run.complete
     shown = metrics(at)
-    assert shown["Steps trained"] == str(len(run.losses))
+    assert shown["Steps trained"] == str(steps)
     assert shown["Test accuracy"] == percent(lc.evaluate(run.model, data.test_x, data.test_y).accuracy)
     assert charts(at)[0]["data"][0]["y"] == run.losses
-    assert jobs.baseline_key(data, config) not in jobs._store()["done"]  # a partial run is not shared
+    assert runs.find(key) is None  # the whole run's key holds nothing half-trained
 
 
 def test_lora_finetune_matches_core(data, core_baseline):
@@ -189,12 +214,11 @@ def test_lora_finetune_matches_core(data, core_baseline):
 
     at.slider(key="lora_rank").set_value(16).run()  # linear3 has only 10 outputs
     assert not at.exception
-    assert "rank must be an integer in 1..10 for linear3's 10×2000 matrix, got 16" in at.error[0].value
+    assert "rank 16 does not fit linear3: its rank is at most 10" in at.error[0].value
     at.slider(key="lora_rank").set_value(1).run()
 
     at.number_input(key="lora_steps").set_value(SMALL_FINETUNE.steps).run()
-    at.button(key="lora_train").click().run()
-    assert not at.exception, at.exception
+    train(at, "lora_train")
     core = lc.finetune_lora(core_baseline.model, data, SMALL_FINETUNE)
     shown = metrics(at)
     assert shown["Accuracy before"] == percent(core.before.accuracy)
@@ -216,12 +240,11 @@ def test_rank_comparison_matches_core(data, core_baseline):
     at = with_baseline("pages/ranks.py")
     assert at.multiselect(key="sweep_targets").value == ["linear1", "linear2"]
     at.multiselect(key="sweep_targets").set_value(["linear1", "linear2", "linear3"]).run()
-    assert "1..10 for linear3's 10×2000 matrix, got 16" in at.error[0].value  # rank 16 > 10
+    assert "rank 16 does not fit linear3 (10×2000)" in at.error[0].value  # rank 16 > 10
     at.multiselect(key="sweep_targets").set_value(["linear1", "linear2"]).run()
     at.multiselect(key="sweep_ranks").set_value([1, 2]).run()
-    at.number_input(key="sweep_steps").set_value(SWEEP.steps).run()
-    at.button(key="sweep_run").click().run()
-    assert not at.exception, at.exception
+    at.number_input(key="lora_steps").set_value(SWEEP.steps).run()
+    train(at, "sweep_run")
     rows = lc.compare_ranks(core_baseline.model, data, [1, 2], SWEEP)
     table = at.dataframe[0].value
     assert table["method"].tolist() == [r.method for r in rows]
@@ -238,29 +261,30 @@ def test_rank_comparison_matches_core(data, core_baseline):
 def test_unavailable_dataset_falls_back_to_the_sample():
     # AppTest shows the frame's elements (sidebar, warning) only on a session's first run: choose first
     at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state["dataset"] = "mnist"
+    at.query_params["dataset"] = "mnist"  # a link asks for full MNIST, which this machine does not have
     at.run()
     assert not at.exception, at.exception
     assert "MNIST (full" in at.warning[0].value and "bundled MNIST sample is used" in at.warning[0].value
-    assert "could not be downloaded" in at.warning[0].value
+    assert any("could not be downloaded" in t.value for t in at.text)  # the loader's words, as plain text
+    assert at.query_params.get("dataset") is None  # the link now says what is used: the sample
     assert any("Bundled MNIST sample" in c.value for c in at.sidebar.caption)
     at.switch_page("pages/baseline.py").run()
     assert not at.exception, at.exception
     assert "mnist-sample" in at.info[0].value  # the page goes on with the sample
+    assert at.session_state["dataset"] == "mnist-sample"  # and so does the sidebar
 
 
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
                     reason="needs Debian's dataset-fashion-mnist package")
 def test_fashion_mnist_shows_class_names():
     at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state["dataset"] = "fashion-mnist"
+    at.query_params["dataset"] = "fashion-mnist"
     at.run()
     assert not at.exception and not at.warning
     assert any("Fashion-MNIST" in c.value for c in at.sidebar.caption)
     at.switch_page("pages/baseline.py").run()
     at.number_input(key="base_max_steps").set_value(5).run()
-    at.button(key="base_train").click().run()
-    assert not at.exception, at.exception
+    train(at, "base_train")
     wrong = charts(at)[1]
     assert wrong["data"][0]["x"] == list(lc.load_dataset("fashion-mnist", root=at_root()).classes)
     assert wrong["data"][0]["x"][2] == "Pullover"
@@ -289,7 +313,7 @@ def upload(at: AppTest, name: str, blob: bytes) -> AppTest:
 ])
 def test_uploaded_adapter_is_attached_to_a_copy_of_the_baseline(core_baseline, core_lora, name, make):
     at = with_baseline("pages/lora.py")
-    base = at.session_state["baseline"]["run"]
+    base = held_baseline(at)
     upload(at, name, make(core_lora.model))
     assert "attached to a copy of your baseline" in at.success[0].value
     bars = chart(at, BEFORE_AFTER)
@@ -348,8 +372,7 @@ def session_with_adapter():
     """One session with a trained adapter current: every bad upload goes to it and must change nothing."""
     at = with_baseline("pages/lora.py")
     at.number_input(key="lora_steps").set_value(SMALL_FINETUNE.steps).run()
-    at.button(key="lora_train").click().run()
-    assert not at.exception, at.exception
+    train(at, "lora_train")
     return at
 
 
@@ -364,8 +387,8 @@ def session_with_adapter():
 ])
 def test_bad_upload_is_refused_and_changes_nothing(session_with_adapter, core_lora, case, says):
     at = session_with_adapter
-    held = at.session_state["baseline"]
-    weights = {k: v.clone() for k, v in held["run"].model.state_dict().items()}
+    held = held_baseline(at)
+    weights = {k: v.clone() for k, v in held.model.state_dict().items()}
     current = at.session_state["lora"]
     kept = [(e["name"], e["adapter"], e["on"], e["strength"]) for e in at.session_state["lora_adapters"]]
 
@@ -374,9 +397,9 @@ def test_bad_upload_is_refused_and_changes_nothing(session_with_adapter, core_lo
     (error,) = at.error
     assert f"{name} was not used" in error.value and says in error.value and "unchanged" in error.value
     assert not at.success
-    assert at.session_state["baseline"] is held and at.session_state["lora"] is current
-    assert held["run"].model.state_dict().keys() == weights.keys()
-    assert all(torch.equal(v, weights[k]) for k, v in held["run"].model.state_dict().items())
+    assert held_baseline(at) is held and at.session_state["lora"] is current
+    assert held.model.state_dict().keys() == weights.keys()
+    assert all(torch.equal(v, weights[k]) for k, v in held.model.state_dict().items())
     assert [(e["name"], e["adapter"], e["on"], e["strength"]) for e in at.session_state["lora_adapters"]] == kept
     assert chart(at, BEFORE_AFTER)["data"][1]["y"] == core_lora.after.wrong_per_class  # still the trained one
 
@@ -387,8 +410,7 @@ def test_blend_rescores_from_the_core(data, core_baseline):
     trained = {}
     for digit in (2, 7):
         at.multiselect(key="lora_classes").set_value([digit]).run()
-        at.button(key="lora_train").click().run()
-        assert not at.exception, at.exception
+        train(at, "lora_train")
         config = lc.FinetuneConfig(steps=SMALL_FINETUNE.steps, digits=(digit,))
         trained[digit] = lc.adapter_of(lc.finetune_lora(core_baseline.model, data, config).model)
     first, second = at.session_state["lora_adapters"]

@@ -8,10 +8,11 @@ from pathlib import Path
 import streamlit as st
 
 import lora_core as lc
-from ui import experiment, frame
+from ui import experiment, frame, state
 
 DATA_ENV = "LORA_LAB_DATA"  # where full MNIST / Fashion-MNIST live (or get downloaded to)
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
+FRAMED = "framed_run"  # set while the frame runs a page: the frame has read this run's experiment
 RETRY_AFTER_S = 60  # a dataset that could not be had is not tried again on every rerun
 DATASET_LABELS = {
     "mnist-sample": "MNIST sample (bundled, offline)",
@@ -74,10 +75,10 @@ def sidebar() -> Context:
             help="The bundled MNIST sample works offline. Full MNIST and Fashion-MNIST are read from "
                  f"the data folder (${DATA_ENV}, default ./data) or downloaded when online.")
         data, fallback = load(name, device)
-        if fallback:  # the experiment (and so the URL) says what is used: the sample
+        if fallback:  # the experiment (and so the URL) says what is used: the sample, from this run on
             st.session_state.dataset_fallback = (name, fallback)
             experiment.set_later("dataset", "mnist-sample")
-            st.rerun()
+            exp = experiment.replace_current(dataset="mnist-sample")
         st.caption(data.source)
         seed = st.number_input(
             "Random seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",
@@ -108,4 +109,7 @@ def current() -> Context:
     if "context" not in st.session_state:
         frame.navigation()
         st.rerun()
+    if not st.session_state.get(FRAMED):  # a page run alone (AppTest's switch_page runs pages so too)
+        state.init()
+        experiment.refresh()
     return st.session_state["context"]

@@ -5,6 +5,7 @@ On a session's first run the URL's experiment becomes the widgets' values; from 
 the widgets, so the address bar is always a link to what is on screen.
 """
 import re
+from dataclasses import replace
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -75,8 +76,36 @@ def read() -> tuple[Experiment, dict[str, str]]:
 
 
 def current() -> Experiment:
-    """The experiment of this run, as the frame read it."""
+    """The experiment of this run (see refresh)."""
     return st.session_state["experiment"]
+
+
+def replace_current(**changes) -> Experiment:
+    """This run's experiment with `changes` (the widgets get them next run: set_later), and its URL."""
+    experiment = st.session_state.experiment = replace(current(), **changes)
+    _write_url(_query(experiment))
+    return experiment
+
+
+def _query(experiment: Experiment) -> dict[str, str]:
+    query = core.to_query(experiment)
+    if held := st.session_state.get(adapters.UPLOADS_KEY) or st.session_state.get(adapters.PENDING_KEY):
+        query[UPLOADS] = ",".join(held)
+    return query
+
+
+def refresh() -> Experiment:
+    """Apply widget values set for this run (set_later), read the experiment and put it in the URL.
+
+    The frame calls it through from_link, and every page through ui.context.current: a page can run
+    without the frame (Streamlit's first request for a page's URL, and AppTest's switch_page)."""
+    for key, value in st.session_state.pop(LATER_KEY, {}).items():
+        st.session_state[key] = value
+    experiment, field_problems = read()
+    st.session_state.experiment = experiment
+    st.session_state.experiment_field_problems = field_problems
+    _write_url(_query(experiment))
+    return experiment
 
 
 def problem(*names: str) -> str | None:
@@ -107,8 +136,6 @@ def from_link() -> Experiment:
         uploads = [d for d in str(params.get(UPLOADS, "")).split(",") if UPLOAD_NAME.fullmatch(d)]
         st.session_state[adapters.PENDING_KEY] = uploads[-adapters.MAX_KEPT:]
         st.session_state[PROBLEMS_KEY] = problems
-    for key, value in st.session_state.pop(LATER_KEY, {}).items():
-        st.session_state[key] = value
     if problems := st.session_state[PROBLEMS_KEY]:
         text, button = st.columns([6, 1])
         with text:
@@ -116,14 +143,7 @@ def from_link() -> Experiment:
             for line in problems:
                 st.text(f"• {line}")  # a link's values are shown as typed, never as Markdown
         button.button("Dismiss", key="preset_dismiss", on_click=_dismiss)
-    experiment, field_problems = read()
-    st.session_state.experiment = experiment
-    st.session_state.experiment_field_problems = field_problems
-    query = core.to_query(experiment)
-    if held := st.session_state.get(adapters.UPLOADS_KEY) or st.session_state.get(adapters.PENDING_KEY):
-        query[UPLOADS] = ",".join(held)
-    _write_url(query)
-    return experiment
+    return refresh()
 
 
 def _write_url(query: dict[str, str]) -> None:
