@@ -5,7 +5,8 @@ import time
 import pytest
 
 import lora_core as lc
-from ui import jobs
+from ui import baseline as ui_baseline
+from ui import jobs, runs
 
 TINY = dict(hidden1=8, hidden2=8, max_steps=10_000, epochs=200)  # thousands of quick steps: time to stop
 
@@ -22,31 +23,64 @@ def wait_for_steps(job: jobs.Job, steps: int) -> None:
     assert job.step >= steps
 
 
+def start_baseline(config: lc.BaselineConfig, data, session: str, keep=None):
+    """ui.runs.start for this baseline, as the pages start one (keeping it in the store when it is whole)."""
+    key = runs.key(lc.Experiment(baseline=config, seed=config.seed), "baseline", "cpu")
+    work = lambda job: lc.train_baseline(config, data, on_step=job.on_step, should_stop=job.should_stop)  # noqa: E731
+    return key, *runs.start(key, "baseline", work, keep or ui_baseline.keep, session)
+
+
 def test_sessions_with_the_same_settings_share_one_training(data):
     config = lc.BaselineConfig(seed=101, **TINY)
-    how_a, job_a = jobs.start_baseline(data, config, "session-a")
-    how_b, job_b = jobs.start_baseline(data, config, "session-b")
+    key, how_a, job_a = start_baseline(config, data, "session-a")
+    _, how_b, job_b = start_baseline(config, data, "session-b")
     assert (how_a, how_b) == ("started", "joined") and job_a is job_b
+    assert runs.running(key) is job_a  # a reload, a second tab or a classmate finds it and follows it
     wait_for_steps(job_a, 5)
-    assert jobs.leave_baseline(job_a, "session-a") == 1  # b still follows: training goes on
+    assert job_a.release("session-a") == 1  # b still follows: training goes on
     assert not job_a.stopping
-    assert jobs.leave_baseline(job_a, "session-b") == 0  # nobody left: it stops
+    assert job_a.release("session-b") == 0  # nobody left: it stops
     job_a.wait(60)
     run = job_a.result
     assert job_a.error is None and 5 <= len(run.losses) < run.total_steps
     assert run.losses == job_a.losses
-    assert jobs.baseline_key(data, config) not in jobs._store()["done"]  # partial: not shared
+    assert runs.find(key) is None and runs.running(key) is None  # partial: not stored under the whole run's key
 
 
-def test_a_finished_baseline_is_reused_not_retrained(data):
+def test_two_sessions_asking_at_once_train_it_once(data):
+    config = lc.BaselineConfig(seed=104, hidden1=8, hidden2=8, max_steps=20)
+    trained = []
+    counting = lambda run: trained.append(run) or ui_baseline.keep(run)  # noqa: E731
+    barrier, found = threading.Barrier(2), []
+
+    def ask(session):
+        barrier.wait(10)  # both ask at the same moment
+        found.append(start_baseline(config, data, session, counting))
+
+    askers = [threading.Thread(target=ask, args=(s,)) for s in ("session-a", "session-b")]
+    for thread in askers:
+        thread.start()
+    for thread in askers:
+        thread.join(60)
+    (key, how_1, job_1), (_, how_2, job_2) = found
+    assert sorted((how_1, how_2)) == ["joined", "started"] and job_1 is job_2
+    job_1.wait(60)
+    assert len(trained) == 1  # one training for both
+    writes = runs.store().writes
+    assert runs.find(key) is job_1.result
+    _, how, job = start_baseline(config, data, "session-c")  # a third asks later: found, not trained
+    assert runs.find(key) is not None and runs.store().writes == writes
+    job.release("session-c")
+
+
+def test_a_finished_baseline_is_found_not_retrained(data):
     config = lc.BaselineConfig(seed=102, hidden1=8, hidden2=8, max_steps=20)
-    how, job = jobs.start_baseline(data, config, "session-a")
+    key, how, job = start_baseline(config, data, "session-a")
     assert how == "started"
     job.wait(60)
     assert job.result.complete
-    how, run = jobs.start_baseline(data, config, "session-b")
-    assert how == "reused" and run is job.result
-    assert run.losses == lc.train_baseline(config, data).losses  # the same numbers as training it here
+    assert runs.find(key) is job.result
+    assert job.result.losses == lc.train_baseline(config, data).losses  # the same numbers as training it here
 
 
 def test_stopping_keeps_every_whole_step(data):

@@ -32,7 +32,8 @@ def revive(ctx: Context):
     return build
 
 
-def _keep(run: lc.BaselineRun):
+def keep(run: lc.BaselineRun):
+    """(record, live) of a whole baseline for the store; None for a stopped one."""
     return (record(run), run) if run.complete else None
 
 
@@ -55,7 +56,7 @@ def controls(ctx: Context, label: str, help: str) -> lc.BaselineRun | None:
         "baseline", run_key(ctx, exp), label,
         start_work=lambda job: lc.train_baseline(exp.baseline, ctx.data, on_step=job.on_step,
                                                  should_stop=job.should_stop),
-        keep=_keep, revive=revive(ctx), what="Training the baseline", help=help, follow=jobs.follow,
+        keep=keep, revive=revive(ctx), what="Training the baseline", help=help, follow=jobs.follow,
         stop_label="Stop training", buttons=("base_train", "base_stop"))
     if note := st.session_state.pop("baseline_note", None):
         st.info(note)
