@@ -125,15 +125,17 @@ def nbytes(tensors: dict[str, torch.Tensor]) -> int:
 class RunStore:
     """Finished runs by key: `get` looks in memory, then on disk; `put` keeps a run in both.
 
-    In memory a run is kept as it is used (a model, say); on disk as the record `put` was given, which
-    `get(key, revive)` turns back into what is used. Memory is bounded by the records' tensor bytes.
+    On disk a run is the record `put` was given; in memory it is kept as it is used (a baseline's model,
+    shared read-only by every session) or, when `put` has no live value, as the record, which
+    `get(key, revive)` turns into what is used on every call (a finetune: a fresh copy of the baseline
+    carrying the adapter, for the session that asked). Memory is bounded by the records' tensor bytes.
     """
 
     def __init__(self, directory: Path | str | None, max_bytes: int = 512 * 2**20):
         self.directory = Path(directory) if directory is not None else None
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._memory: OrderedDict[str, tuple[object, int]] = OrderedDict()  # key → (live value, bytes)
+        self._memory: OrderedDict[str, tuple[object, bool, int]] = OrderedDict()  # key → (value, live?, bytes)
         self.writes = 0  # runs put: a test can see that a run was stored once
         self.damaged: set[str] = set()  # keys whose file could not be verified: made again, then overwritten
 
@@ -143,12 +145,16 @@ class RunStore:
     def path(self, key: str) -> Path | None:
         return self.directory / f"{key}.safetensors" if self.directory is not None else None
 
-    def get(self, key: str, revive=None):
-        """The live value for `key`, or None. `revive(record)` makes it from a record read from disk."""
+    def get(self, key: str, revive=None, share: bool = False):
+        """The value for `key`, or None: what `put` kept in memory, or `revive(record)` (the record when no
+        `revive` is given). With `share`, a value revived from disk is kept in memory as the live one."""
         with self._lock:
-            if key in self._memory:
+            found = self._memory.get(key)
+            if found is not None:
                 self._memory.move_to_end(key)
-                return self._memory[key][0]
+        if found is not None:
+            value, live, _ = found
+            return value if live or revive is None else revive(value)
         path = self.path(key)
         if path is None or not path.exists():
             return None
@@ -162,7 +168,8 @@ class RunStore:
         except (ValueError, TypeError, KeyError, RuntimeError):
             self.damaged.add(key)  # damaged or foreign: the run is made again, never half-read
             return None
-        self._remember(key, value, nbytes(tensors))
+        self._remember(key, value if share and revive is not None else record, share and revive is not None,
+                       nbytes(tensors))
         return value
 
     def put(self, key: str, record, live=None) -> OSError | None:
@@ -171,7 +178,7 @@ class RunStore:
         A disk that cannot be written only costs the copy on disk (the error is returned, for the log):
         the run stays in memory."""
         tensors, structure = encode(record)
-        self._remember(key, record if live is None else live, nbytes(tensors))
+        self._remember(key, record if live is None else live, live is not None, nbytes(tensors))
         self.writes += 1
         self.damaged.discard(key)
         path = self.path(key)
@@ -186,9 +193,9 @@ class RunStore:
         with self._lock:
             self._memory.pop(key, None)
 
-    def _remember(self, key: str, value, size: int) -> None:
+    def _remember(self, key: str, value, live: bool, size: int) -> None:
         with self._lock:
-            self._memory[key] = (value, size)
+            self._memory[key] = (value, live, size)
             self._memory.move_to_end(key)
-            while len(self._memory) > 1 and sum(s for _, s in self._memory.values()) > self.max_bytes:
+            while len(self._memory) > 1 and sum(s for *_, s in self._memory.values()) > self.max_bytes:
                 self._memory.popitem(last=False)

@@ -10,7 +10,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
-from ui import jobs, server
+from ui import baseline as ui_baseline
+from ui import jobs, runs, server
 
 APP = "../app.py"  # relative to this file
 SMALL = {"base_hidden1": 32, "base_hidden2": 32, "base_max_steps": 10, "lora_steps": 5}
@@ -26,17 +27,20 @@ def open_session(**state) -> AppTest:
     return at
 
 
-def train_baseline(at: AppTest) -> dict:
+def train_baseline(at: AppTest) -> lc.BaselineRun:
+    """The session's baseline: trained by its click, or found in the store (then there is nothing to click)."""
     at.switch_page("pages/baseline.py").run()
-    at.button(key="base_train").click().run()
+    if not at.button(key="base_train").disabled:
+        at.button(key="base_train").click().run()
     assert not at.exception, at.exception
-    return at.session_state["baseline"]
+    return runs.find(runs.key(at.session_state["experiment"], "baseline", "cpu"))
 
 
 def train_lora(at: AppTest, **settings) -> None:
     at.switch_page("pages/lora.py").run()
     for key, value in settings.items():
         at.session_state[key] = value
+    at.run()  # draw the page for these settings: its Train button is for them
     at.button(key="lora_train").click().run()
     assert not at.exception, at.exception
 
@@ -79,8 +83,8 @@ def test_two_sessions_share_the_data_and_the_baseline_but_never_an_adapter():
     assert a.session_state["session_id"] != b.session_state["session_id"]
     assert a.session_state["context"].data is b.session_state["context"].data  # loaded once per server
     held_a, held_b = train_baseline(a), train_baseline(b)
-    base = held_a["run"].model
-    assert held_b["run"] is held_a["run"] and "Reused a baseline" in b.success[0].value  # trained once
+    base = held_a.model
+    assert held_b is held_a and "Stored on this server" in b.success[0].value  # trained once
     weights = {name: w.clone() for name, w in base.state_dict().items()}
 
     train_lora(a, lora_rank=2, lora_classes=[3])
@@ -121,8 +125,10 @@ def test_a_closed_session_stops_its_training_and_the_model_keeps_every_whole_ste
 
 def test_a_shared_baseline_trains_on_while_one_session_still_follows_it(data):
     a, b = open_session(), open_session()
-    how_a, job = jobs.start_baseline(data, LONG, a.session_state["session_id"])
-    how_b, same = jobs.start_baseline(data, LONG, b.session_state["session_id"])
+    key = runs.key(lc.Experiment(baseline=LONG, seed=LONG.seed), "baseline", "cpu")
+    work = lambda job: lc.train_baseline(LONG, data, on_step=job.on_step, should_stop=job.should_stop)  # noqa: E731
+    how_a, job = runs.start(key, "baseline", work, ui_baseline.keep, a.session_state["session_id"])
+    how_b, same = runs.start(key, "baseline", work, ui_baseline.keep, b.session_state["session_id"])
     assert (how_a, how_b) == ("started", "joined") and same is job
     wait_for_steps(job, 2)
     del a
@@ -132,8 +138,7 @@ def test_a_shared_baseline_trains_on_while_one_session_still_follows_it(data):
     sweep_after_grace()
     assert job.stopping
     job.wait(60)
-    assert jobs.baseline_key(data, LONG) not in jobs._store()["running"]
-    assert jobs.baseline_key(data, LONG) not in jobs._store()["done"]  # partial: not shared
+    assert runs.running(key) is None and runs.find(key) is None  # partial: not stored as the whole run
 
 
 def test_an_idle_session_gives_its_models_back_and_keeps_its_settings():
@@ -163,7 +168,7 @@ def test_memory_stays_flat_over_repeated_finetunes_in_one_session():
     train_baseline(at)
     counts, rss = [], []
     for run in range(7):
-        train_lora(at, lora_rank=1 + run % 3)
+        train_lora(at, lora_rank=1 + run)  # each a new run: the same settings again would be found, not trained
         gc.collect()
         counts.append(sum(issubclass(type(o), lc.MLP) for o in gc.get_objects()))
         rss.append(rss_mb())

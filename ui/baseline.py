@@ -81,7 +81,7 @@ def require(ctx: Context) -> dict:
     stop the page."""
     exp = experiment.current()
     key = run_key(ctx, exp)
-    found = runs.find(key, revive(ctx))
+    found = runs.find(key, revive(ctx), share=True)
     if found is not None:
         return {"run": found, "key": key}
     st.info(f"LoRA adapts a trained network, and the baseline these settings describe ({describe(exp.baseline)}, "

@@ -53,10 +53,11 @@ def widget_values(experiment: Experiment) -> dict[str, object]:
 DEFAULTS = widget_values(core.DEFAULT)
 
 
-def apply(experiment: Experiment) -> None:
-    """Give the widgets this experiment (before they are drawn in this run)."""
-    for key, value in widget_values(experiment).items():
-        st.session_state[key] = value
+def apply(experiment: Experiment, fields=None) -> None:
+    """Give the widgets this experiment (before they are drawn in this run): all of it, or these URL fields."""
+    for name, (path, _) in core.FIELDS.items():
+        if fields is None or name in fields:
+            st.session_state[KEYS[name]] = widget_value(core.get(experiment, path))
 
 
 def read() -> tuple[Experiment, dict[str, str]]:
@@ -132,7 +133,8 @@ def from_link() -> Experiment:
     if PROBLEMS_KEY not in st.session_state:
         params = st.query_params.to_dict()
         experiment, problems = core.from_query(params)
-        apply(experiment)
+        named = [name for name in core.FIELDS if name in params]
+        apply(experiment, None if "preset" in params else named)  # a preset sets every field; a link its own
         uploads = [d for d in str(params.get(UPLOADS, "")).split(",") if UPLOAD_NAME.fullmatch(d)]
         st.session_state[adapters.PENDING_KEY] = uploads[-adapters.MAX_KEPT:]
         st.session_state[PROBLEMS_KEY] = problems

@@ -25,8 +25,9 @@ def revive(base: lc.BaselineRun):
 
 
 def keep(result: dict):
+    """Memory keeps the record (the adapter, kilobytes), not the model: each session gets its own copy."""
     run = result["run"]
-    return (record(result), result) if len(run.losses) == run.config.steps else None
+    return (record(result), None) if len(run.losses) == run.config.steps else None
 
 
 def train_controls(ctx, held: dict, config: lc.FinetuneConfig) -> None:
@@ -35,12 +36,14 @@ def train_controls(ctx, held: dict, config: lc.FinetuneConfig) -> None:
     key = runs.key(experiment.current(), "finetune", ctx.device)
     result = runs.controls(
         "lora", key, "Train LoRA", start_work=jobs.finetune(held["run"], ctx.data, config), keep=keep,
-        revive=revive(held["run"]), what="Training the adapter", follow=jobs.follow, stop_label="Stop training",
+        what="Training the adapter", follow=jobs.follow, stop_label="Stop training",
         buttons=("lora_train", "lora_stop"),
         help="Copy the baseline, attach the adapter, and train A and B on the chosen classes.")
     shown = st.session_state.setdefault("lora_shown", set())
     if result is not None and key not in shown:
         shown.add(key)  # made current once: an upload made later stays current
+        if "adapter" in result:  # the stored record: its adapter onto a copy of this baseline
+            result = revive(held["run"])(result)
         entry = adapters.from_training(result, held["key"], ctx.data.classes)
         adapters.make_current(entry, lc.adapter_of(result["run"].model))
         st.rerun()  # draw the page again: results in

@@ -159,12 +159,12 @@ def _keep_inspection(result: dict):
     if result.get("stopped"):
         return None
     stored = {k: v for k, v in result.items() if k != "run"}
-    return dict(stored, finetune=finetunes.record({"run": result["run"], "off": None, "checks": None})), result
+    return dict(stored, finetune=finetunes.record({"run": result["run"], "off": None, "checks": None})), None
 
 
 def _revive_inspection(base: lc.BaselineRun):
     def build(stored: dict) -> dict:
-        finetune = finetunes.revive(base)(stored.pop("finetune"))
+        finetune = finetunes.revive(base)(stored["finetune"])
         return dict(stored, run=finetune["run"])
     return build
 
@@ -181,10 +181,16 @@ def run(kind: str, held: dict, ctx, config: lc.FinetuneConfig, label: str, what:
         "frontier": lambda: _frontier(base, ctx.data, config, exp.frontier.ranks),
     }[kind]()
     inspecting = kind == "inspect"
-    result = runs.controls("insp" if inspecting else kind, runs.key(exp, kind, ctx.device), label, work,
+    key = runs.key(exp, kind, ctx.device)
+    result = runs.controls("insp" if inspecting else kind, key, label, work,
                            keep=_keep_inspection if inspecting else _keep,
-                           revive=_revive_inspection(base) if inspecting else None,
                            what=what, help=help, follow=lambda job, text: follow(job, text, draw))
+    if inspecting and result is not None and "finetune" in result:  # stored: once per session onto a copy
+        held_key, revived = st.session_state.get("insp_revived", (None, None))
+        if held_key != key:
+            revived = _revive_inspection(base)(result)
+            st.session_state.insp_revived = (key, revived)
+        result = revived
     if result is not None and result.get("stopped"):
         st.info("Stopped: only the runs that finished are shown." if not inspecting else
                 "Stopped: this is the partly trained adapter.")

@@ -42,7 +42,8 @@ def running(run: str) -> jobs.Job | None:
 def start(run: str, name: str, work, keep, session_id: str) -> tuple[str, jobs.Job]:
     """("joined", job) when this run already trains; else ("started", job), a new shared job.
 
-    `keep(result)` gives (record, live) for the store when the result is whole, or None (a stopped run)."""
+    `keep(result)` gives (record, live) for the store when the result is whole, or None (a stopped run);
+    live None keeps the record in memory too (lora_core.store.RunStore.put). Followers get `result`."""
     def work_and_keep(job: jobs.Job):
         try:
             result = work(job)
@@ -51,7 +52,6 @@ def start(run: str, name: str, work, keep, session_id: str) -> tuple[str, jobs.J
                 error = store().put(run, *kept)
                 if error is not None:
                     server.log.warning("Run %s kept in memory only: %s", run[:12], error)
-                return kept[1]
             return result
         finally:
             with _lock:
@@ -68,9 +68,9 @@ def start(run: str, name: str, work, keep, session_id: str) -> tuple[str, jobs.J
     return how, job
 
 
-def find(run: str, revive=None):
-    """The finished run, from memory or disk, or None."""
-    return store().get(run, revive)
+def find(run: str, revive=None, share: bool = False):
+    """The finished run, from memory or disk, or None (lora_core.store.RunStore.get)."""
+    return store().get(run, revive, share)
 
 
 # --- one page's run --------------------------------------------------------------------------------
@@ -94,15 +94,16 @@ def stop(kind: str) -> None:
             "it has finished (click anywhere to look again).")
 
 
-def controls(kind: str, run: str, label: str, start_work, keep, revive, what: str, help: str, follow,
+def controls(kind: str, run: str, label: str, start_work, keep, what: str, help: str, follow, revive=None,
              stop_label: str = "Stop", buttons: tuple[str, str] | None = None) -> object | None:
     """Run and Stop buttons (widget keys `buttons`, default `{kind}_run` and `{kind}_stop`) for the run
     `run` of this page's `kind`, and its result.
 
-    The result is the stored run (no click needed), else this session's stopped one, else None. While the
-    run trains here or anywhere on the server, the page follows it (`follow(job, what)`)."""
+    The result is the stored run (no click needed; `revive` makes a run read from disk usable, and it is
+    then shared from memory), else this session's stopped one, else None. While the run trains here or
+    anywhere on the server, the page follows it (`follow(job, what)`)."""
     session = st.session_state.session_id
-    found = find(run, revive)
+    found = find(run, revive, share=revive is not None)
     job = st.session_state.get(f"{kind}_job")
     if job is not None and st.session_state.get(f"{kind}_job_key") != run:
         job = None  # the settings changed: the page follows what they describe now
