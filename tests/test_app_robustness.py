@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
-from lora_core.checkpoints import load_checkpoint
+from lora_core import presets
+from lora_core.checkpoints import load_tensors
 from ui import baseline as ui_baseline
-from ui import jobs, state
+from ui import runs, state
 
 APP = "../app.py"  # relative to this file
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,18 +35,24 @@ def open_session(**state_values) -> AppTest:
     return at
 
 
-def train_baseline(at: AppTest) -> dict:
+def baseline_key(at: AppTest) -> str:
+    return runs.key(at.session_state["experiment"], "baseline", "cpu")
+
+
+def train_baseline(at: AppTest) -> lc.BaselineRun:
+    """The session's baseline: trained by its click, or found in the store (then there is nothing to click)."""
     at.switch_page("pages/baseline.py").run()
-    at.button(key="base_train").click().run()
+    if not at.button(key="base_train").disabled:
+        at.button(key="base_train").click().run()
     assert not at.exception, at.exception
-    return at.session_state["baseline"]
+    return runs.find(baseline_key(at))
 
 
 def texts(elements) -> str:
     return "\n".join(e.value for e in elements)
 
 
-# --- checkpoints -----------------------------------------------------------------------------------
+# --- stored runs on disk ----------------------------------------------------------------------------
 
 def flip(path: Path) -> None:
     blob = bytearray(path.read_bytes())
@@ -57,46 +64,47 @@ def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a write cut off midway
 
 
-def foreign(path: Path) -> None:  # a valid checkpoint, but of other settings
-    config = lc.BaselineConfig(hidden1=24, hidden2=24, max_steps=3, seed=1)
-    run = lc.train_baseline(config, lc.load_dataset("mnist-sample"))
-    jobs._save(lc.load_dataset("mnist-sample"), run)
-    shutil.copyfile(jobs.checkpoint_path(lc.load_dataset("mnist-sample"), config), path)
+def foreign(path: Path) -> None:  # a valid run file, but of another run
+    other = runs.store().path("0" * 64)
+    runs.store().put("0" * 64, {"losses": [1.0]})
+    shutil.copyfile(other, path)
 
 
 @pytest.mark.parametrize("damage", [flip, truncate, foreign], ids=lambda f: f.__name__)
-def test_a_restarted_server_reuses_its_checkpoint_and_retrains_a_damaged_one(damage):
+def test_a_restarted_server_shows_its_stored_run_and_retrains_a_damaged_one(damage):
     settings_ = dict(seed={"flip": 20_001, "truncate": 20_002, "foreign": 20_003}[damage.__name__])
-    first = train_baseline(open_session(**settings_))
-    data, config = lc.load_dataset("mnist-sample"), first["key"][2]
-    path = jobs.checkpoint_path(data, config)
-    assert path.exists() and path.parent == Path(os.environ["LORA_LAB_CACHE"])
+    at = open_session(**settings_)
+    first = train_baseline(at)
+    key = baseline_key(at)
+    path = runs.store().path(key)
+    assert path.exists() and path.parent == Path(os.environ["LORA_LAB_CACHE"]) / "runs"
     assert not list(path.parent.glob("*.partial"))
 
-    del jobs._store()["done"][first["key"]]  # a restart forgets what was in memory, not what is on disk
+    runs.store().forget(key)  # a restart forgets what was in memory, not what is on disk
     at = open_session(**settings_)
-    second = train_baseline(at)
-    assert ui_baseline.NOTES["restored"] in texts(at.info)
-    assert second["run"].losses == first["run"].losses and second["run"] is not first["run"]
-    assert all(torch.equal(a, b) for a, b in zip(second["run"].model.state_dict().values(),
-                                                 first["run"].model.state_dict().values(), strict=True))
-    assert second["run"].evaluation.accuracy == first["run"].evaluation.accuracy
+    at.switch_page("pages/baseline.py").run()
+    assert at.button(key="base_train").disabled and "Stored on this server" in texts(at.success)  # no click
+    second = runs.find(key)
+    assert second.losses == first.losses and second is not first
+    assert all(torch.equal(a, b) for a, b in zip(second.model.state_dict().values(),
+                                                 first.model.state_dict().values(), strict=True))
+    assert second.evaluation.accuracy == first.evaluation.accuracy
 
     damage(path)
-    del jobs._store()["done"][first["key"]]
+    runs.store().forget(key)
     at = open_session(**settings_)
+    at.switch_page("pages/baseline.py").run()
+    assert "was damaged, so it was not loaded" in texts(at.warning)
     third = train_baseline(at)
-    assert "damaged or incomplete" in texts(at.info) and "trained again" in texts(at.info)
-    assert third["run"].losses == first["run"].losses  # trained again, to the same numbers
-    model = lc.new_model(config.hidden1, config.hidden2, 99, "cpu")
-    assert load_checkpoint(model, path) is not None  # and saved afresh
+    assert third.losses == first.losses  # trained again, to the same numbers
+    assert load_tensors(path) is not None  # and stored afresh
 
 
 # --- a diverging loss ------------------------------------------------------------------------------
 
 def test_a_diverging_baseline_says_why_and_keeps_the_previous_one(monkeypatch):
     at = open_session(seed=30_001)
-    held = train_baseline(at)
+    held, held_key = train_baseline(at), baseline_key(at)
     real = lc.train_baseline
     monkeypatch.setattr(lc, "train_baseline",
                         lambda config, data, **kw: real(replace(config, lr=DIVERGING_LR), data, **kw))
@@ -104,12 +112,13 @@ def test_a_diverging_baseline_says_why_and_keeps_the_previous_one(monkeypatch):
     at.run()
     at.button(key="base_train").click().run()
     assert not at.exception, at.exception
-    assert "the loss became nan" in texts(at.error) and "previous baseline is kept" in texts(at.error)
-    assert at.session_state["baseline"] is held  # the page still shows the previous baseline
-    assert "Test accuracy" in [m.label for m in at.metric]
-    data, config = lc.load_dataset("mnist-sample"), replace(held["key"][2], hidden1=40)
-    assert jobs.baseline_key(data, config) not in jobs._store()["done"]
-    assert not jobs.checkpoint_path(data, config).exists()  # nothing half-trained is saved
+    assert "the loss became nan" in texts(at.error)
+    key = baseline_key(at)
+    assert runs.find(key) is None and not runs.store().path(key).exists()  # nothing half-trained is stored
+    assert runs.find(held_key) is held  # the baseline of the earlier settings is kept
+    at.session_state["base_hidden1"] = 24
+    at.run()
+    assert "Test accuracy" in [m.label for m in at.metric]  # back to those settings: shown at once
 
 
 def test_a_diverging_finetune_says_why_and_keeps_the_previous_adapter(monkeypatch):
@@ -119,6 +128,8 @@ def test_a_diverging_finetune_says_why_and_keeps_the_previous_adapter(monkeypatc
     at.button(key="lora_train").click().run()
     assert not at.exception, at.exception
     before = at.session_state["lora"]
+    at.session_state["lora_steps"] = 6  # other settings, so not the stored finetune
+    at.run()
     real = lc.finetune_lora
     monkeypatch.setattr(lc, "finetune_lora",
                         lambda base, data, config, **kw: real(base, data, replace(config, lr=DIVERGING_LR), **kw))
@@ -128,7 +139,7 @@ def test_a_diverging_finetune_says_why_and_keeps_the_previous_adapter(monkeypatc
     assert at.session_state["lora"] is before
 
 
-@pytest.mark.parametrize("key", ["base_lr", "lora_lr", "sweep_lr"])
+@pytest.mark.parametrize("key", ["base_lr", "lora_lr", "sweep_full_lr"])
 @pytest.mark.parametrize("value", [DIVERGING_LR, float("nan"), -1.0, "0.1", None])
 def test_learning_rates_stay_in_the_inputs_range(key, value):
     at = open_session(**{key: value})
@@ -195,8 +206,7 @@ def test_a_bad_data_folder_falls_back_to_the_bundled_sample(tmp_path, monkeypatc
 PAGES = sorted(f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py"))  # every page, other workers' too
 junk = st.one_of(st.integers(-10**12, 10**12), st.floats(), st.text(max_size=12), st.none(), st.booleans(),
                  st.lists(st.integers(-3, 200), max_size=4), st.lists(st.text(max_size=4), max_size=3))
-query = st.dictionaries(st.sampled_from(["seed", "dataset", "rank", "alpha", "digits", "steps", "targets",
-                                         "preset", "page", "x"]),
+query = st.dictionaries(st.sampled_from([*presets.FIELDS, "preset", "v", "uploads", "page", "x"]),
                         st.one_of(st.text(max_size=30), st.sampled_from(["1e309", "nan", "-1", "0", "64",
                                                                           "2,2,11", "linear3", "the notebook"])),
                         max_size=4)
@@ -204,26 +214,31 @@ widget_values = st.dictionaries(st.sampled_from(sorted(state.DEFAULTS) + ["devic
                                 max_size=6)
 
 
-@pytest.fixture(scope="module")
-def small_baseline() -> dict:
-    config = lc.BaselineConfig(hidden1=24, hidden2=24, max_steps=5, seed=7)
-    data = lc.load_dataset("mnist-sample")
-    return {"run": lc.train_baseline(config, data), "key": jobs.baseline_key(data, config), "how": "started"}
+def store_small_baseline(at: AppTest) -> None:
+    """Put the baseline the session describes in the store when it is small, so that the pages that need
+    one draw their inputs (a large one is left untrained: those pages then offer to train it)."""
+    experiment = at.session_state["experiment"]
+    b = experiment.baseline
+    if experiment.dataset == "mnist-sample" and b.hidden1 * b.hidden2 <= 64 * 64 and (b.max_steps or 10**9) <= 12:
+        key = baseline_key(at)
+        if runs.find(key) is None:
+            run = lc.train_baseline(b, lc.load_dataset("mnist-sample"))
+            runs.store().put(key, *ui_baseline.keep(run))
 
 
 @settings(max_examples=25, deadline=None, database=None, derandomize=True,  # the same examples in every run
           phases=[Phase.explicit, Phase.generate],  # report a failure as found: shrinking pages takes minutes
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(page=st.sampled_from(PAGES), params=query, values=widget_values)
-def test_random_links_and_widget_values_never_crash_a_page(small_baseline, page, params, values):
+def test_random_links_and_widget_values_never_crash_a_page(page, params, values):
     at = AppTest.from_file(APP, default_timeout=120)
     for name, text in params.items():
         at.query_params[name] = text
-    for key, value in values.items():
+    for key, value in {**SMALL, **values}.items():
         at.session_state[key] = value
-    at.session_state["baseline"] = small_baseline  # so that the pages that need one draw their inputs
     at.run()  # the frame: values repaired, the link read
     assert not at.exception, (params, values, at.exception)
+    store_small_baseline(at)
     at.switch_page(page).run()
     assert not at.exception, (page, params, values, at.exception)
 
