@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
 from lora_core import anatomy, presets, studies
-from ui import inside
+from ui import inside, jobs, runs
 
 APP = "../app.py"  # relative to this file
 SMALL_BASELINE = lc.BaselineConfig(hidden1=64, hidden2=32, max_steps=30)
@@ -47,7 +47,8 @@ def session(page: str, query: dict | None = None, **state) -> AppTest:
     at.query_params.update(query or {})
     at.run()
     at.switch_page("pages/baseline.py").run()
-    at.button(key="base_train").click().run()
+    if not at.button(key="base_train").disabled:
+        at.button(key="base_train").click().run()
     at.switch_page(page).run()
     assert not at.exception, at.exception
     return at
@@ -63,6 +64,11 @@ def charts(at: AppTest) -> dict[str, dict]:
     return {spec["layout"]["title"]["text"]: spec for spec in specs if "title" in spec["layout"]}
 
 
+def stored(at: AppTest, kind: str):
+    """The run of `kind` the session's experiment describes, from the server's store."""
+    return runs.find(runs.key(at.session_state["experiment"], kind, "cpu"))
+
+
 def click(at: AppTest, key: str) -> AppTest:
     at.button(key=key).click().run()
     assert not at.exception, at.exception
@@ -75,7 +81,7 @@ def test_every_view_renders_and_waits_for_a_click(page):
     at = AppTest.from_file(APP, default_timeout=300).run()
     at.switch_page(page).run()
     assert not at.exception, at.exception
-    assert "no baseline" in at.info[0].value  # offers to train one first
+    assert "has not been trained on this server yet" in at.info[0].value  # offers to train it first
     at = session(page)
     assert at.button(key=f"{page[6:-3].replace('inspector', 'insp')}_run").disabled is False
     assert any(m.value.startswith("Press") for m in at.info)
@@ -214,17 +220,20 @@ def test_frontier_matches_core_and_moves_without_retraining(data, base):
     before = lc.evaluate(base, data.test_x, data.test_y)
     assert table["errors on class 2"].tolist() == [before.wrong_per_class[2]] * 2  # strength 0: the baseline
     # the paths' strengths were evaluated with the training, 0.8 when it was chosen: each once, then kept
-    assert sorted(at.session_state["frontier"]["points"]) == sorted({*inside.PATH_STRENGTHS, 0.8})
+    assert sorted(stored(at, "frontier")["points"]) == sorted({*inside.PATH_STRENGTHS, 0.8})
 
 
 def test_a_link_sets_the_widgets():
-    at = session("pages/lora.py", query={"rank": "4", "digits": "7", "preset": "forgetting"})
+    at = session("pages/lora.py", query={"v": "2", "rank": "4", "digits": "7", "preset": "forgetting", "h1": "64",
+                                         "h2": "32", "base_steps": "30"})
     assert at.slider(key="lora_rank").value == 4
     assert at.multiselect(key="lora_classes").value == [7]
-    assert at.number_input(key="lora_steps").value == presets.PRESETS["forgetting"].steps == 500
+    assert at.number_input(key="lora_steps").value == presets.PRESETS["forgetting"].finetune.steps == 500
     assert at.number_input(key="lora_alpha").value == 1.0
     assert not at.warning
-    assert at.query_params == {"rank": "4", "digits": "7", "steps": "500"}  # the preset, spelled out
+    # the preset spelled out, in version 2
+    assert at.query_params == {"v": "2", "h1": "64", "h2": "32", "base_steps": "30", "rank": "4", "digits": "7",
+                               "steps": "500"}
 
 
 def test_a_bad_link_warns_and_keeps_the_defaults():
@@ -232,40 +241,41 @@ def test_a_bad_link_warns_and_keeps_the_defaults():
     at.query_params.update({"rank": "abc", "alpha": "2000", "seed": "5"})
     at.run()
     assert not at.exception, at.exception
-    warning = at.warning[0].value
-    assert "rank='abc'" in warning and "1..64" in warning and "alpha" in warning
+    assert "not all usable" in at.warning[0].value
+    lines = "\n".join(t.value for t in at.text)  # the link's values, as plain text
+    assert "rank='abc'" in lines and "1..64" in lines and "alpha='2000'" in lines and "(0, 1000]" in lines
     assert at.session_state["lora_rank"] == 1 and at.session_state["seed"] == 5
-    assert at.session_state["lora_alpha"] == 1.0  # 2000 is refused: (0, 1024]
-    assert at.query_params == {"seed": "5"}
-    fresh = AppTest.from_file(APP, default_timeout=300)
-    fresh.query_params.update({"alpha": "1000.5"})
-    fresh.run()
-    assert "outside the LoRA page's 0.1..1000" in fresh.warning[0].value
-    assert fresh.session_state["lora_alpha"] == 1000.0
+    assert at.session_state["lora_alpha"] == 1.0  # 2000 is refused: the α input takes at most 1000
+    assert at.query_params == {"v": "2", "seed": "5"}
 
 
 def test_named_presets_and_the_link_in_the_sidebar():
     """AppTest runs the frame (sidebar, URL) on a session's first run only: each check starts a session."""
     at = AppTest.from_file(APP, default_timeout=300).run()
-    assert at.sidebar.selectbox(key="preset_name").value == "the notebook"
-    assert at.query_params == {} and at.sidebar.code[0].value == ""  # the defaults need no parameters
+    assert at.sidebar.selectbox(key="preset_name").value == "quick start"
+    assert at.query_params == {"v": "2"} and at.sidebar.code[0].value == "?v=2"  # the defaults need nothing else
     at.sidebar.selectbox(key="preset_name").set_value("rank sweep").run()
     assert not at.exception, at.exception
     assert at.session_state["lora_rank"] == 8 and at.session_state["lora_alpha"] == 8.0
+    assert at.session_state["sweep_ranks"] == [1, 2, 4, 8, 16, 32, 64]  # the comparison's ranks too
 
+    sweep = {"lora_rank": 8, "lora_alpha": 8.0, "sweep_ranks": [1, 2, 4, 8, 16, 32, 64]}
     at = AppTest.from_file(APP, default_timeout=300)
-    at.session_state["lora_rank"], at.session_state["lora_alpha"] = 8, 8.0
+    for key, value in sweep.items():
+        at.session_state[key] = value
     at.run()
     assert at.sidebar.selectbox(key="preset_name").value == "rank sweep"
-    assert at.query_params == {"rank": "8", "alpha": "8"}
-    assert at.sidebar.code[0].value.endswith("?rank=8&alpha=8")
+    assert at.query_params == {"v": "2", "rank": "8", "alpha": "8", "cmp_ranks": "1,2,4,8,16,32,64"}
+    assert at.sidebar.code[0].value.endswith("?v=2&rank=8&alpha=8&cmp_ranks=1,2,4,8,16,32,64")
 
     at = AppTest.from_file(APP, default_timeout=300)
-    at.session_state["lora_rank"], at.session_state["lora_alpha"], at.session_state["lora_classes"] = 8, 8.0, [2, 7]
+    for key, value in {**sweep, "lora_classes": [2, 7]}.items():
+        at.session_state[key] = value
     at.run()
     assert at.sidebar.selectbox(key="preset_name").value is None  # own settings
-    settings, problems = presets.from_query(at.query_params)
-    assert settings == replace(presets.PRESETS["rank sweep"], digits=(2, 7)) and not problems
+    found, problems = presets.from_query(at.query_params)
+    assert found == presets.with_values(presets.PRESETS["rank sweep"], {("finetune", "digits"): (2, 7)})
+    assert not problems
 
 
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
@@ -286,11 +296,15 @@ def test_fashion_mnist_class_names_inside():
 
 def test_stop_keeps_the_partly_trained_adapter_and_interrupts_a_study(data, base):
     """What the Stop buttons do while a job runs (AppTest only sees finished runs, where Stop is disabled)."""
-    held = lc.BaselineRun(SMALL_BASELINE, base, [], lc.evaluate(base, data.test_x, data.test_y), 0)
-    live = inside.LiveFinetune(held, ("test",), data, lc.FinetuneConfig(steps=5_000), every=0)
-    study = inside.gallery(held, data, lc.FinetuneConfig(steps=5_000))
-    for job in (live, study):
-        while job.step < 3 and not job.done:
+    held = {"run": lc.BaselineRun(SMALL_BASELINE, base, [], lc.evaluate(base, data.test_x, data.test_y), 0),
+            "key": "test"}
+    experiment = presets.with_values(lc.Experiment(), {("inspect_every",): 0})
+    live = jobs.Job("live", inside.work_for("inspect", held, data, lc.FinetuneConfig(steps=5_000), experiment))
+    study = jobs.Job("gallery", inside.work_for("inits", held, data, lc.FinetuneConfig(steps=2_000), experiment))
+    for job, steps in ((live, 3), (study, 2_003)):  # the study is stopped in its second run
+        deadline = time.monotonic() + 120
+        while job.step < steps and not job.done:
+            assert time.monotonic() < deadline, "the job never got that far"
             time.sleep(0.01)
         job.stop()
         job.wait(120)
@@ -298,4 +312,6 @@ def test_stop_keeps_the_partly_trained_adapter_and_interrupts_a_study(data, base
     run = live.result["run"]
     assert 3 <= len(run.losses) < 5_000
     assert [len(norms) for norms in live.result["norms"].values()] == [len(run.losses) + 1] * 3
-    assert live.result["views"] and study.result == {"stopped": True}
+    assert live.result["views"] and live.result["stopped"]
+    assert study.result["stopped"] and len(study.result["curves"]) < len(lc.lora.INITS)  # what finished is kept
+    assert [len(curve.losses) for curve in study.result["curves"]] == [2_000]

@@ -169,17 +169,23 @@ def _revive_inspection(base: lc.BaselineRun):
     return build
 
 
+def work_for(kind: str, held: dict, data: lc.Dataset, config: lc.FinetuneConfig, exp: lc.Experiment):
+    """The job's work for study `kind` ("inspect", "oracle", "inits", "scaling", "frontier")."""
+    base = held["run"]
+    return {
+        "inspect": lambda: _inspect(base, held["key"], data, config, exp.inspect_every),
+        "oracle": lambda: _oracle(base, data, config, exp.oracle.ranks),
+        "inits": lambda: _gallery(base, data, config),
+        "scaling": lambda: _scaling(base, data, config, exp.scaling.ranks),
+        "frontier": lambda: _frontier(base, data, config, exp.frontier.ranks),
+    }[kind]()
+
+
 def run(kind: str, held: dict, ctx, config: lc.FinetuneConfig, label: str, what: str, help: str, draw=None):
     """Run and Stop for the study `kind` the experiment describes; its result (stored, or this session's
     stopped one) or None."""
     exp, base = experiment.current(), held["run"]
-    work = {
-        "inspect": lambda: _inspect(base, held["key"], ctx.data, config, exp.inspect_every),
-        "oracle": lambda: _oracle(base, ctx.data, config, exp.oracle.ranks),
-        "inits": lambda: _gallery(base, ctx.data, config),
-        "scaling": lambda: _scaling(base, ctx.data, config, exp.scaling.ranks),
-        "frontier": lambda: _frontier(base, ctx.data, config, exp.frontier.ranks),
-    }[kind]()
+    work = work_for(kind, held, ctx.data, config, exp)
     inspecting = kind == "inspect"
     key = runs.key(exp, kind, ctx.device)
     result = runs.controls("insp" if inspecting else kind, key, label, work,
