@@ -21,7 +21,7 @@ import streamlit as st
 import torch
 
 import lora_core as lc
-from lora_core.checkpoints import load_checkpoint, save_checkpoint
+from lora_core.checkpoints import load_checkpoint, save_checkpoint, tidy
 from lora_core.slots import Cancelled, TrainingSlots
 from ui import charts, server
 
@@ -188,12 +188,14 @@ def _restore(data: lc.Dataset, config: lc.BaselineConfig) -> tuple[lc.BaselineRu
         return None, "missing"
     model = lc.new_model(config.hidden1, config.hidden2, config.seed, data.train_x.device)
     info = load_checkpoint(model, path)  # None for a partial, corrupt or foreign file: never half-loaded
-    if info is None or info.get("dataset") != data.name or info.get("config") != asdict(config):
+    losses = info.get("losses") if info is not None else None
+    if (info is None or info.get("dataset") != data.name or info.get("config") != asdict(config)
+            or not isinstance(losses, list) or not all(type(v) in (int, float) for v in losses)):
         server.log.warning("Baseline checkpoint %s could not be verified; training it again", path)
         return None, "damaged"
     for param in model.parameters():
         param.requires_grad_(False)
-    losses = [float(v) for v in info["losses"]]
+    losses = [float(v) for v in losses]
     return lc.BaselineRun(config, model, losses, lc.evaluate(model, data.test_x, data.test_y), len(losses)), \
         "restored"
 
@@ -208,6 +210,8 @@ def _save(data: lc.Dataset, run: lc.BaselineRun) -> None:
                                           "losses": run.losses})
     except OSError as err:
         server.log.warning("Could not write the baseline checkpoint %s: %s", path, err)
+        return
+    tidy(path.parent, server.cache_limit_bytes())  # keep the folder under its limit, least recently used out
 
 
 def _train(job: Job, data: lc.Dataset, config: lc.BaselineConfig, key: tuple) -> lc.BaselineRun:
