@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from lora_core import presets as core
+from ui.plain import plain
 
 # RunSettings field → the session_state key of the widget that shows it (sidebar and LoRA page)
 KEYS = {"seed": "seed", "dataset": "dataset", "rank": "lora_rank", "alpha": "lora_alpha",
@@ -86,7 +87,7 @@ def from_link() -> None:
     if problems:
         text, button = st.columns([6, 1])
         text.warning("**The link's settings were not all usable**; these were replaced:\n\n"
-                     + "\n".join(f"- {p}" for p in problems), icon=":material/warning:")
+                     + "\n".join(f"- {plain(p)}" for p in problems), icon=":material/warning:")
         button.button("Dismiss", key="preset_dismiss", on_click=_dismiss)
     _write_url(link_query(current()))
 
