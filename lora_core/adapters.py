@@ -87,7 +87,7 @@ def check_fits(model: nn.Module, adapter: Adapter) -> None:
     for name, (A, B) in adapter.weights.items():
         layer = modules.get(name)
         if not isinstance(layer, nn.Linear):
-            raise AdapterError(f"the adapter targets {name!r}, which is not a Linear layer of this model")
+            raise AdapterError(f"the adapter targets {_shown(name)}, which is not a Linear layer of this model")
         out_f, in_f = layer.out_features, layer.in_features
         if tuple(A.shape) != (adapter.rank, in_f) or tuple(B.shape) != (out_f, adapter.rank):
             raise AdapterError(

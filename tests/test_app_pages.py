@@ -305,11 +305,11 @@ def test_uploaded_adapter_is_attached_to_a_copy_of_the_baseline(core_baseline, c
     assert chart(at, BEFORE_AFTER)["data"][1]["y"] == core_baseline.evaluation.wrong_per_class
 
 
-def _safetensors(adapter: lc.Adapter, rank: str) -> bytes:
+def _safetensors(adapter: lc.Adapter, rank: str, alpha: str = "1.0") -> bytes:
     tensors = {}
     for layer, (A, B) in adapter.weights.items():
         tensors[f"{layer}.lora_A"], tensors[f"{layer}.lora_B"] = A.contiguous(), B.contiguous()
-    return save_safetensors(tensors, metadata={"format": FORMAT, "rank": rank, "alpha": "1.0",
+    return save_safetensors(tensors, metadata={"format": FORMAT, "rank": rank, "alpha": alpha,
                                                "targets": json.dumps(adapter.targets)})
 
 
@@ -339,6 +339,8 @@ def _bad_file(case: str, trained) -> tuple[str, bytes]:
         with torch.no_grad():
             lc.lora_of(model.linear2).lora_B[0, 0] = float("nan")
         return "adapter.zip", adapter_zip(model)
+    if case == "absurd alpha":  # finite A and B, but every prediction would be NaN
+        return "adapter.safetensors", _safetensors(lc.adapter_of(trained), rank="1", alpha="1e38")
     if case == "oversized":
         return "adapter.safetensors", bytes(MAX_ADAPTER_BYTES + 1)
     raise ValueError(case)
@@ -362,6 +364,7 @@ def session_with_adapter():
     ("wrong rank", "this model needs A (2, 784)"),
     ("NaN", "linear2: B holds NaN or infinite values"),
     ("oversized", "adapters here are at most 16 MiB"),
+    ("absurd alpha", "infinite or NaN"),
 ])
 def test_bad_upload_is_refused_and_changes_nothing(session_with_adapter, core_lora, case, says):
     at = session_with_adapter
