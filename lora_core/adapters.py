@@ -6,9 +6,11 @@ Files are safetensors only: loading never unpickles.
 """
 import io
 import json
+import logging
 import math
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,10 @@ ADAPTER_FILE = "adapter.safetensors"
 PEFT_WEIGHTS, PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
 PEFT_PREFIX = "base_model.model."  # without it PEFT only warns and keeps its own initial weights
 MAX_STRENGTH = 1.5
+MAX_ZIP_ENTRIES = 64  # an adapter zip holds one or two files; thousands of entries are a zip built to hurt
+SHOWN_CHARS = 60  # a value from a file is quoted in a message up to this length
+
+log = logging.getLogger(__name__)
 
 
 class AdapterError(ValueError):
@@ -81,7 +87,7 @@ def check_fits(model: nn.Module, adapter: Adapter) -> None:
     for name, (A, B) in adapter.weights.items():
         layer = modules.get(name)
         if not isinstance(layer, nn.Linear):
-            raise AdapterError(f"the adapter targets {name!r}, which is not a Linear layer of this model")
+            raise AdapterError(f"the adapter targets {_shown(name)}, which is not a Linear layer of this model")
         out_f, in_f = layer.out_features, layer.in_features
         if tuple(A.shape) != (adapter.rank, in_f) or tuple(B.shape) != (out_f, adapter.rank):
             raise AdapterError(
@@ -90,6 +96,21 @@ def check_fits(model: nn.Module, adapter: Adapter) -> None:
         for label, tensor in (("A", A), ("B", B)):
             if not torch.isfinite(tensor).all():
                 raise AdapterError(f"{name}: {label} holds NaN or infinite values")
+        lora = LoRAParametrization(out_f, in_f, adapter.rank, adapter.alpha, rslora=adapter.rslora)
+        with torch.no_grad():
+            lora.lora_A.copy_(A)
+            lora.lora_B.copy_(B)
+            if not torch.isfinite(lora.delta_weight()).all():  # finite A and B, but α·B·A overflows
+                raise AdapterError(f"{name}: the update ΔW = (α/r)·B·A is too large to compute (α = "
+                                   f"{adapter.alpha:g}): it holds infinite or NaN values")
+
+
+@torch.no_grad()
+def check_outputs(model: nn.Module, x: torch.Tensor) -> None:
+    """Raise AdapterError unless the model carrying an adapter gives finite outputs on the probe batch `x`."""
+    if not torch.isfinite(model(x)).all():
+        raise AdapterError("with this adapter the network's outputs on test images are infinite or NaN: "
+                           "its update is far too large for these weights")
 
 
 def attach(model: nn.Module, adapter: Adapter) -> nn.Module:
@@ -129,30 +150,88 @@ def _checked_size(size: int) -> None:
                            f"{MAX_ADAPTER_BYTES / 2**20:.0f} MiB")
 
 
+def _shown(value) -> str:
+    """A value read from a file, quoted for a message and cut short: a file may hold megabytes of it."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 1] + "…"
+
+
+def _json(text, what: str):
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # bad JSON or bytes (ValueErrors), or nesting deeper than Python recurses
+        raise AdapterError(f"{what} is not valid JSON") from None
+
+
+def _rank(value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise AdapterError(f"{where}: the rank must be a whole number of at least 1, got {_shown(value)}")
+    return value
+
+
+def _alpha(value, where: str) -> float:
+    try:
+        alpha = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    except OverflowError:  # an integer too large for a float
+        alpha = math.inf
+    if not 0 < alpha < math.inf:  # also refuses NaN
+        raise AdapterError(f"{where}: alpha must be a positive finite number, got {_shown(value)}")
+    return alpha
+
+
+def _layer_names(value, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(name, str) for name in value):
+        raise AdapterError(f"{where}: the target layers must be a list of layer names, got {_shown(value)}")
+    return tuple(dict.fromkeys(value))
+
+
 def _safetensors_metadata(blob: bytes) -> dict:
     """The header's __metadata__ (safetensors: 8-byte little-endian length, then a JSON header)."""
     length = int.from_bytes(blob[:8], "little")
-    return json.loads(blob[8:8 + length]).get("__metadata__") or {}
+    header = _json(blob[8:8 + length], "the safetensors header")
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
 
 
 def _read_safetensors(blob: bytes) -> tuple[dict, dict]:
     _checked_size(len(blob))
     try:
-        return load_safetensors(blob), _safetensors_metadata(blob)
-    except (SafetensorError, ValueError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise AdapterError(f"not a safetensors file ({' '.join(str(err).split())})") from None
+        tensors = load_safetensors(blob)
+    except (SafetensorError, ValueError, UnicodeDecodeError):
+        raise AdapterError("not a safetensors file: its header or its tensors cannot be read") from None
+    return tensors, _safetensors_metadata(blob)
+
+
+def _is_peft_weights(tensors: dict, meta: dict) -> bool:
+    return meta.get("format") == "pt" or any(key.endswith(".lora_A.weight") for key in tensors)
 
 
 def read_adapter_bytes(blob: bytes) -> Adapter:
     tensors, meta = _read_safetensors(blob)
     if meta.get("format") != FORMAT:
-        raise AdapterError(f"a safetensors file, but not a LoRA Lab adapter (format {meta.get('format')!r})")
+        if _is_peft_weights(tensors, meta):
+            raise AdapterError(f"this looks like PEFT's {PEFT_WEIGHTS} on its own. PEFT's adapter needs its "
+                               f"{PEFT_CONFIG} beside it (rank, alpha and target layers are there): zip the "
+                               "folder holding both files and upload the zip")
+        raise AdapterError(f"a safetensors file, but not a LoRA Lab adapter (format {_shown(meta.get('format'))})")
+    where = "the adapter's metadata"
+    missing = [key for key in ("rank", "alpha", "targets") if key not in meta]
+    if missing:
+        raise AdapterError(f"the adapter file is incomplete: its metadata lacks {', '.join(missing)}")
+    text = meta["rank"]
+    rank = _rank(int(text) if text.isascii() and text.isdigit() and len(text) < 10 else text, where)
     try:
-        rank, alpha, targets = int(meta["rank"]), float(meta["alpha"]), json.loads(meta["targets"])
-        rslora = json.loads(meta.get("rslora", "false")) is True
-        weights = {name: (tensors[f"{name}.lora_A"].float(), tensors[f"{name}.lora_B"].float()) for name in targets}
-    except (KeyError, ValueError, TypeError) as err:
-        raise AdapterError(f"the adapter file is incomplete or inconsistent ({err})") from None
+        alpha = _alpha(float(meta["alpha"]), where)
+    except ValueError:
+        raise AdapterError(f"{where}: alpha must be a positive finite number, got {_shown(meta['alpha'])}") from None
+    targets = _layer_names(_json(meta["targets"], "the adapter's list of target layers"), where)
+    rslora = _json(meta.get("rslora", "false"), "the adapter's rslora flag")
+    if not isinstance(rslora, bool):
+        raise AdapterError(f"{where}: rslora must be true or false, got {_shown(rslora)}")
+    absent = [f"{name}.lora_{m}" for name in targets for m in "AB" if f"{name}.lora_{m}" not in tensors]
+    if absent:
+        raise AdapterError(f"the adapter file is incomplete: it lacks the tensors {_shown(absent)}")
+    weights = {name: (tensors[f"{name}.lora_A"].float(), tensors[f"{name}.lora_B"].float()) for name in targets}
     return Adapter(rank, alpha, weights, rslora)
 
 
@@ -182,19 +261,46 @@ def export_peft(model: nn.Module, directory) -> None:
     (directory / PEFT_CONFIG).write_text(json.dumps(config, indent=2))
 
 
-def _read_peft(config_text: str, weights_blob: bytes) -> Adapter:
-    try:
-        config = json.loads(config_text)
-        if config.get("peft_type") != "LORA":
-            raise AdapterError(f"peft_type is {config.get('peft_type')!r}, not 'LORA'")
-        rank, alpha, targets = int(config["r"]), float(config["lora_alpha"]), config["target_modules"]
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
-        raise AdapterError(f"{PEFT_CONFIG} is not a PEFT LoRA config ({err})") from None
-    for refused in ("use_dora", "rank_pattern", "alpha_pattern"):  # other maths: refused, not half-handled
-        if config.get(refused):
-            raise AdapterError(f"adapters with {refused} are not supported")
-    if isinstance(targets, str):
-        raise AdapterError("target_modules as a regular expression is not supported; list the layers")
+# PEFT config fields that do not change what a saved adapter computes; every other field must be off
+# (absent, null, false, empty or "none"), or the adapter is refused, as PEFT refuses what it cannot do.
+PEFT_NEUTRAL = {"task_type", "peft_type", "auto_mapping", "peft_version", "base_model_name_or_path", "revision",
+                "inference_mode", "r", "target_modules", "lora_alpha", "lora_dropout", "use_rslora",
+                "init_lora_weights", "runtime_config", "megatron_core", "qalora_group_size", "bias"}
+PEFT_PLAIN_INITS = (True, False, None, "gaussian", "orthogonal")  # others (pissa, olora, …) also change W
+
+
+def _peft_config(config) -> tuple[int, float, tuple[str, ...], bool]:
+    """(rank, alpha, targets, rslora) of a PEFT LoRA config, or AdapterError naming what is not supported."""
+    if not isinstance(config, dict):
+        raise AdapterError(f"{PEFT_CONFIG} must hold a JSON object, got {_shown(config)}")
+    if config.get("peft_type") != "LORA":
+        raise AdapterError(f"{PEFT_CONFIG}: peft_type is {_shown(config.get('peft_type'))}, not 'LORA'")
+    for key in ("r", "lora_alpha", "target_modules"):
+        if key not in config:
+            raise AdapterError(f"{PEFT_CONFIG} lacks {key}")
+    if isinstance(config["target_modules"], str):
+        raise AdapterError(f"{PEFT_CONFIG}: target_modules as a regular expression is not supported; "
+                           "list the layers")
+    rank, alpha = _rank(config["r"], PEFT_CONFIG), _alpha(config["lora_alpha"], PEFT_CONFIG)
+    targets = _layer_names(config["target_modules"], PEFT_CONFIG)
+    if config.get("bias", "none") != "none":
+        raise AdapterError(f"{PEFT_CONFIG}: bias = {_shown(config['bias'])} is not supported: the adapter "
+                           "would also change the layers' biases; LoRA Lab reads adapters with bias 'none'")
+    if config.get("init_lora_weights") not in PEFT_PLAIN_INITS:
+        raise AdapterError(f"{PEFT_CONFIG}: init_lora_weights = {_shown(config['init_lora_weights'])} is not "
+                           "supported: that initialisation also changes the base weights")
+    for key, value in config.items():
+        if key not in PEFT_NEUTRAL and value not in (None, False, "none", "", [], {}):
+            raise AdapterError(f"{PEFT_CONFIG}: {_shown(key)} = {_shown(value)} is not supported: LoRA Lab reads "
+                               "plain LoRA on Linear layers, W + (α/r)·B·A")
+    rslora = config.get("use_rslora", False)
+    if not isinstance(rslora, bool):
+        raise AdapterError(f"{PEFT_CONFIG}: use_rslora must be true or false, got {_shown(rslora)}")
+    return rank, alpha, targets, rslora
+
+
+def _read_peft(config_text, weights_blob: bytes) -> Adapter:
+    rank, alpha, targets, rslora = _peft_config(_json(config_text, PEFT_CONFIG))
     tensors, _ = _read_safetensors(weights_blob)
     weights = {}
     for key, tensor in tensors.items():
@@ -204,8 +310,8 @@ def _read_peft(config_text: str, weights_blob: bytes) -> Adapter:
                 weights.setdefault(name.removesuffix(part), [None, None])[index] = tensor.float()
     missing = [t for t in targets if t not in weights or None in weights[t]]
     if missing:
-        raise AdapterError(f"{PEFT_WEIGHTS} lacks lora_A/lora_B weights for {missing}")
-    return Adapter(rank, alpha, {t: tuple(weights[t]) for t in targets}, config.get("use_rslora") is True)
+        raise AdapterError(f"{PEFT_WEIGHTS} lacks lora_A/lora_B weights for {_shown(missing)}")
+    return Adapter(rank, alpha, {t: tuple(weights[t]) for t in targets}, rslora)
 
 
 def read_peft(directory) -> Adapter:
@@ -214,7 +320,7 @@ def read_peft(directory) -> Adapter:
         if not (directory / name).is_file():
             raise AdapterError(f"{directory} has no {name}")
     _checked_size((directory / PEFT_WEIGHTS).stat().st_size)
-    return _read_peft((directory / PEFT_CONFIG).read_text(), (directory / PEFT_WEIGHTS).read_bytes())
+    return _read_peft((directory / PEFT_CONFIG).read_bytes(), (directory / PEFT_WEIGHTS).read_bytes())
 
 
 def import_peft(model: nn.Module, directory) -> nn.Module:
@@ -238,23 +344,62 @@ def adapter_zip(model: nn.Module, peft_format: bool = False) -> bytes:
     return buffer.getvalue()
 
 
-def read_upload(filename: str, blob: bytes) -> Adapter:
-    """An uploaded .safetensors or .zip (either format) as an Adapter, or AdapterError saying why not."""
-    _checked_size(len(blob))
-    if not filename.lower().endswith(".zip"):
-        return read_adapter_bytes(blob)
+def _zip_entry_count(blob: bytes) -> int:
+    """Entries the zip's end record announces (0 if it has none: zipfile then says it is no zip)."""
+    end = blob.rfind(b"PK\x05\x06", max(0, len(blob) - 22 - 0xFFFF))  # the record, then a comment ≤ 64 KiB
+    return int.from_bytes(blob[end + 10:end + 12], "little") if end >= 0 else 0
+
+
+def _zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """A member's bytes, inflated no further than an adapter can be whatever its header claims."""
+    if info.flag_bits & 0x1:
+        raise AdapterError(f"{_shown(info.filename)} in the zip is password-protected; zip the adapter "
+                           "without a password")
+    with zf.open(info) as member:
+        data = member.read(MAX_ADAPTER_BYTES + 1)  # inflates in bounded chunks, stops at the cap
+    if len(data) > MAX_ADAPTER_BYTES:
+        raise AdapterError("the zip unpacks to more than an adapter can be")
+    return data
+
+
+def _read_zip(blob: bytes) -> Adapter:
+    if _zip_entry_count(blob) > MAX_ZIP_ENTRIES:
+        raise AdapterError(f"the zip holds more than {MAX_ZIP_ENTRIES} files; an adapter zip holds one or two")
     try:
         with zipfile.ZipFile(io.BytesIO(blob)) as zf:
-            names = {Path(n).name: n for n in zf.namelist()}
-            if sum(zf.getinfo(n).file_size for n in names.values()) > MAX_ADAPTER_BYTES:
+            members = {Path(i.filename).name: i for i in zf.infolist() if not i.is_dir()}
+            if sum(i.file_size for i in members.values()) > MAX_ADAPTER_BYTES:
                 raise AdapterError("the zip unpacks to more than an adapter can be")
-            if PEFT_CONFIG in names and PEFT_WEIGHTS in names:
-                return _read_peft(zf.read(names[PEFT_CONFIG]).decode(), zf.read(names[PEFT_WEIGHTS]))
-            if ADAPTER_FILE in names:
-                return read_adapter_bytes(zf.read(names[ADAPTER_FILE]))
-    except (zipfile.BadZipFile, UnicodeDecodeError) as err:
-        raise AdapterError(f"not a readable zip ({err})") from None
+            if PEFT_CONFIG in members and PEFT_WEIGHTS in members:
+                return _read_peft(_zip_member(zf, members[PEFT_CONFIG]), _zip_member(zf, members[PEFT_WEIGHTS]))
+            if ADAPTER_FILE in members:
+                return read_adapter_bytes(_zip_member(zf, members[ADAPTER_FILE]))
+            if PEFT_WEIGHTS in members:
+                raise AdapterError(f"the zip holds PEFT's {PEFT_WEIGHTS} but not its {PEFT_CONFIG}, which "
+                                   "says the rank, alpha and target layers: zip the whole adapter folder")
+    except (zipfile.BadZipFile, zlib.error, EOFError):
+        raise AdapterError("not a readable zip: it is damaged, cut short, or not a zip file") from None
+    except NotImplementedError:
+        raise AdapterError("the zip is compressed with a method this server cannot read; use ordinary "
+                           "(deflate) compression") from None
     raise AdapterError(f"the zip holds neither {ADAPTER_FILE} nor {PEFT_CONFIG} with {PEFT_WEIGHTS}")
+
+
+def read_upload(filename: str, blob: bytes) -> Adapter:
+    """An uploaded .safetensors or .zip (either format) as an Adapter, or AdapterError saying why not.
+
+    Every refusal says what is wrong with the file; a failure nobody foresaw is logged on the server
+    and reported in general words (its details are no business of the page).
+    """
+    _checked_size(len(blob))
+    try:
+        return _read_zip(blob) if filename.lower().endswith(".zip") else read_adapter_bytes(blob)
+    except AdapterError:
+        raise
+    except Exception:
+        log.exception("Reading the uploaded file %r failed unexpectedly", filename[:200])
+        raise AdapterError("the file could not be read as an adapter: it is damaged, or not in a format "
+                           "LoRA Lab knows") from None
 
 
 # --- several adapters on one base ------------------------------------------------------------------
@@ -306,11 +451,12 @@ def merge_precision(model: nn.Module, x: torch.Tensor, dtypes=MERGE_DTYPES) -> l
     rows = []
     for dtype in dtypes:
         merged = remove_lora(copy_model(model))
-        error = 0.0
+        errors = []
         for name, (W, delta) in parts.items():
             low = W.to(dtype) + delta.to(dtype)  # the merge, done in the low precision
             merged.get_submodule(name).weight.copy_(low)
-            error = max(error, float((low.double() - (W.double() + delta.double())).abs().max()))
+            errors.append((low.double() - (W.double() + delta.double())).abs().max())
+        error = float(torch.stack(errors).max())  # torch's max keeps a NaN, where max(0, nan) would give 0
         for param in merged.parameters():
             param.copy_(param.to(dtype))  # stored in dtype, computed in float32
         flipped = int((merged(x).argmax(dim=1) != reference_predictions).sum())

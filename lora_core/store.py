@@ -22,6 +22,7 @@ import torch
 from .checkpoints import load_tensors, save_tensors
 
 FORMAT = "lora-lab-run/1"
+MAX_RUN_BYTES = 2**30  # the largest run file read back (a baseline of 4096-wide layers is about 90 MB)
 
 
 def run_key(kind: str, identity: dict, environment: dict) -> str:
@@ -158,7 +159,7 @@ class RunStore:
         path = self.path(key)
         if path is None or not path.exists():
             return None
-        loaded = load_tensors(path)
+        loaded = load_tensors(path, MAX_RUN_BYTES)
         try:
             if loaded is None or loaded[1].get("key") != key:
                 raise ValueError("not a verified run file")

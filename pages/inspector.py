@@ -3,6 +3,7 @@ import streamlit as st
 from lora_core import anatomy
 from ui import baseline, charts, context, inside, state, tables
 from ui import inside_charts as ic
+from ui.plain import plain
 
 PATTERNS_SHOWN = 16
 
@@ -55,7 +56,7 @@ if "views" not in chosen:  # the LoRA page's adapter: its SVDs are computed once
     chosen = {**chosen, **cached}
 if chosen["warning"]:
     st.warning(chosen["warning"])
-st.caption(f"Inspecting the adapter {source}. {chosen['caption']}")
+st.caption(f"Inspecting the adapter {source}. {plain(chosen['caption'])}")
 
 views = {v.name: v for v in chosen["views"]}
 norms = anatomy.layer_update_norms(model)

@@ -3,6 +3,7 @@ import streamlit as st
 import lora_core as lc
 from lora_core.adapters import MAX_ADAPTER_BYTES
 from ui import adapters, baseline, charts, context, experiment, finetunes, inside, state, tables
+from ui.plain import for_chart, plain
 
 ctx = context.current()
 st.title("LoRA finetuning")
@@ -68,10 +69,10 @@ result = adapters.current(held["key"])
 if result is None:
     st.info("Press **Train LoRA** to finetune, or upload an adapter file below.")
 else:
-    st.subheader(f"Current adapter: {result['name']}")
+    st.subheader(f"Current adapter: {plain(result['name'])}")
     if result["warning"]:
         st.warning(result["warning"])
-    st.caption(result["caption"])
+    st.caption(plain(result["caption"]))
     chosen = result["chosen"]
     names = tables.class_names(ctx.data.classes, chosen) if chosen else ""
     left, right = st.columns([2, 3]) if result["losses"] else (None, st.container())
@@ -159,7 +160,7 @@ if entries:
     adapters.draw_switches(entries)
     score = adapters.blend_score(base, ctx.data, held["key"], entries)
     on = adapters.active(entries)
-    label = " + ".join(f"{s:g}·({e['name']})" for e, s in on) or "all off: the baseline"
+    label = " + ".join(f"{s:g}·({for_chart(e['name'])})" for e, s in on) or "all off: the baseline"
     blended = sorted({c for e, _ in on for c in e["chosen"]})
     col1, col2, _ = st.columns(3)
     col1.metric("Blend accuracy", tables.percent(score.accuracy),

@@ -14,6 +14,8 @@ from safetensors.torch import save as save_safetensors
 from lora_core import MLP, add_lora, lora_layers, lora_of
 from lora_core.adapters import (
     MAX_ADAPTER_BYTES,
+    MAX_ZIP_ENTRIES,
+    SHOWN_CHARS,
     Adapter,
     AdapterError,
     adapter_bytes,
@@ -21,6 +23,7 @@ from lora_core.adapters import (
     adapter_zip,
     attach,
     blend,
+    check_outputs,
     export_peft,
     import_peft,
     load_adapter,
@@ -28,6 +31,7 @@ from lora_core.adapters import (
     read_upload,
     save_adapter,
 )
+from scripts.upload_memory import lying_zip
 
 peft = pytest.importorskip("peft")
 
@@ -122,21 +126,127 @@ def bad_uploads(base):
         "peft config not lora": ("a.zip", zip_of({"adapter_config.json": json.dumps({"peft_type": "IA3"}),
                                                   "adapter_model.safetensors": b""}), "LORA"),
         "peft config garbage": ("a.zip", zip_of({"adapter_config.json": "{{{",
-                                                 "adapter_model.safetensors": b""}), "not a PEFT"),
+                                                 "adapter_model.safetensors": b""}), "not valid JSON"),
         "oversized": ("a.safetensors", b"\0" * (MAX_ADAPTER_BYTES + 1), "at most"),
         "wrong model": ("a.safetensors", adapter_bytes(add_lora(torch.nn.Sequential(torch.nn.Linear(784, 5)),
                                                                 targets=("0",))), "not a Linear layer"),
     }
 
 
+def peft_zip(model, **changes) -> bytes:
+    """PEFT's zip of `model`'s adapter, with `changes` to its adapter_config.json (None deletes a key)."""
+    files = {name: zipfile.ZipFile(io.BytesIO(adapter_zip(model, peft_format=True))).read(name)
+             for name in ("adapter_config.json", "adapter_model.safetensors")}
+    config = json.loads(files["adapter_config.json"])
+    config.update(changes)
+    files["adapter_config.json"] = json.dumps({k: v for k, v in config.items() if v is not None})
+    return zip_of(files)
+
+
+def with_flag(blob: bytes, flags: int) -> bytes:
+    """A one-member zip with `flags` set in both its headers (bit 0: encrypted)."""
+    blob = bytearray(blob)
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = blob.find(signature) + offset
+        blob[at:at + 2] = flags.to_bytes(2, "little")
+    return bytes(blob)
+
+
+def hostile_uploads(base):
+    """The shapes a student with bad intent tried: each refused with a message about the file."""
+    good = trained_looking(base, rank=2)
+    ours = adapter_bytes(good)
+    tensors = {f"{n}.lora_{m}": t for n, (A, B) in adapter_of(good).weights.items() for m, t in (("A", A), ("B", B))}
+    meta = {"format": "lora-lab-adapter/1", "rank": "2", "alpha": "1.0", "targets": json.dumps(list(lora_layers(good)))}
+    peft_weights = zipfile.ZipFile(io.BytesIO(adapter_zip(good, True))).read("adapter_model.safetensors")
+    deep = "[" * 100_000 + "]" * 100_000
+    return {
+        "null config": ("null.zip", zip_of({"adapter_config.json": "null", "adapter_model.safetensors": peft_weights}),
+                        "must hold a JSON object"),
+        "null targets": ("a.zip", peft_zip(good, target_modules=None), "lacks target_modules"),
+        "deep config": ("a.zip", zip_of({"adapter_config.json": deep, "adapter_model.safetensors": peft_weights}),
+                        "adapter_config.json is not valid JSON"),
+        "deep targets": ("a.safetensors", save_safetensors(tensors, metadata=dict(meta, targets=deep)),
+                         "target layers is not valid JSON"),
+        "encrypted": ("a.zip", with_flag(zip_of({"adapter.safetensors": ours}), 1), "password-protected"),
+        "targets list of lists": ("a.zip", peft_zip(good, target_modules=[["linear1"]]), "list of layer names"),
+        "targets dict": ("a.zip", peft_zip(good, target_modules={"linear1": 1}), "list of layer names"),
+        "targets regex": ("a.zip", peft_zip(good, target_modules="linear.*"), "regular expression"),
+        "rank 1.9": ("a.zip", peft_zip(good, r=1.9), "whole number"),
+        "rank true": ("a.zip", peft_zip(good, r=True), "whole number"),
+        "rank text 1.9": ("a.safetensors", save_safetensors(tensors, metadata=dict(meta, rank="1.9")), "whole number"),
+        "alpha huge int": ("a.zip", peft_zip(good, lora_alpha=10**400), "alpha must be"),
+        "alpha nan": ("a.safetensors", save_safetensors(tensors, metadata=dict(meta, alpha="nan")), "alpha must be"),
+        "bias all": ("a.zip", peft_zip(good, bias="all"), "bias = 'all' is not supported"),
+        "modules_to_save": ("a.zip", peft_zip(good, modules_to_save=["linear3"]), "'modules_to_save'.*not supported"),
+        "dora": ("a.zip", peft_zip(good, use_dora=True), "'use_dora'.*not supported"),
+        "fan_in_fan_out": ("a.zip", peft_zip(good, fan_in_fan_out=True), "'fan_in_fan_out'.*not supported"),
+        "rank_pattern": ("a.zip", peft_zip(good, rank_pattern={"linear1": 4}), "'rank_pattern'.*not supported"),
+        "pissa": ("a.zip", peft_zip(good, init_lora_weights="pissa"), "init_lora_weights"),
+        "rslora text": ("a.zip", peft_zip(good, use_rslora="yes"), "use_rslora must be"),
+        "bare peft weights": ("adapter_model.safetensors", peft_weights, "needs its adapter_config.json beside it"),
+        "peft weights alone in a zip": ("a.zip", zip_of({"adapter_model.safetensors": peft_weights}),
+                                        "not its adapter_config.json"),
+        "metadata lacks rank": ("a.safetensors", save_safetensors(tensors, metadata={k: v for k, v in meta.items()
+                                                                                     if k != "rank"}), "lacks rank"),
+        "lying zip": ("a.zip", lying_zip("adapter.safetensors", 64 * 2**20, 1000), "not a readable zip"),
+        "honest big zip": ("a.zip", lying_zip("adapter.safetensors", 64 * 2**20, 64 * 2**20), "more than an adapter"),
+        "many entries": ("a.zip", zip_of({str(i): b"" for i in range(MAX_ZIP_ENTRIES + 1)}), "more than 64 files"),
+        "delta overflows": ("a.safetensors", save_safetensors(
+            dict(tensors, **{"linear1.lora_B": torch.full((1000, 2), 1e30)}),
+            metadata=dict(meta, alpha="1e30")), "too large to compute"),
+    }
+
+
 def test_bad_uploads_are_refused_and_the_model_is_untouched(base, x):
     model = copy.deepcopy(base)
     expected = model(x)
-    for case, (name, blob, message) in bad_uploads(base).items():
-        with pytest.raises(AdapterError, match=message):
+    for case, (name, blob, message) in {**bad_uploads(base), **hostile_uploads(base)}.items():
+        with pytest.raises(AdapterError, match=message) as caught:
             attach(model, read_upload(name, blob))
         assert not lora_layers(model), case
+        assert len(str(caught.value)) < 400, case  # a file's values are quoted short, never echoed whole
     assert torch.equal(model(x), expected)
+
+
+def test_file_values_are_quoted_short():
+    tensors = {"w": torch.zeros(2)}
+    with pytest.raises(AdapterError) as caught:
+        read_upload("a.safetensors", save_safetensors(tensors, metadata={"format": "x" * 10_000}))
+    assert "x" * (SHOWN_CHARS - 3) in str(caught.value) and "x" * SHOWN_CHARS not in str(caught.value)
+
+
+def test_an_adapter_whose_outputs_overflow_is_refused(base, x):
+    """α = 1e38 with finite A and B: ΔW is finite, the network's outputs are not."""
+    model = trained_looking(base, rank=2)
+    adapter = adapter_of(model)
+    huge = Adapter(adapter.rank, 1e38, {name: (A, B * 1e-20) for name, (A, B) in adapter.weights.items()})
+    carrying = attach(copy.deepcopy(base), huge)  # ΔW itself is finite, so it fits
+    assert all(torch.isfinite(lora_of(layer).delta_weight()).all() for layer in lora_layers(carrying).values())
+    assert not torch.isfinite(carrying(x)).all()
+    with pytest.raises(AdapterError, match="infinite or NaN"):
+        check_outputs(carrying, x)
+    check_outputs(model, x)  # an ordinary adapter passes
+
+
+def test_unforeseen_failures_become_a_generic_message(monkeypatch, caplog):
+    """Anything but AdapterError while reading is logged on the server and reported in general words."""
+    import lora_core.adapters as adapters
+
+    def broken(blob):
+        raise KeyError("/srv/secret/path")
+    monkeypatch.setattr(adapters, "read_adapter_bytes", broken)
+    with pytest.raises(AdapterError, match="could not be read as an adapter") as caught:
+        read_upload("a.safetensors", b"anything")
+    assert "secret" not in str(caught.value) and "secret" in caplog.text
+
+
+def test_merge_precision_reports_nan_not_zero(base, x):
+    model = trained_looking(base, rank=2)
+    with torch.no_grad():
+        lora_of(model.linear2).lora_B[0, 0] = float("nan")
+    rows = merge_precision(model, x, dtypes=(torch.float32,))
+    assert rows[0]["max_abs_error"] != rows[0]["max_abs_error"]  # NaN, where max(0, nan) gave 0
 
 
 def test_blend_is_a_weighted_sum_of_updates(base, x):
@@ -171,10 +281,7 @@ def test_adapter_repr_and_targets(base):
 @settings(max_examples=200, deadline=None)
 @given(st.sampled_from(["a.safetensors", "a.zip"]), st.binary(max_size=2000))
 def test_fuzzed_uploads_only_ever_raise_adapter_error(name, blob):
-    try:
-        read_upload(name, blob)
-    except AdapterError:
-        pass
+    _refused_in_words(name, blob)
 
 
 @settings(max_examples=200, deadline=None)
@@ -182,10 +289,68 @@ def test_fuzzed_uploads_only_ever_raise_adapter_error(name, blob):
 def test_fuzzed_corruption_of_a_real_adapter(noise, at):
     blob = bytearray(_real_adapter())
     blob[at:at + len(noise)] = noise
+    _refused_in_words("a.safetensors", bytes(blob))
+
+
+GENERIC = "could not be read as an adapter"  # what an unforeseen failure says: the fuzz must never reach it
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 70) | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3),
+    max_leaves=8)
+layer_names = st.lists(st.sampled_from(["linear1", "linear2", "linear3", "other", ""]), max_size=4)
+peft_configs = st.fixed_dictionaries(
+    {"peft_type": st.just("LORA") | json_values, "r": st.integers(0, 70) | json_values,
+     "lora_alpha": st.floats() | json_values, "target_modules": layer_names | json_values},
+    optional={"bias": st.sampled_from(["none", "all", "lora_only"]) | json_values, "use_rslora": json_values,
+              "modules_to_save": json_values, "use_dora": json_values, "init_lora_weights": json_values,
+              "layers_to_transform": json_values, "fan_in_fan_out": json_values, "unknown_field": json_values})
+metadata_texts = st.text(max_size=20) | json_values.map(json.dumps) | st.just("[" * 5000)
+our_metadata = st.fixed_dictionaries(
+    {"format": st.just("lora-lab-adapter/1") | st.text(max_size=20)},
+    optional={"rank": metadata_texts | st.integers(-1, 70).map(str), "alpha": metadata_texts,
+              "targets": metadata_texts | layer_names.map(json.dumps), "rslora": metadata_texts})
+
+
+def _refused_in_words(name: str, blob: bytes, base=None) -> None:
+    """read_upload (and attach, if it reads) either works or raises an AdapterError about the file."""
     try:
-        read_upload("a.safetensors", bytes(blob))
-    except AdapterError:
-        pass
+        adapter = read_upload(name, blob)
+        if base is not None:
+            attach(copy.deepcopy(base), adapter)
+    except AdapterError as err:
+        assert GENERIC not in str(err)
+
+
+@settings(max_examples=150, deadline=None)
+@given(peft_configs)
+def test_fuzzed_peft_configs_are_read_or_refused_in_words(config):
+    model = _small_adapted()
+    weights = zipfile.ZipFile(io.BytesIO(adapter_zip(model, True))).read("adapter_model.safetensors")
+    blob = zip_of({"adapter_config.json": json.dumps(config), "adapter_model.safetensors": weights})
+    _refused_in_words("a.zip", blob, _small_base())
+
+
+@settings(max_examples=150, deadline=None)
+@given(our_metadata, st.sampled_from(["a.safetensors", "a.zip"]), st.sampled_from([0, 1, 8]))
+def test_fuzzed_metadata_and_zip_flags_are_read_or_refused_in_words(metadata, name, flags):
+    tensors = {f"{n}.lora_{m}": t for n, (A, B) in adapter_of(_small_adapted()).weights.items()
+               for m, t in (("A", A), ("B", B))}
+    blob = save_safetensors(tensors, metadata=metadata)
+    if name.endswith(".zip"):
+        blob = with_flag(zip_of({"adapter.safetensors": blob}), flags)
+    _refused_in_words(name, blob, _small_base())
+
+
+@functools.cache
+def _small_base():
+    torch.manual_seed(0)
+    return MLP(32, 16)
+
+
+@functools.cache
+def _small_adapted():
+    return trained_looking(_small_base(), rank=2)
 
 
 @functools.cache  # once for every fuzz example

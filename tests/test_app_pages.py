@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from plain_text import as_shown
 from safetensors.torch import save as save_safetensors
 from streamlit.testing.v1 import AppTest
 
@@ -328,11 +329,11 @@ def test_uploaded_adapter_is_attached_to_a_copy_of_the_baseline(core_baseline, c
     assert chart(at, BEFORE_AFTER)["data"][1]["y"] == core_baseline.evaluation.wrong_per_class
 
 
-def _safetensors(adapter: lc.Adapter, rank: str) -> bytes:
+def _safetensors(adapter: lc.Adapter, rank: str, alpha: str = "1.0") -> bytes:
     tensors = {}
     for layer, (A, B) in adapter.weights.items():
         tensors[f"{layer}.lora_A"], tensors[f"{layer}.lora_B"] = A.contiguous(), B.contiguous()
-    return save_safetensors(tensors, metadata={"format": FORMAT, "rank": rank, "alpha": "1.0",
+    return save_safetensors(tensors, metadata={"format": FORMAT, "rank": rank, "alpha": alpha,
                                                "targets": json.dumps(adapter.targets)})
 
 
@@ -362,6 +363,8 @@ def _bad_file(case: str, trained) -> tuple[str, bytes]:
         with torch.no_grad():
             lc.lora_of(model.linear2).lora_B[0, 0] = float("nan")
         return "adapter.zip", adapter_zip(model)
+    if case == "absurd alpha":  # finite A and B, but every prediction would be NaN
+        return "adapter.safetensors", _safetensors(lc.adapter_of(trained), rank="1", alpha="1e38")
     if case == "oversized":
         return "adapter.safetensors", bytes(MAX_ADAPTER_BYTES + 1)
     raise ValueError(case)
@@ -384,6 +387,7 @@ def session_with_adapter():
     ("wrong rank", "this model needs A (2, 784)"),
     ("NaN", "linear2: B holds NaN or infinite values"),
     ("oversized", "adapters here are at most 16 MiB"),
+    ("absurd alpha", "infinite or NaN"),
 ])
 def test_bad_upload_is_refused_and_changes_nothing(session_with_adapter, core_lora, case, says):
     at = session_with_adapter
@@ -395,7 +399,8 @@ def test_bad_upload_is_refused_and_changes_nothing(session_with_adapter, core_lo
     name, blob = _bad_file(case, current["model"])
     upload(at, name, blob)
     (error,) = at.error
-    assert f"{name} was not used" in error.value and says in error.value and "unchanged" in error.value
+    shown = as_shown(error.value)  # the page escapes the file's name and the message: plain text
+    assert f"{name} was not used" in shown and says in shown and "unchanged" in shown
     assert not at.success
     assert held_baseline(at) is held and at.session_state["lora"] is current
     assert held.model.state_dict().keys() == weights.keys()

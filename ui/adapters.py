@@ -14,7 +14,10 @@ import streamlit as st
 
 import lora_core as lc
 from lora_core.adapters import MAX_STRENGTH, adapter_zip, read_upload
-from ui import runs, tables
+from ui import runs, server, tables
+from ui.plain import plain
+
+PROBE_IMAGES = 256  # test images an uploaded adapter must give finite outputs on
 
 MAX_KEPT = 8  # adapters in the list; the oldest is dropped first
 UPLOAD_PREFIX = "upload-"
@@ -57,6 +60,7 @@ def from_upload(base: lc.BaselineRun, data: lc.Dataset, filename: str, blob: byt
 def uploaded(base: lc.BaselineRun, data: lc.Dataset, filename: str, adapter: lc.Adapter, base_key) -> dict:
     """The current-adapter record of an uploaded adapter, attached to a copy of the baseline."""
     model = lc.attach(lc.copy_model(base.model), adapter)  # checks the fit before changing the copy
+    lc.check_outputs(model, data.test_x[:PROBE_IMAGES])  # finite A, B and ΔW can still overflow the outputs
     after = lc.evaluate(model, data.test_x, data.test_y)
     with lc.lora_enabled(model, False):
         off = lc.evaluate(model, data.test_x, data.test_y)
@@ -105,18 +109,20 @@ def upload(file, base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
         return
     if st.session_state.get("lora_upload_seen") != file.file_id:
         st.session_state.lora_upload_seen = file.file_id
+        name = plain(file.name)
         try:
             record = from_upload(base, data, file.name, file.getvalue(), base_key)
         except lc.AdapterError as err:
-            outcome = ("error", f"**{file.name} was not used:** {err}. Your baseline and adapters are unchanged.")
-        except Exception as err:  # anything unforeseen: still a message, still nothing changed
-            outcome = ("error", f"**{file.name} was not used:** {type(err).__name__}: {err}. Your baseline and "
-                                "adapters are unchanged.")
+            outcome = ("error", f"**{name} was not used:** {plain(err)}. Your baseline and adapters are unchanged.")
+        except Exception:  # anything unforeseen: the details go to the server's log, the page says what it can
+            server.log.exception("Using the uploaded file %r failed", file.name[:200])
+            outcome = ("error", f"**{name} was not used:** it could not be applied to your baseline. Your "
+                                "baseline and adapters are unchanged.")
         else:
             keep_upload(file.name, file.getvalue(), record["adapter"])
             make_current(record, record.pop("adapter"))
-            outcome = ("success", f"**{file.name}** is attached to a copy of your baseline as "
-                                  f"*{record['name']}*: it is the current adapter, and switched on in the list.")
+            outcome = ("success", f"**{name}** is attached to a copy of your baseline as "
+                                  f"*{plain(record['name'])}*: it is the current adapter, and switched on in the list.")
         st.session_state.lora_upload_outcome = (file.file_id, *outcome)
         if outcome[0] == "success":
             st.rerun()  # draw the page again with the new adapter
@@ -180,13 +186,14 @@ def draw_switches(entries: list[dict]) -> None:
         entry["on"] = st.session_state[on_key] = st.session_state.get(on_key, entry["on"])
         entry["strength"] = st.session_state[strength_key] = st.session_state.get(strength_key, entry["strength"])
         left, middle, right = st.columns([3, 3, 4])
-        entry["on"] = left.toggle(entry["name"], key=on_key, help="Use this adapter in the blend.")
+        entry["on"] = left.toggle(plain(entry["name"]), key=on_key, help="Use this adapter in the blend.")
         entry["strength"] = middle.slider(
-            f"Strength of {entry['name']}", 0.0, MAX_STRENGTH, step=STRENGTH_STEP, key=strength_key,
+            f"Strength of {plain(entry['name'])}", 0.0, MAX_STRENGTH, step=STRENGTH_STEP, key=strength_key,
             disabled=not entry["on"], label_visibility="collapsed",
             help="s in W + s·(α/r)·B·A: 0 leaves the adapter out, 1 is as trained, above 1 exaggerates it.")
         adapter = entry["adapter"]
-        right.caption(f"{entry['source']} · rank {adapter.rank}, α {adapter.alpha:g} · {', '.join(adapter.targets)}")
+        right.caption(plain(f"{entry['source']} · rank {adapter.rank}, α {adapter.alpha:g} · "
+                            f"{', '.join(adapter.targets)}"))
 
 
 def active(entries: list[dict]) -> list[tuple[dict, float]]:

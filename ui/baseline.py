@@ -22,9 +22,17 @@ def record(run: lc.BaselineRun) -> dict:
 
 
 def revive(ctx: Context):
+    return revive_on(ctx.data)
+
+
+def revive_on(data: lc.Dataset):
+    """A stored baseline back as a BaselineRun on `data`'s device; a ValueError when the record is not one."""
     def build(stored: dict) -> lc.BaselineRun:
-        config = stored["config"]
-        model = lc.new_model(config.hidden1, config.hidden2, config.seed, ctx.data.train_x.device)
+        config, losses = stored["config"], stored["losses"]
+        if not isinstance(config, lc.BaselineConfig) or not isinstance(losses, list) or \
+                not all(type(v) is float for v in losses):
+            raise ValueError("not a stored baseline")
+        model = lc.new_model(config.hidden1, config.hidden2, config.seed, data.train_x.device)
         model.load_state_dict(stored["state"])
         for param in model.parameters():
             param.requires_grad_(False)

@@ -11,6 +11,7 @@ import time
 
 import streamlit as st
 
+from lora_core.checkpoints import tidy
 from lora_core.store import RunStore, environment, run_key
 from ui import jobs, server
 
@@ -24,7 +25,7 @@ def store() -> RunStore:
     """The server's run store, made on first use (after the environment names its folder)."""
     with _lock:
         if not _store:
-            _store.append(RunStore(server.cache_dir() / "runs", STORE_BYTES))
+            _store.append(RunStore(server.runs_dir(), STORE_BYTES))
         return _store[0]
 
 
@@ -52,6 +53,7 @@ def start(run: str, name: str, work, keep, session_id: str) -> tuple[str, jobs.J
                 error = store().put(run, *kept)
                 if error is not None:
                     server.log.warning("Run %s kept in memory only: %s", run[:12], error)
+                tidy(server.runs_dir(), server.cache_limit_bytes())  # the folder under its limit, oldest out
             return result
         finally:
             with _lock:

@@ -12,6 +12,7 @@ has seen:
 - never tied to a Streamlit session (a session id used outside a page) and not seen for `idle_s()`:
   released and forgotten.
 """
+import ctypes
 import dataclasses
 import gc
 import logging
@@ -27,6 +28,7 @@ from streamlit.logger import get_logger
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 from torch import nn
 
+from lora_core.checkpoints import tidy
 from lora_core.slots import default_limit, threads_per_run
 
 log = get_logger("lora_lab")
@@ -49,6 +51,8 @@ def _env_number(name: str, default, kind=int, low=1):
 
 MAX_TRAININGS_ENV = "LORA_LAB_MAX_TRAININGS"  # trainings at once on this server (default: one per core)
 CACHE_ENV = "LORA_LAB_CACHE"  # where baseline checkpoints are kept between server restarts
+CACHE_MB_ENV = "LORA_LAB_CACHE_MB"  # their folder's size limit; the least recently used go first
+DEFAULT_CACHE_MB = 1024  # a dozen of the widest baselines (80 MB each), hundreds of default ones (11 MB)
 IDLE_ENV = "LORA_LAB_IDLE_MINUTES"  # an open tab unused this long gives its models back (default 60)
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "artifacts" / "checkpoints"
 DEFAULT_IDLE_MINUTES = 60
@@ -73,6 +77,15 @@ def threads_each(limit: int) -> int:
 
 def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE)
+
+
+def runs_dir() -> Path:
+    """Where the run store keeps finished runs (ui.runs)."""
+    return cache_dir() / "runs"
+
+
+def cache_limit_bytes() -> float:
+    return _env_number(CACHE_MB_ENV, DEFAULT_CACHE_MB, float, low=0) * 2**20  # 0: keep none
 
 
 def idle_s() -> float:
@@ -248,8 +261,35 @@ def setup() -> None:
             lambda record: threading.current_thread().name != SWEEPER_NAME)
         _sweeper = threading.Thread(target=_sweep_forever, name=SWEEPER_NAME, daemon=True)
         _sweeper.start()
+        tidied = tidy(runs_dir(), cache_limit_bytes())  # a killed server's half-written files, an overfull cache
+        if tidied["partial"] or tidied["evicted"]:
+            log.info("LoRA Lab: checkpoint folder tidied: %(partial)d unfinished file(s) and %(evicted)d old "
+                     "checkpoint(s) deleted, %(kept_bytes)d bytes kept", tidied)
         log.info("LoRA Lab: %d training(s) at once, %d torch thread(s) each, checkpoints in %s",
                  limit, torch.get_num_threads(), cache_dir())
+
+
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc's; other C libraries have none
+    except (OSError, AttributeError):
+        return None
+
+
+MALLOC_TRIM = _malloc_trim()
+
+
+def give_back_memory() -> None:
+    """After sessions ended: free what they held, and hand the freed heap back to the system.
+
+    A session's state and its anchor form a cycle, so garbage collection frees it now rather than some day.
+    glibc keeps freed memory in its arenas (one per training thread) for reuse; malloc_trim returns it.
+    Measured by scripts/class_memory.py after a class of 8 sessions left: 1.23 GB after collection alone,
+    1.10 GB after the trim, against 1.07 GB held for the shared dataset and baseline.
+    """
+    gc.collect()
+    if MALLOC_TRIM is not None:
+        MALLOC_TRIM(0)
 
 
 def _sweep_forever() -> None:
@@ -259,7 +299,7 @@ def _sweep_forever() -> None:
         try:
             done = SESSIONS.sweep()
             if any(done.values()) or lingered:
-                gc.collect()  # a session's state and its anchor form a cycle: free it now, not some day
+                give_back_memory()
             lingering = SESSIONS.lingering()
             if any(done.values()) or lingering != lingered:
                 log.info("LoRA Lab sweep: %(ended)d session(s) ended, %(released)d job(s) released, "
