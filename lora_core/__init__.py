@@ -36,6 +36,8 @@ from .lora import (
 )
 from .model import MLP, layer_table
 from .runs import (
+    FACTORED_TOLERANCE,
+    FULL_FINETUNE_LR,
     NOTEBOOK_BASELINE,
     BaselineConfig,
     BaselineRun,
@@ -99,6 +101,8 @@ __all__ = [
     "MLP",
     "layer_table",
     "NOTEBOOK_BASELINE",
+    "FACTORED_TOLERANCE",
+    "FULL_FINETUNE_LR",
     "BaselineConfig",
     "BaselineRun",
     "FinetuneConfig",

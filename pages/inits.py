@@ -59,6 +59,7 @@ if "zeros" in curves:
                 "never moves either matrix: the adapter never learns, and the loss is the frozen network's.")
 if "random" in curves and "kaiming" in curves:
     st.markdown(f"**Both random:** B·A ≠ 0 from the start, so the network's outputs change before the first "
-                f"step — by up to **{curves['random'].initial_change:.3g}** in a logit on the test images — "
+                f"step — by up to **{curves['random'].initial_change:.3g}** in a logit on the first 1,000 "
+                "test images — "
                 "and training first has to undo that. With B = 0 it is exactly "
                 f"{curves['kaiming'].initial_change:g}.")

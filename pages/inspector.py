@@ -1,6 +1,7 @@
 import streamlit as st
 
 from lora_core import anatomy
+from lora_core.data import MEAN, STD
 from ui import baseline, charts, context, inside, state, tables
 from ui import inside_charts as ic
 
@@ -117,11 +118,15 @@ if chosen["patterns"] is not None:
     st.subheader("What linear1's adapter reads")
     patterns = chosen["patterns"][:PATTERNS_SHOWN].tolist()
     st.markdown("Each row of A (r×784) is a weighting of the 784 pixels: ΔW·x starts with A·x, so these r "
-                "images are the only input patterns the update can respond to. Red pixels count against, "
-                "blue for. A starts as random noise (kaiming); each Adam step moves an entry by at most about "
-                "the learning rate, so what it learned dominates only after a few hundred steps.")
-    charts.show(ic.patterns(patterns, f"The {len(patterns)} rows of A in linear1, as 28×28 images"),
-                key="insp_patterns")
+                "images are the only input patterns the update can respond to. Blue pixels raise that row's "
+                "A·x, red ones lower it; the sign means something only together with B, since flipping the "
+                "signs of both B and A leaves ΔW unchanged. The input is the normalised image, where blank "
+                f"background is {-MEAN / STD:.2f}, not 0, so the background counts too. A starts as random "
+                "noise (kaiming-uniform) and each Adam step moves an entry by up to about the learning rate: at "
+                "1e-3, linear1's A has moved as far as its starting noise (‖A − A₀‖ ≥ ‖A₀‖) within 50 steps.")
+    rows_word = "row" if len(patterns) == 1 else f"{len(patterns)} rows"
+    charts.show(ic.patterns(patterns, f"The {rows_word} of A in linear1, as 28×28 images"), key="insp_patterns")
+    st.caption(f"{ic.patterns_caption(patterns)}")
     if len(chosen["patterns"]) > PATTERNS_SHOWN:
         st.caption(f"The first {PATTERNS_SHOWN} of {len(chosen['patterns'])} rows.")
 

@@ -9,21 +9,49 @@ BLUE, ORANGE, GREY, GREEN, RED = "#1f5fa8", "#e07b00", "#9a9a9a", "#2a9d4b", "#c
 HEATMAP_CELLS = 128  # per axis: a 512×512 heatmap is 262,144 cells, too heavy to send on every slider move
 
 
+TITLE_LINE_CHARS = 30  # 20 px type: about 300 px per line, so a title fits a phone's chart without being cut
+LEGEND_ROW_PX = 28
+
+
+def wrap_title(title: str, width: int = TITLE_LINE_CHARS) -> str:
+    """Break a long title into lines at spaces (plotly never wraps, it cuts)."""
+    lines, line = [], ""
+    for word in title.split(" "):
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return "<br>".join([*lines, line])
+
+
 def style(fig: go.Figure, title: str = "", height: int = 420) -> go.Figure:
-    """The one look shared by all charts: white template, large type, fixed colours and margins."""
+    """The one look shared by all charts: white template, large type, fixed colours and margins.
+
+    The title sits above the plot and pushes the top margin down when it takes two lines; the legend sits
+    in its own strip at the bottom of the figure, below the x axis, so the two never meet."""
+    legend_items = sum(1 for t in fig.data if t.showlegend is not False and t.name) if len(fig.data) > 1 else 0
+    legend_rows = 0 if not legend_items else 1 + (legend_items > 2)  # two rows when a narrow screen wraps it
+    text = wrap_title(title)
     fig.update_layout(
-        template="plotly_white", title=dict(text=title, font=dict(size=20)), height=height,
+        template="plotly_white", height=height + 24 * text.count("<br>") + LEGEND_ROW_PX * legend_rows,
+        title=dict(text=text, font=dict(size=20), x=0, xref="paper", xanchor="left", yref="container", y=1,
+                   yanchor="top", pad=dict(t=12), automargin=True),
         font=dict(size=16), colorway=[BLUE, ORANGE, GREEN, RED, GREY],
-        margin=dict(l=70, r=30, t=60 if title else 20, b=60),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1),
+        margin=dict(l=70, r=30, t=60 if title else 20, b=70 + LEGEND_ROW_PX * legend_rows),
+        legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", xref="container", x=0,
+                    xanchor="left"),
         hoverlabel=dict(font_size=16),
     )
     return fig
 
 
-def show(fig: go.Figure, key: str | None = None) -> None:
-    """Draw a styled figure with its own template rather than Streamlit's theme."""
+def show(fig: go.Figure, key: str | None = None, caption: str | None = None) -> None:
+    """Draw a styled figure with its own template rather than Streamlit's theme, and under it a one-line
+    caption saying what it shows and its key numbers: the chart's text alternative."""
     st.plotly_chart(fig, theme=None, key=key, width="stretch")
+    if caption:
+        st.caption(caption)
 
 
 def _stride(n: int) -> int:
@@ -36,16 +64,22 @@ def color_limit(matrix) -> float:
 
 
 def heatmap(matrix, title: str, zmax: float) -> tuple[go.Figure, int]:
-    """A d×k matrix as a diverging heatmap centred on 0; large ones drawn every `stride`-th row/column."""
+    """A d×k matrix as a diverging heatmap centred on 0, one entry one square: a 10×469 matrix is drawn as a
+    strip 47 times wider than tall. Large ones are drawn every `stride`-th row/column, each drawn cell
+    covering stride×stride entries at their true place."""
     values = np.asarray(matrix)
-    stride = max(_stride(values.shape[0]), _stride(values.shape[1]))
+    rows, cols = values.shape
+    stride = max(_stride(rows), _stride(cols))
     shown = values[::stride, ::stride]
-    rows, cols = np.arange(values.shape[0])[::stride], np.arange(values.shape[1])[::stride]
-    fig = go.Figure(go.Heatmap(z=shown.tolist(), x=cols.tolist(), y=rows.tolist(), colorscale="RdBu",
-                               zmid=0, zmin=-zmax, zmax=zmax, colorbar=dict(thickness=14)))
-    fig.update_yaxes(autorange="reversed", title="row")
-    fig.update_xaxes(title="column")
-    return style(fig, title), stride
+    fig = go.Figure(go.Heatmap(z=shown.tolist(), x0=(stride - 1) / 2, dx=stride, y0=(stride - 1) / 2, dy=stride,
+                               colorscale="RdBu", zmid=0, zmin=-zmax, zmax=zmax, colorbar=dict(thickness=14),
+                               hovertemplate="row %{y:.0f}, column %{x:.0f}: %{z:.4g}<extra></extra>"))
+    fig.update_xaxes(title="column", range=[-0.5, shown.shape[1] * stride - 0.5], constrain="domain",
+                     showgrid=False, zeroline=False)
+    fig.update_yaxes(title="row", range=[shown.shape[0] * stride - 0.5, -0.5], scaleanchor="x", scaleratio=1,
+                     constrain="domain", showgrid=False, zeroline=False)
+    plot = 460 * min(1.0, max(rows / cols, 0.15))  # a wide strip needs less height than a square
+    return style(fig, title, height=int(plot) + 130), stride
 
 
 def singular_values(values, kept: int, numerical_rank: int) -> go.Figure:
@@ -121,21 +155,24 @@ def merge_precision(rows) -> go.Figure:
 
 
 def sweep(frame, y: str, y_title: str, title: str) -> go.Figure:
-    """Trainable parameters (log scale) against one outcome; full finetuning starred, the baseline a line."""
+    """Trainable parameters (log scale) against one outcome; full finetuning starred (one star per learning
+    rate), the baseline a line."""
     lora = frame[frame["rank"].notna()]
-    full = frame[frame["method"] == "full finetune"]
+    full = frame[frame["method"].str.startswith("full finetune")]
     base = frame[frame["method"] == "baseline"]
+    positions = ["top left", "bottom right"]  # neighbouring ranks' labels on opposite sides: they never touch
     fig = go.Figure([
         go.Scatter(x=lora["trainable"].tolist(), y=lora[y].tolist(), mode="lines+markers+text",
-                   text=[f"r={int(r)}" for r in lora["rank"]], textposition="top center", name="LoRA",
+                   text=[f"r={int(r)}" for r in lora["rank"]], name="LoRA",
+                   textposition=[positions[i % 2] for i in range(len(lora))],
                    marker=dict(size=12, color=BLUE), line=dict(color=BLUE, width=2)),
-        go.Scatter(x=full["trainable"].tolist(), y=full[y].tolist(), mode="markers+text", name="full finetune",
-                   text=["full"] * len(full), textposition="top center",
-                   marker=dict(size=16, color=ORANGE, symbol="star")),
     ])
+    for (_, row), symbol, color in zip(full.iterrows(), ["star", "x"], [ORANGE, RED], strict=False):
+        fig.add_trace(go.Scatter(x=[row["trainable"]], y=[row[y]], mode="markers", name=f"full, lr {row['lr']:g}",
+                                 marker=dict(size=16, color=color, symbol=symbol)))
     for value in base[y].tolist():
         fig.add_hline(y=value, line_dash="dash", line_color=GREY, annotation_text="baseline",
-                      annotation_position="bottom right")
+                      annotation_position="top left")
     fig.update_xaxes(type="log", title="trainable parameters (log scale)")
-    fig.update_yaxes(title=y_title)
+    fig.update_yaxes(title=y_title, rangemode="tozero")
     return style(fig, title)

@@ -78,7 +78,9 @@ def sidebar() -> Context:
         seed = st.number_input(
             "Random seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",
             help="Seeds the initial weights, the order of the training images, the adapter's random A "
-                 "and the SVD playground's matrices: the same seed gives the same numbers every time.")
+                 "and the SVD playground's matrices: the same seed gives the same numbers every time on "
+                 "this server. Another machine or another number of torch threads adds up floating-point "
+                 "sums in another order, so its last digits (and an accuracy near a tie) can differ.")
         presets.sidebar()
     return Context(data, device, int(seed), fallback)
 

@@ -5,6 +5,7 @@ import streamlit as st
 def navigation():
     return st.navigation([
         st.Page("pages/home.py", title="What is LoRA?", icon=":material/home:", default=True),
+        st.Page("pages/notebook.py", title="The notebook", icon=":material/menu_book:"),
         st.Page("pages/svd.py", title="SVD playground", icon=":material/grid_on:"),
         st.Page("pages/baseline.py", title="Baseline training", icon=":material/fitness_center:"),
         st.Page("pages/lora.py", title="LoRA finetuning", icon=":material/tune:"),

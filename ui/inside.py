@@ -20,12 +20,13 @@ from ui import jobs, tables
 # keeps them. Step counts are small: every view should finish in seconds on a laptop CPU.
 DEFAULTS = {
     "insp_every": 10, "insp_layer": None, "insp_k": 1, "insp_image": 0, "insp_source": None,
-    "oracle_ranks": [1, 2, 4, 8], "oracle_steps": 50, "oracle_layer": None,
+    "oracle_ranks": [1, 2, 4, 8], "oracle_steps": 50, "oracle_layer": None, "oracle_full_lr": lc.FULL_FINETUNE_LR,
     "inits_rank": 4, "inits_steps": 50,
     "scaling_ranks": [1, 2, 4, 8], "scaling_alpha": 8.0, "scaling_steps": 50,
     "frontier_ranks": [1, 2, 4, 8], "frontier_steps": 50, "frontier_strength": 1.0,
 }
 RANK_CHOICES = [1, 2, 4, 8, 16, 32, 64]
+FULL_LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3]  # full finetuning's own: smaller than LoRA's
 SNAPSHOT_CHOICES = [0, 5, 10, 25, 50, 100]  # steps between live redraws of the ΔW spectrum; 0 = only norms
 STRENGTH_STEP = 0.05
 PATH_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)  # evaluated right after training: the paths drawn
@@ -146,19 +147,21 @@ class LiveFinetune(jobs.Job):
                 **inspection(run.model, self.base_key)}
 
 
-def oracle(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks) -> jobs.Job:
+def oracle(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks,
+           full_lr: float = lc.FULL_FINETUNE_LR) -> jobs.Job:
     """studies.rank_oracle as a job, its result reshaped into plain lists for the page."""
     def work(job: jobs.Job) -> dict:
         found = studies.rank_oracle(base.model, data, config, ranks, on_progress=_progress(job),
-                                    should_stop=job.should_stop)
+                                    should_stop=job.should_stop, full_lr=full_lr)
         if found is None or not found.ranks:
             raise Stopped
         layers = {name: {"singular_values": layer.singular_values.tolist(), "energy": layer.energy.tolist(),
-                         "effective_rank": layer.effective_rank} for name, layer in found.layers.items()}
+                         "effective_rank": layer.effective_rank, "out_features": layer.out_features}
+                  for name, layer in found.layers.items()}
         similarity = {(name, rank): {"angles_deg": s["angles_deg"].tolist(), "similarity": s["similarity"]}
                       for name, layer in found.layers.items() for rank, s in layer.similarity.items()}
         return {"layers": layers, "similarity": similarity, "ranks": list(found.ranks),
-                "full_evaluation": found.full_evaluation, "full_losses": found.full_losses}
+                "full_evaluation": found.full_evaluation, "full_losses": found.full_losses, "full_lr": full_lr}
     return _study("oracle", work)
 
 
@@ -291,12 +294,13 @@ def layer_frame(views, norms: dict[str, float]) -> pd.DataFrame:
 
 
 def oracle_frame(result: dict, layer: str) -> pd.DataFrame:
-    energy = result["layers"][layer]["energy"]
+    energy, d = result["layers"][layer]["energy"], result["layers"][layer]["out_features"]
     rows = []
     for rank in result["ranks"]:
         found = result["similarity"][(layer, rank)]
         rows.append({"rank r": rank, "energy of the full ΔW in its top r": energy[rank - 1],
                      "subspace similarity": found["similarity"],
+                     "chance level r/d": anatomy.chance_similarity(rank, d),
                      "smallest angle (°)": min(found["angles_deg"]), "largest angle (°)": max(found["angles_deg"])})
     return pd.DataFrame(rows)
 
@@ -311,7 +315,10 @@ def gallery_frame(curves) -> pd.DataFrame:
 
 
 def scaling_frame(rows) -> pd.DataFrame:
-    return pd.DataFrame([asdict(r) for r in rows])
+    """One row per run, with ‖ΔW‖_F after its first step; the rest of the per-step curve is not tabled."""
+    frame = pd.DataFrame([asdict(r) for r in rows])
+    frame.insert(3, "first_step_norm", [r.update_norms[0] for r in rows])
+    return frame.drop(columns="update_norms")
 
 
 def strengths() -> list[float]:

@@ -279,13 +279,14 @@ def finetune(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig) 
     return Job(f"finetune-{time.monotonic_ns()}", work)
 
 
-def compare(base: lc.BaselineRun, data: lc.Dataset, ranks, config: lc.FinetuneConfig) -> Job:
+def compare(base: lc.BaselineRun, data: lc.Dataset, ranks, config: lc.FinetuneConfig,
+            full_lr: float = lc.FULL_FINETUNE_LR) -> Job:
     """compare_ranks; after a Stop it returns only the runs that finished."""
     def work(job: Job) -> dict:
         def on_progress(done: int, total: int, label: str) -> None:
             job.on_progress(done, total, "full finetuning, the reference" if label == "full" else label)
 
         rows = lc.compare_ranks(base.model, data, ranks, config, on_progress=on_progress,
-                                should_stop=job.should_stop)
+                                should_stop=job.should_stop, full_lr=full_lr)
         return {"rows": rows, "stopped": job.stopping}
     return Job(f"sweep-{time.monotonic_ns()}", work)

@@ -24,7 +24,7 @@ DEFAULTS = {
     "lora_adapter_on": True,
     "sweep_ranks": [1, 2, 4, 8, 16], "sweep_targets": ["linear1", "linear2"],
     "sweep_classes": list(_TUNE.digits), "sweep_steps": _TUNE.steps, "sweep_alpha": _TUNE.alpha,
-    "sweep_lr": _TUNE.lr,
+    "sweep_lr": _TUNE.lr, "sweep_full_lr": lc.FULL_FINETUNE_LR,
 }
 
 DEFAULTS.update(inside.DEFAULTS)  # the "Inside the update" pages
@@ -63,6 +63,8 @@ LIMITS = {
     "sweep_ranks": SomeOf((1, 2, 4, 8, 16, 32, 64, 128)), "sweep_targets": SomeOf(lc.DEFAULT_TARGETS),
     "sweep_classes": SomeOf(CLASSES), "sweep_steps": Range(int, 1, 100_000),
     "sweep_alpha": Range(float, 0.1, 1000.0), "sweep_lr": OneOf(tuple(LEARNING_RATES)),
+    "sweep_full_lr": OneOf(tuple(inside.FULL_LEARNING_RATES)),
+    "oracle_full_lr": OneOf(tuple(inside.FULL_LEARNING_RATES)),
 }
 
 
