@@ -90,7 +90,10 @@ else:
     left, right = st.columns([2, 3]) if result["losses"] else (None, st.container())
     if left is not None:
         with left:
-            charts.show(charts.loss_curve(result["losses"], f"Finetuning loss on {names}"), key="lora_loss")
+            losses = result["losses"]
+            charts.show(charts.loss_curve(losses, f"Finetuning loss on {names}"), key="lora_loss",
+                        caption=f"Loss of each of the {len(losses):,} steps on {names}: {losses[0]:.3g} at step 1, "
+                                f"{losses[-1]:.3g} at the last.")
     with right:
         adapter_on = st.toggle("Adapter on", key="lora_adapter_on",
                                help="Switch the adapter off to use W alone: the network is then exactly the "
@@ -110,7 +113,11 @@ else:
             col3.metric("Wrong test images", f"{after.wrong:,}", delta=f"{after.wrong - before.wrong:+,}",
                         delta_color="inverse")
     charts.show(charts.before_after(before.wrong_per_class, after.wrong_per_class, ctx.data.classes,
-                                    chosen, after_label), key="lora_before_after")
+                                    chosen, after_label), key="lora_before_after",
+                caption=f"Misclassified test images per class before (grey) and {after_label} (blue); "
+                        f"{before.wrong:,} in all before, {after.wrong:,} {after_label}"
+                        + (f"; on {names}: {tables.wrong_on(before, chosen):,} → {tables.wrong_on(after, chosen):,}."
+                           if chosen else "."))
 
     st.subheader("Proofs")
     checks = result["checks"]
@@ -167,7 +174,10 @@ if result is not None:
         "flipped": st.column_config.NumberColumn("flipped predictions"),
     })
     with right:
-        charts.show(charts.merge_precision(rows), key="lora_merge")
+        charts.show(charts.merge_precision(rows), key="lora_merge",
+                    caption="Largest rounding error of the merged weights per storage format (log scale): " + ", ".join(
+                        f"{r['dtype']} {r['max_abs_error']:.3g} ({r['flipped']:,} predictions flipped)"
+                        for r in rows) + ".")
 
 entries = adapters.on_this_baseline(held["key"])
 if entries:
@@ -186,4 +196,6 @@ if entries:
     col2.metric("Blend wrong test images", f"{score.wrong:,}", delta=f"{score.wrong - base.evaluation.wrong:+,}",
                 delta_color="inverse")
     charts.show(charts.before_after(base.evaluation.wrong_per_class, score.wrong_per_class, ctx.data.classes,
-                                    blended, "blend", f"Blend: {label}"), key="lora_blend")
+                                    blended, "blend", f"Blend: {label}"), key="lora_blend",
+                caption=f"Misclassified test images per class for the baseline (grey) and the blend (blue): "
+                        f"{base.evaluation.wrong:,} and {score.wrong:,} in all.")

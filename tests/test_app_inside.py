@@ -60,7 +60,8 @@ def metrics(at: AppTest) -> dict[str, str]:
 def charts(at: AppTest) -> dict[str, dict]:
     """Plotly charts by their title."""
     specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-    return {spec["layout"]["title"]["text"]: spec for spec in specs if "title" in spec["layout"]}
+    return {spec["layout"]["title"]["text"].replace("<br>", " "): spec for spec in specs  # long titles wrap
+            if "title" in spec["layout"]}
 
 
 def click(at: AppTest, key: str) -> AppTest:

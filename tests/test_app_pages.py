@@ -71,12 +71,21 @@ def charts(at: AppTest) -> list[dict]:
 
 
 def chart(at: AppTest, title: str) -> dict:
-    (found,) = [c for c in charts(at) if c["layout"]["title"]["text"] == title]
+    (found,) = [c for c in charts(at) if c["layout"]["title"]["text"].replace("<br>", " ") == title]  # wrapped
     return found
 
 
 def percent(share: float, digits: int = 2) -> str:
     return f"{share:.{digits}%}"
+
+
+def test_the_notebook_page_quotes_the_notebook():
+    at = open_page("pages/notebook.py")
+    assert at.title[0].value == "The notebook"
+    quoted = "\n".join(c.value for c in at.code)
+    assert "Accuracy : 0.961" in quoted and "Params introduced by LoRA : 6,794" in quoted
+    text = "\n".join(m.value for m in at.markdown)
+    assert f"default trains {lc.FinetuneConfig().steps} steps" in text
 
 
 def test_home_and_sidebar():
@@ -102,7 +111,7 @@ def test_svd_sliders_match_core(d, k, true_rank, r):
     assert shown["Reconstruction error ‖W − BA‖_F"] == f"{p.error:.3g}"
     assert shown["Relative error ‖W − BA‖_F / ‖W‖_F"] == f"{p.relative_error:.3g}"
     assert shown["Largest |y − y′|"] == f"{p.max_abs_difference:.3g}"
-    sigma = next(c for c in charts(at) if c["layout"]["title"]["text"] == "Singular values of W")
+    sigma = chart(at, "Singular values of W")
     assert sigma["data"][0]["y"] == p.singular_values.tolist()
     table = at.dataframe[0].value
     assert table["y = Wx + b"].tolist() == p.y.tolist()
@@ -231,7 +240,8 @@ def test_rank_comparison_matches_core(data, core_baseline):
     learned, forgotten = charts(at)
     assert learned["layout"]["xaxis"]["type"] == "log"
     assert learned["data"][0]["y"] == [r.target_wrong for r in rows[1:3]]
-    assert forgotten["data"][1]["y"] == [rows[-1].accuracy]
+    assert forgotten["data"][0]["y"] == [r.other_wrong for r in rows[1:3]]  # forgetting: the other classes
+    assert [t["y"] for t in forgotten["data"][1:-1]] == [[r.other_wrong] for r in rows[3:]]  # full at both rates
     assert at.get("download_button")
 
 

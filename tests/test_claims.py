@@ -115,6 +115,8 @@ def test_full_finetuning_collapses_at_loras_rate_and_not_at_its_own(default_base
     collapsed = rows[f"full finetune (lr {SWEEP.lr:g})"]
     own = rows[f"full finetune (lr {lc.FULL_FINETUNE_LR:g})"]
     assert collapsed.accuracy < 0.2  # ~ one class's share of the test images
+    _, _, evaluation = lc.finetune_full(default_base.model, data, SWEEP)
+    assert float((evaluation.predictions == SWEEP.digits[0]).float().mean()) > 0.9  # answers 2 for almost all
     assert own.accuracy > 0.85 and own.target_wrong < base.target_wrong / 2
     assert lora.target_wrong > collapsed.target_wrong and lora.other_wrong < collapsed.other_wrong
     assert collapsed.lr == SWEEP.lr and own.lr == lc.FULL_FINETUNE_LR

@@ -11,6 +11,7 @@ HEATMAP_CELLS = 128  # per axis: a 512×512 heatmap is 262,144 cells, too heavy 
 
 TITLE_LINE_CHARS = 30  # 20 px type: about 300 px per line, so a title fits a phone's chart without being cut
 LEGEND_ROW_PX = 28
+TITLE_LINE_PX = 26
 
 
 def wrap_title(title: str, width: int = TITLE_LINE_CHARS) -> str:
@@ -30,15 +31,18 @@ def style(fig: go.Figure, title: str = "", height: int = 420) -> go.Figure:
 
     The title sits above the plot and pushes the top margin down when it takes two lines; the legend sits
     in its own strip at the bottom of the figure, below the x axis, so the two never meet."""
-    legend_items = sum(1 for t in fig.data if t.showlegend is not False and t.name) if len(fig.data) > 1 else 0
-    legend_rows = 0 if not legend_items else 1 + (legend_items > 2)  # two rows when a narrow screen wraps it
+    legend_items = sum(1 for t in fig.data if t.showlegend is not False and t.name)
+    legend_rows = 0 if legend_items < 2 else 1 + (legend_items > 2)  # plotly shows one from 2 items; a phone wraps 3
     text = wrap_title(title)
+    extra_lines = text.count("<br>")
     fig.update_layout(
-        template="plotly_white", height=height + 24 * text.count("<br>") + LEGEND_ROW_PX * legend_rows,
-        title=dict(text=text, font=dict(size=20), x=0, xref="paper", xanchor="left", yref="container", y=1,
-                   yanchor="top", pad=dict(t=12), automargin=True),
+        template="plotly_white", height=height + TITLE_LINE_PX * extra_lines + LEGEND_ROW_PX * legend_rows,
+        # just above the plot, in a top margin sized for its lines (plotly anchors a title by its first line)
+        title=dict(text=text, font=dict(size=20), x=0, xref="container", xanchor="left", yref="paper", y=1,
+                   yanchor="bottom", pad=dict(b=14 + TITLE_LINE_PX * extra_lines, l=12)),
         font=dict(size=16), colorway=[BLUE, ORANGE, GREEN, RED, GREY],
-        margin=dict(l=70, r=30, t=60 if title else 20, b=70 + LEGEND_ROW_PX * legend_rows),
+        margin=dict(l=70, r=30, t=(60 + TITLE_LINE_PX * extra_lines) if title else 20,
+                    b=70 + LEGEND_ROW_PX * legend_rows),
         legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", xref="container", x=0,
                     xanchor="left"),
         hoverlabel=dict(font_size=16),
@@ -122,6 +126,7 @@ def loss_curve(losses, title: str = "Training loss") -> go.Figure:
 def wrong_per_class(wrong, classes, title: str = "Wrong test images per class") -> go.Figure:
     fig = go.Figure(go.Bar(x=list(classes), y=list(wrong), marker_color=BLUE, text=list(wrong),
                            textposition="outside", name="wrong"))
+    fig.update_layout(uniformtext=dict(minsize=12, mode="hide"))
     fig.update_xaxes(title="true class", type="category")
     fig.update_yaxes(title="misclassified test images")
     return style(fig, title)
@@ -137,7 +142,7 @@ def before_after(before, after, classes, chosen, after_name: str = "after LoRA",
         go.Bar(x=labels, y=list(after), name=after_name, marker_color=BLUE, text=list(after),
                textposition="outside"),
     ])
-    fig.update_layout(barmode="group")
+    fig.update_layout(barmode="group", uniformtext=dict(minsize=12, mode="hide"))  # a phone hides, never overlaps
     fig.update_xaxes(title="true class (★ = finetuned on)", type="category")
     fig.update_yaxes(title="misclassified test images")
     return style(fig, title)
@@ -149,7 +154,7 @@ def merge_precision(rows) -> go.Figure:
         x=[row["dtype"] for row in rows], y=[row["max_abs_error"] for row in rows], marker_color=BLUE,
         text=[f"{row['flipped']:,} flipped" for row in rows], textposition="outside", name="max |error|",
         hovertemplate="%{x}: max |error| %{y:.3g}<extra></extra>"))
-    fig.update_xaxes(title="dtype the merged weights are stored in", type="category")
+    fig.update_xaxes(title="stored as", type="category")
     fig.update_yaxes(type="log", title="max |W + ΔW − exact sum|", exponentformat="e")
     return style(fig, "Merging in lower precision")
 
@@ -160,7 +165,7 @@ def sweep(frame, y: str, y_title: str, title: str) -> go.Figure:
     lora = frame[frame["rank"].notna()]
     full = frame[frame["method"].str.startswith("full finetune")]
     base = frame[frame["method"] == "baseline"]
-    positions = ["top left", "bottom right"]  # neighbouring ranks' labels on opposite sides: they never touch
+    positions = ["top center", "bottom center"]  # neighbouring ranks' labels on opposite sides: they never touch
     fig = go.Figure([
         go.Scatter(x=lora["trainable"].tolist(), y=lora[y].tolist(), mode="lines+markers+text",
                    text=[f"r={int(r)}" for r in lora["rank"]], name="LoRA",
@@ -170,9 +175,10 @@ def sweep(frame, y: str, y_title: str, title: str) -> go.Figure:
     for (_, row), symbol, color in zip(full.iterrows(), ["star", "x"], [ORANGE, RED], strict=False):
         fig.add_trace(go.Scatter(x=[row["trainable"]], y=[row[y]], mode="markers", name=f"full, lr {row['lr']:g}",
                                  marker=dict(size=16, color=color, symbol=symbol)))
-    for value in base[y].tolist():
-        fig.add_hline(y=value, line_dash="dash", line_color=GREY, annotation_text="baseline",
-                      annotation_position="top left")
+    for value in base[y].tolist():  # named in the legend, not on the plot, where the rank labels are
+        fig.add_hline(y=value, line_dash="dash", line_color=GREY)
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="baseline",
+                                 line=dict(color=GREY, dash="dash")))
     fig.update_xaxes(type="log", title="trainable parameters (log scale)")
     fig.update_yaxes(title=y_title, rangemode="tozero")
     return style(fig, title)

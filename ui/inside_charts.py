@@ -43,7 +43,7 @@ def energy(curves: dict[str, list[float]], marks, title: str, shown: int | None 
             fig.add_trace(go.Scatter(x=[rank], y=[first[rank - 1]], mode="markers+text", showlegend=False,
                                      text=[f"r={rank}"], textposition="bottom right",
                                      marker=dict(size=12, color=RED), hoverinfo="skip"))
-    fig.update_xaxes(title="k, the number of top singular directions kept", type="log")
+    fig.update_xaxes(title="k, top directions kept (log)", type="log")
     fig.update_yaxes(title="share of ‖M‖²_F", range=[0, 1.05], tickformat=".0%")
     return style(fig, title, height=460)
 
@@ -85,8 +85,8 @@ def image(pixels, title: str, height: int = 300) -> go.Figure:
     """One 28×28 image as the network sees it (normalised pixels), ink dark on white."""
     fig = go.Figure(go.Heatmap(z=np.asarray(pixels).tolist(), colorscale="Greys", showscale=False,
                                hovertemplate="row %{y}, column %{x}: %{z:.2f}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
-    fig.update_xaxes(visible=False)
+    fig.update_yaxes(range=[27.5, -0.5], visible=False, scaleanchor="x", constrain="domain")
+    fig.update_xaxes(range=[-0.5, 27.5], visible=False, constrain="domain")
     fig = style(fig, title, height=height)
     fig.update_layout(margin=dict(l=10, r=10, t=50, b=10))
     return fig
@@ -112,6 +112,7 @@ def patterns(images, title: str) -> go.Figure:
                                                   autorange="reversed", visible=False),
                            f"xaxis{suffix}": dict(constrain="domain", visible=False)})
     fig = style(fig, title, height=300 if columns < 3 else 120 + 170 * rows)
+    fig.update_layout(margin_t=fig.layout.margin.t + 24)  # room for the images' own titles under the chart's
     fig.update_annotations(font_size=14)
     return fig
 
@@ -141,7 +142,7 @@ def similarity(frame) -> go.Figure:
                marker_color=GREY, text=[f"{v:.0%}" for v in frame["energy of the full ΔW in its top r"]],
                textposition="outside"),
     ])
-    fig.update_layout(barmode="group")
+    fig.update_layout(barmode="group", uniformtext=dict(minsize=11, mode="hide"))
     fig.update_xaxes(title="LoRA rank r", type="category")
     fig.update_yaxes(title="0 = orthogonal, 1 = the same", range=[0, 1.15])
     return style(fig, "LoRA's r directions against the full update's", height=460)
@@ -195,6 +196,6 @@ def frontier(points, baseline: tuple[int, int], paths: dict[int, list[tuple[int,
                                              line=dict(width=1, color="white")),
                                  hovertemplate=f"rank {p.rank}, strength {strength:g}<br>%{{y}} learned-class "
                                                "errors, %{x} other errors<extra></extra>"))
-    fig.update_xaxes(title="errors on the other classes (forgotten →)", rangemode="tozero")
+    fig.update_xaxes(title="errors, other classes (forgotten →)", rangemode="tozero")
     fig.update_yaxes(title=f"errors on {classes_label} (← learned)", rangemode="tozero")
     return style(fig, f"Learned against forgotten, at strength {strength:g}", height=520)
