@@ -60,14 +60,12 @@ with right:
                     f"{part['update_norm'].iloc[-1]:.3g} (r={part['rank'].iloc[-1]})"
                     for n, part in rules.items()) + ".")
 names = tables.class_names(ctx.data.classes, result["config"].digits)
-charts.show(ic.scaling(frame, "other_wrong", "wrong test images of the other classes",
-                       "What each run forgets: errors on the other classes"), key="scaling_forgotten",
+charts.show(ic.scaling(frame, "other_wrong", "errors, other classes", "What each run forgets"),
+            key="scaling_forgotten",
             caption=f"Held-out test images of the classes not finetuned on that are misclassified after training "
                     f"(the baseline: {inside.baseline_point(base, result['config'].digits)[0]:,}); "
                     + "; ".join(f"{n}: {', '.join(f'{v:,}' for v in part['other_wrong'])} at r = "
                                 f"{', '.join(map(str, part['rank']))}" for n, part in rules.items()) + ".")
-st.caption(f"The training loss on {names} is not shown as a chart: after a few dozen steps every run reaches a "
-           "loss near 0 on the one class it sees, so it cannot tell the runs apart.")
 st.dataframe(frame, hide_index=True, column_config={
     "scaling": "scale rule", "rank": "rank r",
     "scale": st.column_config.NumberColumn("scale s (ΔW = s·B·A)", format="%.4g"),

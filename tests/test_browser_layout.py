@@ -23,7 +23,7 @@ PAGES = [
     ("Baseline training", "Baseline training", None, None, None, 2),
     ("LoRA finetuning", "LoRA finetuning", "Steps", 20, "Train LoRA", 3),
     ("Rank comparison", "Rank comparison", "Steps per run", 5, "Run comparison", 2),
-    ("ΔW inspector", "ΔW inspector", None, None, "Train and watch", 8),
+    ("ΔW inspector", "ΔW inspector", None, None, "Train and watch", 6),
     ("Rank oracle", "Rank oracle", "Steps per run", 10, "Run the oracle", 2),
     ("Initialisation gallery", "Initialisation gallery", "Steps per run", 10, "Run the gallery", 2),
     ("Scaling explorer", "Scaling explorer", "Steps per run", 10, "Run the sweep", 3),
@@ -63,6 +63,8 @@ def layout_problems(charts: list[dict]) -> list[str]:
             if box and svg and (box["l"] < svg["l"] - 1 or box["r"] > svg["r"] + 1 or box["t"] < svg["t"] - 1
                                 or box["b"] > svg["b"] + 1):
                 found.append(f"{name}: {what} is cut at the chart's edge")
+        if chart["gtitle"] and any(overlap(chart["gtitle"], b) for b in chart["axisTitles"]):
+            found.append(f"{name}: an axis title overlaps the title")
         labels = chart["labels"]
         if any(overlap(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]):
             found.append(f"{name}: two point labels overlap")

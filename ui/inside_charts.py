@@ -43,7 +43,9 @@ def energy(curves: dict[str, list[float]], marks, title: str, shown: int | None 
             fig.add_trace(go.Scatter(x=[rank], y=[first[rank - 1]], mode="markers+text", showlegend=False,
                                      text=[f"r={rank}"], textposition="bottom right",
                                      marker=dict(size=12, color=RED), hoverinfo="skip"))
-    fig.update_xaxes(title="k, top directions kept (log)", type="log")
+    longest = max(len(values[:shown]) for values in curves.values())
+    fig.update_xaxes(title="k, top directions kept (log)", type="log",
+                     range=[-0.03, np.log10(max(longest, 2)) + 0.03])  # from k = 1: no ticks before it
     fig.update_yaxes(title="share of ‖M‖²_F", range=[0, 1.05], tickformat=".0%")
     return style(fig, title, height=460)
 
