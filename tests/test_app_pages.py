@@ -214,7 +214,9 @@ def test_lora_finetune_matches_core(data, core_baseline):
     assert bars["data"][0]["y"] == core.before.wrong_per_class
     assert bars["data"][1]["y"] == core.after.wrong_per_class
     proofs = [m.value for m in at.markdown if m.value.startswith((":green[", ":red["))]
-    assert len(proofs) == 3 and all(p.startswith(":green[:material/check_circle:]") for p in proofs)
+    assert len(proofs) == 4 and all(p.startswith(":green[:material/check_circle:]") for p in proofs)
+    factored = lc.adapter_checks(core_baseline.model, core.model, data.test_x)["factored_vs_parametrized"]
+    assert f"`{factored:.3g}` (must be ≤ {lc.FACTORED_TOLERANCE:g})" in proofs[3]  # the forward that trained it
 
     at.toggle(key="lora_adapter_on").set_value(False).run()  # off: exactly the baseline again
     assert metrics(at)["Accuracy adapter off"] == percent(core.before.accuracy)
