@@ -44,6 +44,7 @@ LAYOUT_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].filter(e 
   return {title: (L.title && L.title.text) || '', svg: box(e.querySelector('svg.main-svg')),
           gtitle: box(e.querySelector('.g-gtitle')), legend: box(e.querySelector('.legend')),
           axisTitles: [...e.querySelectorAll('.g-xtitle, .g-ytitle')].map(box).filter(Boolean),
+          notes: [...e.querySelectorAll('.infolayer .annotation')].map(box).filter(Boolean),
           labels: [...e.querySelectorAll('.scatterlayer .textpoint text')].map(box).filter(Boolean),
           heatmaps};
 })"""
@@ -65,6 +66,8 @@ def layout_problems(charts: list[dict]) -> list[str]:
                 found.append(f"{name}: {what} is cut at the chart's edge")
         if chart["gtitle"] and any(overlap(chart["gtitle"], b) for b in chart["axisTitles"]):
             found.append(f"{name}: an axis title overlaps the title")
+        if chart["gtitle"] and any(overlap(chart["gtitle"], b) for b in chart["notes"]):
+            found.append(f"{name}: a subplot title or note overlaps the title")
         labels = chart["labels"]
         if any(overlap(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]):
             found.append(f"{name}: two point labels overlap")

@@ -101,7 +101,8 @@ def patterns(images, title: str) -> go.Figure:
     columns = min(PATTERN_COLUMNS, len(images))
     rows = -(-len(images) // columns)
     zmax = max(color_limit(img) for img in images)
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[f"row {i + 1} of A" for i in range(len(images))],
+    names = [f"row {i + 1}" if columns <= 4 else str(i + 1) for i in range(len(images))]  # fit a phone's columns
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=names,
                         horizontal_spacing=0.02, vertical_spacing=0.08)
     for i, img in enumerate(images):
         fig.add_trace(go.Heatmap(z=img.tolist(), colorscale="RdBu", zmid=0, zmin=-zmax, zmax=zmax,
@@ -114,7 +115,8 @@ def patterns(images, title: str) -> go.Figure:
                                                   autorange="reversed", visible=False),
                            f"xaxis{suffix}": dict(constrain="domain", visible=False)})
     fig = style(fig, title, height=300 if columns < 3 else 120 + 170 * rows)
-    fig.update_layout(margin_t=fig.layout.margin.t + 24)  # room for the images' own titles under the chart's
+    # room for the images' own titles between the chart's title and the images
+    fig.update_layout(margin_t=fig.layout.margin.t + 24, title_pad_b=fig.layout.title.pad.b + 24)
     fig.update_annotations(font_size=14)
     return fig
 
