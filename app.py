@@ -9,6 +9,7 @@ state.init()
 server.run_started()
 try:
     pages = frame.navigation()
+    frame.readable_captions()
     st.session_state.context = context.sidebar()
     context.warn_fallback(st.session_state.context)
     if note := st.session_state.pop(server.NOTE_KEY, None):

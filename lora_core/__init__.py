@@ -38,6 +38,8 @@ from .lora import (
 )
 from .model import MLP, layer_table
 from .runs import (
+    FACTORED_TOLERANCE,
+    FULL_FINETUNE_LR,
     NOTEBOOK_BASELINE,
     BaselineConfig,
     BaselineRun,
@@ -103,6 +105,8 @@ __all__ = [
     "MLP",
     "layer_table",
     "NOTEBOOK_BASELINE",
+    "FACTORED_TOLERANCE",
+    "FULL_FINETUNE_LR",
     "BaselineConfig",
     "BaselineRun",
     "FinetuneConfig",

@@ -138,6 +138,17 @@ def lora_directions(lora: LoRAParametrization) -> torch.Tensor:
     return torch.linalg.qr(lora.lora_B.detach().double())[0]
 
 
+def chance_similarity(r: int, d: int) -> float:
+    """The average subspace_similarity of two random r-dimensional subspaces of R^d: r/d.
+
+    For X with orthonormal columns and Y uniformly random, E‖XᵀY‖_F² = Σ_ij E(xᵢ·yⱼ)² = r·r·(1/d), since a
+    random unit vector's squared component along any fixed unit vector averages 1/d; divided by r: r/d.
+    """
+    if not 0 < r <= d:
+        raise ValueError(f"need 0 < r ≤ d, got r={r!r}, d={d!r}")
+    return r / d
+
+
 def subspace_similarity(X: torch.Tensor, Y: torch.Tensor) -> dict:
     """How far the subspace spanned by X's columns lies inside Y's, both of dimension r.
 

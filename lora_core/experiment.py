@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from .data import DATASETS
 from .lora import DEFAULT_TARGETS
 from .model import IMAGE_PIXELS, NUM_CLASSES
-from .runs import BaselineConfig, FinetuneConfig, check_choices
+from .runs import FULL_FINETUNE_LR, BaselineConfig, FinetuneConfig, check_choices
 from .train import _check_positive
 
 STUDY_RANKS = (1, 2, 4, 8, 16, 32, 64, 128)  # the ranks a study may compare
@@ -32,7 +32,7 @@ class RankComparison:
     """Rank comparison: the finetune at each of `ranks` on `targets`, and full finetuning at `full_lr`."""
     ranks: tuple[int, ...] = (1, 2, 4, 8, 16)
     targets: tuple[str, ...] = ("linear1", "linear2")  # linear3 (→ 10 classes) would cap every rank at 10
-    full_lr: float = 1e-3  # full finetuning's own learning rate
+    full_lr: float = FULL_FINETUNE_LR  # full finetuning's own: at LoRA's it forgets almost everything
 
     def __post_init__(self):
         _set(self, ranks=_ranks("ranks", self.ranks), targets=check_choices("targets", self.targets, DEFAULT_TARGETS))
@@ -48,6 +48,16 @@ class RankStudy:
     def __post_init__(self):
         _set(self, ranks=_ranks("ranks", self.ranks))
         _check_positive("steps", self.steps)
+
+
+@dataclass(frozen=True)
+class OracleStudy(RankStudy):
+    """The rank oracle: full finetuning (at its own `full_lr`), then LoRA at each rank."""
+    full_lr: float = FULL_FINETUNE_LR
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_positive("full_lr", self.full_lr, float)
 
 
 @dataclass(frozen=True)
@@ -92,7 +102,7 @@ class Experiment:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     compare: RankComparison = field(default_factory=RankComparison)
-    oracle: RankStudy = field(default_factory=RankStudy)
+    oracle: OracleStudy = field(default_factory=OracleStudy)
     inits: InitStudy = field(default_factory=InitStudy)
     scaling: ScalingStudy = field(default_factory=ScalingStudy)
     frontier: FrontierStudy = field(default_factory=FrontierStudy)
@@ -157,6 +167,8 @@ class Experiment:
                  "inspect": lambda: {"every": self.inspect_every}}
         if kind in ("oracle", "scaling", "frontier"):
             described["ranks"] = getattr(self, kind).ranks
+        if kind == "oracle":
+            described["full_lr"] = self.oracle.full_lr
         elif kind in extra:
             described.update(extra[kind]())
         return described

@@ -118,6 +118,7 @@ FIELDS = {
     "full_lr": (("compare", "full_lr"), OneOf(LEARNING_RATES)),
     "oracle_ranks": (("oracle", "ranks"), SomeOf(STUDY_RANKS[:-1])),
     "oracle_steps": (("oracle", "steps"), Whole(1, MAX_STEPS)),
+    "oracle_full_lr": (("oracle", "full_lr"), OneOf(LEARNING_RATES)),
     "inits_rank": (("inits", "rank"), OneOf(STUDY_RANKS[:-1])),
     "inits_steps": (("inits", "steps"), Whole(1, MAX_STEPS)),
     "scaling_ranks": (("scaling", "ranks"), SomeOf(STUDY_RANKS[:-1])),

@@ -13,7 +13,7 @@ from .adapters import Adapter, adapter_of, blend
 from .anatomy import effective_rank, energy, full_updates, lora_directions, subspace_similarity
 from .data import Dataset
 from .lora import INITS, lora_layers, lora_of
-from .runs import FinetuneConfig, finetune_full, finetune_lora, run_progress
+from .runs import FULL_FINETUNE_LR, FinetuneConfig, finetune_full, finetune_lora, run_progress
 from .train import Evaluation, evaluate
 
 FINAL_LOSS_STEPS = 10
@@ -63,6 +63,10 @@ class ScalingRow:
     scale: float
     update_norm: float  # ‖ΔW‖_F after training, all layers
     final_loss: float
+    update_norms: tuple[float, ...] = ()  # ‖ΔW‖_F after each step: where the scaling rules separate
+    target_wrong: int = 0  # test errors on the finetuned classes after training (held-out images)
+    other_wrong: int = 0  # test errors on every other class after training
+    accuracy: float = 0.0  # test accuracy after training
 
 
 def scaling_sweep(base: nn.Module, data: Dataset, config: FinetuneConfig, ranks, on_progress=None,
@@ -76,8 +80,19 @@ def scaling_sweep(base: nn.Module, data: Dataset, config: FinetuneConfig, ranks,
         if len(run.losses) < config.steps:
             break
         scale = config.alpha / (math.sqrt(rank) if rslora else rank)
-        rows.append(ScalingRow("α/√r" if rslora else "α/r", rank, scale, run.update_norms[-1], final_loss(run.losses)))
+        target = sum(run.after.wrong_per_class[d] for d in config.digits)
+        rows.append(ScalingRow("α/√r" if rslora else "α/r", rank, scale, run.update_norms[-1], final_loss(run.losses),
+                               tuple(run.update_norms), target, run.after.wrong - target, run.after.accuracy))
     return rows
+
+
+def scaling_exponent(ranks, values) -> float:
+    """The exponent p of values ≈ c·rᵖ: the least-squares slope of log(value) against log(rank)."""
+    xs, ys = [math.log(r) for r in ranks], [math.log(v) for v in values]
+    if len(xs) < 2 or len(set(xs)) < 2:
+        raise ValueError(f"need at least two different ranks, got {list(ranks)!r}")
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
 
 
 @dataclass(frozen=True)
@@ -119,6 +134,7 @@ class OracleLayer:
     energy: torch.Tensor  # share of ‖ΔW_full‖_F² in its top k directions, k = 1, 2, …
     effective_rank: float
     similarity: dict[int, dict]  # LoRA rank → {"angles_deg", "similarity"} against ΔW_full's top-r directions
+    out_features: int = 0  # the dimension of the output space both subspaces lie in: chance_similarity's d
 
 
 @dataclass(frozen=True)
@@ -130,15 +146,16 @@ class Oracle:
 
 
 def rank_oracle(base: nn.Module, data: Dataset, config: FinetuneConfig, ranks, on_progress=None,
-                should_stop=None) -> Oracle | None:
-    """Full finetuning on the same data and steps, the SVD of its update, and how close LoRA comes to it.
+                should_stop=None, full_lr: float = FULL_FINETUNE_LR) -> Oracle | None:
+    """Full finetuning on the same data and steps (at its own learning rate `full_lr`: at LoRA's it
+    collapses to one class), the SVD of its update, and how close LoRA comes to it.
 
     None when the full finetune itself was stopped; otherwise the LoRA ranks that finished.
     """
     ranks = sorted(set(ranks))
     total = config.steps * (len(ranks) + 1)
-    full, losses, evaluation = finetune_full(base, data, config, run_progress(on_progress, 0, total, "full"),
-                                             should_stop)
+    full, losses, evaluation = finetune_full(base, data, replace(config, lr=full_lr),
+                                             run_progress(on_progress, 0, total, "full"), should_stop)
     if len(losses) < config.steps:
         return None
     deltas = {name: delta for name, delta in full_updates(base, full).items() if name in config.targets}
@@ -153,6 +170,6 @@ def rank_oracle(base: nn.Module, data: Dataset, config: FinetuneConfig, ranks, o
         for name, layer in lora_layers(run.model).items():
             U_full = spectra[name][0][:, :rank]  # (out, r): the full update's top-r output directions
             similarity[name][rank] = subspace_similarity(lora_directions(lora_of(layer)), U_full)
-    layers = {name: OracleLayer(S, energy(S), effective_rank(S), similarity[name])
+    layers = {name: OracleLayer(S, energy(S), effective_rank(S), similarity[name], deltas[name].shape[0])
               for name, (_, S, _) in spectra.items()}
     return Oracle(losses, evaluation, layers, tuple(finished))

@@ -46,9 +46,15 @@ col3.metric("Steps trained", f"{len(run.losses):,}")
 
 left, right = st.columns(2)
 with left:
-    charts.show(charts.loss_curve(run.losses), key="base_loss")
+    charts.show(charts.loss_curve(run.losses), key="base_loss",
+                caption=f"Cross-entropy loss of each of the {len(run.losses):,} training steps: from "
+                        f"{run.losses[0]:.3g} at step 1 to {run.losses[-1]:.3g} at the last.")
 with right:
-    charts.show(charts.wrong_per_class(run.evaluation.wrong_per_class, ctx.data.classes), key="base_wrong")
+    wrong = run.evaluation.wrong_per_class
+    charts.show(charts.wrong_per_class(wrong, ctx.data.classes), key="base_wrong",
+                caption=f"Misclassified test images of each class, {sum(wrong):,} in all: most for "
+                        f"{ctx.data.classes[wrong.index(max(wrong))]} ({max(wrong):,}), fewest for "
+                        f"{ctx.data.classes[wrong.index(min(wrong))]} ({min(wrong):,}).")
 
 st.subheader("Parameters per layer")
 st.dataframe(tables.layer_frame(run.model), hide_index=True,

@@ -37,7 +37,11 @@ with st.spinner(f"Evaluating every adapter at strength {strength:g}…"):
     points = inside.frontier_points(result, base, ctx.data, digits, strength)
 paths = {rank: [(p.other_wrong, p.target_wrong) for s in sorted(result["points"])
                 for p in result["points"][s] if p.rank == rank] for rank in result["adapters"]}
-charts.show(ic.frontier(points, inside.baseline_point(base, digits), paths, strength, names), key="frontier_chart")
+origin = inside.baseline_point(base, digits)
+charts.show(ic.frontier(points, origin, paths, strength, names), key="frontier_chart",
+            caption=f"Each rank's errors on {names} (up: worse) against errors on the other classes (right: "
+                    f"worse) at strength {strength:g}; the baseline star at {origin[1]:,} and {origin[0]:,}. "
+                    + "; ".join(f"rank {p.rank}: {p.target_wrong:,} and {p.other_wrong:,}" for p in points) + ".")
 st.caption(f"Thin lines: each rank's path from strength 0 (the baseline) to {MAX_STRENGTH:g}, through every "
            "strength evaluated so far (each computed once, then kept).")
 st.dataframe([{"rank r": p.rank, "strength": p.strength, f"errors on {names}": p.target_wrong,

@@ -1,5 +1,6 @@
 import streamlit as st
 
+from lora_core import studies
 from ui import baseline, charts, context, inside
 from ui import inside_charts as ic
 
@@ -30,10 +31,15 @@ st.caption(f"Last run: {inside.describe(result['config'], ctx.data.classes)}.")
 left, right = st.columns(2)
 with left:
     charts.show(ic.curves({n: c.losses for n, c in curves.items()}, ic.INIT_COLORS, inside.INIT_LABELS,
-                          "Finetuning loss", "cross-entropy loss"), key="inits_loss")
+                          "Finetuning loss", "cross-entropy loss"), key="inits_loss",
+                caption="Loss of each step from each start; mean of the last steps: " + ", ".join(
+                    f"{inside.INIT_LABELS.get(n, n)} {studies.final_loss(c.losses):.3g}"
+                    for n, c in curves.items()) + ".")
 with right:
     charts.show(ic.curves({n: c.update_norms for n, c in curves.items()}, ic.INIT_COLORS, inside.INIT_LABELS,
-                          "Size of the update ‖ΔW‖_F", "‖ΔW‖_F over all layers"), key="inits_norm")
+                          "Size of the update ‖ΔW‖_F", "‖ΔW‖_F over all layers"), key="inits_norm",
+                caption="‖ΔW‖_F over all adapted layers after each step; after the last: " + ", ".join(
+                    f"{inside.INIT_LABELS.get(n, n)} {c.update_norms[-1]:.3g}" for n, c in curves.items()) + ".")
 
 frame = inside.gallery_frame(result["curves"])
 cols = st.columns(len(curves))
@@ -54,6 +60,7 @@ if "zeros" in curves:
                 "never moves either matrix: the adapter never learns, and the loss is the frozen network's.")
 if "random" in curves and "kaiming" in curves:
     st.markdown(f"**Both random:** B·A ≠ 0 from the start, so the network's outputs change before the first "
-                f"step — by up to **{curves['random'].initial_change:.3g}** in a logit on the test images — "
+                f"step — by up to **{curves['random'].initial_change:.3g}** in a logit on the first 1,000 "
+                "test images — "
                 "and training first has to undo that. With B = 0 it is exactly "
                 f"{curves['kaiming'].initial_change:g}.")

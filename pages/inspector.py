@@ -1,6 +1,7 @@
 import streamlit as st
 
 from lora_core import anatomy
+from lora_core.data import MEAN, STD
 from ui import baseline, charts, context, inside, state, tables
 from ui import inside_charts as ic
 from ui.plain import plain
@@ -29,11 +30,15 @@ def draw_live(job, tick: int) -> None:
     left, right = st.columns(2)
     with left:
         charts.show(ic.norm_curves(job.norms, f"‖ΔW‖_F of each layer (live, step {job.step:,})"),
-                    key=f"insp_live_norms_{tick}")
+                    key=f"insp_live_norms_{tick}",
+                    caption="‖ΔW‖_F of each layer so far: " + ", ".join(
+                        f"{n} {v[-1]:.3g}" for n, v in job.norms.items()) + ".")
     with right:
         if job.snapshots:
             step, spectra = job.snapshots[-1]
-            charts.show(ic.live_spectra(spectra, step), key=f"insp_live_spectra_{tick}")
+            charts.show(ic.live_spectra(spectra, step), key=f"insp_live_spectra_{tick}",
+                        caption=f"ΔW's singular values at step {step:,}; largest: " + ", ".join(
+                            f"{n} {max(v, default=0):.3g}" for n, v in spectra.items()) + ".")
 
 
 inspected = inside.run("inspect", held, ctx, config, "Train and watch", "Training the adapter", draw=draw_live,
@@ -88,14 +93,19 @@ cols[3].metric("‖ΔW‖_F", f"{norms[layer]:.4g}")
 left, right = st.columns(2)
 with left:
     fig, stride = charts.heatmap(view.delta.numpy(), f"ΔW of {layer}", charts.color_limit(view.delta.numpy()))
-    charts.show(fig, key="insp_heatmap")
+    charts.show(fig, key="insp_heatmap",
+                caption=f"Each entry of ΔW of {layer} as a colour, blue +, red −, one entry one square; "
+                        f"the largest |entry| is {charts.color_limit(view.delta.numpy()):.3g}.")
     out, inp = view.delta.shape
     st.caption(f"ΔW is {out}×{inp}" + (f"; drawn every {stride}th row and column to stay light in the browser "
                                        "(the numbers and SVDs use the whole matrix)." if stride > 1 else "."))
 with right:
     shown = min(len(view.weight_singular_values), max(3 * view.rank, 40))
     charts.show(ic.spectra(view.delta_singular_values.tolist(), view.weight_singular_values.tolist(), view.rank,
-                           shown, layer), key="insp_spectra")
+                           shown, layer), key="insp_spectra",
+                caption=f"σ₁ of ΔW is {float(view.delta_singular_values[0]):.3g}, σ₁ of W "
+                        f"{float(view.weight_singular_values[0]):.3g}; ΔW has {view.rank} non-zero singular "
+                        f"value{'s' if view.rank > 1 else ''}, W {len(view.weight_singular_values)}.")
     st.caption(f"The first {shown} of W's {len(view.weight_singular_values)} singular values, and ΔW's r: computed "
                "from B and A alone, since B·A cannot have more than r directions — every other one is zero.")
 
@@ -108,17 +118,26 @@ cols[0].metric(f"ΔW: energy in the top {k}", tables.percent(delta_energy[min(k,
 cols[1].metric(f"W: energy in the top {k}", tables.percent(weight_energy[k - 1]),
                help="The frozen weights are far from low-rank: many directions share their energy.")
 charts.show(ic.energy({"ΔW": delta_energy, "W (frozen)": weight_energy}, [view.rank],
-                      f"Energy in the top k directions of {layer}"), key="insp_energy")
+                      f"Energy in the top k directions of {layer}"), key="insp_energy",
+            caption=f"Share of ‖M‖²_F in the top k singular directions: at k = {k}, ΔW "
+                    f"{tables.percent(delta_energy[min(k, len(delta_energy)) - 1])} and W "
+                    f"{tables.percent(weight_energy[k - 1])}; ΔW reaches 100 % at k = r = {view.rank}.")
 
 if chosen["patterns"] is not None:
     st.subheader("What linear1's adapter reads")
     patterns = chosen["patterns"][:PATTERNS_SHOWN].tolist()
     st.markdown("Each row of A (r×784) is a weighting of the 784 pixels: ΔW·x starts with A·x, so these r "
-                "images are the only input patterns the update can respond to. Red pixels count against, "
-                "blue for. A starts as random noise (kaiming); each Adam step moves an entry by at most about "
-                "the learning rate, so what it learned dominates only after a few hundred steps.")
-    charts.show(ic.patterns(patterns, f"The {len(patterns)} rows of A in linear1, as 28×28 images"),
-                key="insp_patterns")
+                "images are the only input patterns the update can respond to. Blue pixels raise that row's "
+                "A·x, red ones lower it; the sign means something only together with B, since flipping the "
+                "signs of both B and A leaves ΔW unchanged. The input is the normalised image, where blank "
+                f"background is {-MEAN / STD:.2f}, not 0, so the background counts too. A starts as random "
+                "noise (kaiming-uniform) and each Adam step moves an entry by up to about the learning rate: at "
+                "1e-3, linear1's A has moved as far as its starting noise (‖A − A₀‖ ≥ ‖A₀‖) within 50 steps.")
+    rows_word = "row" if len(patterns) == 1 else f"{len(patterns)} rows"
+    largest = max(charts.color_limit(p) for p in patterns)
+    charts.show(ic.patterns(patterns, f"The {rows_word} of A in linear1, as 28×28 images"), key="insp_patterns",
+                caption=f"{len(patterns)} row{'s' if len(patterns) > 1 else ''} of A, each a weight per pixel "
+                        f"drawn square; one colour scale for all, ±{largest:.3g} at its ends.")
     if len(chosen["patterns"]) > PATTERNS_SHOWN:
         st.caption(f"The first {PATTERNS_SHOWN} of {len(chosen['patterns'])} rows.")
 
@@ -133,17 +152,24 @@ predicted_on = classes[max(range(len(with_adapter)), key=with_adapter.__getitem_
 left, right = st.columns([1, 3])
 with left:
     charts.show(ic.image(image.reshape(28, 28).cpu().numpy(), f"test image {index:,}: {classes[label]}"),
-                key="insp_image_chart")
+                key="insp_image_chart", caption=f"Test image {index:,}, true class {classes[label]}.")
 with right:
-    charts.show(ic.logits(without, with_adapter, classes, "Logits with the adapter off and on"), key="insp_logits")
+    charts.show(ic.logits(without, with_adapter, classes, "Logits with the adapter off and on"), key="insp_logits",
+                caption=f"The ten logits through W and through W + ΔW; the largest is {predicted_off} "
+                        f"({max(without):.3g}) off and {predicted_on} ({max(with_adapter):.3g}) on.")
 st.markdown(f"True class **{classes[label]}** · predicted through W: **{predicted_off}** · "
             f"through W + ΔW: **{predicted_on}**")
 
 if "norms" in chosen:
     st.subheader("ΔW while it was trained")
-    charts.show(ic.norm_curves(chosen["norms"], "‖ΔW‖_F of each layer, step by step"), key="insp_norms")
+    charts.show(ic.norm_curves(chosen["norms"], "‖ΔW‖_F of each layer, step by step"), key="insp_norms",
+                caption="‖ΔW‖_F of each layer from 0 at step 0 to, after the last step: " + ", ".join(
+                    f"{n} {v[-1]:.3g}" for n, v in chosen["norms"].items()) + ".")
     if chosen["snapshots"]:
-        charts.show(ic.spectrum_history(chosen["snapshots"], layer), key="insp_history")
+        last_step, last = chosen["snapshots"][-1]
+        charts.show(ic.spectrum_history(chosen["snapshots"], layer), key="insp_history",
+                    caption=f"ΔW's singular values of {layer} at each snapshot; at step {last_step:,}: "
+                            + ", ".join(f"{v:.3g}" for v in last[layer]) + ".")
 else:
     st.caption("**Train and watch** also records ‖ΔW‖_F of each layer after every step, and ΔW's singular "
                "values as they grow.")

@@ -23,16 +23,19 @@ cols[0].slider("Rank r", 1, 64, key="lora_rank",
                            "numbers and ΔW = (α/r)·B·A has rank at most r. A rank is at most min(d, k) of "
                            "every target layer.")
 cols[1].number_input("Alpha α", 0.1, 1000.0, step=0.5, key="lora_alpha",
-                             help="Scales the update: ΔW = (α/r)·B·A. Dividing by r keeps the update's size "
-                                  "similar when you change the rank; a larger α acts like a larger step.")
+                     help="Scales the update: ΔW = (α/r)·B·A; a larger α acts like a larger step. "
+                          "Dividing by r spares retuning when r changes (Hu et al.), but it also "
+                          "shrinks the update as r grows: after one Adam step ‖ΔW‖ falls like 1/√r "
+                          "(see the Scaling explorer).")
 cols[2].multiselect("Target layers", lc.DEFAULT_TARGETS, key="lora_targets",
                               help="The layers that get an adapter: linear1 is 784→hidden1, linear2 "
                                    "hidden1→hidden2, linear3 hidden2→10 (so it allows rank ≤ 10).")
 cols = st.columns(3)
 cols[0].multiselect("Classes to finetune on", list(range(len(ctx.data.classes))), key="lora_classes",
                               format_func=lambda i: ctx.data.classes[i],
-                              help="Only training images of these classes are shown to the adapter — the "
-                                   "notebook finetuned on the digit it recognised worst.")
+                              help="Only training images of these classes are shown to the adapter. The "
+                                   "notebook finetuned on digit 2, which its baseline got wrong most often "
+                                   "(88 test images).")
 cols[1].number_input("Steps", 1, 100_000, key="lora_steps",
                              help="Training steps of 10 images each on the chosen classes.")
 cols[2].select_slider("Learning rate", state.LEARNING_RATES, key="lora_lr", format_func="{:g}".format,
@@ -78,7 +81,10 @@ else:
     left, right = st.columns([2, 3]) if result["losses"] else (None, st.container())
     if left is not None:
         with left:
-            charts.show(charts.loss_curve(result["losses"], f"Finetuning loss on {names}"), key="lora_loss")
+            losses = result["losses"]
+            charts.show(charts.loss_curve(losses, f"Finetuning loss on {names}"), key="lora_loss",
+                        caption=f"Loss of each of the {len(losses):,} steps on {names}: {losses[0]:.3g} at step 1, "
+                                f"{losses[-1]:.3g} at the last.")
     with right:
         adapter_on = st.toggle("Adapter on", key="lora_adapter_on",
                                help="Switch the adapter off to use W alone: the network is then exactly the "
@@ -98,16 +104,26 @@ else:
             col3.metric("Wrong test images", f"{after.wrong:,}", delta=f"{after.wrong - before.wrong:+,}",
                         delta_color="inverse")
     charts.show(charts.before_after(before.wrong_per_class, after.wrong_per_class, ctx.data.classes,
-                                    chosen, after_label), key="lora_before_after")
+                                    chosen, after_label), key="lora_before_after",
+                caption=f"Misclassified test images per class before (grey) and {after_label} (blue); "
+                        f"{before.wrong:,} in all before, {after.wrong:,} {after_label}"
+                        + (f"; on {names}: {tables.wrong_on(before, chosen):,} → {tables.wrong_on(after, chosen):,}."
+                           if chosen else "."))
 
     st.subheader("Proofs")
     checks = result["checks"]
+    st.markdown("Training ran through the factored path **W·x + (α/r)·B·(A·x)**, which never builds W′; the "
+                "evaluations above, the switch and the merge use the parametrized weight **W′ = W + (α/r)·B·A**. "
+                "The last proof checks that the two forwards agree on the trained adapter.")
     proofs = [
-        ("The original weights are unchanged", "max |ΔW_original|", checks["weights_changed"], 0.0),
+        ("The original weights are unchanged", "max |W now − W of the baseline|", checks["weights_changed"], 0.0),
         ("Adapter off gives the original network's outputs", "max |difference|", checks["off_vs_base"], 0.0),
         ("Merged weights give the same outputs as the adapter", "max |difference|",
          checks["merged_vs_parametrized"], 1e-5),
     ]
+    if "factored_vs_parametrized" in checks:  # adapters checked before this proof existed lack it
+        proofs.append(("The factored training path gives the parametrized W′'s outputs",
+                       "max |difference| / max |logit|", checks["factored_vs_parametrized"], lc.FACTORED_TOLERANCE))
     for claim, what, value, tolerance in proofs:
         mark = ":green[:material/check_circle:]" if value <= tolerance else ":red[:material/cancel:]"
         st.markdown(f"{mark} **{claim}** — {what} = `{value:.3g}` (must be ≤ {tolerance:g})")
@@ -149,7 +165,10 @@ if result is not None:
         "flipped": st.column_config.NumberColumn("flipped predictions"),
     })
     with right:
-        charts.show(charts.merge_precision(rows), key="lora_merge")
+        charts.show(charts.merge_precision(rows), key="lora_merge",
+                    caption="Largest rounding error of the merged weights per storage format (log scale): " + ", ".join(
+                        f"{r['dtype']} {r['max_abs_error']:.3g} ({r['flipped']:,} predictions flipped)"
+                        for r in rows) + ".")
 
 entries = adapters.on_this_baseline(held["key"])
 if entries:
@@ -168,4 +187,6 @@ if entries:
     col2.metric("Blend wrong test images", f"{score.wrong:,}", delta=f"{score.wrong - base.evaluation.wrong:+,}",
                 delta_color="inverse")
     charts.show(charts.before_after(base.evaluation.wrong_per_class, score.wrong_per_class, ctx.data.classes,
-                                    blended, "blend", f"Blend: {label}"), key="lora_blend")
+                                    blended, "blend", f"Blend: {label}"), key="lora_blend",
+                caption=f"Misclassified test images per class for the baseline (grey) and the blend (blue): "
+                        f"{base.evaluation.wrong:,} and {score.wrong:,} in all.")

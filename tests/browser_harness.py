@@ -177,7 +177,7 @@ def charts(page) -> dict[str, list[dict]]:
     """Every plotly chart drawn now: title → its traces' x and y, read from the chart itself."""
     text = page.evaluate("""() => JSON.stringify(Object.fromEntries(
         [...document.querySelectorAll('.js-plotly-plot')].filter(e => e.layout && e.data).map(e => [
-            (e.layout.title && e.layout.title.text) || '',
+            ((e.layout.title && e.layout.title.text) || '').replaceAll('<br>', ' '),  // long titles wrap
             e.data.map(t => ({name: t.name, x: t.x, y: t.y}))])))""")
     return json.loads(text)
 

@@ -61,7 +61,8 @@ def metrics(at: AppTest) -> dict[str, str]:
 def charts(at: AppTest) -> dict[str, dict]:
     """Plotly charts by their title."""
     specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-    return {spec["layout"]["title"]["text"]: spec for spec in specs if "title" in spec["layout"]}
+    return {spec["layout"]["title"]["text"].replace("<br>", " "): spec for spec in specs  # long titles wrap
+            if "title" in spec["layout"]}
 
 
 def stored(at: AppTest, kind: str):
@@ -144,7 +145,7 @@ def test_rank_oracle_matches_core(data, base):
     at = session("pages/oracle.py", lora_targets=["linear3"], oracle_ranks=[1, 4], oracle_steps=STEPS)
     click(at, "oracle_run")
     config = lc.FinetuneConfig(targets=("linear3",), steps=STEPS)
-    full, _, _ = lc.finetune_full(base, data, config)
+    full, _, _ = lc.finetune_full(base, data, replace(config, lr=lc.FULL_FINETUNE_LR))  # its own learning rate
     delta_full = anatomy.full_updates(base, full)["linear3"]
     S = anatomy.spectrum(delta_full)
     energy = anatomy.energy(S).tolist()
@@ -162,8 +163,9 @@ def test_rank_oracle_matches_core(data, base):
         assert row["energy of the full ΔW in its top r"] == pytest.approx(energy[rank - 1])
         assert row["subspace similarity"] == pytest.approx(found["similarity"], rel=1e-6)
         assert 0 <= row["subspace similarity"] <= 1
+        assert row["chance level r/d"] == rank / 10  # linear3 has 10 outputs
         assert row["largest angle (°)"] == pytest.approx(found["angles_deg"].max().item(), abs=1e-3)
-    curve = charts(at)["How much of the full update of linear3 rank r captures"]["data"][0]["y"]
+    curve = charts(at)["Energy of linear3's full ΔW in its top k"]["data"][0]["y"]
     assert curve == pytest.approx(energy)
 
 
@@ -197,9 +199,13 @@ def test_scaling_explorer_matches_core(data, base):
     assert table["scale"].tolist() == [8.0, 2.0, 8.0, 4.0] == [r.scale for r in rows]
     assert table["update_norm"].tolist() == pytest.approx([r.update_norm for r in rows], rel=1e-6)
     assert table["final_loss"].tolist() == pytest.approx([r.final_loss for r in rows], rel=1e-6)
+    assert table["first_step_norm"].tolist() == pytest.approx([r.update_norms[0] for r in rows], rel=1e-6)
+    assert table["other_wrong"].tolist() == [r.other_wrong for r in rows]
     drawn = charts(at)
-    assert drawn["Size of the update"]["layout"]["xaxis"]["type"] == "log"
-    assert "falls as 1/r" in at.info[0].value
+    assert drawn["Size of the update after training"]["layout"]["xaxis"]["type"] == "log"
+    first = {line["name"]: line["y"] for line in drawn["Size of the update after one step"]["data"]}
+    assert first["scale α/r"] == pytest.approx([r.update_norms[0] for r in rows[:2]], rel=1e-6)
+    assert "shrinks like 1/√r" in at.info[0].value
 
 
 def test_frontier_matches_core_and_moves_without_retraining(data, base):

@@ -85,12 +85,21 @@ def charts(at: AppTest) -> list[dict]:
 
 
 def chart(at: AppTest, title: str) -> dict:
-    (found,) = [c for c in charts(at) if c["layout"]["title"]["text"] == title]
+    (found,) = [c for c in charts(at) if c["layout"]["title"]["text"].replace("<br>", " ") == title]  # wrapped
     return found
 
 
 def percent(share: float, digits: int = 2) -> str:
     return f"{share:.{digits}%}"
+
+
+def test_the_notebook_page_quotes_the_notebook():
+    at = open_page("pages/notebook.py")
+    assert at.title[0].value == "The notebook"
+    quoted = "\n".join(c.value for c in at.code)
+    assert "Accuracy : 0.961" in quoted and "Params introduced by LoRA : 6,794" in quoted
+    text = "\n".join(m.value for m in at.markdown)
+    assert f"default trains {lc.FinetuneConfig().steps} steps" in text
 
 
 def test_home_and_sidebar():
@@ -116,7 +125,7 @@ def test_svd_sliders_match_core(d, k, true_rank, r):
     assert shown["Reconstruction error ‖W − BA‖_F"] == f"{p.error:.3g}"
     assert shown["Relative error ‖W − BA‖_F / ‖W‖_F"] == f"{p.relative_error:.3g}"
     assert shown["Largest |y − y′|"] == f"{p.max_abs_difference:.3g}"
-    sigma = next(c for c in charts(at) if c["layout"]["title"]["text"] == "Singular values of W")
+    sigma = chart(at, "Singular values of W")
     assert sigma["data"][0]["y"] == p.singular_values.tolist()
     table = at.dataframe[0].value
     assert table["y = Wx + b"].tolist() == p.y.tolist()
@@ -230,7 +239,9 @@ def test_lora_finetune_matches_core(data, core_baseline):
     assert bars["data"][0]["y"] == core.before.wrong_per_class
     assert bars["data"][1]["y"] == core.after.wrong_per_class
     proofs = [m.value for m in at.markdown if m.value.startswith((":green[", ":red["))]
-    assert len(proofs) == 3 and all(p.startswith(":green[:material/check_circle:]") for p in proofs)
+    assert len(proofs) == 4 and all(p.startswith(":green[:material/check_circle:]") for p in proofs)
+    factored = lc.adapter_checks(core_baseline.model, core.model, data.test_x)["factored_vs_parametrized"]
+    assert f"`{factored:.3g}` (must be ≤ {lc.FACTORED_TOLERANCE:g})" in proofs[3]  # the forward that trained it
 
     at.toggle(key="lora_adapter_on").set_value(False).run()  # off: exactly the baseline again
     assert metrics(at)["Accuracy adapter off"] == percent(core.before.accuracy)
@@ -255,7 +266,8 @@ def test_rank_comparison_matches_core(data, core_baseline):
     learned, forgotten = charts(at)
     assert learned["layout"]["xaxis"]["type"] == "log"
     assert learned["data"][0]["y"] == [r.target_wrong for r in rows[1:3]]
-    assert forgotten["data"][1]["y"] == [rows[-1].accuracy]
+    assert forgotten["data"][0]["y"] == [r.other_wrong for r in rows[1:3]]  # forgetting: the other classes
+    assert [t["y"] for t in forgotten["data"][1:-1]] == [[r.other_wrong] for r in rows[3:]]  # full at both rates
     assert at.get("download_button")
 
 

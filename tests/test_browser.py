@@ -28,6 +28,7 @@ SWEEP = lc.FinetuneConfig(steps=5, targets=("linear1", "linear2"))
 BEFORE_AFTER = "Wrong test images per class, before and after"
 PAGES = [  # (path, sidebar link, page title)
     ("", "What is LoRA?", "LoRA Lab"),
+    ("notebook", "The notebook", "The notebook"),
     ("svd", "SVD playground", "SVD playground"),
     ("baseline", "Baseline training", "Baseline training"),
     ("lora", "LoRA finetuning", "LoRA finetuning"),
@@ -198,6 +199,8 @@ def test_compare_ranks(tab, core, data, shots):
     assert learned[0]["y"] == [r.target_wrong for r in lora_rows]
     assert learned[0]["x"] == [r.trainable for r in lora_rows]
     forgotten = chart_when(tab, "What is forgotten")
-    assert forgotten[1]["y"] == [rows[-1].accuracy] and rows[-1].method == "full finetune"
+    assert forgotten[0]["y"] == [r.other_wrong for r in lora_rows]  # forgetting: errors on the other classes
+    full = [r for r in rows if r.method.startswith("full finetune")]
+    assert [t["y"] for t in forgotten[1:-1]] == [[r.other_wrong] for r in full] and len(full) == 2
     assert problems(tab) == []
     full_page_screenshot(tab, shots / "ranks.png")

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lora_core import (
+    FULL_FINETUNE_LR,
     BaselineConfig,
     FinetuneConfig,
     TrainingDiverged,
@@ -124,9 +125,13 @@ def test_compare_ranks(baseline, data):
     progress = []
     rows = compare_ranks(baseline.model, data, [2, 1], FinetuneConfig(steps=10, targets=("linear1", "linear2")),
                          on_progress=lambda done, total, label: progress.append((done, total, label)))
-    assert [r.method for r in rows] == ["baseline", "LoRA r=1", "LoRA r=2", "full finetune"]
-    assert [r.trainable for r in rows] == [0, 4784, 9568, 2_807_010]  # r·((784+1000)+(1000+2000))
-    assert progress[-1][:2] == (30, 30)
+    assert [r.method for r in rows] == ["baseline", "LoRA r=1", "LoRA r=2", "full finetune (lr 3e-05)",
+                                        "full finetune (lr 0.001)"]  # its own learning rate, then LoRA's
+    assert [r.trainable for r in rows] == [0, 4784, 9568, 2_807_010, 2_807_010]  # r·((784+1000)+(1000+2000))
+    assert [r.lr for r in rows] == [None, 1e-3, 1e-3, FULL_FINETUNE_LR, 1e-3]
+    assert progress[-1][:2] == (40, 40)
+    same = compare_ranks(baseline.model, data, [1], FinetuneConfig(steps=2, targets=("linear2",)), full_lr=1e-3)
+    assert [r.method for r in same] == ["baseline", "LoRA r=1", "full finetune (lr 0.001)"]  # one run when equal
     base = rows[0]
     assert base.target_wrong == baseline.evaluation.wrong_per_class[2]
     assert base.target_wrong + base.other_wrong == sum(baseline.evaluation.wrong_per_class)

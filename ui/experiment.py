@@ -22,7 +22,7 @@ KEYS = {
     "rank": "lora_rank", "alpha": "lora_alpha", "targets": "lora_targets", "digits": "lora_classes",
     "steps": "lora_steps", "batch": "lora_batch", "lr": "lora_lr", "init": "lora_init", "rslora": "lora_rslora",
     "cmp_ranks": "sweep_ranks", "cmp_targets": "sweep_targets", "full_lr": "sweep_full_lr",
-    "oracle_ranks": "oracle_ranks", "oracle_steps": "oracle_steps",
+    "oracle_ranks": "oracle_ranks", "oracle_steps": "oracle_steps", "oracle_full_lr": "oracle_full_lr",
     "inits_rank": "inits_rank", "inits_steps": "inits_steps",
     "scaling_ranks": "scaling_ranks", "scaling_alpha": "scaling_alpha", "scaling_steps": "scaling_steps",
     "frontier_ranks": "frontier_ranks", "frontier_steps": "frontier_steps", "strength": "frontier_strength",

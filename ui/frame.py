@@ -1,10 +1,22 @@
 """The app's pages, declared once: the frame uses them, and so does a page that ran without the frame."""
 import streamlit as st
 
+# Captions carry the charts' text alternatives and their key numbers, so they must read from the back of a
+# classroom: 16 px, the size of the body text and of the charts' own labels (Streamlit draws them at 14 px),
+# and darker than Streamlit's faded grey (about 8:1 against white instead of 4:1).
+READABLE_CAPTIONS = """<style>
+[data-testid="stCaptionContainer"] { font-size: 1rem; color: rgba(49, 51, 63, 0.85); }
+</style>"""
+
+
+def readable_captions() -> None:
+    st.html(READABLE_CAPTIONS)
+
 
 def navigation():
     return st.navigation([
         st.Page("pages/home.py", title="What is LoRA?", icon=":material/home:", default=True),
+        st.Page("pages/notebook.py", title="The notebook", icon=":material/menu_book:"),
         st.Page("pages/svd.py", title="SVD playground", icon=":material/grid_on:"),
         st.Page("pages/baseline.py", title="Baseline training", icon=":material/fitness_center:"),
         st.Page("pages/lora.py", title="LoRA finetuning", icon=":material/tune:"),

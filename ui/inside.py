@@ -20,6 +20,7 @@ from ui import experiment, finetunes, jobs, runs, tables
 # ui.experiment), stored with the app's other defaults (ui/state.py) so that leaving a page keeps them.
 DEFAULTS = {"insp_layer": None, "insp_k": 1, "insp_image": 0, "insp_source": None, "oracle_layer": None}
 RANK_CHOICES = [1, 2, 4, 8, 16, 32, 64]
+FULL_LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3]  # full finetuning's own: smaller than LoRA's
 SNAPSHOT_CHOICES = [0, 5, 10, 25, 50, 100]  # steps between live redraws of the ΔW spectrum; 0 = only norms
 STRENGTH_STEP = 0.05
 PATH_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)  # evaluated right after training: the paths drawn
@@ -104,19 +105,20 @@ def _inspect(base: lc.BaselineRun, base_key: str, data: lc.Dataset, config: lc.F
     return work
 
 
-def _oracle(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks):
-    """studies.rank_oracle, its result reshaped into plain lists for the page."""
+def _oracle(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks, full_lr: float):
+    """studies.rank_oracle (full finetuning at its own learning rate), reshaped into plain lists for the page."""
     def work(job: jobs.Job) -> dict:
         found = studies.rank_oracle(base.model, data, config, ranks, on_progress=job.on_progress,
-                                    should_stop=job.should_stop)
+                                    should_stop=job.should_stop, full_lr=full_lr)
         if found is None:
-            return {"stopped": True, "ranks": [], "config": config}
+            return {"stopped": True, "ranks": [], "config": config, "full_lr": full_lr}
         layers = {name: {"singular_values": layer.singular_values.tolist(), "energy": layer.energy.tolist(),
-                         "effective_rank": layer.effective_rank} for name, layer in found.layers.items()}
+                         "effective_rank": layer.effective_rank, "out_features": layer.out_features}
+                  for name, layer in found.layers.items()}
         similarity = {(name, rank): {"angles_deg": s["angles_deg"].tolist(), "similarity": s["similarity"]}
                       for name, layer in found.layers.items() for rank, s in layer.similarity.items()}
         return {"layers": layers, "similarity": similarity, "ranks": list(found.ranks), "config": config,
-                "full_evaluation": found.full_evaluation, "full_losses": found.full_losses,
+                "full_evaluation": found.full_evaluation, "full_losses": found.full_losses, "full_lr": full_lr,
                 "stopped": len(found.ranks) < len(set(ranks))}
     return work
 
@@ -174,7 +176,7 @@ def work_for(kind: str, held: dict, data: lc.Dataset, config: lc.FinetuneConfig,
     base = held["run"]
     return {
         "inspect": lambda: _inspect(base, held["key"], data, config, exp.inspect_every),
-        "oracle": lambda: _oracle(base, data, config, exp.oracle.ranks),
+        "oracle": lambda: _oracle(base, data, config, exp.oracle.ranks, exp.oracle.full_lr),
         "inits": lambda: _gallery(base, data, config),
         "scaling": lambda: _scaling(base, data, config, exp.scaling.ranks),
         "frontier": lambda: _frontier(base, data, config, exp.frontier.ranks),
@@ -276,12 +278,13 @@ def layer_frame(views, norms: dict[str, float]) -> pd.DataFrame:
 
 
 def oracle_frame(result: dict, layer: str) -> pd.DataFrame:
-    energy = result["layers"][layer]["energy"]
+    energy, d = result["layers"][layer]["energy"], result["layers"][layer]["out_features"]
     rows = []
     for rank in result["ranks"]:
         found = result["similarity"][(layer, rank)]
         rows.append({"rank r": rank, "energy of the full ΔW in its top r": energy[rank - 1],
                      "subspace similarity": found["similarity"],
+                     "chance level r/d": anatomy.chance_similarity(rank, d),
                      "smallest angle (°)": min(found["angles_deg"]), "largest angle (°)": max(found["angles_deg"])})
     return pd.DataFrame(rows)
 
@@ -296,7 +299,10 @@ def gallery_frame(curves) -> pd.DataFrame:
 
 
 def scaling_frame(rows) -> pd.DataFrame:
-    return pd.DataFrame([asdict(r) for r in rows])
+    """One row per run, with ‖ΔW‖_F after its first step; the rest of the per-step curve is not tabled."""
+    frame = pd.DataFrame([asdict(r) for r in rows])
+    frame.insert(3, "first_step_norm", [r.update_norms[0] for r in rows])
+    return frame.drop(columns="update_norms")
 
 
 def strengths() -> list[float]:

@@ -10,13 +10,8 @@ INIT_COLORS = {"kaiming": BLUE, "gaussian": GREEN, "zeros": RED, "random": ORANG
 SCALING_COLORS = {"α/r": BLUE, "α/√r": ORANGE}
 PATTERN_COLUMNS = 8
 RANK_COLORS = [BLUE, ORANGE, GREEN, RED, "#7b4fa8", "#8c564b", "#17becf"]
-
-
-def _legend_below(fig: go.Figure) -> go.Figure:
-    """For charts whose title and legend would collide above the plot."""
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0),
-                      margin=dict(b=110))
-    return fig
+# a rank is told by its marker's shape as well as its colour: readable without telling green from red
+RANK_SYMBOLS = ["circle", "square", "diamond", "triangle-up", "pentagon", "hexagon", "triangle-down"]
 
 
 def spectra(delta, weight, rank: int, shown: int, layer: str) -> go.Figure:
@@ -32,7 +27,7 @@ def spectra(delta, weight, rank: int, shown: int, layer: str) -> go.Figure:
                   annotation_position="top right")
     fig.update_xaxes(title="index i")
     fig.update_yaxes(type="log", title="singular value σᵢ (log scale)", exponentformat="power")
-    return _legend_below(style(fig, f"Singular values of {layer}: ΔW beside W", height=460))
+    return style(fig, f"Singular values of {layer}: ΔW beside W", height=460)
 
 
 def energy(curves: dict[str, list[float]], marks, title: str, shown: int | None = None) -> go.Figure:
@@ -48,9 +43,11 @@ def energy(curves: dict[str, list[float]], marks, title: str, shown: int | None 
             fig.add_trace(go.Scatter(x=[rank], y=[first[rank - 1]], mode="markers+text", showlegend=False,
                                      text=[f"r={rank}"], textposition="bottom right",
                                      marker=dict(size=12, color=RED), hoverinfo="skip"))
-    fig.update_xaxes(title="k, the number of top singular directions kept", type="log")
+    longest = max(len(values[:shown]) for values in curves.values())
+    fig.update_xaxes(title="k, top directions kept (log)", type="log",
+                     range=[-0.03, np.log10(max(longest, 2)) + 0.03])  # from k = 1: no ticks before it
     fig.update_yaxes(title="share of ‖M‖²_F", range=[0, 1.05], tickformat=".0%")
-    return _legend_below(style(fig, title, height=460))
+    return style(fig, title, height=460)
 
 
 def norm_curves(norms: dict[str, list[float]], title: str = "‖ΔW‖_F of each layer while training",
@@ -90,29 +87,37 @@ def image(pixels, title: str, height: int = 300) -> go.Figure:
     """One 28×28 image as the network sees it (normalised pixels), ink dark on white."""
     fig = go.Figure(go.Heatmap(z=np.asarray(pixels).tolist(), colorscale="Greys", showscale=False,
                                hovertemplate="row %{y}, column %{x}: %{z:.2f}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
-    fig.update_xaxes(visible=False)
+    fig.update_yaxes(range=[27.5, -0.5], visible=False, scaleanchor="x", constrain="domain")
+    fig.update_xaxes(range=[-0.5, 27.5], visible=False, constrain="domain")
     fig = style(fig, title, height=height)
     fig.update_layout(margin=dict(l=10, r=10, t=50, b=10))
     return fig
 
 
 def patterns(images, title: str) -> go.Figure:
-    """The rows of A as 28×28 images in a grid, on one colour scale centred on 0 (red −, blue +)."""
+    """The rows of A as 28×28 images in a grid, on one colour scale centred on 0 (red −, blue +); every
+    image square whatever the width (each subplot's y axis is anchored to its x axis)."""
     images = [np.asarray(img) for img in images]
     columns = min(PATTERN_COLUMNS, len(images))
     rows = -(-len(images) // columns)
     zmax = max(color_limit(img) for img in images)
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[f"row {i + 1} of A" for i in range(len(images))],
+    names = [f"row {i + 1}" if columns <= 4 else str(i + 1) for i in range(len(images))]  # fit a phone's columns
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=names,
                         horizontal_spacing=0.02, vertical_spacing=0.08)
     for i, img in enumerate(images):
         fig.add_trace(go.Heatmap(z=img.tolist(), colorscale="RdBu", zmid=0, zmin=-zmax, zmax=zmax,
-                                 showscale=i == 0, colorbar=dict(thickness=14)), row=i // columns + 1,
-                      col=i % columns + 1)
-    fig.update_yaxes(autorange="reversed", visible=False)
-    fig.update_xaxes(visible=False)
-    fig = style(fig, title, height=120 + 170 * rows)
-    fig.update_annotations(font_size=13)
+                                 showscale=i == 0, colorbar=dict(thickness=14),
+                                 hovertemplate="row %{y}, column %{x}: %{z:.3g}<extra></extra>"),
+                      row=i // columns + 1, col=i % columns + 1)
+    for i in range(len(images)):
+        suffix = "" if i == 0 else str(i + 1)
+        fig.update_layout({f"yaxis{suffix}": dict(scaleanchor=f"x{suffix}", scaleratio=1, constrain="domain",
+                                                  autorange="reversed", visible=False),
+                           f"xaxis{suffix}": dict(constrain="domain", visible=False)})
+    fig = style(fig, title, height=300 if columns < 3 else 120 + 170 * rows)
+    # room for the images' own titles between the chart's title and the images
+    fig.update_layout(margin_t=fig.layout.margin.t + 24, title_pad_b=fig.layout.title.pad.b + 24)
+    fig.update_annotations(font_size=14)
     return fig
 
 
@@ -134,14 +139,17 @@ def similarity(frame) -> go.Figure:
     fig = go.Figure([
         go.Bar(x=ranks, y=frame["subspace similarity"].tolist(), name="similarity of the subspaces",
                marker_color=BLUE, text=[f"{v:.2f}" for v in frame["subspace similarity"]], textposition="outside"),
+        go.Bar(x=ranks, y=frame["chance level r/d"].tolist(), name="chance: random subspaces (r/d)",
+               marker_color="#c9d7ea", marker_pattern_shape="/", text=[f"{v:.2f}" for v in frame["chance level r/d"]],
+               textposition="outside"),
         go.Bar(x=ranks, y=frame["energy of the full ΔW in its top r"].tolist(), name="energy the top r hold",
                marker_color=GREY, text=[f"{v:.0%}" for v in frame["energy of the full ΔW in its top r"]],
                textposition="outside"),
     ])
-    fig.update_layout(barmode="group")
+    fig.update_layout(barmode="group", uniformtext=dict(minsize=11, mode="hide"))
     fig.update_xaxes(title="LoRA rank r", type="category")
-    fig.update_yaxes(title="0 = nothing in common, 1 = the same", range=[0, 1.15])
-    return _legend_below(style(fig, "LoRA's r directions against the full update's", height=460))
+    fig.update_yaxes(title="0 = orthogonal, 1 = the same", range=[0, 1.15])
+    return style(fig, "LoRA's r directions against the full update's", height=460)
 
 
 def curves(series: dict[str, list[float]], colors: dict[str, str], labels: dict[str, str], title: str,
@@ -156,14 +164,20 @@ def curves(series: dict[str, list[float]], colors: dict[str, str], labels: dict[
     return style(fig, title, height=380)
 
 
-def scaling(frame, y: str, y_title: str, title: str) -> go.Figure:
-    """One outcome against the rank (log scale), one line for α/r and one for α/√r."""
+def scaling(frame, y: str, y_title: str, title: str, log_y: bool = False) -> go.Figure:
+    """One outcome against the rank (log scale), one line for α/r and one for α/√r (told apart by colour,
+    marker and dash)."""
+    looks = {"α/r": ("circle", "solid"), "α/√r": ("diamond", "dash")}
     fig = go.Figure([go.Scatter(x=part["rank"].tolist(), y=part[y].tolist(), name=f"scale {name}",
-                                mode="lines+markers", marker=dict(size=11),
-                                line=dict(color=SCALING_COLORS.get(name, GREY), width=3))
+                                mode="lines+markers", marker=dict(size=11, symbol=looks.get(name, ("circle",))[0]),
+                                line=dict(color=SCALING_COLORS.get(name, GREY), width=3,
+                                          dash=looks.get(name, (None, "solid"))[1]))
                      for name, part in frame.groupby("scaling", sort=False)])
     fig.update_xaxes(title="rank r (log scale)", type="log", tickvals=sorted(frame["rank"].unique().tolist()))
-    fig.update_yaxes(title=y_title, rangemode="tozero")
+    if log_y:
+        fig.update_yaxes(title=y_title, type="log")
+    else:
+        fig.update_yaxes(title=y_title, rangemode="tozero")
     return style(fig, title, height=380)
 
 
@@ -173,6 +187,7 @@ def frontier(points, baseline: tuple[int, int], paths: dict[int, list[tuple[int,
     the baseline as a star, and each rank's path over the strengths computed so far as a thin line."""
     fig = go.Figure()
     colors = {rank: RANK_COLORS[i % len(RANK_COLORS)] for i, rank in enumerate(paths)}
+    symbols = {rank: RANK_SYMBOLS[i % len(RANK_SYMBOLS)] for i, rank in enumerate(paths)}
     for rank, path in paths.items():
         fig.add_trace(go.Scatter(x=[p[0] for p in path], y=[p[1] for p in path], mode="lines+markers",
                                  line=dict(color=colors[rank], width=1), marker=dict(size=5, color=colors[rank]),
@@ -181,10 +196,10 @@ def frontier(points, baseline: tuple[int, int], paths: dict[int, list[tuple[int,
                              marker=dict(size=20, color=GREY, symbol="star")))
     for p in points:
         fig.add_trace(go.Scatter(x=[p.other_wrong], y=[p.target_wrong], mode="markers", name=f"rank {p.rank}",
-                                 marker=dict(size=15, color=colors.get(p.rank, BLUE), line=dict(width=1,
-                                                                                                color="white")),
+                                 marker=dict(size=15, color=colors.get(p.rank, BLUE), symbol=symbols.get(p.rank),
+                                             line=dict(width=1, color="white")),
                                  hovertemplate=f"rank {p.rank}, strength {strength:g}<br>%{{y}} learned-class "
                                                "errors, %{x} other errors<extra></extra>"))
-    fig.update_xaxes(title="errors on the other classes (forgotten →)", rangemode="tozero")
+    fig.update_xaxes(title="errors, other classes (forgotten →)", rangemode="tozero")
     fig.update_yaxes(title=f"errors on {classes_label} (← learned)", rangemode="tozero")
-    return _legend_below(style(fig, f"Learned against forgotten, at strength {strength:g}", height=520))
+    return style(fig, f"Learned against forgotten, at strength {strength:g}", height=520)

@@ -177,13 +177,13 @@ def finetune(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig):
     return work
 
 
-def compare(base: lc.BaselineRun, data: lc.Dataset, ranks, config: lc.FinetuneConfig):
+def compare(base: lc.BaselineRun, data: lc.Dataset, ranks, config: lc.FinetuneConfig, full_lr: float):
     """The work of a rank comparison job; after a Stop it returns only the runs that finished."""
     def work(job: Job) -> dict:
         def on_progress(done: int, total: int, label: str) -> None:
             job.on_progress(done, total, "full finetuning, the reference" if label == "full" else label)
 
         rows = lc.compare_ranks(base.model, data, ranks, config, on_progress=on_progress,
-                                should_stop=job.should_stop)
+                                should_stop=job.should_stop, full_lr=full_lr)
         return {"rows": rows, "stopped": job.stopping}
     return work

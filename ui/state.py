@@ -55,7 +55,8 @@ LIMITS = {
     "lora_batch": Range(int, 1, 1024), "lora_init": OneOf(tuple(lc.lora.INITS)), "lora_rslora": OneOf((True, False)),
     "lora_adapter_on": OneOf((True, False)),
     "sweep_ranks": SomeOf(STUDY_RANKS), "sweep_targets": SomeOf(lc.DEFAULT_TARGETS),
-    "sweep_full_lr": OneOf(presets.LEARNING_RATES),
+    "sweep_full_lr": OneOf(tuple(inside.FULL_LEARNING_RATES)),
+    "oracle_full_lr": OneOf(tuple(inside.FULL_LEARNING_RATES)),
 }
 
 
