@@ -1,7 +1,7 @@
 import streamlit as st
 
 import lora_core as lc
-from ui import baseline, charts, context, state, tables
+from ui import baseline, charts, context, fair, state, tables
 
 ctx = context.current()
 st.title("Baseline training")
@@ -15,9 +15,9 @@ def use_notebook_settings() -> None:
 
 
 cols = st.columns(6)
-hidden1 = cols[0].number_input("Hidden layer 1 size", 1, 4096, step=100, key="base_hidden1",
+hidden1 = cols[0].number_input("Hidden layer 1 size", 1, fair.max_hidden(), step=100, key="base_hidden1",
                                help="Neurons in the first hidden layer: linear1 has a 784 × this weight.")
-hidden2 = cols[1].number_input("Hidden layer 2 size", 1, 4096, step=100, key="base_hidden2",
+hidden2 = cols[1].number_input("Hidden layer 2 size", 1, fair.max_hidden(), step=100, key="base_hidden2",
                                help="Neurons in the second hidden layer: linear2 is hidden1 → hidden2.")
 epochs = cols[2].number_input("Epochs", 1, 50, key="base_epochs",
                               help="Passes over all training images, each in a new random order.")
@@ -31,6 +31,7 @@ max_steps = cols[5].number_input("Step limit (0 = none)", 0, 1_000_000, key="bas
                                       "a quick, rougher baseline.")
 st.button("Use the notebook's settings", key="base_notebook", on_click=use_notebook_settings,
           help="Batch size 10 and 1 epoch, as the original notebook trained.")
+st.caption(fair.caps_note())
 
 config = lc.BaselineConfig(hidden1=int(hidden1), hidden2=int(hidden2), epochs=int(epochs),
                            batch_size=int(batch), lr=float(lr), max_steps=int(max_steps) or None, seed=ctx.seed)

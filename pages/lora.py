@@ -2,7 +2,7 @@ import streamlit as st
 
 import lora_core as lc
 from lora_core.adapters import MAX_ADAPTER_BYTES
-from ui import adapters, baseline, charts, context, jobs, state, tables
+from ui import adapters, baseline, charts, context, fair, jobs, state, tables
 
 ctx = context.current()
 st.title("LoRA finetuning")
@@ -55,6 +55,7 @@ if config is not None:
                 help="Adapter parameters as a share of the original network's.")
 
 job = st.session_state.get("lora_job")
+st.caption(fair.caps_note())
 train_col, stop_col, _ = st.columns([1, 1, 4])
 if train_col.button("Train LoRA", key="lora_train", type="primary", disabled=job is not None or config is None,
                     help="Copy the baseline, attach the adapter, and train A and B on the chosen classes."):
@@ -66,7 +67,7 @@ if job is not None:
     jobs.follow(job, "Training the adapter")
     st.session_state.lora_job = None
     if job.error is not None:
-        st.error(f"Training failed: {type(job.error).__name__}: {job.error}")
+        st.error(jobs.failure("Training", job.error))
     elif job.result is None:
         st.info("Stopped while waiting for a training slot: nothing was trained.")
     else:

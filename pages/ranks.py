@@ -1,7 +1,7 @@
 import streamlit as st
 
 import lora_core as lc
-from ui import baseline, charts, context, jobs, state, tables
+from ui import baseline, charts, context, fair, jobs, state, tables
 
 RANK_CHOICES = [1, 2, 4, 8, 16, 32, 64, 128]
 
@@ -44,6 +44,7 @@ except ValueError as err:
     st.stop()
 
 job = st.session_state.get("sweep_job")
+st.caption(fair.caps_note())
 run_col, stop_col, _ = st.columns([1, 1, 4])
 if run_col.button("Run comparison", key="sweep_run", type="primary", disabled=job is not None,
                   help="Finetune at every chosen rank, then every weight, from the same baseline."):
@@ -55,8 +56,9 @@ if job is not None:
     jobs.follow(job, "Comparing ranks", live_chart=False)
     st.session_state.sweep_job = None
     if job.error is not None:
-        st.session_state.sweep = None
-        st.error(f"The comparison failed: {type(job.error).__name__}: {job.error}")
+        if not job.refused:  # a refusal leaves the last comparison shown
+            st.session_state.sweep = None
+        st.error(jobs.failure("The comparison", job.error))
         st.stop()
     if job.result is None:
         st.info("Stopped while waiting for a training slot: nothing was trained.")

@@ -66,7 +66,7 @@ def follow(ctx: Context) -> None:
     st.session_state.baseline_job = None
     kept = " Your previous baseline is kept." if st.session_state.get("baseline") else ""
     if job.error is not None:
-        st.session_state.baseline_error = f"Training failed: {jobs.describe(job.error)}{kept}"
+        st.session_state.baseline_error = jobs.failure("Training", job.error) + kept
     elif job.result is None:
         st.session_state.baseline_message = "Stopped while waiting for a training slot: nothing was trained."
     else:

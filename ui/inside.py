@@ -14,7 +14,7 @@ from lora_core import anatomy, studies
 from lora_core.adapters import MAX_STRENGTH
 from lora_core.svd import check_rank
 from ui import adapters as ui_adapters
-from ui import jobs, tables
+from ui import fair, jobs, tables
 
 # The widgets of these pages, stored with the app's other defaults (ui/state.py) so that leaving a page
 # keeps them. Step counts are small: every view should finish in seconds on a laptop CPU.
@@ -84,14 +84,15 @@ def _progress(job: jobs.Job):
     return on_progress
 
 
-def _study(name: str, work) -> jobs.Job:
-    """A job around a study; after Stop its result is {"stopped": True} (the finished runs are lost)."""
+def _study(name: str, work, steps: int) -> jobs.Job:
+    """A job around a study of `steps` training steps in all; after Stop its result is {"stopped": True}
+    (the finished runs are lost)."""
     def run(job: jobs.Job) -> dict:
         try:
             return work(job)
         except Stopped:
             return {"stopped": True}
-    return jobs.Job(f"{name}-{time.monotonic_ns()}", run)
+    return jobs.Job(f"{name}-{time.monotonic_ns()}", run, steps=steps)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -125,7 +126,8 @@ class LiveFinetune(jobs.Job):
         self.norms: dict[str, list[float]] = {}  # layer → ‖ΔW_l‖_F after each step
         self.snapshots: list[tuple[int, dict[str, list[float]]]] = []  # (step, layer → top-r σ of ΔW)
         self.every = every
-        super().__init__(f"inspect-{time.monotonic_ns()}", lambda job: job._work(base, data, config))
+        super().__init__(f"inspect-{time.monotonic_ns()}", lambda job: job._work(base, data, config),
+                         steps=config.steps)
 
     def _work(self, base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig) -> dict:
         def on_start(model) -> None:
@@ -159,17 +161,19 @@ def oracle(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ra
                       for name, layer in found.layers.items() for rank, s in layer.similarity.items()}
         return {"layers": layers, "similarity": similarity, "ranks": list(found.ranks),
                 "full_evaluation": found.full_evaluation, "full_losses": found.full_losses}
-    return _study("oracle", work)
+    return _study("oracle", work, config.steps * (len(set(ranks)) + 1))
 
 
 def gallery(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig) -> jobs.Job:
     return _study("inits", lambda job: {"curves": studies.init_gallery(base.model, data, config,
-                                                                       on_progress=_progress(job))})
+                                                                       on_progress=_progress(job))},
+                  len(studies.INITS) * config.steps)
 
 
 def scaling(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks) -> jobs.Job:
     return _study("scaling", lambda job: {"rows": studies.scaling_sweep(base.model, data, config, ranks,
-                                                                        on_progress=_progress(job))})
+                                                                        on_progress=_progress(job))},
+                  2 * len(set(ranks)) * config.steps)  # α/r and α/√r at each rank
 
 
 def frontier_adapters(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks) -> jobs.Job:
@@ -181,7 +185,7 @@ def frontier_adapters(base: lc.BaselineRun, data: lc.Dataset, config: lc.Finetun
             job.label = f"evaluating every adapter at strength {strength:g}"
             points[strength] = studies.frontier(base.model, data, adapters, config.digits, strength)
         return {"adapters": adapters, "points": points}
-    return _study("frontier", work)
+    return _study("frontier", work, len(set(ranks)) * config.steps)
 
 
 # --- following a job ---------------------------------------------------------------------------------
@@ -227,6 +231,7 @@ def controls(key: str, label: str, start, what: str, help: str, draw=None) -> No
     """Run and Stop buttons for a job kept under `{key}_job`; when it ends its result (a dict, with
     `extra` merged in) is stored under `key` and the page reruns, or the page says why there is none."""
     job = st.session_state.get(f"{key}_job")
+    st.caption(fair.caps_note())
     run_col, stop_col, _ = st.columns([1, 1, 3])
     if run_col.button(label, key=f"{key}_run", type="primary", disabled=job is not None, help=help):
         job, extra = start()
@@ -238,8 +243,9 @@ def controls(key: str, label: str, start, what: str, help: str, draw=None) -> No
     follow(job, what, draw)
     st.session_state[f"{key}_job"] = None
     if job.error is not None:
-        st.session_state[key] = None
-        st.error(f"{what} failed: {jobs.describe(job.error)}")
+        if not job.refused:  # a refusal leaves the last result shown
+            st.session_state[key] = None
+        st.error(jobs.failure(what, job.error))
         st.stop()
     if job.result is None:
         st.info("Stopped while waiting for a training slot: nothing was run.")

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import streamlit as st
 
 import lora_core as lc
-from ui import inside
+from ui import fair, inside
 
 _BASE = lc.BaselineConfig()
 _TUNE = lc.FinetuneConfig()
@@ -53,7 +53,8 @@ LIMITS = {
     "seed": Range(int, 0, 2**31 - 1),
     "svd_d": Range(int, 2, 512), "svd_k": Range(int, 2, 512),
     "svd_true_rank": Range(int, 1, 512), "svd_r": Range(int, 1, 512),
-    "base_hidden1": Range(int, 1, 4096), "base_hidden2": Range(int, 1, 4096), "base_epochs": Range(int, 1, 50),
+    "base_hidden1": Range(int, 1, fair.max_hidden()), "base_hidden2": Range(int, 1, fair.max_hidden()),
+    "base_epochs": Range(int, 1, 50),
     "base_batch": Range(int, 1, 1024), "base_lr": OneOf(tuple(LEARNING_RATES)),
     "base_max_steps": Range(int, 0, 1_000_000),
     "lora_rank": Range(int, 1, 64), "lora_alpha": Range(float, 0.1, 1000.0),
