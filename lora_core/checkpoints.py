@@ -18,7 +18,8 @@ from torch import nn
 FORMAT = "lora-lab-checkpoint/1"
 
 
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
+def digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the tensors' names and bytes: equal exactly when they hold the same numbers."""
     h = hashlib.sha256()
     for name in sorted(tensors):
         h.update(name.encode())
@@ -31,7 +32,7 @@ def save_checkpoint(model: nn.Module, path, info: dict | None = None) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    metadata = {"format": FORMAT, "sha256": _digest(tensors), "info": json.dumps(info or {})}
+    metadata = {"format": FORMAT, "sha256": digest(tensors), "info": json.dumps(info or {})}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -54,7 +55,7 @@ def load_checkpoint(model: nn.Module, path) -> dict | None:
         tensors = load_safetensors(blob)
     except (OSError, ValueError, SafetensorError, UnicodeDecodeError):
         return None
-    if metadata.get("format") != FORMAT or metadata.get("sha256") != _digest(tensors):
+    if metadata.get("format") != FORMAT or metadata.get("sha256") != digest(tensors):
         return None
     expected = model.state_dict()
     if set(tensors) != set(expected) or any(tensors[k].shape != expected[k].shape for k in tensors):

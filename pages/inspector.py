@@ -37,7 +37,7 @@ def draw_live(job, tick: int) -> None:
 
 inside.controls(
     "insp", "Train and watch",
-    lambda: (inside.LiveFinetune(base, held["key"], ctx.data, config, every),
+    lambda: (inside.LiveFinetune(base, ctx.data, config, every),
              {"base_key": held["key"], "config": config}),
     "Training the adapter", draw=draw_live,
     help="Finetune a fresh adapter with the LoRA page's settings and watch ΔW grow, step by step.")
@@ -55,7 +55,7 @@ if "views" not in chosen:  # the LoRA page's adapter: its SVDs are computed once
     cached = st.session_state.get("insp_page_views")
     if cached is None or cached["model"] is not model:
         with st.spinner("Computing the SVDs of W and ΔW…"):
-            cached = st.session_state.insp_page_views = {"model": model, **inside.inspection(model, held["key"])}
+            cached = st.session_state.insp_page_views = {"model": model, **inside.inspection(model)}
     chosen = {**chosen, **cached}
 if chosen["warning"]:
     st.warning(chosen["warning"])

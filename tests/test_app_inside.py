@@ -287,7 +287,7 @@ def test_fashion_mnist_class_names_inside():
 def test_stop_keeps_the_partly_trained_adapter_and_interrupts_a_study(data, base):
     """What the Stop buttons do while a job runs (AppTest only sees finished runs, where Stop is disabled)."""
     held = lc.BaselineRun(SMALL_BASELINE, base, [], lc.evaluate(base, data.test_x, data.test_y), 0)
-    live = inside.LiveFinetune(held, ("test",), data, lc.FinetuneConfig(steps=5_000), every=0)
+    live = inside.LiveFinetune(held, data, lc.FinetuneConfig(steps=5_000), every=0)
     study = inside.gallery(held, data, lc.FinetuneConfig(steps=5_000))
     for job in (live, study):
         while job.step < 3 and not job.done:

@@ -12,6 +12,7 @@ import streamlit as st
 import lora_core as lc
 from lora_core import anatomy, studies
 from lora_core.adapters import MAX_STRENGTH
+from lora_core.checkpoints import digest
 from lora_core.svd import check_rank
 from ui import adapters as ui_adapters
 from ui import fair, jobs, tables
@@ -95,15 +96,21 @@ def _study(name: str, work, steps: int) -> jobs.Job:
     return jobs.Job(f"{name}-{time.monotonic_ns()}", run, steps=steps)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def _weight_spectra(base_key: tuple, _model) -> dict:
-    """W's singular values: a baseline's W never changes, so its SVDs are done once per server."""
-    return anatomy.weight_spectra(_model)
+@st.cache_resource(max_entries=48, show_spinner=False)
+def _weight_spectrum(weight_digest: str, _weight):
+    """One frozen W's singular values, done once per server. Keyed by W's own numbers, the only thing they
+    depend on: not by a baseline's settings, which a stopped baseline shares with the complete one, nor
+    by a model, whose adapted layers are each student's choice."""
+    return anatomy.spectrum(_weight)
 
 
-def inspection(model, base_key: tuple) -> dict:
+def _known_spectrum(weight):
+    return _weight_spectrum(digest({"W": weight}), weight)
+
+
+def inspection(model) -> dict:
     """What the inspector shows about a LoRA model: per-layer views and, for linear1, A's rows as images."""
-    views = anatomy.inspect_layers(model, _weight_spectra(base_key, model))
+    views = anatomy.inspect_layers(model, anatomy.weight_spectra(model, _known_spectrum))
     patterns = anatomy.input_patterns(model) if "linear1" in lc.lora_layers(model) else None
     return {"views": views, "patterns": patterns}
 
@@ -120,9 +127,8 @@ class LiveFinetune(jobs.Job):
     for the default network on a CPU, so optional and sparse; at step 0 they are all zero, B being zero).
     """
 
-    def __init__(self, base: lc.BaselineRun, base_key: tuple, data: lc.Dataset, config: lc.FinetuneConfig,
-                 every: int):
-        self.model, self.base_key = None, base_key
+    def __init__(self, base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, every: int):
+        self.model = None
         self.norms: dict[str, list[float]] = {}  # layer → ‖ΔW_l‖_F after each step
         self.snapshots: list[tuple[int, dict[str, list[float]]]] = []  # (step, layer → top-r σ of ΔW)
         self.every = every
@@ -145,7 +151,7 @@ class LiveFinetune(jobs.Job):
                                should_stop=self.should_stop, on_start=on_start)
         self.label = "computing the SVDs of W and ΔW"
         return {"run": run, "norms": self.norms, "snapshots": self.snapshots,
-                **inspection(run.model, self.base_key)}
+                **inspection(run.model)}
 
 
 def oracle(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks) -> jobs.Job:
