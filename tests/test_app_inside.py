@@ -288,7 +288,7 @@ def test_stop_keeps_the_partly_trained_adapter_and_interrupts_a_study(data, base
     """What the Stop buttons do while a job runs (AppTest only sees finished runs, where Stop is disabled)."""
     held = lc.BaselineRun(SMALL_BASELINE, base, [], lc.evaluate(base, data.test_x, data.test_y), 0)
     live = inside.LiveFinetune(held, data, lc.FinetuneConfig(steps=5_000), every=0)
-    study = inside.gallery(held, data, lc.FinetuneConfig(steps=5_000))
+    study = inside.gallery(held, data, lc.FinetuneConfig(steps=2_500))  # 4 initialisations: 10,000 steps
     for job in (live, study):
         while job.step < 3 and not job.done:
             time.sleep(0.01)
