@@ -64,7 +64,8 @@ def busy(held: list) -> Refused:
     """The refusal of a second training while `held` (jobs of the same person) run or wait."""
     job = held[0]
     what = KINDS.get(job.name.split("-")[0], "a training")
-    where = f"at step {job.step:,} of {job.total:,}" if job.total and job.place == 0 else "waiting for a slot"
+    where = ("waiting for a slot" if job.place > 0 else f"at step {job.step:,} of {job.total:,}" if job.total
+             else "starting")
     return Refused(f"Not started: you already have {what} {where}, maybe in another tab. Each person runs "
                    f"{per_person()} training(s) at a time on this server, so that everyone gets a turn: stop "
                    "it, or wait until it ends.")
