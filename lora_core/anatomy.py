@@ -60,10 +60,12 @@ def layer_update_norms(model: nn.Module) -> dict[str, float]:
 
 
 @torch.no_grad()
-def weight_spectra(model: nn.Module) -> dict[str, torch.Tensor]:
+def weight_spectra(model: nn.Module, known=None) -> dict[str, torch.Tensor]:
     """Singular values of every adapted layer's frozen W: seconds for the full network, so worth keeping
-    for a baseline, whose W never changes."""
-    return {name: spectrum(original_weight(layer)) for name, layer in lora_layers(model).items()}
+    for a baseline, whose W never changes. `known(W)`, when given, returns a spectrum kept earlier or
+    computes it."""
+    find = known or spectrum
+    return {name: find(original_weight(layer).detach()) for name, layer in lora_layers(model).items()}
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ MAX_HEADER_BYTES = 64 * 2**20  # the header holds the tensor index and the info 
 PARTIAL_AGE_S = 60.0  # a write takes seconds: a .partial file older than this was left by a killed writer
 
 
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
+def digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the tensors' names and bytes: equal exactly when they hold the same numbers."""
     h = hashlib.sha256()
     for name in sorted(tensors):
         h.update(name.encode())
@@ -38,7 +39,7 @@ def save_tensors(tensors: dict[str, torch.Tensor], path, info: dict | None = Non
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    metadata = {"format": FORMAT, "sha256": _digest(tensors), "info": json.dumps(info or {})}
+    metadata = {"format": FORMAT, "sha256": digest(tensors), "info": json.dumps(info or {})}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=PARTIAL)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -94,7 +95,7 @@ def load_tensors(path, limit: int) -> tuple[dict[str, torch.Tensor], dict] | Non
         metadata, info = _header(blob)
     except (OSError, ValueError, SafetensorError, RecursionError):  # RecursionError: JSON nested too deep
         return None
-    if metadata.get("format") != FORMAT or metadata.get("sha256") != _digest(tensors):
+    if metadata.get("format") != FORMAT or metadata.get("sha256") != digest(tensors):
         return None
     try:
         os.utime(path)

@@ -9,10 +9,10 @@ so an Experiment that exists can run.
 from dataclasses import asdict, dataclass, field, replace
 
 from .data import DATASETS
-from .lora import DEFAULT_TARGETS
+from .lora import DEFAULT_TARGETS, INITS
 from .model import IMAGE_PIXELS, NUM_CLASSES
 from .runs import FULL_FINETUNE_LR, BaselineConfig, FinetuneConfig, check_choices
-from .train import _check_positive
+from .train import _check_positive, planned_steps
 
 STUDY_RANKS = (1, 2, 4, 8, 16, 32, 64, 128)  # the ranks a study may compare
 
@@ -172,3 +172,15 @@ class Experiment:
         elif kind in extra:
             described.update(extra[kind]())
         return described
+
+    def total_steps(self, kind: str, train_images: int) -> int:
+        """Training steps run `kind` takes in all, every run of a study counted (for a server's caps)."""
+        if kind == "baseline":
+            b = self.baseline
+            return planned_steps(train_images, b.epochs, b.batch_size, b.max_steps)
+        config = self.study("finetune" if kind == "inspect" else kind)
+        runs = {"finetune": 1, "inspect": 1, "inits": len(INITS), "frontier": len(self.frontier.ranks),
+                "scaling": 2 * len(self.scaling.ranks), "oracle": len(self.oracle.ranks) + 1,
+                # every rank, then full finetuning at its own learning rate and at LoRA's when they differ
+                "compare": len(self.compare.ranks) + len({self.compare.full_lr, config.lr})}[kind]
+        return runs * config.steps

@@ -57,7 +57,7 @@ if "views" not in chosen:  # the LoRA page's adapter: its SVDs are computed once
     cached = st.session_state.get("insp_page_views")
     if cached is None or cached["model"] is not model:
         with st.spinner("Computing the SVDs of W and ΔW…"):
-            cached = st.session_state.insp_page_views = {"model": model, **inside.inspection(model, held["key"])}
+            cached = st.session_state.insp_page_views = {"model": model, **inside.inspection(model)}
     chosen = {**chosen, **cached}
 if chosen["warning"]:
     st.warning(chosen["warning"])

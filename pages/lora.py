@@ -2,7 +2,7 @@ import streamlit as st
 
 import lora_core as lc
 from lora_core.adapters import MAX_ADAPTER_BYTES
-from ui import adapters, baseline, charts, context, experiment, finetunes, inside, state, tables
+from ui import adapters, baseline, charts, context, downloads, experiment, finetunes, inside, state, tables
 from ui.plain import for_chart, plain
 
 ctx = context.current()
@@ -141,16 +141,28 @@ with save_col:
         st.download_button("Download adapter (.zip)", adapters.zip_bytes(result, False), f"{stem}.zip",
                            mime="application/zip", key="lora_download", on_click="ignore",
                            help="A zip holding adapter.safetensors: A, B, rank, α and the target layers.")
-        st.download_button("Download for PEFT (.zip)", adapters.zip_bytes(result, True), f"{stem}-peft.zip",
-                           mime="application/zip", key="lora_download_peft", on_click="ignore",
-                           help="adapter_model.safetensors and adapter_config.json, as "
-                                "peft.PeftModel.from_pretrained reads them.")
+        st.download_button("Download for PEFT (.zip)", adapters.zip_bytes(result, True),
+                           downloads.peft_zip_name(result), mime="application/zip", key="lora_download_peft",
+                           on_click="ignore", help="adapter_model.safetensors and adapter_config.json, as "
+                                                   "peft.PeftModel.from_pretrained reads them.")
+        st.download_button("Download the baseline (.safetensors)", downloads.baseline_data(base, ctx.data.name),
+                           downloads.baseline_name(held, ctx.data.name), mime="application/octet-stream",
+                           key="lora_download_baseline", on_click="ignore",
+                           help="The network the adapter was trained on: its weights, with the layer sizes and "
+                                "the input normalisation in the file's metadata.")
 with load_col:
     upload = st.file_uploader("Upload an adapter (.zip or .safetensors)", type=["zip", "safetensors"],
                               key="lora_upload", max_upload_size=MAX_ADAPTER_BYTES // 2**20,
                               help="A zip downloaded here (either format) or an adapter.safetensors. It is "
                                    "checked against your baseline before anything changes.")
     adapters.upload(upload, base, ctx.data, held["key"])
+if result is not None:
+    with st.expander("Use them in Python: copy as code", icon=":material/code:"):
+        st.caption("Download the baseline and the PEFT zip into one folder, run this there, and it prints the "
+                   "accuracy shown above. The PEFT version needs only torch, safetensors, peft and numpy.")
+        snippets = downloads.snippets(held, result, ctx.data.name)
+        for tab, code in zip(st.tabs(list(snippets)), snippets.values(), strict=True):
+            tab.code(code, language="python")
 
 if result is not None:
     st.subheader("Merge lab: W + ΔW stored in lower precision")

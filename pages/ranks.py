@@ -52,7 +52,8 @@ result = runs.controls(
     start_work=jobs.compare(base, ctx.data, exp.compare.ranks, config, exp.compare.full_lr),
     keep=lambda found: (found, found) if not found["stopped"] else None, what="Comparing ranks",
     follow=lambda job, what: jobs.follow(job, what, live_chart=False), stop_label="Stop comparison",
-    help="Finetune at every chosen rank, then every weight, from the same baseline.")
+    help="Finetune at every chosen rank, then every weight, from the same baseline.",
+    cost=(exp.total_steps("compare", len(ctx.data.train_y)), ()))
 if result is None:
     st.info("Press **Run comparison**.")
     st.stop()

@@ -63,3 +63,11 @@ def chromium():
         pytest.skip(f"the browser tests need Debian's chromium at {browser_harness.CHROMIUM}")
     with browser_harness.chromium() as browser:
         yield browser
+
+
+def held_baseline(at) -> dict:
+    """{"run", "key"} of the baseline an AppTest session's experiment describes, from the server's store."""
+    from ui import runs
+
+    key = runs.key(at.session_state["experiment"], "baseline", "cpu")
+    return {"run": runs.find(key), "key": key}

@@ -65,7 +65,8 @@ def controls(ctx: Context, label: str, help: str) -> lc.BaselineRun | None:
         start_work=lambda job: lc.train_baseline(exp.baseline, ctx.data, on_step=job.on_step,
                                                  should_stop=job.should_stop),
         keep=keep, revive=revive(ctx), what="Training the baseline", help=help, follow=jobs.follow,
-        stop_label="Stop training", buttons=("base_train", "base_stop"))
+        stop_label="Stop training", buttons=("base_train", "base_stop"),
+        cost=(exp.total_steps("baseline", len(ctx.data.train_y)), (exp.baseline.hidden1, exp.baseline.hidden2)))
     if note := st.session_state.pop("baseline_note", None):
         st.info(note)
     if found is not None and not found.complete:  # stopped just now: store it as its own run, then show it

@@ -37,7 +37,7 @@ def train_controls(ctx, held: dict, config: lc.FinetuneConfig) -> None:
     result = runs.controls(
         "lora", key, "Train LoRA", start_work=jobs.finetune(held["run"], ctx.data, config), keep=keep,
         what="Training the adapter", follow=jobs.follow, stop_label="Stop training",
-        buttons=("lora_train", "lora_stop"),
+        buttons=("lora_train", "lora_stop"), cost=(config.steps, ()),
         help="Copy the baseline, attach the adapter, and train A and B on the chosen classes.")
     shown = st.session_state.setdefault("lora_shown", set())
     if result is not None and key not in shown:

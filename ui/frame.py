@@ -1,6 +1,8 @@
 """The app's pages, declared once: the frame uses them, and so does a page that ran without the frame."""
 import streamlit as st
 
+from ui import operator
+
 # Captions carry the charts' text alternatives and their key numbers, so they must read from the back of a
 # classroom: 16 px, the size of the body text and of the charts' own labels (Streamlit draws them at 14 px),
 # and darker than Streamlit's faded grey (about 8:1 against white instead of 4:1).
@@ -14,6 +16,8 @@ def readable_captions() -> None:
 
 
 def navigation():
+    extra = [st.Page("pages/operator.py", title="Operator", icon=":material/admin_panel_settings:")] \
+        if operator.allowed() else []
     return st.navigation([
         st.Page("pages/home.py", title="What is LoRA?", icon=":material/home:", default=True),
         st.Page("pages/notebook.py", title="The notebook", icon=":material/menu_book:"),
@@ -26,4 +30,4 @@ def navigation():
         st.Page("pages/inits.py", title="Initialisation gallery", icon=":material/eco:"),
         st.Page("pages/scaling.py", title="Scaling explorer", icon=":material/straighten:"),
         st.Page("pages/frontier.py", title="Learn/forget frontier", icon=":material/balance:"),
-    ])
+    ] + extra)

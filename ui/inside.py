@@ -13,6 +13,7 @@ import lora_core as lc
 from lora_core import anatomy, studies
 from lora_core import presets as core_presets
 from lora_core.adapters import MAX_STRENGTH
+from lora_core.checkpoints import digest
 from ui import adapters as ui_adapters
 from ui import experiment, finetunes, jobs, runs, tables
 
@@ -59,15 +60,20 @@ def describe(config: lc.FinetuneConfig, classes, with_rank: bool = True) -> str:
 
 # --- jobs ------------------------------------------------------------------------------------------
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def _weight_spectra(base_key: tuple, _model) -> dict:
-    """W's singular values: a baseline's W never changes, so its SVDs are done once per server."""
-    return anatomy.weight_spectra(_model)
+@st.cache_resource(max_entries=48, show_spinner=False)
+def _weight_spectrum(weight_digest: str, _weight):
+    """One frozen W's singular values, done once per server. Keyed by W's own numbers, the only thing they
+    depend on: not by a baseline's settings, nor by a model, whose adapted layers are each student's choice."""
+    return anatomy.spectrum(_weight)
 
 
-def inspection(model, base_key: tuple) -> dict:
+def _known_spectrum(weight):
+    return _weight_spectrum(digest({"W": weight}), weight)
+
+
+def inspection(model) -> dict:
     """What the inspector shows about a LoRA model: per-layer views and, for linear1, A's rows as images."""
-    views = anatomy.inspect_layers(model, _weight_spectra(base_key, model))
+    views = anatomy.inspect_layers(model, anatomy.weight_spectra(model, _known_spectrum))
     patterns = anatomy.input_patterns(model) if "linear1" in lc.lora_layers(model) else None
     return {"views": views, "patterns": patterns}
 
@@ -101,7 +107,7 @@ def _inspect(base: lc.BaselineRun, base_key: str, data: lc.Dataset, config: lc.F
                                should_stop=job.should_stop, on_start=on_start)
         job.label = "computing the SVDs of W and ΔW"
         return {"run": run, "norms": job.norms, "snapshots": job.snapshots, "config": config,
-                "stopped": len(run.losses) < config.steps, **inspection(run.model, base_key)}
+                "stopped": len(run.losses) < config.steps, **inspection(run.model)}
     return work
 
 
@@ -192,7 +198,8 @@ def run(kind: str, held: dict, ctx, config: lc.FinetuneConfig, label: str, what:
     key = runs.key(exp, kind, ctx.device)
     result = runs.controls("insp" if inspecting else kind, key, label, work,
                            keep=_keep_inspection if inspecting else _keep,
-                           what=what, help=help, follow=lambda job, text: follow(job, text, draw))
+                           what=what, help=help, follow=lambda job, text: follow(job, text, draw),
+                           cost=(exp.total_steps(kind, len(ctx.data.train_y)), ()))
     if inspecting and result is not None and "finetune" in result:  # stored: once per session onto a copy
         held_key, revived = st.session_state.get("insp_revived", (None, None))
         if held_key != key:

@@ -4,7 +4,8 @@ A click in Streamlit reruns the script, interrupting whatever it was doing. Trai
 its own thread, which a rerun does not touch: the script only watches it. Stop sets a flag that the
 core's `should_stop` reads between steps, so the model keeps every whole step it took. A server-wide
 set of training slots keeps a classroom of users from running more trainings at once than there are
-cores (or $LORA_LAB_MAX_TRAININGS); the others wait in a queue whose place the page shows.
+cores (or $LORA_LAB_MAX_TRAININGS); the others wait in a queue whose place the page shows. A training
+over the server's limits, or a second one of the same person, is refused before it starts (ui.fair).
 
 A job knows the sessions that follow it: one for a session's own run, several for a shared baseline.
 When the last of them stops following — Stop, or the sweep of ui.server after a tab closed — it stops.
@@ -17,23 +18,27 @@ import streamlit as st
 import torch
 
 import lora_core as lc
-from lora_core.slots import Cancelled, TrainingSlots
-from ui import charts, server
+from lora_core.slots import Busy, Cancelled, TrainingSlots
+from ui import charts, fair, server
 
 POLL_S = 0.25  # how often the live chart and progress bar are redrawn
-SLOTS = TrainingSlots(server.max_trainings())  # one per server process
+SLOTS = TrainingSlots(server.max_trainings(), fair.per_person())  # one per server process
 THREADS = server.threads_each(SLOTS.limit)  # torch threads of each job: SLOTS.limit jobs fill the cores
 
 
 class Job:
     """Runs `work(job)` in a daemon thread; `work` reports through on_step/on_progress, obeys should_stop.
 
-    Started from a page, the job is followed by that page's session; `shared=True` leaves the followers
-    to `watch`. It stops when every follower has called `release`.
+    Started from a page, the job is followed by that page's session and counts against it (ui.fair);
+    `shared=True` leaves the followers to `watch`, and whom it counts against to `owners`. It stops when
+    every follower has called `release`. A job over a limit never starts: it is done at once, its error
+    a fair.Refused that says why.
     """
 
-    def __init__(self, name: str, work, shared: bool = False):
+    def __init__(self, name: str, work, shared: bool = False, owners: tuple = (), steps: int = 0,
+                 hidden: tuple[int, ...] = ()):
         self.name = name
+        self.created = time.monotonic()
         self.losses: list[float] = []
         self.step, self.total, self.label = 0, 0, ""
         self.result, self.error = None, None
@@ -42,10 +47,24 @@ class Job:
         self._watchers_lock = threading.Lock()
         self._stop = threading.Event()
         owner = None if shared else server.current_session_id()
+        self.owners = owners if shared else fair.owners(owner)
+        self._thread = threading.Thread(target=self._run, args=(work,), name=f"lora-lab {name}", daemon=True)
+        try:
+            fair.check_cost(steps, hidden)
+            SLOTS.admit(self, self.owners)
+        except Busy as err:
+            self.error = fair.busy(err.held)
+        except fair.Refused as err:
+            self.error = err
+        if self.error is not None:
+            return  # never started: done, with the reason
         if owner is not None:
             self.watch(owner)
-        self._thread = threading.Thread(target=self._run, args=(work,), name=f"lora-lab {name}", daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            SLOTS.leave(self)
+            raise
 
     def __repr__(self) -> str:
         state = "done" if self.done else "stopping" if self.stopping else "running"
@@ -77,6 +96,8 @@ class Job:
             self.watchers.discard(session_id)
             if not self.watchers:
                 self.stop()
+            else:  # it runs on for the others: no longer this session's training
+                SLOTS.disown(self, fair.owners(session_id))
             return len(self.watchers)
 
     def on_step(self, step: int, total: int, loss: float) -> None:
@@ -97,11 +118,17 @@ class Job:
         return self._stop.is_set()
 
     @property
+    def refused(self) -> bool:
+        """Never started, being over a limit of this server (ui.fair)."""
+        return isinstance(self.error, fair.Refused)
+
+    @property
     def done(self) -> bool:
         return not self._thread.is_alive()
 
     def wait(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # a refused job never started
+            self._thread.join(timeout)
 
 
 def stop(key: str) -> None:
@@ -120,6 +147,11 @@ def describe(error: Exception) -> str:
     if isinstance(error, lc.TrainingDiverged):
         return str(error)
     return f"{type(error).__name__}: {error}"
+
+
+def failure(what: str, error: Exception) -> str:
+    """The page's message for a job that ended with `error`: a refusal says itself, a failure says so."""
+    return str(error) if isinstance(error, fair.Refused) else f"{what} failed: {describe(error)}"
 
 
 def follow(job: Job, what: str, live_chart: bool = True) -> None:

@@ -13,7 +13,7 @@ import streamlit as st
 
 from lora_core.checkpoints import tidy
 from lora_core.store import RunStore, environment, run_key
-from ui import jobs, server
+from ui import fair, jobs, server
 
 STORE_BYTES = 1024 * 2**20  # finished runs kept in memory (their tensors); the disk keeps every one
 _running: dict[str, jobs.Job] = {}
@@ -40,8 +40,11 @@ def running(run: str) -> jobs.Job | None:
     return job if job is not None and not job.stopping else None
 
 
-def start(run: str, name: str, work, keep, session_id: str) -> tuple[str, jobs.Job]:
-    """("joined", job) when this run already trains; else ("started", job), a new shared job.
+def start(run: str, name: str, work, keep, session_id: str, steps: int = 0,
+          hidden: tuple[int, ...] = ()) -> tuple[str, jobs.Job]:
+    """("joined", job) when this run already trains; else ("started", job), a new shared job counted
+    against this person (ui.fair), or ("refused", job) when it is over a limit: then it never runs and its
+    error says why. `steps` and `hidden` are what it costs, for the server's caps.
 
     `keep(result)` gives (record, live) for the store when the result is whole, or None (a stopped run);
     live None keeps the record in memory too (lora_core.store.RunStore.put). Followers get `result`."""
@@ -64,7 +67,11 @@ def start(run: str, name: str, work, keep, session_id: str) -> tuple[str, jobs.J
         job = _running.get(run)
         how = "joined"
         if job is None or job.stopping:
-            job = _running[run] = jobs.Job(f"{name}-{time.monotonic_ns()}", work_and_keep, shared=True)
+            job = jobs.Job(f"{name}-{time.monotonic_ns()}", work_and_keep, shared=True,
+                           owners=fair.owners(session_id), steps=steps, hidden=hidden)
+            if job.refused:
+                return "refused", job
+            _running[run] = job
             how = "started"
     job.watch(session_id)
     return how, job
@@ -97,9 +104,10 @@ def stop(kind: str) -> None:
 
 
 def controls(kind: str, run: str, label: str, start_work, keep, what: str, help: str, follow, revive=None,
-             stop_label: str = "Stop", buttons: tuple[str, str] | None = None) -> object | None:
+             stop_label: str = "Stop", buttons: tuple[str, str] | None = None,
+             cost: tuple[int, tuple[int, ...]] = (0, ())) -> object | None:
     """Run and Stop buttons (widget keys `buttons`, default `{kind}_run` and `{kind}_stop`) for the run
-    `run` of this page's `kind`, and its result.
+    `run` of this page's `kind`, and its result. `cost` is (training steps, hidden sizes), for the caps.
 
     The result is the stored run (no click needed; `revive` makes a run read from disk usable, and it is
     then shared from memory), else this session's stopped one, else None. While the run trains here or
@@ -119,10 +127,14 @@ def controls(kind: str, run: str, label: str, start_work, keep, what: str, help:
                              help=help if found is None else "Already made with exactly these settings: shown below.")
     stop_col.button(stop_label, key=stop_key, on_click=stop, args=(kind,), disabled=job is None,
                     help="End after the current step; what finished is kept.")
+    st.caption(fair.caps_note())
     if note := st.session_state.pop(f"{kind}_note", None):
         st.info(note)
     if clicked:
-        how, job = start(run, kind, start_work, keep, session)
+        how, job = start(run, kind, start_work, keep, session, *cost)
+        if how == "refused":
+            st.error(jobs.failure(what, job.error))
+            return partial(kind, run)
         st.session_state[f"{kind}_job"], st.session_state[f"{kind}_job_key"] = job, run
         if how == "joined":
             st.info("Someone on this server is making exactly this run: you follow it rather than start a copy.")
@@ -130,7 +142,7 @@ def controls(kind: str, run: str, label: str, start_work, keep, what: str, help:
         follow(job, what)
         st.session_state[f"{kind}_job"] = None
         if job.error is not None:
-            st.error(f"{what} failed: {jobs.describe(job.error)}")
+            st.error(jobs.failure(what, job.error))
             return partial(kind, run)
         if job.result is None:
             st.info("Stopped while waiting for a training slot: nothing was run.")

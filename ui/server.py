@@ -15,6 +15,7 @@ has seen:
 import ctypes
 import dataclasses
 import gc
+import hashlib
 import logging
 import os
 import threading
@@ -22,6 +23,7 @@ import time
 import weakref
 from pathlib import Path
 
+import streamlit as st
 import torch
 from streamlit import runtime
 from streamlit.logger import get_logger
@@ -34,7 +36,7 @@ from lora_core.slots import default_limit, threads_per_run
 log = get_logger("lora_lab")
 
 
-def _env_number(name: str, default, kind=int, low=1):
+def env_number(name: str, default, kind=int, low=1):
     """The environment variable as a number ≥ low, or the default (and a warning) when it is not one."""
     text = os.environ.get(name, "").strip()
     if not text:
@@ -56,14 +58,14 @@ DEFAULT_CACHE_MB = 1024  # a dozen of the widest baselines (80 MB each), hundred
 IDLE_ENV = "LORA_LAB_IDLE_MINUTES"  # an open tab unused this long gives its models back (default 60)
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "artifacts" / "checkpoints"
 DEFAULT_IDLE_MINUTES = 60
-SWEEP_S = _env_number("LORA_LAB_SWEEP_S", 15.0, float, low=0.1)  # short in tests that close a tab
-CLOSED_GRACE_S = _env_number("LORA_LAB_CLOSED_GRACE_S", 30.0, float, low=0)  # a reload reconnects sooner
+SWEEP_S = env_number("LORA_LAB_SWEEP_S", 15.0, float, low=0.1)  # short in tests that close a tab
+CLOSED_GRACE_S = env_number("LORA_LAB_CLOSED_GRACE_S", 30.0, float, low=0)  # a reload reconnects sooner
 NOTE_KEY = "server_note"  # a message for the session's next run
 ANCHOR_KEY = "server_anchor"
 
 
 def max_trainings() -> int:
-    return _env_number(MAX_TRAININGS_ENV, default_limit())
+    return env_number(MAX_TRAININGS_ENV, default_limit())
 
 
 TORCH_DEFAULT_THREADS = torch.get_num_threads()
@@ -85,11 +87,11 @@ def runs_dir() -> Path:
 
 
 def cache_limit_bytes() -> float:
-    return _env_number(CACHE_MB_ENV, DEFAULT_CACHE_MB, float, low=0) * 2**20  # 0: keep none
+    return env_number(CACHE_MB_ENV, DEFAULT_CACHE_MB, float, low=0) * 2**20  # 0: keep none
 
 
 def idle_s() -> float:
-    return 60 * _env_number(IDLE_ENV, DEFAULT_IDLE_MINUTES, float, low=0.01)
+    return 60 * env_number(IDLE_ENV, DEFAULT_IDLE_MINUTES, float, low=0.01)
 
 
 def holds_model(value, depth: int = 0) -> bool:
@@ -138,6 +140,7 @@ class Session:
     streamlit_id: str | None = None
     anchor: weakref.ref | None = None  # to the session's state, without keeping it alive
     last_seen: float = dataclasses.field(default_factory=time.monotonic)  # start or end of its last run
+    browser: str | None = None  # the browser its tab runs in (browser_id), when known
     running: int = 0  # runs in progress (a fast rerun can start before the previous one has ended)
     away_since: float | None = None  # when the sweep first found its websocket closed
     jobs: weakref.WeakSet = dataclasses.field(default_factory=weakref.WeakSet)
@@ -167,11 +170,13 @@ class Sessions:
     def get(self, session_id: str) -> Session | None:
         return self._by_id.get(session_id)
 
-    def started(self, session_id: str, streamlit_id: str | None, anchor: _Anchor | None) -> None:
+    def started(self, session_id: str, streamlit_id: str | None, anchor: _Anchor | None,
+                browser: str | None = None) -> None:
         """A run of this session begins (from the script thread)."""
         with self._lock:
             s = self._by_id.setdefault(session_id, Session(session_id))
             s.streamlit_id, s.last_seen, s.away_since = streamlit_id, time.monotonic(), None
+            s.browser = browser or s.browser
             s.running += 1
             if anchor is not None:
                 s.anchor = weakref.ref(anchor)
@@ -331,7 +336,39 @@ def run_started() -> None:
     anchor = ctx.session_state[ANCHOR_KEY] if ANCHOR_KEY in ctx.session_state else None
     if state is not None and not (isinstance(anchor, _Anchor) and anchor.state is state):
         anchor = ctx.session_state[ANCHOR_KEY] = _Anchor(state)
-    SESSIONS.started(session_id, ctx.session_id, anchor if isinstance(anchor, _Anchor) else None)
+    SESSIONS.started(session_id, ctx.session_id, anchor if isinstance(anchor, _Anchor) else None, browser_id())
+
+
+XSRF_COOKIE = "_streamlit_xsrf"  # Streamlit's; version 2 reads "2|mask|masked token|time", all hex but time
+
+
+def browser_id() -> str | None:
+    """A short name for the browser this session's tab runs in; None when it cannot be told.
+
+    Streamlit sets its XSRF cookie once per browser and keeps its token: every tab sends the same token
+    (masked afresh), so the unmasked token names the browser, and its hash is kept, not the token. A private
+    window or cleared cookies make a new browser; with server.enableXsrfProtection off there is no cookie,
+    and per-person limits hold per tab only. The client's address is not used: a class behind one router or
+    proxy shares it, and st.context.ip_address is None on localhost.
+    """
+    return browser_of_cookie(st.context.cookies.get(XSRF_COOKIE, ""))
+
+
+def browser_of_cookie(value) -> str | None:
+    """The browser's name from its XSRF cookie: the token, unmasked and hashed; None when unreadable."""
+    if not isinstance(value, str):  # e.g. AppTest, which has no cookies
+        return None
+    value = value.strip("\"'")
+    parts = value.split("|")
+    try:
+        if len(parts) == 4 and parts[0] == "2":
+            mask, masked = bytes.fromhex(parts[1]), bytes.fromhex(parts[2])
+            token = bytes(b ^ mask[i % len(mask)] for i, b in enumerate(masked))
+        else:  # version 1: the token itself
+            token = value.encode()
+    except (ValueError, ZeroDivisionError):  # not hex, or an empty mask: a cookie we cannot read
+        return None
+    return hashlib.sha256(token).hexdigest()[:16] if token else None
 
 
 def run_finished() -> None:

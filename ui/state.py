@@ -9,7 +9,7 @@ import streamlit as st
 import lora_core as lc
 from lora_core import presets
 from lora_core.experiment import STUDY_RANKS
-from ui import experiment, inside
+from ui import experiment, fair, inside
 
 # Every input widget's key and default. Widgets are created without `value=` and read their value from
 # here, so a default is stated once and a callback (a preset, say) can change it. The experiment's widgets
@@ -46,7 +46,8 @@ LIMITS = {
     "seed": Range(int, 0, 2**31 - 1),
     "svd_d": Range(int, 2, 512), "svd_k": Range(int, 2, 512),
     "svd_true_rank": Range(int, 1, 512), "svd_r": Range(int, 1, 512),
-    "base_hidden1": Range(int, 1, 4096), "base_hidden2": Range(int, 1, 4096), "base_epochs": Range(int, 1, 50),
+    "base_hidden1": Range(int, 1, fair.max_hidden()), "base_hidden2": Range(int, 1, fair.max_hidden()),
+    "base_epochs": Range(int, 1, 50),
     "base_batch": Range(int, 1, 1024), "base_lr": OneOf(tuple(LEARNING_RATES)),
     "base_max_steps": Range(int, 0, 1_000_000),
     "lora_rank": Range(int, 1, 64), "lora_alpha": Range(float, 0.1, 1000.0),

@@ -1,0 +1,111 @@
+"""The practitioner's path: the baseline file the LoRA page offers, and the Python it shows, run as written
+outside the app, print the accuracy the page shows."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import held_baseline
+from safetensors import safe_open
+from streamlit.testing.v1 import AppTest
+
+import lora_core as lc
+from lora_core import export
+from lora_core.data import MEAN, SAMPLE_FILE, STD
+from ui import adapters, downloads
+
+APP = "../app.py"  # relative to this file
+REPO = Path(__file__).resolve().parent.parent
+SETTINGS = {"base_hidden1": 32, "base_hidden2": 16, "base_max_steps": 40, "lora_steps": 30, "lora_rank": 2,
+            "lora_targets": ["linear1", "linear3"]}
+
+
+def test_the_baseline_file_round_trips_with_its_sizes_and_normalisation(small_mlp, tmp_path):
+    blob = export.baseline_bytes(small_mlp, "mnist-sample")
+    model, info = export.read_baseline(blob)
+    assert info["layer_sizes"] == "[784, 32, 16, 10]" and float(info["mean"]) == MEAN and float(info["std"]) == STD
+    for name, value in small_mlp.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value)
+    (tmp_path / "b.safetensors").write_bytes(blob)
+    loaded = export.load_baseline(tmp_path / "b.safetensors")
+    assert not any(p.requires_grad for p in loaded.parameters())
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda blob: blob[:100], "not a readable safetensors file"),
+    (lambda blob: blob.replace(b"lora-lab-baseline/1", b"lora-lab-baseline/9"), "not a LoRA Lab baseline"),
+    (lambda blob: blob.replace(b"[784, 32, 16, 10]", b"[784, 32, 17, 10]"), "do not fit layer sizes"),
+    (lambda blob: blob.replace(b"[784, 32, 16, 10]", b"[784, 32, -6, 10]"), "layer_sizes must be"),
+])
+def test_a_file_that_is_not_a_baseline_is_refused_with_the_reason(small_mlp, damage, words):
+    with pytest.raises(ValueError, match=words):
+        export.read_baseline(damage(export.baseline_bytes(small_mlp, "mnist-sample")))
+
+
+@pytest.fixture(scope="module")
+def page():
+    """The LoRA page after training an adapter: what it shows and the files it offers."""
+    at = AppTest.from_file(APP, default_timeout=180)
+    for key, value in SETTINGS.items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page("pages/baseline.py").run()
+    if not at.button(key="base_train").disabled:
+        at.button(key="base_train").click().run()
+    at.switch_page("pages/lora.py").run()
+    at.button(key="lora_train").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def offered_files(at: AppTest, folder: Path) -> None:
+    """Write the two files the page offers under the names it offers them, as a browser saves them."""
+    held = held_baseline(at)
+    record = at.session_state["lora"]
+    (folder / downloads.peft_zip_name(record)).write_bytes(adapters.zip_bytes(record, True))
+    (folder / downloads.baseline_name(held, "mnist-sample")).write_bytes(
+        downloads.baseline_data(held["run"], "mnist-sample")())
+
+
+@pytest.mark.parametrize("route", ["With PEFT", "With lora_core"])
+def test_the_code_on_the_page_prints_the_accuracy_on_the_page(page, route, tmp_path):
+    shown = {m.label: m.value for m in page.metric}["Accuracy after LoRA"]
+    record = page.session_state["lora"]
+    right = 10_000 - record["after"].wrong  # the core's evaluation of the page's adapter
+    codes = [c.value for c in page.code]
+    snippet = dict(zip(["With PEFT", "With lora_core"], codes, strict=True))[route]
+    offered_files(page, tmp_path)
+    shutil.copy(SAMPLE_FILE, tmp_path / export.SAMPLE_NAME)  # the path the snippet documents
+    (tmp_path / "snippet.py").write_text(snippet)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    if route == "With lora_core":
+        env["PYTHONPATH"] = str(REPO)  # this route uses the repository; the PEFT one runs anywhere
+    done = subprocess.run([sys.executable, "snippet.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"test accuracy {shown} ({right:,} of 10,000 test images right)\n"
+    assert shown == f"{record['after'].accuracy:.2%}" and record["after"].accuracy != record["before"].accuracy
+
+
+def test_the_peft_route_needs_nothing_of_this_project(page):
+    peft_code = page.code[0].value
+    assert "lora_core" not in peft_code.replace("lora_core/data/", "")
+    assert "import lora_core" in page.code[1].value
+
+
+def test_the_baseline_file_says_its_sizes_and_normalisation(page, tmp_path):
+    offered_files(page, tmp_path)
+    path, = tmp_path.glob("*.safetensors")
+    with safe_open(path, "pt") as f:
+        info = f.metadata()
+    assert info["layer_sizes"] == "[784, 32, 16, 10]" and (float(info["mean"]), float(info["std"])) == (MEAN, STD)
+    held = held_baseline(page)
+    assert path.name == f"lora-lab-baseline-mnist-sample-32x16-seed0-{len(held['run'].losses)}steps.safetensors"
+    assert lc.evaluate(export.load_baseline(path), *_test_set()).accuracy == held["run"].evaluation.accuracy
+
+
+def _test_set():
+    data = lc.load_dataset("mnist-sample")
+    return data.test_x, data.test_y

@@ -1,0 +1,228 @@
+"""Fair sharing: one person cannot hold every training slot, a training over the server's limits is refused
+with the reason, and the operator sees every training and can stop it."""
+import threading
+import time
+from contextlib import ExitStack
+
+import pytest
+from conftest import held_baseline
+from streamlit.testing.v1 import AppTest
+from streamlit.web.server.starlette.starlette_app_utils import generate_xsrf_token_string
+
+import lora_core as lc
+from lora_core.slots import Busy, Cancelled, TrainingSlots
+from lora_core.train import planned_steps
+from ui import fair, jobs, operator, server
+
+APP = "../app.py"  # relative to this file
+
+
+def tab(session: str, browser: str) -> tuple:
+    return ("session", session), ("browser", browser)
+
+
+# --- the core: admission per owner ------------------------------------------------------------------
+
+def test_two_tabs_of_one_browser_cannot_take_both_slots_and_another_student_gets_one():
+    slots = TrainingSlots(limit=2, per_owner=1)
+    slots.admit("a-tab1", tab("a1", "browser-a"))
+    with pytest.raises(Busy) as refused:
+        slots.admit("a-tab2", tab("a2", "browser-a"))  # same browser, another tab (another session)
+    assert refused.value.owner == ("browser", "browser-a") and refused.value.held == ["a-tab1"]
+    slots.admit("b", tab("b1", "browser-b"))
+    with ExitStack() as stack:
+        stack.enter_context(slots.slot("a-tab1"))
+        stack.enter_context(slots.slot("b"))
+        assert slots.position("a-tab1") == slots.position("b") == 0  # both slots: one per student
+        assert slots.position("a-tab2") == -1
+    slots.admit("a-tab2", tab("a2", "browser-a"))  # a's first training ended: the second is admitted
+
+
+def test_one_session_is_one_person_without_a_browser_name():
+    slots = TrainingSlots(limit=4, per_owner=1)
+    slots.admit("first", [("session", "s")])
+    with pytest.raises(Busy):
+        slots.admit("second", [("session", "s")])
+    slots.admit("other", [("session", "t")])
+
+
+def test_an_admission_ends_when_the_wait_is_given_up_or_the_owner_leaves_it():
+    slots = TrainingSlots(limit=1, per_owner=1)
+    slots.admit("running", tab("x", "bx"))
+    slots.admit("queued", tab("y", "by"))
+    with slots.slot("running"):
+        with pytest.raises(Cancelled):
+            with slots.slot("queued", cancelled=lambda: True):
+                pass
+    assert slots.held_by(("session", "y")) == [] and slots.held_by(("session", "x")) == []
+    slots.admit("shared", tab("x", "bx"))
+    slots.disown("shared", tab("x", "bx"))  # it runs on for others: x may start something else
+    slots.admit("next", tab("x", "bx"))
+    assert slots.held_by(("browser", "bx")) == ["next"]
+
+
+@pytest.mark.parametrize("per_owner", [0, -1, True, 1.5, "1"])
+def test_per_owner_must_be_a_positive_integer(per_owner):
+    with pytest.raises(ValueError, match="per_owner"):
+        TrainingSlots(1, per_owner)
+
+
+def test_the_browser_is_named_by_its_xsrf_token_whatever_the_mask():
+    token, other = b"0123456789abcdef", b"fedcba9876543210"
+    first, second = (server.browser_of_cookie(generate_xsrf_token_string(token, 1_700_000_000))
+                     for _ in range(2))
+    assert first == second and first is not None  # each tab gets the token masked afresh: same browser
+    assert server.browser_of_cookie(generate_xsrf_token_string(other, 1_700_000_000)) != first
+    assert server.browser_of_cookie(f'"{generate_xsrf_token_string(token, 1)}"') == first  # quoted
+    for unreadable in ("", "2|zz|00|1", "2||00|1"):
+        assert server.browser_of_cookie(unreadable) is None
+
+
+# --- the app's jobs: refusals say why ---------------------------------------------------------------
+
+@pytest.fixture
+def slots(monkeypatch):
+    """Two slots, one training per person, for this test only."""
+    fresh = TrainingSlots(limit=2, per_owner=1)
+    monkeypatch.setattr(jobs, "SLOTS", fresh)
+    return fresh
+
+
+def blocking_job(name: str, owners: tuple, release: threading.Event, **cost) -> jobs.Job:
+    def work(job):
+        job.total = 100
+        while not release.is_set() and not job.should_stop():
+            job.step = min(job.step + 1, 99)
+            time.sleep(0.01)
+        return "done"
+    return jobs.Job(f"{name}-{time.monotonic_ns()}", work, shared=True, owners=owners, **cost)
+
+
+def test_a_second_training_of_one_browser_is_refused_and_another_students_runs(slots):
+    release = threading.Event()
+    try:
+        first = blocking_job("finetune", tab("a1", "browser-a"), release)
+        second = blocking_job("sweep", tab("a2", "browser-a"), release)
+        other = blocking_job("finetune", tab("b1", "browser-b"), release)
+        assert second.done and second.refused and second.result is None
+        message = jobs.failure("Training", second.error)
+        assert message.startswith("Not started: you already have an adapter training (LoRA finetuning)")
+        assert "another tab" in message and "Training failed" not in message
+        deadline = time.monotonic() + 30
+        while not (first.place == 0 and other.place == 0) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert first.place == other.place == 0  # both students train at once
+    finally:
+        release.set()
+    for job in (first, other):
+        job.wait(30)
+        assert job.result == "done"
+    assert slots.held_by(("browser", "browser-a")) == []  # ended: a may train again
+    third = blocking_job("finetune", tab("a2", "browser-a"), release)
+    third.wait(30)
+    assert third.result == "done"
+
+
+@pytest.mark.parametrize("cost, words", [
+    ({"steps": fair.DEFAULT_MAX_STEPS + 1}, f"at most {fair.DEFAULT_MAX_STEPS:,} in one training"),
+    ({"hidden": (fair.DEFAULT_MAX_HIDDEN + 1, 8)}, f"larger than this server allows ({fair.DEFAULT_MAX_HIDDEN:,})"),
+])
+def test_a_training_over_a_cap_is_refused_with_the_cap(slots, cost, words):
+    job = blocking_job("baseline", tab("c", "browser-c"), threading.Event(), **cost)
+    assert job.refused and job.done and words in str(job.error)
+    assert slots.held_by(("session", "c")) == []  # a refusal holds nothing
+
+
+def test_the_caps_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv(fair.MAX_STEPS_ENV, "50")
+    monkeypatch.setenv(fair.MAX_HIDDEN_ENV, "not a number")
+    assert fair.max_steps() == 50 and fair.max_hidden() == fair.DEFAULT_MAX_HIDDEN
+    with pytest.raises(fair.Refused, match="51 training steps"):
+        fair.check_cost(51)
+    fair.check_cost(50, (fair.DEFAULT_MAX_HIDDEN,))
+
+
+def test_the_notebooks_baseline_and_the_default_settings_fit_the_default_caps():
+    notebook = lc.NOTEBOOK_BASELINE  # full MNIST: 60,000 training images
+    steps = planned_steps(60_000, notebook.epochs, notebook.batch_size, notebook.max_steps)
+    assert steps == notebook.epochs * 60_000 // notebook.batch_size == 6_000 <= fair.DEFAULT_MAX_STEPS
+    default = lc.BaselineConfig()
+    fair.check_cost(steps, (default.hidden1, default.hidden2))
+
+
+# --- two sessions in the app ----------------------------------------------------------------------
+
+def open_session(**state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_baseline_over_the_step_cap_is_refused_on_the_page_and_the_session_kept(monkeypatch):
+    monkeypatch.setenv(fair.MAX_STEPS_ENV, "100")
+    at = open_session(base_hidden1=16, base_hidden2=16, base_epochs=2, base_batch=64, base_max_steps=0)
+    at.switch_page("pages/baseline.py").run()
+    assert any("at most 100 steps" in c.value for c in at.caption)  # the cap is said where the inputs are
+    if not at.button(key="base_train").disabled:
+        at.button(key="base_train").click().run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == [
+        "Not started: this would take 158 training steps, and this server runs at most 100 in one training, "
+        "so that everyone gets a turn. Use fewer steps or epochs, a larger batch, or a step limit."]
+    assert at.session_state["base_epochs"] == 2 and at.session_state.get("baseline_job") is None
+    assert held_baseline(at)["run"] is None  # nothing was trained or stored
+
+
+# --- the operator's page ------------------------------------------------------------------------------
+
+OPERATOR_TITLE = "Operator: trainings on this server"
+
+
+def operator_session(given: str | None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    if given is not None:
+        at.query_params[operator.QUERY_KEY] = given
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("token, given", [("", "anything"), ("s3cret-token", "wrong"), ("s3cret-token", None),
+                                          ("s3cret-token", "s3cret-toke")])
+def test_the_operator_page_needs_the_token(monkeypatch, token, given):
+    monkeypatch.setenv(operator.TOKEN_ENV, token)
+    at = operator_session(given)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):  # not in this session's app
+        at.switch_page("pages/operator.py")
+
+
+def test_the_operator_sees_every_training_and_stops_one(monkeypatch, slots):
+    monkeypatch.setenv(operator.TOKEN_ENV, "s3cret-token")
+    release = threading.Event()
+    try:
+        running = blocking_job("finetune", tab("student-one", "browser-one"), release)
+        queued = [blocking_job("sweep", tab(f"student-{i}", f"browser-{i}"), release) for i in (2, 3)]
+        deadline = time.monotonic() + 30
+        while not (running.step and slots.position(queued[-1]) == 1) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        at = operator_session("s3cret-token")
+        at.switch_page("pages/operator.py").run()
+        assert [t.value for t in at.title] == [OPERATOR_TITLE]
+        assert operator.QUERY_KEY not in at.query_params  # the token leaves the address bar
+        table = at.dataframe[0].value
+        assert list(table["job"]) == [running.name, queued[0].name, queued[1].name]
+        assert list(table["state"]) == ["running", "running", "queued, place 1"]  # two slots
+        assert list(table["session"]) == ["student-", "student-", "student-"]
+        assert table["step"][0] >= 1 and table["of"][0] == 100 and table["elapsed (s)"][0] >= 0
+        at.button(key=f"op_stop_{running.name}").click().run()
+        assert not at.exception, at.exception
+        running.wait(30)
+        assert running.done and running.stopping and not any(q.stopping for q in queued)
+        assert operator.rows()[0]["job"] != running.name
+    finally:
+        release.set()
+        for job in queued:
+            job.wait(30)

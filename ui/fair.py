@@ -1,0 +1,78 @@
+"""Fair sharing of one server by a class: what one training may cost, and how many one person may run.
+
+Each limit is read from the environment, so that the server's operator can change it:
+- LORA_LAB_MAX_STEPS: training steps in one training, every run of a sweep or study counted (default
+  10,000: the notebook's baseline, 1 epoch at batch 10 on 60,000 images, is 6,000);
+- LORA_LAB_MAX_HIDDEN: neurons in a hidden layer of a baseline (default 2,048; the notebook's are 1,000
+  and 2,000);
+- LORA_LAB_TRAININGS_PER_PERSON: trainings one person runs or queues at once (default 1), a person being
+  a session and, where it can be told, a browser (ui.server.browser_id): two tabs are one person.
+A training over a limit is refused when it is asked for, with the reason; nothing is cut short later.
+Reusing a baseline someone trained already, or following one that trains, costs nothing and is never
+refused.
+"""
+from ui import server
+
+MAX_STEPS_ENV, DEFAULT_MAX_STEPS = "LORA_LAB_MAX_STEPS", 10_000
+MAX_HIDDEN_ENV, DEFAULT_MAX_HIDDEN = "LORA_LAB_MAX_HIDDEN", 2048
+PER_PERSON_ENV, DEFAULT_PER_PERSON = "LORA_LAB_TRAININGS_PER_PERSON", 1
+
+# what a job is, by its name's first word (ui.jobs, ui.inside name them), for a refusal
+KINDS = {"baseline": "a baseline training", "finetune": "an adapter training (LoRA finetuning)",
+         "sweep": "a rank comparison", "inspect": "an adapter training (ΔW inspector)",
+         "oracle": "a rank oracle study", "inits": "an initialisation gallery study",
+         "scaling": "a scaling study", "frontier": "a learn/forget frontier study"}
+
+
+class Refused(RuntimeError):
+    """A training this server does not start, with the reason in the user's words."""
+
+
+def max_steps() -> int:
+    return server.env_number(MAX_STEPS_ENV, DEFAULT_MAX_STEPS)
+
+
+def max_hidden() -> int:
+    return server.env_number(MAX_HIDDEN_ENV, DEFAULT_MAX_HIDDEN)
+
+
+def per_person() -> int:
+    return server.env_number(PER_PERSON_ENV, DEFAULT_PER_PERSON)
+
+
+def owners(session_id: str | None) -> tuple:
+    """Whom a training started by `session_id` counts against: the session, and its browser when known."""
+    if session_id is None:
+        return ()
+    session = server.SESSIONS.get(session_id)
+    browser = session.browser if session is not None else None
+    return (("session", session_id),) + ((("browser", browser),) if browser else ())
+
+
+def check_cost(steps: int, hidden: tuple[int, ...] = ()) -> None:
+    """Raise Refused when a training of `steps` steps (and hidden layers of these sizes) is over a limit."""
+    if steps > max_steps():
+        raise Refused(f"Not started: this would take {steps:,} training steps, and this server runs at most "
+                      f"{max_steps():,} in one training, so that everyone gets a turn. Use fewer steps or "
+                      "epochs, a larger batch, or a step limit.")
+    if hidden and max(hidden) > max_hidden():
+        raise Refused(f"Not started: a hidden layer of {max(hidden):,} neurons is larger than this server "
+                      f"allows ({max_hidden():,}).")
+
+
+def busy(held: list) -> Refused:
+    """The refusal of a second training while `held` (jobs of the same person) run or wait."""
+    job = held[0]
+    what = KINDS.get(job.name.split("-")[0], "a training")
+    where = ("waiting for a slot" if job.place > 0 else f"at step {job.step:,} of {job.total:,}" if job.total
+             else "starting")
+    return Refused(f"Not started: you already have {what} {where}, maybe in another tab. Each person runs "
+                   f"{per_person()} training(s) at a time on this server, so that everyone gets a turn: stop "
+                   "it, or wait until it ends.")
+
+
+def caps_note() -> str:
+    """The limits, for a caption next to the inputs they limit."""
+    return (f"On this server a training takes at most {max_steps():,} steps (every run of a comparison "
+            f"counted), hidden layers have at most {max_hidden():,} neurons, and each person runs "
+            f"{per_person()} training(s) at a time.")
