@@ -284,18 +284,56 @@ def test_fashion_mnist_class_names_inside():
     assert charts(at)["Logits with the adapter off and on"]["data"][0]["x"][2] == "Pullover"
 
 
-def test_stop_keeps_the_partly_trained_adapter_and_interrupts_a_study(data, base):
+def wait_for_step(job, step: int) -> None:
+    deadline = time.monotonic() + 120
+    while job.step < step and not job.done:
+        assert time.monotonic() < deadline, f"the job reached step {job.step}, not {step}, in 120 s"
+        time.sleep(0.01)
+
+
+def test_stop_keeps_the_partly_trained_adapter_and_ends_a_study_between_steps(data, base):
     """What the Stop buttons do while a job runs (AppTest only sees finished runs, where Stop is disabled)."""
     held = lc.BaselineRun(SMALL_BASELINE, base, [], lc.evaluate(base, data.test_x, data.test_y), 0)
     live = inside.LiveFinetune(held, ("test",), data, lc.FinetuneConfig(steps=5_000), every=0)
     study = inside.gallery(held, data, lc.FinetuneConfig(steps=5_000))
     for job in (live, study):
-        while job.step < 3 and not job.done:
-            time.sleep(0.01)
+        wait_for_step(job, 3)
         job.stop()
         job.wait(120)
         assert job.done and job.error is None
     run = live.result["run"]
     assert 3 <= len(run.losses) < 5_000
     assert [len(norms) for norms in live.result["norms"].values()] == [len(run.losses) + 1] * 3
-    assert live.result["views"] and study.result == {"stopped": True}
+    assert live.result["views"]
+    assert study.result["curves"] == [] and study.result["finished"] == 0  # stopped inside its first run
+    assert study.step < 4 * 5_000  # it ended there, not after the other three
+
+
+def test_a_stopped_study_shows_the_runs_that_finished(data, base, monkeypatch):
+    """Stop at the first step of the gallery's second initialisation: the first one's curve is kept and drawn,
+    with a note. The job's own thread presses Stop, at exactly that step."""
+    config = lc.FinetuneConfig(rank=4, steps=STEPS)
+    progress = inside.jobs.Job.on_progress
+
+    def stop_in_the_second_run(job, done: int, total: int, label: str) -> None:
+        progress(job, done, total, label)
+        if done > config.steps:
+            job.stop()
+
+    at = session("pages/inits.py")
+    held = at.session_state["baseline"]
+    monkeypatch.setattr(inside.jobs.Job, "on_progress", stop_in_the_second_run)
+    job = inside.gallery(held["run"], data, config)
+    job.wait(120)
+    assert job.done and job.error is None
+    at.session_state["inits_job"], at.session_state["inits_extra"] = job, {"base_key": held["key"], "config": config}
+    at.run()
+    assert not at.exception, at.exception
+    assert [c.init for c in at.session_state["inits"]["curves"]] == ["kaiming"]
+    assert at.warning[0].value == ("Stopped: 1 of 4 initialisations finished and are shown; the others did not "
+                                   "run.")
+    losses = {line["name"]: line["y"] for line in charts(at)["Finetuning loss"]["data"]}
+    assert list(losses) == [inside.INIT_LABELS["kaiming"]]
+    assert losses[inside.INIT_LABELS["kaiming"]] == pytest.approx(lc.finetune_lora(base, data, config).losses,
+                                                                  rel=1e-6)
+    assert at.dataframe[0].value["initialisation"].tolist() == list(losses)

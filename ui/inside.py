@@ -12,6 +12,7 @@ import streamlit as st
 import lora_core as lc
 from lora_core import anatomy, studies
 from lora_core.adapters import MAX_STRENGTH
+from lora_core.lora import INITS
 from lora_core.svd import check_rank
 from ui import adapters as ui_adapters
 from ui import jobs, tables
@@ -72,25 +73,17 @@ def describe(config: lc.FinetuneConfig, classes, with_rank: bool = True) -> str:
 
 # --- jobs ------------------------------------------------------------------------------------------
 
-class Stopped(Exception):
-    """Raised from a study's progress callback after Stop: the studies take no should_stop."""
+def _study(name: str, what: str, planned: int, work) -> jobs.Job:
+    """A job around a study that stops between two steps, as the baseline does, keeping its finished runs.
 
-
-def _progress(job: jobs.Job):
-    def on_progress(done: int, total: int, label: str) -> None:
-        if job.should_stop():
-            raise Stopped
-        job.on_progress(done, total, label)
-    return on_progress
-
-
-def _study(name: str, work) -> jobs.Job:
-    """A job around a study; after Stop its result is {"stopped": True} (the finished runs are lost)."""
+    `work(job)` returns (result, how many of the `planned` runs finished). The result says under "stopped"
+    what a Stop left out (None when every run finished), and under "finished" how many runs it holds.
+    """
     def run(job: jobs.Job) -> dict:
-        try:
-            return work(job)
-        except Stopped:
-            return {"stopped": True}
+        result, finished = work(job)
+        stopped = (f"Stopped: {finished} of {planned} {what} finished and are shown; the others did not run."
+                   if finished < planned else None)
+        return dict(result, stopped=stopped, finished=finished)
     return jobs.Job(f"{name}-{time.monotonic_ns()}", run)
 
 
@@ -148,40 +141,47 @@ class LiveFinetune(jobs.Job):
 
 def oracle(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks) -> jobs.Job:
     """studies.rank_oracle as a job, its result reshaped into plain lists for the page."""
-    def work(job: jobs.Job) -> dict:
-        found = studies.rank_oracle(base.model, data, config, ranks, on_progress=_progress(job),
+    def work(job: jobs.Job) -> tuple[dict, int]:
+        found = studies.rank_oracle(base.model, data, config, ranks, on_progress=job.on_progress,
                                     should_stop=job.should_stop)
-        if found is None or not found.ranks:
-            raise Stopped
+        if found is None or not found.ranks:  # the full finetune or the first rank was stopped: nothing to show
+            return {}, 0
         layers = {name: {"singular_values": layer.singular_values.tolist(), "energy": layer.energy.tolist(),
                          "effective_rank": layer.effective_rank} for name, layer in found.layers.items()}
         similarity = {(name, rank): {"angles_deg": s["angles_deg"].tolist(), "similarity": s["similarity"]}
                       for name, layer in found.layers.items() for rank, s in layer.similarity.items()}
         return {"layers": layers, "similarity": similarity, "ranks": list(found.ranks),
-                "full_evaluation": found.full_evaluation, "full_losses": found.full_losses}
-    return _study("oracle", work)
+                "full_evaluation": found.full_evaluation, "full_losses": found.full_losses}, len(found.ranks)
+    return _study("oracle", "LoRA ranks", len(set(ranks)), work)
 
 
 def gallery(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig) -> jobs.Job:
-    return _study("inits", lambda job: {"curves": studies.init_gallery(base.model, data, config,
-                                                                       on_progress=_progress(job))})
+    def work(job: jobs.Job) -> tuple[dict, int]:
+        curves = studies.init_gallery(base.model, data, config, on_progress=job.on_progress,
+                                      should_stop=job.should_stop)
+        return {"curves": curves}, len(curves)
+    return _study("inits", "initialisations", len(INITS), work)
 
 
 def scaling(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks) -> jobs.Job:
-    return _study("scaling", lambda job: {"rows": studies.scaling_sweep(base.model, data, config, ranks,
-                                                                        on_progress=_progress(job))})
+    def work(job: jobs.Job) -> tuple[dict, int]:
+        rows = studies.scaling_sweep(base.model, data, config, ranks, on_progress=job.on_progress,
+                                     should_stop=job.should_stop)
+        return {"rows": rows}, len(rows)
+    return _study("scaling", "runs", 2 * len(set(ranks)), work)  # α/r and α/√r at each rank
 
 
 def frontier_adapters(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks) -> jobs.Job:
     """One adapter per rank; then the frontier at a few strengths, so that each rank's path shows at once."""
-    def work(job: jobs.Job) -> dict:
-        adapters = studies.train_frontier_adapters(base.model, data, config, ranks, on_progress=_progress(job))
+    def work(job: jobs.Job) -> tuple[dict, int]:
+        adapters = studies.train_frontier_adapters(base.model, data, config, ranks, on_progress=job.on_progress,
+                                                   should_stop=job.should_stop)
         points = {}
         for strength in PATH_STRENGTHS:
             job.label = f"evaluating every adapter at strength {strength:g}"
             points[strength] = studies.frontier(base.model, data, adapters, config.digits, strength)
-        return {"adapters": adapters, "points": points}
-    return _study("frontier", work)
+        return {"adapters": adapters, "points": points}, len(adapters)
+    return _study("frontier", "adapters", len(set(ranks)), work)
 
 
 # --- following a job ---------------------------------------------------------------------------------
@@ -244,8 +244,8 @@ def controls(key: str, label: str, start, what: str, help: str, draw=None) -> No
     if job.result is None:
         st.info("Stopped while waiting for a training slot: nothing was run.")
         st.stop()
-    if job.result.get("stopped"):
-        st.info("Stopped: the study was interrupted, so there is nothing new to show.")
+    if job.result.get("finished") == 0:  # a study stopped inside its first run
+        st.info("Stopped before its first run finished: there is nothing new to show.")
         st.stop()
     st.session_state[key] = dict(job.result, **st.session_state[f"{key}_extra"])
     st.rerun()
@@ -274,9 +274,14 @@ def subjects(held: dict, classes) -> dict[str, dict]:
 
 
 def current(key: str, held: dict):
-    """This user's result under `key` when it was computed from the baseline held now."""
+    """This user's result under `key` when it was computed from the baseline held now. A study that was
+    stopped midway says so here, above the part that finished."""
     result = st.session_state.get(key)
-    return result if result is not None and result.get("base_key") == held["key"] else None
+    if result is None or result.get("base_key") != held["key"]:
+        return None
+    if result.get("stopped"):
+        st.warning(result["stopped"], icon=":material/stop_circle:")
+    return result
 
 
 # --- results reshaped for tables -------------------------------------------------------------------
