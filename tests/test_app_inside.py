@@ -5,33 +5,24 @@ A small baseline (hidden sizes 64 and 32, 30 steps on the bundled sample) and 10
 to seconds; training is deterministic on the CPU, so the app and the test get the same models.
 """
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import APP, metrics, wait_for_steps
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
 from lora_core import anatomy, presets, studies
 from ui import inside
 
-APP = "../app.py"  # relative to this file
 SMALL_BASELINE = lc.BaselineConfig(hidden1=64, hidden2=32, max_steps=30)
 SMALL = {"base_hidden1": 64, "base_hidden2": 32, "base_max_steps": 30}
 STEPS = 10
 PAGES = ["pages/inspector.py", "pages/oracle.py", "pages/inits.py", "pages/scaling.py", "pages/frontier.py"]
 
 
-@pytest.fixture(autouse=True)
-def empty_data_root(tmp_path, monkeypatch):
-    """No full dataset anywhere: only the bundled sample (and Debian's Fashion-MNIST) can load."""
-    monkeypatch.setenv("LORA_LAB_DATA", str(tmp_path))
-
-
-@pytest.fixture(scope="module")
-def data():
-    return lc.load_dataset("mnist-sample")
+pytestmark = pytest.mark.usefixtures("empty_data_root")
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +42,6 @@ def session(page: str, query: dict | None = None, **state) -> AppTest:
     at.switch_page(page).run()
     assert not at.exception, at.exception
     return at
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
 
 
 def charts(at: AppTest) -> dict[str, dict]:
@@ -284,20 +271,13 @@ def test_fashion_mnist_class_names_inside():
     assert charts(at)["Logits with the adapter off and on"]["data"][0]["x"][2] == "Pullover"
 
 
-def wait_for_step(job, step: int) -> None:
-    deadline = time.monotonic() + 120
-    while job.step < step and not job.done:
-        assert time.monotonic() < deadline, f"the job reached step {job.step}, not {step}, in 120 s"
-        time.sleep(0.01)
-
-
 def test_stop_keeps_the_partly_trained_adapter_and_ends_a_study_between_steps(data, base):
     """What the Stop buttons do while a job runs (AppTest only sees finished runs, where Stop is disabled)."""
     held = lc.BaselineRun(SMALL_BASELINE, base, [], lc.evaluate(base, data.test_x, data.test_y), 0)
     live = inside.LiveFinetune(held, ("test",), data, lc.FinetuneConfig(steps=5_000), every=0)
     study = inside.gallery(held, data, lc.FinetuneConfig(steps=5_000))
     for job in (live, study):
-        wait_for_step(job, 3)
+        wait_for_steps(job, 3)
         job.stop()
         job.wait(120)
         assert job.done and job.error is None
@@ -330,8 +310,7 @@ def test_a_stopped_study_shows_the_runs_that_finished(data, base, monkeypatch):
     at.run()
     assert not at.exception, at.exception
     assert [c.init for c in at.session_state["inits"]["curves"]] == ["kaiming"]
-    assert at.warning[0].value == ("Stopped: 1 of 4 initialisations finished and are shown; the others did not "
-                                   "run.")
+    assert at.warning[0].value == "Stopped: 1 of 4 initialisations finished; only those are shown."
     losses = {line["name"]: line["y"] for line in charts(at)["Finetuning loss"]["data"]}
     assert list(losses) == [inside.INIT_LABELS["kaiming"]]
     assert losses[inside.INIT_LABELS["kaiming"]] == pytest.approx(lc.finetune_lora(base, data, config).losses,

@@ -7,30 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import open_session, train_baseline, wait_for_steps
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
 from ui import jobs, server
 
-APP = "../app.py"  # relative to this file
 SMALL = {"base_hidden1": 32, "base_hidden2": 32, "base_max_steps": 10, "lora_steps": 5}
 LONG = lc.BaselineConfig(hidden1=8, hidden2=8, epochs=200, max_steps=20_000)  # time to stop it midway
-
-
-def open_session(**state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    for key, value in {**SMALL, **state}.items():
-        at.session_state[key] = value
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def train_baseline(at: AppTest) -> dict:
-    at.switch_page("pages/baseline.py").run()
-    at.button(key="base_train").click().run()
-    assert not at.exception, at.exception
-    return at.session_state["baseline"]
 
 
 def train_lora(at: AppTest, **settings) -> None:
@@ -67,15 +51,8 @@ def sweep_after_grace() -> None:
     server.SESSIONS.sweep(now + server.CLOSED_GRACE_S)
 
 
-def wait_for_steps(job: jobs.Job, steps: int) -> None:
-    deadline = time.monotonic() + 60
-    while job.step < steps and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert job.step >= steps
-
-
 def test_two_sessions_share_the_data_and_the_baseline_but_never_an_adapter():
-    a, b = open_session(seed=9101), open_session(seed=9101)
+    a, b = open_session(SMALL, seed=9101), open_session(SMALL, seed=9101)
     assert a.session_state["session_id"] != b.session_state["session_id"]
     assert a.session_state["context"].data is b.session_state["context"].data  # loaded once per server
     held_a, held_b = train_baseline(a), train_baseline(b)
@@ -99,7 +76,7 @@ def test_two_sessions_share_the_data_and_the_baseline_but_never_an_adapter():
 
 
 def test_a_closed_session_stops_its_training_and_the_model_keeps_every_whole_step(data):
-    at = open_session()
+    at = open_session(SMALL)
     session_id = at.session_state["session_id"]
     job = jobs.Job("closed-tab", lambda job: lc.train_baseline(LONG, data, on_step=job.on_step,
                                                                  should_stop=job.should_stop))
@@ -120,7 +97,7 @@ def test_a_closed_session_stops_its_training_and_the_model_keeps_every_whole_ste
 
 
 def test_a_shared_baseline_trains_on_while_one_session_still_follows_it(data):
-    a, b = open_session(), open_session()
+    a, b = open_session(SMALL), open_session(SMALL)
     how_a, job = jobs.start_baseline(data, LONG, a.session_state["session_id"])
     how_b, same = jobs.start_baseline(data, LONG, b.session_state["session_id"])
     assert (how_a, how_b) == ("started", "joined") and same is job
@@ -137,7 +114,7 @@ def test_a_shared_baseline_trains_on_while_one_session_still_follows_it(data):
 
 
 def test_an_idle_session_gives_its_models_back_and_keeps_its_settings():
-    at = open_session(seed=9102)
+    at = open_session(SMALL, seed=9102)
     train_baseline(at)
     train_lora(at, lora_rank=3)
     assert held_models(at)
@@ -159,7 +136,7 @@ def rss_mb() -> float:
 
 
 def test_memory_stays_flat_over_repeated_finetunes_in_one_session():
-    at = open_session(seed=9103)
+    at = open_session(SMALL, seed=9103)
     train_baseline(at)
     counts, rss = [], []
     for run in range(7):

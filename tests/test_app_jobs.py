@@ -2,24 +2,12 @@
 import threading
 import time
 
-import pytest
+from conftest import wait_for_steps
 
 import lora_core as lc
 from ui import jobs
 
 TINY = dict(hidden1=8, hidden2=8, max_steps=10_000, epochs=200)  # thousands of quick steps: time to stop
-
-
-@pytest.fixture(scope="module")
-def data():
-    return lc.load_dataset("mnist-sample")
-
-
-def wait_for_steps(job: jobs.Job, steps: int) -> None:
-    deadline = time.monotonic() + 60
-    while job.step < steps and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert job.step >= steps
 
 
 def test_sessions_with_the_same_settings_share_one_training(data):

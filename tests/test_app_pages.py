@@ -6,12 +6,12 @@ in the app and here. Small settings keep the suite quick: the bundled sample, 30
 import io
 import json
 import os
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import APP, metrics, wait_for_steps
 from safetensors.torch import save as save_safetensors
 from streamlit.testing.v1 import AppTest
 
@@ -19,21 +19,12 @@ import lora_core as lc
 from lora_core.adapters import FORMAT, MAX_ADAPTER_BYTES, adapter_bytes, adapter_zip
 from ui import jobs
 
-APP = "../app.py"  # relative to this file
 SMALL_BASELINE = lc.BaselineConfig(max_steps=30)
 SMALL_FINETUNE = lc.FinetuneConfig(steps=20)
 SWEEP = lc.FinetuneConfig(steps=10, targets=("linear1", "linear2"))
 
 
-@pytest.fixture(autouse=True)
-def empty_data_root(tmp_path, monkeypatch):
-    """No full dataset anywhere: only the bundled sample can load."""
-    monkeypatch.setenv("LORA_LAB_DATA", str(tmp_path))
-
-
-@pytest.fixture(scope="module")
-def data():
-    return lc.load_dataset("mnist-sample")
+pytestmark = pytest.mark.usefixtures("empty_data_root")
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +51,6 @@ def with_baseline(page: str) -> AppTest:
 
 def at_root() -> str:
     return os.environ["LORA_LAB_DATA"]
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
 
 
 def charts(at: AppTest) -> list[dict]:
@@ -165,8 +152,7 @@ def test_stop_keeps_what_was_learned(data):
     assert how == "started"
     at.session_state["baseline_job"] = job
     at.session_state["baseline_job_info"] = {"key": jobs.baseline_key(data, config), "how": how}
-    while job.step < 3:
-        time.sleep(0.01)
+    wait_for_steps(job, 3)
     assert jobs.leave_baseline(job, session) == 0  # nobody else follows it, so it stops
     at.run()
     assert not at.exception, at.exception

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import APP, open_session, train_baseline
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
@@ -19,26 +20,9 @@ from lora_core.checkpoints import load_checkpoint
 from ui import baseline as ui_baseline
 from ui import jobs, state
 
-APP = "../app.py"  # relative to this file
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"base_hidden1": 24, "base_hidden2": 24, "base_max_steps": 12, "lora_steps": 5}
 DIVERGING_LR = 1e12  # far beyond the inputs' 1e-2: the loss is NaN by the second step
-
-
-def open_session(**state_values) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    for key, value in {**SMALL, **state_values}.items():
-        at.session_state[key] = value
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def train_baseline(at: AppTest) -> dict:
-    at.switch_page("pages/baseline.py").run()
-    at.button(key="base_train").click().run()
-    assert not at.exception, at.exception
-    return at.session_state["baseline"]
 
 
 def texts(elements) -> str:
@@ -67,14 +51,14 @@ def foreign(path: Path) -> None:  # a valid checkpoint, but of other settings
 @pytest.mark.parametrize("damage", [flip, truncate, foreign], ids=lambda f: f.__name__)
 def test_a_restarted_server_reuses_its_checkpoint_and_retrains_a_damaged_one(damage):
     settings_ = dict(seed={"flip": 20_001, "truncate": 20_002, "foreign": 20_003}[damage.__name__])
-    first = train_baseline(open_session(**settings_))
+    first = train_baseline(open_session(SMALL, **settings_))
     data, config = lc.load_dataset("mnist-sample"), first["key"][2]
     path = jobs.checkpoint_path(data, config)
     assert path.exists() and path.parent == Path(os.environ["LORA_LAB_CACHE"])
     assert not list(path.parent.glob("*.partial"))
 
     del jobs._store()["done"][first["key"]]  # a restart forgets what was in memory, not what is on disk
-    at = open_session(**settings_)
+    at = open_session(SMALL, **settings_)
     second = train_baseline(at)
     assert ui_baseline.NOTES["restored"] in texts(at.info)
     assert second["run"].losses == first["run"].losses and second["run"] is not first["run"]
@@ -84,7 +68,7 @@ def test_a_restarted_server_reuses_its_checkpoint_and_retrains_a_damaged_one(dam
 
     damage(path)
     del jobs._store()["done"][first["key"]]
-    at = open_session(**settings_)
+    at = open_session(SMALL, **settings_)
     third = train_baseline(at)
     assert "damaged or incomplete" in texts(at.info) and "trained again" in texts(at.info)
     assert third["run"].losses == first["run"].losses  # trained again, to the same numbers
@@ -95,7 +79,7 @@ def test_a_restarted_server_reuses_its_checkpoint_and_retrains_a_damaged_one(dam
 # --- a diverging loss ------------------------------------------------------------------------------
 
 def test_a_diverging_baseline_says_why_and_keeps_the_previous_one(monkeypatch):
-    at = open_session(seed=30_001)
+    at = open_session(SMALL, seed=30_001)
     held = train_baseline(at)
     real = lc.train_baseline
     monkeypatch.setattr(lc, "train_baseline",
@@ -113,7 +97,7 @@ def test_a_diverging_baseline_says_why_and_keeps_the_previous_one(monkeypatch):
 
 
 def test_a_diverging_finetune_says_why_and_keeps_the_previous_adapter(monkeypatch):
-    at = open_session(seed=30_002)
+    at = open_session(SMALL, seed=30_002)
     train_baseline(at)
     at.switch_page("pages/lora.py").run()
     at.button(key="lora_train").click().run()
@@ -131,7 +115,7 @@ def test_a_diverging_finetune_says_why_and_keeps_the_previous_adapter(monkeypatc
 @pytest.mark.parametrize("key", ["base_lr", "lora_lr", "sweep_lr"])
 @pytest.mark.parametrize("value", [DIVERGING_LR, float("nan"), -1.0, "0.1", None])
 def test_learning_rates_stay_in_the_inputs_range(key, value):
-    at = open_session(**{key: value})
+    at = open_session(SMALL, **{key: value})
     assert at.session_state[key] == state.DEFAULTS[key]
 
 
@@ -180,7 +164,7 @@ ROOTS = {
 @pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
 def test_a_bad_data_folder_falls_back_to_the_bundled_sample(tmp_path, monkeypatch, kind, dataset):
     monkeypatch.setenv("LORA_LAB_DATA", str(ROOTS[kind](tmp_path)))
-    at = open_session(dataset=dataset)
+    at = open_session(SMALL, dataset=dataset)
     if dataset == "fashion-mnist" and kind == "missing" and lc.data.DEBIAN_FASHION_DIR.is_dir():
         assert at.session_state["context"].data.name == dataset  # Debian's copy fills the new folder
     else:

@@ -81,7 +81,7 @@ def _study(name: str, what: str, planned: int, work) -> jobs.Job:
     """
     def run(job: jobs.Job) -> dict:
         result, finished = work(job)
-        stopped = (f"Stopped: {finished} of {planned} {what} finished and are shown; the others did not run."
+        stopped = (f"Stopped: {finished} of {planned} {what} finished; only those are shown."
                    if finished < planned else None)
         return dict(result, stopped=stopped, finished=finished)
     return jobs.Job(f"{name}-{time.monotonic_ns()}", run)
