@@ -1,9 +1,18 @@
+"""Fixtures and helpers every test module shares: the data, a baseline, AppTest sessions, the real browser.
+
+Test modules import the helpers (`from conftest import open_session`); pytest finds the fixtures itself.
+Every test that drives the real browser (it uses the `chromium` fixture) is marked `browser`, so
+`pytest -m "not browser"` runs the rest quickly.
+"""
 import os
+import time
+from pathlib import Path
 
 import pytest
 import torch
+from streamlit.testing.v1 import AppTest
 
-from lora_core import BaselineConfig, load_dataset, train_baseline
+import lora_core as lc
 
 # One training at a time, so the app's jobs use as many torch threads as a test does, and their numbers
 # match lora_core called directly, bit for bit. Set before any test module imports ui.jobs.
@@ -24,13 +33,19 @@ def checkpoint_folder(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def data():
-    return load_dataset("mnist-sample")
+    return lc.load_dataset("mnist-sample")
 
 
 @pytest.fixture(scope="session")
 def baseline(data):
     """The notebook's baseline on the bundled sample: one epoch at batch 10 (500 steps)."""
-    return train_baseline(BaselineConfig(epochs=1, batch_size=10), data)
+    return lc.train_baseline(lc.BaselineConfig(epochs=1, batch_size=10), data)
+
+
+@pytest.fixture
+def empty_data_root(tmp_path, monkeypatch):
+    """No full dataset anywhere: only the bundled sample (and Debian's Fashion-MNIST) can load."""
+    monkeypatch.setenv("LORA_LAB_DATA", str(tmp_path))
 
 
 @pytest.fixture
@@ -63,6 +78,51 @@ def chromium():
         pytest.skip(f"the browser tests need Debian's chromium at {browser_harness.CHROMIUM}")
     with browser_harness.chromium() as browser:
         yield browser
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "chromium" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+
+
+# --- AppTest: sessions of the app in this process ------------------------------------------------------
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def open_session(settings: dict | None = None, /, timeout: float = 300, **state) -> AppTest:
+    """A new session (another user) after its first run: `settings`, then `state`, set before that run."""
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    for key, value in {**(settings or {}), **state}.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def train_baseline(at: AppTest) -> dict:
+    """Press Train baseline with the session's settings, unless the server has that baseline stored (then
+    the button is disabled and the page shows it); the baseline as held_baseline gives it."""
+    at.switch_page("pages/baseline.py").run()
+    if not at.button(key="base_train").disabled:
+        at.button(key="base_train").click().run()
+    assert not at.exception, at.exception
+    return held_baseline(at)
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    """Every st.metric on the page: label → value as shown."""
+    return {m.label: m.value for m in at.metric}
+
+
+def wait_for_steps(job, steps: int, timeout: float = 60) -> None:
+    """Until a background job has trained `steps` steps (or ended); fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while job.step < steps and not job.done:
+        assert time.monotonic() < deadline, f"the job trained {job.step} steps, not {steps}, in {timeout:g} s"
+        time.sleep(0.01)
+    assert job.step >= steps, f"the job ended after {job.step} steps, before {steps}"
 
 
 def held_baseline(at) -> dict:

@@ -10,28 +10,20 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import APP, metrics
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
 from lora_core import anatomy, presets, studies
 from ui import inside, jobs, runs
 
-APP = "../app.py"  # relative to this file
 SMALL_BASELINE = lc.BaselineConfig(hidden1=64, hidden2=32, max_steps=30)
 SMALL = {"base_hidden1": 64, "base_hidden2": 32, "base_max_steps": 30}
 STEPS = 10
 PAGES = ["pages/inspector.py", "pages/oracle.py", "pages/inits.py", "pages/scaling.py", "pages/frontier.py"]
 
 
-@pytest.fixture(autouse=True)
-def empty_data_root(tmp_path, monkeypatch):
-    """No full dataset anywhere: only the bundled sample (and Debian's Fashion-MNIST) can load."""
-    monkeypatch.setenv("LORA_LAB_DATA", str(tmp_path))
-
-
-@pytest.fixture(scope="module")
-def data():
-    return lc.load_dataset("mnist-sample")
+pytestmark = pytest.mark.usefixtures("empty_data_root")
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +44,6 @@ def session(page: str, query: dict | None = None, **state) -> AppTest:
     at.switch_page(page).run()
     assert not at.exception, at.exception
     return at
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
 
 
 def charts(at: AppTest) -> dict[str, dict]:
@@ -300,7 +288,7 @@ def test_fashion_mnist_class_names_inside():
     assert charts(at)["Logits with the adapter off and on"]["data"][0]["x"][2] == "Pullover"
 
 
-def test_stop_keeps_the_partly_trained_adapter_and_interrupts_a_study(data, base):
+def test_stop_keeps_the_partly_trained_adapter_and_ends_a_study_between_steps(data, base):
     """What the Stop buttons do while a job runs (AppTest only sees finished runs, where Stop is disabled)."""
     held = {"run": lc.BaselineRun(SMALL_BASELINE, base, [], lc.evaluate(base, data.test_x, data.test_y), 0),
             "key": "test"}

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import APP, wait_for_steps
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
 from ui import baseline as ui_baseline
 from ui import jobs, runs, server
 
-APP = "../app.py"  # relative to this file
 SMALL = {"base_hidden1": 32, "base_hidden2": 32, "base_max_steps": 10, "lora_steps": 5}
 LONG = lc.BaselineConfig(hidden1=8, hidden2=8, epochs=200, max_steps=10_000)  # time to stop it midway
 
@@ -71,15 +71,8 @@ def sweep_after_grace() -> None:
     server.SESSIONS.sweep(now + server.CLOSED_GRACE_S)
 
 
-def wait_for_steps(job: jobs.Job, steps: int) -> None:
-    deadline = time.monotonic() + 60
-    while job.step < steps and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert job.step >= steps
-
-
 def test_two_sessions_share_the_data_and_the_baseline_but_never_an_adapter():
-    a, b = open_session(seed=9101), open_session(seed=9101)
+    a, b = open_session(SMALL, seed=9101), open_session(SMALL, seed=9101)
     assert a.session_state["session_id"] != b.session_state["session_id"]
     assert a.session_state["context"].data is b.session_state["context"].data  # loaded once per server
     held_a, held_b = train_baseline(a), train_baseline(b)
@@ -103,7 +96,7 @@ def test_two_sessions_share_the_data_and_the_baseline_but_never_an_adapter():
 
 
 def test_a_closed_session_stops_its_training_and_the_model_keeps_every_whole_step(data):
-    at = open_session()
+    at = open_session(SMALL)
     session_id = at.session_state["session_id"]
     job = jobs.Job("closed-tab", lambda job: lc.train_baseline(LONG, data, on_step=job.on_step,
                                                                  should_stop=job.should_stop))
@@ -142,7 +135,7 @@ def test_a_shared_baseline_trains_on_while_one_session_still_follows_it(data):
 
 
 def test_an_idle_session_gives_its_models_back_and_keeps_its_settings():
-    at = open_session(seed=9102)
+    at = open_session(SMALL, seed=9102)
     train_baseline(at)
     train_lora(at, lora_rank=3)
     assert held_models(at)
@@ -164,7 +157,7 @@ def rss_mb() -> float:
 
 
 def test_memory_stays_flat_over_repeated_finetunes_in_one_session():
-    at = open_session(seed=9103)
+    at = open_session(SMALL, seed=9103)
     train_baseline(at)
     counts, rss = [], []
     for run in range(7):

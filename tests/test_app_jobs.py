@@ -3,6 +3,7 @@ import threading
 import time
 
 import pytest
+from conftest import wait_for_steps
 
 import lora_core as lc
 from ui import baseline as ui_baseline
@@ -16,11 +17,6 @@ def data():
     return lc.load_dataset("mnist-sample")
 
 
-def wait_for_steps(job: jobs.Job, steps: int) -> None:
-    deadline = time.monotonic() + 60
-    while job.step < steps and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert job.step >= steps
 
 
 def start_baseline(config: lc.BaselineConfig, data, session: str, keep=None):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import APP, metrics
 from plain_text import as_shown
 from safetensors.torch import save as save_safetensors
 from streamlit.testing.v1 import AppTest
@@ -21,21 +22,12 @@ from lora_core import presets
 from lora_core.adapters import FORMAT, MAX_ADAPTER_BYTES, adapter_bytes, adapter_zip
 from ui import runs
 
-APP = "../app.py"  # relative to this file
 SMALL_BASELINE = lc.BaselineConfig(max_steps=30)
 SMALL_FINETUNE = lc.FinetuneConfig(steps=20)
 SWEEP = lc.FinetuneConfig(steps=10, targets=("linear1", "linear2"))
 
 
-@pytest.fixture(autouse=True)
-def empty_data_root(tmp_path, monkeypatch):
-    """No full dataset anywhere: only the bundled sample can load."""
-    monkeypatch.setenv("LORA_LAB_DATA", str(tmp_path))
-
-
-@pytest.fixture(scope="module")
-def data():
-    return lc.load_dataset("mnist-sample")
+pytestmark = pytest.mark.usefixtures("empty_data_root")
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +66,6 @@ def held_baseline(at: AppTest) -> lc.BaselineRun:
 
 def at_root() -> str:
     return os.environ["LORA_LAB_DATA"]
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
 
 
 def charts(at: AppTest) -> list[dict]:

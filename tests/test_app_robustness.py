@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import APP
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
@@ -20,7 +21,6 @@ from lora_core.checkpoints import load_tensors
 from ui import baseline as ui_baseline
 from ui import runs, state
 
-APP = "../app.py"  # relative to this file
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"base_hidden1": 24, "base_hidden2": 24, "base_max_steps": 12, "lora_steps": 5}
 DIVERGING_LR = 1e12  # far beyond the inputs' 1e-2: the loss is NaN by the second step
@@ -122,7 +122,7 @@ def test_a_diverging_baseline_says_why_and_keeps_the_previous_one(monkeypatch):
 
 
 def test_a_diverging_finetune_says_why_and_keeps_the_previous_adapter(monkeypatch):
-    at = open_session(seed=30_002)
+    at = open_session(SMALL, seed=30_002)
     train_baseline(at)
     at.switch_page("pages/lora.py").run()
     at.button(key="lora_train").click().run()
@@ -142,7 +142,7 @@ def test_a_diverging_finetune_says_why_and_keeps_the_previous_adapter(monkeypatc
 @pytest.mark.parametrize("key", ["base_lr", "lora_lr", "sweep_full_lr"])
 @pytest.mark.parametrize("value", [DIVERGING_LR, float("nan"), -1.0, "0.1", None])
 def test_learning_rates_stay_in_the_inputs_range(key, value):
-    at = open_session(**{key: value})
+    at = open_session(SMALL, **{key: value})
     assert at.session_state[key] == state.DEFAULTS[key]
 
 
@@ -191,7 +191,7 @@ ROOTS = {
 @pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
 def test_a_bad_data_folder_falls_back_to_the_bundled_sample(tmp_path, monkeypatch, kind, dataset):
     monkeypatch.setenv("LORA_LAB_DATA", str(ROOTS[kind](tmp_path)))
-    at = open_session(dataset=dataset)
+    at = open_session(SMALL, dataset=dataset)
     if dataset == "fashion-mnist" and kind == "missing" and lc.data.DEBIAN_FASHION_DIR.is_dir():
         assert at.session_state["context"].data.name == dataset  # Debian's copy fills the new folder
     else:

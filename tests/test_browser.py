@@ -1,9 +1,10 @@
 """The dashboard in a real browser: `streamlit run` driven by Playwright through Debian's chromium.
 
-One server and one chromium serve every test (session fixtures in conftest.py). The flows share one tab,
-that is one Streamlit session, in the order a person clicks: SVD, baseline, LoRA, files, ranks. Every
-number read off the page is compared with lora_core called here with the same settings; training is
-deterministic on the CPU, and conftest.py runs one training at a time, so they agree exactly.
+One server and one chromium serve every test (session fixtures in conftest.py). Each test opens its own
+tab, that is its own Streamlit session, and makes what it needs (a baseline trained once per server is
+reused by the next session), so each passes alone and in any order. Every number read off the page is
+compared with lora_core called here with the same settings; training is deterministic on the CPU, and
+conftest.py runs one training at a time, so they agree exactly.
 
 Screenshots go to a temporary folder, or to $LORA_LAB_SCREENSHOTS (e.g. docs/screenshots) when set.
 """
@@ -53,9 +54,9 @@ def shots(tmp_path_factory) -> Path:
     return Path(os.environ.get("LORA_LAB_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def tab(chromium, streamlit_url):
-    """One tab, one Streamlit session, kept through the module's flows."""
+    """A new tab: a new Streamlit session, with the app's defaults."""
     context = chromium.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
     page = open_app(context, streamlit_url)
     yield page
@@ -74,6 +75,14 @@ def ensure_baseline(page) -> str:
     click(page, page.get_by_role("button", name="Train baseline", exact=True), timeout=180_000)
     expect(metric(page, "Steps trained")).to_have_text(str(BASELINE.max_steps), timeout=120_000)
     return page.get_by_test_id("stMain").inner_text()
+
+
+def train_lora(page) -> None:
+    """The small baseline, then the LoRA page's defaults but for the steps."""
+    ensure_baseline(page)
+    visit(page, "lora")
+    set_number(page, "Steps", FINETUNE.steps)
+    click(page, page.get_by_role("button", name="Train LoRA", exact=True), timeout=180_000)
 
 
 @pytest.mark.parametrize("path, link, title", PAGES)
@@ -125,10 +134,7 @@ def test_train_a_small_baseline(tab, core, shots):
 
 
 def test_finetune_with_lora_and_switch_the_adapter(tab, core, shots):
-    ensure_baseline(tab)
-    visit(tab, "lora")
-    set_number(tab, "Steps", FINETUNE.steps)
-    click(tab, tab.get_by_role("button", name="Train LoRA", exact=True), timeout=180_000)
+    train_lora(tab)
     tuned, before = core["lora"].after, core["lora"].before
     bars = chart_when(tab, BEFORE_AFTER, lambda t: t[1]["y"] == tuned.wrong_per_class, timeout_s=120)
     assert bars is not None, "the before/after chart never appeared"
@@ -153,7 +159,7 @@ def test_finetune_with_lora_and_switch_the_adapter(tab, core, shots):
 
 
 def test_download_an_adapter_and_upload_it_in_a_new_session(tab, core, chromium, streamlit_url, tmp_path):
-    visit(tab, "lora")
+    train_lora(tab)
     with tab.expect_download() as download:
         tab.get_by_role("button", name="Download adapter (.zip)").click()
     path = tmp_path / download.value.suggested_filename

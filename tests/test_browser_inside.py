@@ -1,7 +1,8 @@
 """The "Inside the update" pages in a real browser: a `streamlit run` server and Debian's chromium.
 
-One session clicks through them in order — a shared link first, then a small baseline, then each view's
-computation — and saves a screenshot of each to docs/screenshots/inside-<view>.png.
+Each test opens its own tab (its own session) from a shared link, gives it a small baseline (trained once
+per server, then reused) and runs one view's computation; the screenshots go to
+$LORA_LAB_SCREENSHOTS/inside-<view>.png when it is set (e.g. docs/screenshots).
 """
 import os
 import re
@@ -10,30 +11,21 @@ from pathlib import Path
 import pytest
 
 playwright = pytest.importorskip("playwright.sync_api")
-from browser_harness import CHROMIUM, streamlit_server, wait_idle  # noqa: E402
+from browser_harness import open_app, rerun, set_number  # noqa: E402
 from playwright.sync_api import expect  # noqa: E402
 
-LONG_MS = 120_000  # a job on a busy two-core machine
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A fresh `streamlit run app.py` on a free loopback port, with its own (empty) data and checkpoints."""
-    folder = tmp_path_factory.mktemp("inside-server")
-    env = {"LORA_LAB_DATA": str(folder), "LORA_LAB_CACHE": str(folder / "checkpoints")}
-    with streamlit_server(env=env) as url:
-        yield url
+LONG_MS = 300_000  # a job on a busy two-core machine, shared with other work
+LINK = "?rank=5&digits=7&steps=20"  # the LoRA page's settings every view starts from: short runs
+SMALL_BASELINE = (("Hidden layer 1 size", 256), ("Hidden layer 2 size", 128), ("Step limit (0 = none)", 30))
 
 
-@pytest.fixture(scope="module")
-def page(server, chromium):
-    """A tab in the session's one chromium (a second Playwright would clash with the first)."""
+@pytest.fixture
+def context(chromium):
+    """A browser context of the test session's one chromium (a second Playwright would clash): its tabs
+    are new Streamlit sessions."""
     context = chromium.new_context(viewport={"width": 1500, "height": 900})
-    tab = context.new_page()
-    tab.set_default_timeout(LONG_MS)
-    yield tab
+    context.set_default_timeout(LONG_MS)
+    yield context
     context.close()
 
 
@@ -43,22 +35,31 @@ def shots(tmp_path_factory) -> Path:
     return Path(os.environ.get("LORA_LAB_SCREENSHOTS") or tmp_path_factory.mktemp("inside-screenshots"))
 
 
-def connected(page) -> None:
-    expect(page.locator('[data-testid="stApp"][data-test-connection-state="CONNECTED"]')).to_be_visible()
-
-
 def open_view(page, title: str) -> None:
-    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    with rerun(page, LONG_MS):
+        page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
     expect(page.get_by_role("heading", name=title).first).to_be_visible()
 
 
-def steps(page, label: str, value: str = "25") -> None:
+def steps(page, label: str, value: int = 25) -> None:
     """Fewer steps than the page's default: the smallest computation worth a screenshot."""
-    field = page.get_by_role("spinbutton", name=label)
-    field.fill(value)
-    field.press("Enter")
-    expect(field).to_have_value(value)
-    page.wait_for_timeout(500)  # the rerun that stores it
+    set_number(page, label, value)
+    expect(page.get_by_role("spinbutton", name=label)).to_have_value(str(value))
+
+
+def give_baseline(page) -> None:
+    """The small baseline that keeps every view quick (trained by the first session, reused by the others)."""
+    open_view(page, "Baseline training")
+    for label, value in SMALL_BASELINE:
+        set_number(page, label, value)
+    run_and_wait(page, "Train baseline", page.get_by_text("Test accuracy"))
+
+
+def open_with_baseline(context, url: str):
+    """A new tab (a new session) from the shared link, with the small baseline."""
+    page = open_app(context, url, LINK)
+    give_baseline(page)
+    return page
 
 
 def run_and_wait(page, button: str, done) -> None:
@@ -73,9 +74,8 @@ def slide_to(page, slider, value: str, key: str, presses: int = 12) -> None:
     for _ in range(presses):
         if slider.input_value() == value:
             return
-        slider.press(key)
-        page.wait_for_timeout(300)  # the rerun that the step starts
-        wait_idle(page, LONG_MS)
+        with rerun(page, LONG_MS):
+            slider.press(key)
     expect(slider).to_have_value(value)
 
 
@@ -94,21 +94,13 @@ def screenshot(page, folder: Path, name: str, charts: int) -> None:
     page.set_viewport_size({"width": 1500, "height": 900})
 
 
-def test_a_shared_link_sets_the_run(page, server):
-    page.goto(f"{server}/?preset=forgetting&rank=4&digits=7&steps=20")
-    connected(page)
+def test_a_shared_link_sets_the_run(context, streamlit_url):
+    page = open_app(context, streamlit_url, "?preset=forgetting&rank=4&digits=7&steps=20")
     sidebar = page.get_by_test_id("stSidebar")
     expect(sidebar.get_by_test_id("stCode")).to_contain_text("?rank=4&digits=7&steps=20", timeout=30_000)
     assert re.search(r"\?rank=4&digits=7&steps=20$", page.url), page.url  # "preset=" spelled out
 
-    open_view(page, "Baseline training")  # a small baseline keeps every view quick
-    for label, value in (("Hidden layer 1 size", "256"), ("Hidden layer 2 size", "128"),
-                         ("Step limit (0 = none)", "30")):
-        field = page.get_by_role("spinbutton", name=label)
-        field.fill(value)
-        field.press("Enter")
-        page.wait_for_timeout(300)
-    run_and_wait(page, "Train baseline", page.get_by_text("Test accuracy"))
+    give_baseline(page)
 
     open_view(page, "LoRA finetuning")
     rank = page.get_by_role("slider", name="Rank r")
@@ -122,21 +114,24 @@ def test_a_shared_link_sets_the_run(page, server):
     page.wait_for_function("() => window.location.search.includes('rank=5')", timeout=30_000)
 
 
-def test_inspector(page, shots):
+def test_inspector(context, streamlit_url, shots):
+    page = open_with_baseline(context, streamlit_url)
     open_view(page, "ΔW inspector")
     run_and_wait(page, "Train and watch", page.get_by_text("Effective rank", exact=True))
     expect(page.get_by_text("rows of A in linear1")).to_be_visible()
     screenshot(page, shots, "inspector", charts=8)
 
 
-def test_rank_oracle(page, shots):
+def test_rank_oracle(context, streamlit_url, shots):
+    page = open_with_baseline(context, streamlit_url)
     open_view(page, "Rank oracle")
     steps(page, "Steps per run")
     run_and_wait(page, "Run the oracle", page.get_by_text("Rank holding 90 % of it"))
     screenshot(page, shots, "oracle", charts=2)
 
 
-def test_initialisation_gallery(page, shots):
+def test_initialisation_gallery(context, streamlit_url, shots):
+    page = open_with_baseline(context, streamlit_url)
     open_view(page, "Initialisation gallery")
     steps(page, "Steps per run")
     run_and_wait(page, "Run the gallery", page.get_by_text("both zero (the notebook): final ‖ΔW‖_F"))
@@ -145,14 +140,16 @@ def test_initialisation_gallery(page, shots):
     screenshot(page, shots, "inits", charts=2)
 
 
-def test_scaling_explorer(page, shots):
+def test_scaling_explorer(context, streamlit_url, shots):
+    page = open_with_baseline(context, streamlit_url)
     open_view(page, "Scaling explorer")
     steps(page, "Steps per run")
     run_and_wait(page, "Run the sweep", page.get_by_text("Last sweep"))
     screenshot(page, shots, "scaling", charts=2)
 
 
-def test_frontier(page, shots):
+def test_frontier(context, streamlit_url, shots):
+    page = open_with_baseline(context, streamlit_url)
     open_view(page, "Learn/forget frontier")
     steps(page, "Steps per adapter")
     run_and_wait(page, "Train the adapters", page.get_by_role("slider", name="Adapter strength"))

@@ -1,5 +1,12 @@
+import functools
 import gzip
+import hashlib
+import http.server
+import socket
 import struct
+import threading
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,3 +102,95 @@ def test_unknown_name_lists_the_known_ones():
     with pytest.raises(ValueError, match="fashion-mnist") as err:
         load_dataset("cifar")
     assert all(name in str(err.value) for name in DATASETS)
+
+
+# --- downloads, from servers on this machine ---------------------------------------------------------
+
+@contextmanager
+def http_folder(folder: Path):
+    """A local HTTP server for `folder`'s files: a mirror that answers."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}/"
+        finally:
+            server.shutdown()
+            thread.join(10)
+
+
+@contextmanager
+def silent_mirror():
+    """A mirror that accepts connections and never answers; yields its URL and the process-wide socket
+    timeout seen while a download was waiting on it."""
+    seen = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.1)
+        done = threading.Event()
+
+        def accept():
+            held = []
+            while not done.is_set():
+                try:
+                    held.append(listener.accept()[0])  # a download is now waiting on this connection
+                    seen.append(socket.getdefaulttimeout())
+                except TimeoutError:
+                    pass
+            for connection in held:
+                connection.close()
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{listener.getsockname()[1]}/", seen
+        finally:
+            done.set()
+            thread.join(10)
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/"  # nobody listens there once it is closed
+
+
+def test_a_download_falls_back_to_the_next_mirror_and_checks_each_file(tmp_path, monkeypatch):
+    served = tmp_path / "mirror"
+    split = write_raw(served, gz=True)
+    resources = [(f.name, hashlib.md5(f.read_bytes()).hexdigest()) for f in sorted(served.iterdir())]
+    with http_folder(served) as url:
+        monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", [closed_port_url(), url])
+        monkeypatch.setattr(torchvision.datasets.MNIST, "resources", resources)
+        d = load_dataset("mnist", root=tmp_path / "root")
+        assert d.train_y.tolist() == split["train"][1].tolist() and d.test_y.tolist() == split["t10k"][1].tolist()
+        raw = tmp_path / "root" / "MNIST" / "raw"
+        assert sorted(p.name for p in raw.iterdir()) == sorted(name.removesuffix(".gz") for name, _ in resources)
+
+        wrong = [(name, "0" * 32) for name, _ in resources]  # what a mirror serves must match torchvision's MD5
+        monkeypatch.setattr(torchvision.datasets.MNIST, "resources", wrong)
+        with pytest.raises(DatasetUnavailable, match="MD5"):
+            load_dataset("mnist", root=tmp_path / "other")
+        assert not list((tmp_path / "other" / "MNIST" / "raw").iterdir())  # nothing half-written is left
+
+
+def test_a_silent_mirror_times_out_without_touching_the_process_wide_socket_timeout(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_module, "DOWNLOAD_TIMEOUT_S", 0.5)
+    before = socket.getdefaulttimeout()
+    with silent_mirror() as (url, seen):
+        monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", [url])
+        with pytest.raises(DatasetUnavailable, match="timed out"):
+            load_dataset("mnist", root=tmp_path)
+    assert seen and set(seen) == {before}  # unchanged while the download waited: other threads use it too
+    assert socket.getdefaulttimeout() == before
+
+
+def test_an_offline_download_leaves_the_socket_timeout_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", [closed_port_url()])
+    before = socket.getdefaulttimeout()
+    with pytest.raises(DatasetUnavailable, match="refused"):
+        load_dataset("mnist", root=tmp_path)
+    assert socket.getdefaulttimeout() == before

@@ -1,5 +1,4 @@
 import threading
-import time
 
 import pytest
 import torch
@@ -14,25 +13,31 @@ def test_at_most_limit_run_at_once_and_queue_places_are_seen():
     running, peak, places = [0], [0], {}
     lock = threading.Lock()
     gate = threading.Event()
+    arrived = [threading.Event() for _ in range(5)]  # holds a slot, or waits in the queue
+
+    def seen_waiting(i, place):
+        places.setdefault(i, set()).add(place)
+        arrived[i].set()
 
     def work(i):
-        with slots.slot(i, on_wait=lambda place: places.setdefault(i, set()).add(place)):
+        with slots.slot(i, on_wait=lambda place: seen_waiting(i, place)):
+            arrived[i].set()
             with lock:
                 running[0] += 1
                 peak[0] = max(peak[0], running[0])
-            gate.wait(5)
+            gate.wait(30)
             with lock:
                 running[0] -= 1
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(5)]
-    for t in threads:
+    for i, t in enumerate(threads):  # arrival order 0..4: each starts once the one before has its place
         t.start()
-        time.sleep(0.05)  # arrival order 0..4
-    time.sleep(0.3)
+        assert arrived[i].wait(30), f"thread {i} neither ran nor queued"
     assert [slots.position(i) for i in range(5)] == [0, 0, 1, 2, 3]
     gate.set()
     for t in threads:
-        t.join(5)
+        t.join(30)
+        assert not t.is_alive()
     assert peak[0] == 2 and running[0] == 0
     assert places[4] >= {3} and 0 not in places and slots.position(0) == -1
 

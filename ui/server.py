@@ -11,12 +11,13 @@ has seen:
   next run;
 - never tied to a Streamlit session (a session id used outside a page) and not seen for `idle_s()`:
   released and forgotten.
+What this needs of Streamlit beyond its public API (a session's state from another thread, whether its
+tab is connected) is in ui/streamlit_private.py.
 """
 import ctypes
 import dataclasses
 import gc
 import hashlib
-import logging
 import os
 import threading
 import time
@@ -25,13 +26,12 @@ from pathlib import Path
 
 import streamlit as st
 import torch
-from streamlit import runtime
 from streamlit.logger import get_logger
-from streamlit.runtime.scriptrunner import get_script_run_ctx
 from torch import nn
 
 from lora_core.checkpoints import tidy
 from lora_core.slots import default_limit, threads_per_run
+from ui import streamlit_private
 
 log = get_logger("lora_lab")
 
@@ -60,7 +60,7 @@ DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "artifacts" / "checkpoi
 DEFAULT_IDLE_MINUTES = 60
 SWEEP_S = env_number("LORA_LAB_SWEEP_S", 15.0, float, low=0.1)  # short in tests that close a tab
 CLOSED_GRACE_S = env_number("LORA_LAB_CLOSED_GRACE_S", 30.0, float, low=0)  # a reload reconnects sooner
-NOTE_KEY = "server_note"  # a message for the session's next run
+NOTE_KEY = "server_note"  # a message for the session's next run (app.py shows it)
 ANCHOR_KEY = "server_anchor"
 
 
@@ -112,26 +112,28 @@ def holds_model(value, depth: int = 0) -> bool:
     return False
 
 
-def free_models(state, note: str) -> int:
+def free_models(anchor: "_Anchor", note: str) -> int:
     """Delete every entry of a session's state that holds a model; leave `note` for its next run."""
-    keys = [key for key, value in list(state.filtered_state.items()) if holds_model(value)]
+    state = anchor.state
+    keys = [key for key, value in streamlit_private.state_items(state).items() if holds_model(value)]
     for key in keys:
         try:
             del state[key]
         except KeyError:  # gone meanwhile
             pass
     if keys:
-        state[NOTE_KEY] = note
+        anchor.note = note  # not written into the state: only the session's own run writes there
     return len(keys)
 
 
 class _Anchor:
     """Kept in a session's own state, known here by a weak reference: it lives exactly as long as the
-    state does, and leads to it (Streamlit's SessionState cannot be weakly referenced itself)."""
-    __slots__ = ("state", "__weakref__")
+    state does, and leads to it (Streamlit's session state cannot be weakly referenced itself). It also
+    carries the sweep's note to the session's next run."""
+    __slots__ = ("state", "note", "__weakref__")
 
     def __init__(self, state):
-        self.state = state
+        self.state, self.note = state, None
 
 
 @dataclasses.dataclass(eq=False)
@@ -148,9 +150,8 @@ class Session:
     def live_jobs(self) -> list:
         return [job for job in list(self.jobs) if not job.done]
 
-    def state(self):
-        anchor = self.anchor() if self.anchor is not None else None
-        return anchor.state if anchor is not None else None
+    def held_anchor(self) -> "_Anchor | None":
+        return self.anchor() if self.anchor is not None else None
 
 
 class Sessions:
@@ -195,8 +196,9 @@ class Sessions:
 
     def _alive(self, s: Session) -> bool | None:
         """True while its websocket is open, False once it is gone, None when nobody can tell."""
-        if s.streamlit_id is not None and runtime.exists():
-            return runtime.get_instance().is_active_session(s.streamlit_id)
+        connected = streamlit_private.is_connected(s.streamlit_id) if s.streamlit_id is not None else None
+        if connected is not None:
+            return connected
         if s.anchor is not None:  # no server (AppTest): the session lives as long as its state
             return s.anchor() is not None
         return None
@@ -215,8 +217,8 @@ class Sessions:
                 done["released"] += self._end(s)
                 done["ended"] += 1
             elif alive and not s.running and now - s.last_seen >= idle and not s.live_jobs():
-                state = s.state()
-                if state is not None and free_models(state, IDLE_NOTE.format(minutes=round(idle / 60))):
+                anchor = s.held_anchor()
+                if anchor is not None and free_models(anchor, IDLE_NOTE.format(minutes=round(idle / 60))):
                     done["freed"] += 1
         return done
 
@@ -225,9 +227,9 @@ class Sessions:
         for job in jobs:
             job.release(s.id)  # a job this session alone followed stops between two steps
             log.info("LoRA Lab: session %s ended; released %r", s.id[:8], job)
-        state = s.state()
-        if state is not None:  # a closed tab's state lingers in Streamlit until disconnectedSessionTTL
-            free_models(state, CLOSED_NOTE)
+        anchor = s.held_anchor()
+        if anchor is not None:  # a closed tab's state lingers in Streamlit until disconnectedSessionTTL
+            free_models(anchor, CLOSED_NOTE)
         with self._lock:
             if self._by_id.get(s.id) is s:
                 del self._by_id[s.id]
@@ -261,9 +263,6 @@ def setup() -> None:
             return
         limit = max_trainings()
         torch.set_num_threads(threads_each(limit))  # for the pages' own work; jobs set theirs (ui.jobs)
-        # reading a session's state outside its script makes Streamlit warn about a missing context: expected
-        logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(
-            lambda record: threading.current_thread().name != SWEEPER_NAME)
         _sweeper = threading.Thread(target=_sweep_forever, name=SWEEPER_NAME, daemon=True)
         _sweeper.start()
         tidied = tidy(runs_dir(), cache_limit_bytes())  # a killed server's half-written files, an overfull cache
@@ -316,27 +315,30 @@ def _sweep_forever() -> None:
 
 
 def current_session_id() -> str | None:
-    """The app's id of the session whose script runs in this thread, if any."""
-    ctx = get_script_run_ctx(suppress_warning=True)
-    if ctx is None:
+    """The app's id of the session whose script runs in this thread, if any (also from a job's thread:
+    none runs a script, so None there)."""
+    run = streamlit_private.script_run()
+    if run is None:
         return None
     try:
-        return ctx.session_state["session_id"]
+        return streamlit_private.session_state(run)["session_id"]
     except KeyError:
         return None
 
 
 def run_started() -> None:
-    """Called by the frame at the start of every run, after ui.state.init()."""
-    ctx = get_script_run_ctx(suppress_warning=True)
+    """Called by the frame at the start of every run, after ui.state.init(); hands the sweep's note over."""
+    run = streamlit_private.script_run()
     session_id = current_session_id()
-    if ctx is None or session_id is None:
+    if run is None or session_id is None:
         return
-    state = getattr(ctx.session_state, "_state", None)  # Streamlit's SessionState behind the thread-safe proxy
-    anchor = ctx.session_state[ANCHOR_KEY] if ANCHOR_KEY in ctx.session_state else None
-    if state is not None and not (isinstance(anchor, _Anchor) and anchor.state is state):
-        anchor = ctx.session_state[ANCHOR_KEY] = _Anchor(state)
-    SESSIONS.started(session_id, ctx.session_id, anchor if isinstance(anchor, _Anchor) else None, browser_id())
+    state = streamlit_private.session_state(run)
+    anchor = state[ANCHOR_KEY] if ANCHOR_KEY in state else None
+    if not isinstance(anchor, _Anchor):  # once per session: every run's state object leads to the same state
+        anchor = state[ANCHOR_KEY] = _Anchor(state)
+    if anchor.note is not None:
+        state[NOTE_KEY], anchor.note = anchor.note, None
+    SESSIONS.started(session_id, streamlit_private.session_id(run), anchor, browser_id())
 
 
 XSRF_COOKIE = "_streamlit_xsrf"  # Streamlit's; version 2 reads "2|mask|masked token|time", all hex but time
