@@ -46,6 +46,7 @@ from .runs import (
     compare_ranks,
     finetune_full,
     finetune_lora,
+    merged_copy,
     new_model,
     train_baseline,
 )
@@ -105,6 +106,7 @@ __all__ = [
     "FinetuneRun",
     "SweepRow",
     "adapter_checks",
+    "merged_copy",
     "compare_ranks",
     "finetune_full",
     "finetune_lora",

@@ -3,6 +3,7 @@ their background jobs, and core results reshaped into rows for tables and charts
 
 Every number comes from lora_core (anatomy, studies, runs); nothing here computes on tensors.
 """
+import threading
 import time
 from dataclasses import asdict, replace
 
@@ -10,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 import lora_core as lc
-from lora_core import anatomy, studies
+from lora_core import anatomy, parallel, studies
 from lora_core.adapters import MAX_STRENGTH
 from lora_core.svd import check_rank
 from ui import adapters as ui_adapters
@@ -150,7 +151,7 @@ def oracle(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ra
     """studies.rank_oracle as a job, its result reshaped into plain lists for the page."""
     def work(job: jobs.Job) -> dict:
         found = studies.rank_oracle(base.model, data, config, ranks, on_progress=_progress(job),
-                                    should_stop=job.should_stop)
+                                    should_stop=job.should_stop, workers=job.cores)
         if found is None or not found.ranks:
             raise Stopped
         layers = {name: {"singular_values": layer.singular_values.tolist(), "energy": layer.energy.tolist(),
@@ -164,24 +165,38 @@ def oracle(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ra
 
 def gallery(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig) -> jobs.Job:
     return _study("inits", lambda job: {"curves": studies.init_gallery(base.model, data, config,
-                                                                       on_progress=_progress(job))})
+                                                                       on_progress=_progress(job),
+                                                                       workers=job.cores)})
 
 
 def scaling(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks) -> jobs.Job:
     return _study("scaling", lambda job: {"rows": studies.scaling_sweep(base.model, data, config, ranks,
-                                                                        on_progress=_progress(job))})
+                                                                        on_progress=_progress(job),
+                                                                        workers=job.cores)})
 
 
 def frontier_adapters(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks) -> jobs.Job:
     """One adapter per rank; then the frontier at a few strengths, so that each rank's path shows at once."""
     def work(job: jobs.Job) -> dict:
-        adapters = studies.train_frontier_adapters(base.model, data, config, ranks, on_progress=_progress(job))
+        adapters = studies.train_frontier_adapters(base.model, data, config, ranks, on_progress=_progress(job),
+                                                   workers=job.cores)
         points = {}
         for strength in PATH_STRENGTHS:
             job.label = f"evaluating every adapter at strength {strength:g}"
-            points[strength] = studies.frontier(base.model, data, adapters, config.digits, strength)
+            points[strength] = studies.frontier(base.model, data, adapters, config.digits, strength, base.evaluation)
+        threading.Thread(target=_fill_strengths, args=(points, base, data, adapters, config.digits),
+                         name="lora-lab frontier strengths", daemon=True).start()
         return {"adapters": adapters, "points": points}
     return _study("frontier", work)
+
+
+def _fill_strengths(points: dict, base: lc.BaselineRun, data: lc.Dataset, adapters, digits) -> None:
+    """The frontier at every strength of the slider, nearest to 1 (as trained) first, on one core: a new
+    slider value is then read, not computed. The page computes one itself if it comes before this."""
+    with parallel.using(1):
+        for strength in sorted(strengths(), key=lambda s: (abs(s - 1), s)):
+            if strength not in points:
+                points[strength] = studies.frontier(base.model, data, adapters, digits, strength, base.evaluation)
 
 
 # --- following a job ---------------------------------------------------------------------------------
@@ -322,7 +337,7 @@ def frontier_points(result: dict, base: lc.BaselineRun, data: lc.Dataset, digits
     """The frontier at one strength: computed once (a merge and a test pass per rank), then cached."""
     points = result["points"]
     if strength not in points:
-        points[strength] = studies.frontier(base.model, data, result["adapters"], digits, strength)
+        points[strength] = studies.frontier(base.model, data, result["adapters"], digits, strength, base.evaluation)
     return points[strength]
 
 
