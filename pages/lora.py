@@ -43,7 +43,11 @@ else:
     try:
         config = lc.FinetuneConfig(rank=rank, alpha=float(alpha), targets=tuple(targets),
                                    digits=tuple(classes), steps=int(steps), lr=float(lr), seed=ctx.seed)
-        counts = tables.lora_parameters(base.model, rank, float(alpha), targets, ctx.seed)
+        counted = (held["key"], rank, float(alpha), tuple(targets), ctx.seed)  # a rerun with these: not again
+        if st.session_state.get("lora_counted", (None,))[0] != counted:
+            st.session_state.lora_counted = (counted, tables.lora_parameters(base.model, rank, float(alpha),
+                                                                             targets, ctx.seed))
+        counts = st.session_state.lora_counted[1]
     except ValueError as err:  # e.g. a rank larger than a target layer allows: the core names the layer
         st.error(tables.settings_error(err))
         config = None
