@@ -133,22 +133,26 @@ class FinetuneRun:
     config: FinetuneConfig
     model: nn.Module  # a copy of the baseline carrying the adapter
     losses: list[float]
-    before: Evaluation
-    after: Evaluation
+    before: Evaluation | None  # None when the run was not evaluated (finetune_lora's `evaluated`)
+    after: Evaluation | None
     parameters: dict = field(default_factory=dict)  # count_parameters of the adapted model
     update_norms: list[float] = field(default_factory=list)  # ‖ΔW‖_F over all layers after each step
     after_logits: torch.Tensor | None = None  # the outputs `after` scored, for adapter_checks
 
 
 def finetune_lora(base: nn.Module, data: Dataset, config: FinetuneConfig, before: Evaluation | None = None,
-                  on_step=None, should_stop=None, on_start=None) -> FinetuneRun:
+                  on_step=None, should_stop=None, on_start=None, evaluated: bool = True) -> FinetuneRun:
     """Copy `base`, attach LoRA, train it on `config.digits` only, and evaluate before and after.
 
     `on_start(model)` receives the adapted copy before the first step, for views that follow it live.
+    With `evaluated=False` nothing is evaluated (before, after and after_logits are None): for studies
+    that read only the adapter, its losses or its norms — a pass over the test images is most of a
+    short run's time.
     """
     model = add_lora(copy_model(base), config.rank, config.alpha, config.targets, config.seed, config.init,
                      config.rslora)
-    before = before or evaluate(base, data.test_x, data.test_y)
+    if evaluated:
+        before = before or evaluate(base, data.test_x, data.test_y)
     x, y = data.train_subset(config.digits)
     norms: list[float] = []
 
@@ -162,8 +166,9 @@ def finetune_lora(base: nn.Module, data: Dataset, config: FinetuneConfig, before
     losses = train(model, x, y, epochs=_epochs_for(config.steps, config.batch_size, len(x)),
                    batch_size=config.batch_size, lr=config.lr, max_steps=config.steps, seed=config.seed,
                    on_step=track, should_stop=should_stop)
-    after, logits = evaluate(model, data.test_x, data.test_y, return_logits=True)
-    return FinetuneRun(config, model, losses, before, after, count_parameters(model), norms, logits)
+    after, logits = evaluate(model, data.test_x, data.test_y, return_logits=True) if evaluated else (None, None)
+    return FinetuneRun(config, model, losses, before if evaluated else None, after, count_parameters(model), norms,
+                       logits)
 
 
 def finetune_full(base: nn.Module, data: Dataset, config: FinetuneConfig, on_step=None,

@@ -46,7 +46,7 @@ def init_gallery(base: nn.Module, data: Dataset, config: FinetuneConfig, inits=t
         change = []  # measured before the first step: does a fresh adapter already change the outputs?
         measure = lambda model: change.append(_largest_change(model, x, base_logits))
         tuned = finetune_lora(base, data, replace(config, init=init), on_start=measure, should_stop=should_stop,
-                              on_step=progress(init))
+                              on_step=progress(init), evaluated=False)
         finished = len(tuned.losses) == config.steps
         return InitCurve(init, tuned.losses, tuned.update_norms, change[0]) if finished else None
 
@@ -77,7 +77,7 @@ def scaling_sweep(base: nn.Module, data: Dataset, config: FinetuneConfig, ranks,
         rslora, rank = plan
         scaling = "α/√r" if rslora else "α/r"
         tuned = finetune_lora(base, data, replace(config, rank=rank, rslora=rslora), should_stop=should_stop,
-                              on_step=progress(f"{scaling}, rank {rank}"))
+                              on_step=progress(f"{scaling}, rank {rank}"), evaluated=False)
         if len(tuned.losses) < config.steps:
             return None
         scale = config.alpha / (math.sqrt(rank) if rslora else rank)
@@ -103,7 +103,7 @@ def train_frontier_adapters(base: nn.Module, data: Dataset, config: FinetuneConf
 
     def run(rank: int) -> Adapter | None:
         tuned = finetune_lora(base, data, replace(config, rank=rank), on_step=progress(f"rank {rank}"),
-                              should_stop=should_stop)
+                              should_stop=should_stop, evaluated=False)
         return adapter_of(tuned.model) if len(tuned.losses) == config.steps else None
 
     adapters = run_together(ranks, run, should_stop, workers)
@@ -157,7 +157,7 @@ def rank_oracle(base: nn.Module, data: Dataset, config: FinetuneConfig, ranks, o
             full, losses, evaluation = finetune_full(base, data, config, progress("full"), should_stop)
             return (full, losses, evaluation) if len(losses) == config.steps else None
         tuned = finetune_lora(base, data, replace(config, rank=rank), on_step=progress(f"LoRA rank {rank}"),
-                              should_stop=should_stop)
+                              should_stop=should_stop, evaluated=False)
         return tuned if len(tuned.losses) == config.steps else None
 
     reference, *runs = run_together([None, *ranks], run, should_stop, workers)

@@ -94,3 +94,11 @@ def test_an_adapter_alone_at_strength_one_is_its_merged_copy(baseline, data):
     run = finetune_lora(baseline.model, data, FinetuneConfig(steps=5, targets=("linear2", "linear3")))
     blended, merged = blend(baseline.model, [adapter_of(run.model)], [1.0]), merged_copy(run.model)
     assert all(torch.equal(p, q) for p, q in zip(blended.parameters(), merged.parameters(), strict=True))
+
+
+def test_a_run_left_unevaluated_trains_the_same(baseline, data):
+    config = FinetuneConfig(steps=4, targets=("linear2",))
+    evaluated = finetune_lora(baseline.model, data, config, before=baseline.evaluation)
+    bare = finetune_lora(baseline.model, data, config, evaluated=False)
+    assert bare.before is None and bare.after is None and bare.after_logits is None
+    assert bare.losses == evaluated.losses and bare.update_norms == evaluated.update_norms

@@ -140,8 +140,8 @@ class LiveFinetune(jobs.Job):
                 self.snapshots.append((step, delta_spectra(self.model)))
             self.on_step(step, total, loss)
 
-        run = lc.finetune_lora(base.model, data, config, before=base.evaluation, on_step=on_step,
-                               should_stop=self.should_stop, on_start=on_start)
+        run = lc.finetune_lora(base.model, data, config, on_step=on_step, should_stop=self.should_stop,
+                               on_start=on_start, evaluated=False)  # the inspector shows no accuracy
         self.label = "computing the SVDs of W and ΔW"
         return {"run": run, "norms": self.norms, "snapshots": self.snapshots,
                 **inspection(run.model, self.base_key)}
