@@ -79,14 +79,14 @@ FIRST_RUN_MS = 90_000  # a fresh server imports torch and loads the dataset on i
 RUN_MS = 60_000
 
 
-def open_app(context, url: str, path: str = ""):
+def open_app(context, url: str, path: str = "", timeout: int = FIRST_RUN_MS):
     """A new tab (a new Streamlit session) on `url/path`, once the page's title is drawn."""
     page = context.new_page()
     page._lora_lab_runs = RunCounter(page)  # before the websocket opens
-    page.goto(f"{url}/{path}")
-    page.wait_for_selector('[data-testid="stApp"][data-test-connection-state="CONNECTED"]', timeout=FIRST_RUN_MS)
-    page.get_by_role("heading", level=1).first.wait_for(timeout=FIRST_RUN_MS)
-    wait_idle(page)
+    page.goto(f"{url}/{path}", timeout=timeout)
+    page.wait_for_selector('[data-testid="stApp"][data-test-connection-state="CONNECTED"]', timeout=timeout)
+    page.get_by_role("heading", level=1).first.wait_for(timeout=timeout)
+    wait_idle(page, timeout)
     return page
 
 

@@ -49,7 +49,7 @@ class Bench:
 
     def tab(self, with_baseline: bool = True):
         context = self.browser.new_context(viewport={"width": 1400, "height": 900})
-        page = open_app(context, self.url, "baseline")
+        page = open_app(context, self.url, "baseline", timeout=LONG_MS)  # a busy machine draws slowly
         if with_baseline:  # the default baseline: trained by the first tab, reused from the store after
             click(page, page.get_by_role("button", name="Train baseline", exact=True), timeout=LONG_MS)
             until(lambda: shown(metric(page, "Steps trained")), "the baseline", page=page)
