@@ -101,6 +101,11 @@ def _weight_spectra(base_key: tuple, _model) -> dict:
     return anatomy.weight_spectra(_model)
 
 
+def _spectra_on_one_thread(base_key: tuple, model) -> None:
+    with parallel.one_thread():
+        _weight_spectra(base_key, model)
+
+
 def inspection(model, base_key: tuple) -> dict:
     """What the inspector shows about a LoRA model: per-layer views and, for linear1, A's rows as images."""
     views = anatomy.inspect_layers(model, _weight_spectra(base_key, model))
@@ -129,6 +134,10 @@ class LiveFinetune(jobs.Job):
         super().__init__(f"inspect-{time.monotonic_ns()}", lambda job: job._work(base, data, config))
 
     def _work(self, base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig) -> dict:
+        if self.cores > 1:  # W's SVDs (once per baseline) on another core while the adapter trains on one
+            threading.Thread(target=_spectra_on_one_thread, args=(self.base_key, base.model), daemon=True,
+                             name="lora-lab W spectra").start()
+
         def on_start(model) -> None:
             self.model = model
             self.norms = {name: [value] for name, value in anatomy.layer_update_norms(model).items()}  # step 0
