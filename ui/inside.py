@@ -199,11 +199,20 @@ def frontier_adapters(base: lc.BaselineRun, data: lc.Dataset, config: lc.Finetun
     return _study("frontier", work)
 
 
+FILL_PATIENCE_S = 600  # how long the fill waits for the server's trainings to end before it gives up
+
+
 def _fill_strengths(points: dict, base: lc.BaselineRun, data: lc.Dataset, adapters, digits) -> None:
-    """The frontier at every strength of the slider, nearest to 1 (as trained) first, on one core: a new
-    slider value is then read, not computed. The page computes one itself if it comes before this."""
+    """The frontier at every strength of the slider, nearest to 1 (as trained) first, on one core and only
+    while no training runs (it must not slow anyone's): a new slider value is then read, not computed.
+    The page computes one itself if it comes before this."""
+    deadline = time.monotonic() + FILL_PATIENCE_S
     with parallel.using(1):
         for strength in sorted(strengths(), key=lambda s: (abs(s - 1), s)):
+            while jobs.SLOTS.running():
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.5)
             if strength not in points:
                 points[strength] = studies.frontier(base.model, data, adapters, digits, strength, base.evaluation)
 
