@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import lora_core as lc
-from benchmarks.browser import chromium, click, go, metric, open_app, rerun, set_number, streamlit_server, wait_idle
+from benchmarks.browser import chromium, click, go, metric, open_app, set_number, streamlit_server, wait_idle
 from lora_core.adapters import adapter_zip
 from lora_core.train import planned_steps
 
@@ -131,8 +131,9 @@ class Bench:
             times = []
             for _ in range(repeats):  # 1.0 → 0.95 → 0.9 …: each a value this tab has not shown
                 t = time.perf_counter()
-                with rerun(page, LONG_MS):
-                    strength.press("ArrowLeft")
+                strength.press("ArrowLeft")
+                title = page.get_by_text(f"Learned against forgotten, at strength {float(strength.input_value()):g}")
+                until(lambda title=title: shown(title), "the chart at the new strength", page=page)
                 times.append(time.perf_counter() - t)
             return times
         finally:
