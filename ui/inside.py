@@ -3,6 +3,7 @@ their background jobs, and core results reshaped into rows for tables and charts
 
 Every number comes from lora_core (anatomy, studies, runs); nothing here computes on tensors.
 """
+import atexit
 import threading
 import time
 from dataclasses import asdict, replace
@@ -135,8 +136,7 @@ class LiveFinetune(jobs.Job):
 
     def _work(self, base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig) -> dict:
         if self.cores > 1:  # W's SVDs (once per baseline) on another core while the adapter trains on one
-            threading.Thread(target=_spectra_on_one_thread, args=(self.base_key, base.model), daemon=True,
-                             name="lora-lab W spectra").start()
+            _in_background(_spectra_on_one_thread, self.base_key, base.model)
 
         def on_start(model) -> None:
             self.model = model
@@ -193,13 +193,30 @@ def frontier_adapters(base: lc.BaselineRun, data: lc.Dataset, config: lc.Finetun
         for strength in PATH_STRENGTHS:
             job.label = f"evaluating every adapter at strength {strength:g}"
             points[strength] = studies.frontier(base.model, data, adapters, config.digits, strength, base.evaluation)
-        threading.Thread(target=_fill_strengths, args=(points, base, data, adapters, config.digits),
-                         name="lora-lab frontier strengths", daemon=True).start()
+        _in_background(_fill_strengths, points, base, data, adapters, config.digits)
         return {"adapters": adapters, "points": points}
     return _study("frontier", work)
 
 
 FILL_PATIENCE_S = 600  # how long the fill waits for the server's trainings to end before it gives up
+_background: set[threading.Thread] = set()  # work done ahead of a request, in daemon threads
+_closing = threading.Event()
+
+
+def _in_background(target, *args) -> None:
+    """`target(*args)` in a daemon thread that the interpreter's exit waits for (a little)."""
+    _background.difference_update([t for t in list(_background) if not t.is_alive()])
+    thread = threading.Thread(target=target, args=args, name=f"lora-lab {target.__name__}", daemon=True)
+    _background.add(thread)
+    thread.start()
+
+
+@atexit.register
+def _finish_background() -> None:
+    """A daemon thread still inside torch when the interpreter ends aborts the process: let them end first."""
+    _closing.set()
+    for thread in list(_background):
+        thread.join(timeout=60)
 
 
 def _fill_strengths(points: dict, base: lc.BaselineRun, data: lc.Dataset, adapters, digits) -> None:
@@ -209,10 +226,12 @@ def _fill_strengths(points: dict, base: lc.BaselineRun, data: lc.Dataset, adapte
     deadline = time.monotonic() + FILL_PATIENCE_S
     with parallel.using(1):
         for strength in sorted(strengths(), key=lambda s: (abs(s - 1), s)):
-            while jobs.SLOTS.running():
+            while jobs.SLOTS.running() and not _closing.is_set():
                 if time.monotonic() > deadline:
                     return
                 time.sleep(0.5)
+            if _closing.is_set():
+                return
             if strength not in points:
                 points[strength] = studies.frontier(base.model, data, adapters, digits, strength, base.evaluation)
 
