@@ -50,6 +50,7 @@ from .runs import (
     compare_ranks,
     finetune_full,
     finetune_lora,
+    merged_copy,
     new_model,
     train_baseline,
 )
@@ -113,6 +114,7 @@ __all__ = [
     "FinetuneRun",
     "SweepRow",
     "adapter_checks",
+    "merged_copy",
     "compare_ranks",
     "finetune_full",
     "finetune_lora",

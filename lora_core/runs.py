@@ -3,6 +3,7 @@
 Configs are frozen dataclasses, validated on construction, hashable so that they can key a cache.
 """
 import math
+import threading
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -23,7 +24,8 @@ from .lora import (
     update_norm,
 )
 from .model import IMAGE_PIXELS, MLP, NUM_CLASSES
-from .train import Evaluation, _check_positive, evaluate, planned_steps, train
+from .parallel import map_ordered
+from .train import Evaluation, _check_positive, evaluate, logits_of, planned_steps, train
 
 MAX_HIDDEN = 4096  # the widest hidden layer a baseline may have
 # the largest rank each layer can hold whatever the hidden sizes: min(out, in) at its widest
@@ -108,6 +110,7 @@ class BaselineRun:
     losses: list[float]
     evaluation: Evaluation
     total_steps: int
+    test_logits: torch.Tensor | None = None  # the outputs `evaluation` scored: the proofs compare with them
 
     @property
     def complete(self) -> bool:
@@ -149,7 +152,8 @@ def train_baseline(config: BaselineConfig, data: Dataset, on_step=None, should_s
     for param in model.parameters():
         param.requires_grad_(False)  # a baseline is shared read-only from here on
     total = planned_steps(len(data.train_x), config.epochs, config.batch_size, config.max_steps)
-    return BaselineRun(config, model, losses, evaluate(model, data.test_x, data.test_y), total)
+    evaluation, logits = evaluate(model, data.test_x, data.test_y, return_logits=True)
+    return BaselineRun(config, model, losses, evaluation, total, logits)
 
 
 @dataclass
@@ -157,21 +161,26 @@ class FinetuneRun:
     config: FinetuneConfig
     model: nn.Module  # a copy of the baseline carrying the adapter
     losses: list[float]
-    before: Evaluation
-    after: Evaluation
+    before: Evaluation | None  # None when the run was not evaluated (finetune_lora's `evaluated`)
+    after: Evaluation | None
     parameters: dict = field(default_factory=dict)  # count_parameters of the adapted model
     update_norms: list[float] = field(default_factory=list)  # ‖ΔW‖_F over all layers after each step
+    after_logits: torch.Tensor | None = None  # the outputs `after` scored, for adapter_checks
 
 
 def finetune_lora(base: nn.Module, data: Dataset, config: FinetuneConfig, before: Evaluation | None = None,
-                  on_step=None, should_stop=None, on_start=None) -> FinetuneRun:
+                  on_step=None, should_stop=None, on_start=None, evaluated: bool = True) -> FinetuneRun:
     """Copy `base`, attach LoRA, train it on `config.digits` only, and evaluate before and after.
 
     `on_start(model)` receives the adapted copy before the first step, for views that follow it live.
+    With `evaluated=False` nothing is evaluated (before, after and after_logits are None): for studies
+    that read only the adapter, its losses or its norms — a pass over the test images is most of a
+    short run's time.
     """
     model = add_lora(copy_model(base), config.rank, config.alpha, config.targets, config.seed, config.init,
                      config.rslora)
-    before = before or evaluate(base, data.test_x, data.test_y)
+    if evaluated:
+        before = before or evaluate(base, data.test_x, data.test_y)
     x, y = data.train_subset(config.digits)
     norms: list[float] = []
 
@@ -185,8 +194,9 @@ def finetune_lora(base: nn.Module, data: Dataset, config: FinetuneConfig, before
     losses = train(model, x, y, epochs=_epochs_for(config.steps, config.batch_size, len(x)),
                    batch_size=config.batch_size, lr=config.lr, max_steps=config.steps, seed=config.seed,
                    on_step=track, should_stop=should_stop)
-    return FinetuneRun(config, model, losses, before, evaluate(model, data.test_x, data.test_y),
-                       count_parameters(model), norms)
+    after, logits = evaluate(model, data.test_x, data.test_y, return_logits=True) if evaluated else (None, None)
+    return FinetuneRun(config, model, losses, before if evaluated else None, after, count_parameters(model), norms,
+                       logits)
 
 
 # Full finetuning's own learning rate. Measured on the bundled sample (default baseline, 100 steps on digit 2,
@@ -217,12 +227,39 @@ def run_progress(on_progress, offset: int, total: int, label: str):
     return lambda step, _steps, _loss: on_progress(offset + step, total, label)
 
 
+def shared_progress(on_progress, total: int):
+    """on_step makers for runs that may train at once: `for_run(label)` counts that run's steps into
+    one sum, and reports `on_progress(steps done by all runs, total, label)`."""
+    lock, done = threading.Lock(), [0]
+
+    def for_run(label: str):
+        if on_progress is None:
+            return None
+
+        def on_step(_step, _steps, _loss):
+            with lock:
+                done[0] += 1
+                on_progress(done[0], total, label)
+        return on_step
+    return for_run
+
+
+def run_together(plans, work, should_stop=None, workers: int = 1) -> list:
+    """work(plan) for each plan, `workers` at a time (lora_core.parallel: each on one torch thread, so
+    the numbers are those of a serial run); a plan not begun when `should_stop()` turns true is skipped
+    (None). Results in the order of `plans`."""
+    def run(plan):
+        return None if should_stop is not None and should_stop() else work(plan)
+    return map_ordered(run, plans, workers)
+
+
 def _epochs_for(steps: int, batch_size: int, n: int) -> int:
     """Enough passes over n images for `steps` batches (the notebook stopped after one step instead)."""
     return -(-steps * batch_size // n)
 
 
-def adapter_checks(base: nn.Module, tuned: nn.Module, x: torch.Tensor) -> dict[str, float]:
+def adapter_checks(base: nn.Module, tuned: nn.Module, x: torch.Tensor, base_logits=None, off_logits=None,
+                   on_logits=None, merged_logits=None) -> dict[str, float]:
     """The proofs the LoRA page shows, each a number computed here and compared against zero.
 
     - weights_changed: largest |W_tuned,original − W_base| over the adapted layers (0 = untouched)
@@ -230,20 +267,26 @@ def adapter_checks(base: nn.Module, tuned: nn.Module, x: torch.Tensor) -> dict[s
     - merged_vs_parametrized: largest |logits of a merged copy − logits through the parametrization|
     - factored_vs_parametrized: largest |logits through the factored training path W·x + s·B·(A·x) −
       logits through W′ = W + s·B·A|, relative to the largest |logit| (FACTORED_TOLERANCE)
+
+    Outputs on `x` already computed (the base's, the tuned model's with the adapter off and on, a merged
+    copy's) can be passed in: each pass over `x` is then done once for the page's evaluations and proofs.
+    Those not given are computed here.
     """
     base_layers = dict(base.named_modules())
     with torch.inference_mode():
         weights_changed = max(float((original_weight(layer) - base_layers[name].weight).abs().max())
                               for name, layer in lora_layers(tuned).items())
-        base.eval(), tuned.eval()
-        base_logits = base(x)
+    if base_logits is None:
+        base_logits = logits_of(base, x)
+    if off_logits is None:
         with lora_enabled(tuned, False):
-            off_logits = tuned(x)
-        on_logits = tuned(x)
-        with factored_forward(tuned):
-            factored_logits = tuned(x)
-        merged = merge_lora(copy_model(tuned)).eval()
-        merged_logits = merged(x)
+            off_logits = logits_of(tuned, x)
+    if on_logits is None:
+        on_logits = logits_of(tuned, x)
+    if merged_logits is None:
+        merged_logits = logits_of(merged_copy(tuned), x)
+    with factored_forward(tuned):
+        factored_logits = logits_of(tuned, x)
     return {"weights_changed": weights_changed,
             "off_vs_base": float((off_logits - base_logits).abs().max()),
             "merged_vs_parametrized": float((merged_logits - on_logits).abs().max()),
@@ -253,6 +296,12 @@ def adapter_checks(base: nn.Module, tuned: nn.Module, x: torch.Tensor) -> dict[s
 # The two forwards sum the same products in a different order: float32 rounding (ε ≈ 1.2e-7) accumulated
 # over 784 + 1000 + 2000 terms, relative to the largest logit, stays well below this.
 FACTORED_TOLERANCE = 1e-5
+
+
+@torch.no_grad()
+def merged_copy(model: nn.Module) -> nn.Module:
+    """A copy of `model` with W + ΔW baked into its weights."""
+    return merge_lora(copy_model(model)).eval()
 
 
 @dataclass(frozen=True)
@@ -272,34 +321,40 @@ def _row(method, rank, trainable, evaluation: Evaluation, digits, lr=None) -> Sw
 
 
 def compare_ranks(base: nn.Module, data: Dataset, ranks, config: FinetuneConfig, on_progress=None,
-                  should_stop=None, full_lr: float = FULL_FINETUNE_LR) -> list[SweepRow]:
+                  should_stop=None, full_lr: float = FULL_FINETUNE_LR, before: Evaluation | None = None,
+                  workers: int = 1) -> list[SweepRow]:
     """The same finetune at each rank, then full finetuning of the same steps as a reference: at its own
     learning rate `full_lr`, and also at LoRA's `config.lr` when that differs (rows "full finetune (lr …)").
 
     `on_progress(done_steps, total_steps, label)` follows the whole sweep. A stop ends the sweep: the
-    rows returned are the baseline and the runs that finished all their steps.
+    rows returned are the baseline and the runs that finished all their steps. `before` is the base's
+    evaluation when it is known; `workers` runs that many of the runs at once (same numbers).
     """
     configs = [replace(config, rank=rank) for rank in sorted(set(ranks))]  # validated before any run
     if not configs:
         raise ValueError("choose at least one rank")
-    full_lrs = list(dict.fromkeys([full_lr, config.lr]))  # validated before any run, like the ranks
-    full_configs = [replace(config, lr=lr) for lr in full_lrs]
-    total = config.steps * (len(configs) + len(full_configs))
-    before = evaluate(base, data.test_x, data.test_y)
-    rows = [_row("baseline", None, 0, before, config.digits)]
+    full_configs = [replace(config, lr=lr) for lr in dict.fromkeys([full_lr, config.lr])]  # validated now too
+    before = before or evaluate(base, data.test_x, data.test_y)
+    progress = shared_progress(on_progress, config.steps * (len(configs) + len(full_configs)))
 
-    for i, cfg in enumerate(configs):
-        step = run_progress(on_progress, i * cfg.steps, total, f"LoRA rank {cfg.rank}")
-        run = finetune_lora(base, data, cfg, before, step, should_stop)
-        if len(run.losses) < cfg.steps:
-            return rows
-        rows.append(_row(f"LoRA r={cfg.rank}", cfg.rank, run.parameters["trainable"], run.after, cfg.digits,
-                         cfg.lr))
-    for i, cfg in enumerate(full_configs, len(configs)):
-        method = f"full finetune (lr {cfg.lr:g})"
-        model, losses, evaluation = finetune_full(base, data, cfg, run_progress(on_progress, i * cfg.steps, total,
-                                                                                method), should_stop)
-        if len(losses) < cfg.steps:
-            return rows
-        rows.append(_row(method, None, sum(p.numel() for p in model.parameters()), evaluation, cfg.digits, cfg.lr))
-    return rows
+    def run(plan: tuple[str, FinetuneConfig]) -> SweepRow | None:
+        kind, cfg = plan
+        if kind == "full":
+            method = f"full finetune (lr {cfg.lr:g})"
+            model, losses, evaluation = finetune_full(base, data, cfg, progress(method), should_stop)
+            trainable, rank = sum(p.numel() for p in model.parameters()), None
+        else:
+            tuned = finetune_lora(base, data, cfg, before, progress(f"LoRA rank {cfg.rank}"), should_stop)
+            losses, evaluation = tuned.losses, tuned.after
+            trainable, method, rank = tuned.parameters["trainable"], f"LoRA r={cfg.rank}", cfg.rank
+        return _row(method, rank, trainable, evaluation, config.digits, cfg.lr) if len(losses) == cfg.steps else None
+
+    lora = [("lora", cfg) for cfg in configs]
+    full = [("full", cfg) for cfg in full_configs]
+    # one at a time in the table's order; several at once, the longest (the full finetunes) first
+    if workers <= 1:
+        rows = run_together([*lora, *full], run, should_stop)
+    else:
+        found = run_together([*full, *lora], run, should_stop, workers)
+        rows = found[len(full):] + found[:len(full)]
+    return [_row("baseline", None, 0, before, config.digits), *(row for row in rows if row is not None)]

@@ -70,6 +70,11 @@ class TrainingSlots:
         with self._changed:
             return list(self._running) + list(self._waiting)
 
+    def running(self) -> int:
+        """How many hold a slot now."""
+        with self._changed:
+            return len(self._running)
+
     def position(self, ticket) -> int:
         """0 when `ticket` holds a slot, k when k−1 others wait before it, -1 when it is in neither."""
         with self._changed:

@@ -2,6 +2,7 @@
 start an adapter, how to scale it, and how much it forgets for what it learns.
 
 Each takes `should_stop`: a stop ends the study, and what it returns holds only the runs that finished.
+Each takes `workers`: how many of its runs train at once (lora_core.parallel: the numbers stay the same).
 """
 import math
 from dataclasses import dataclass, replace
@@ -13,7 +14,7 @@ from .adapters import Adapter, adapter_of, blend
 from .anatomy import effective_rank, energy, full_updates, lora_directions, subspace_similarity
 from .data import Dataset
 from .lora import INITS, lora_layers, lora_of
-from .runs import FULL_FINETUNE_LR, FinetuneConfig, finetune_full, finetune_lora, run_progress
+from .runs import FULL_FINETUNE_LR, FinetuneConfig, finetune_full, finetune_lora, run_together, shared_progress
 from .train import Evaluation, evaluate
 
 FINAL_LOSS_STEPS = 10
@@ -34,21 +35,22 @@ class InitCurve:
 
 
 def init_gallery(base: nn.Module, data: Dataset, config: FinetuneConfig, inits=tuple(INITS),
-                 on_progress=None, should_stop=None) -> list[InitCurve]:
+                 on_progress=None, should_stop=None, workers: int = 1) -> list[InitCurve]:
     """The same finetune from each initialisation: same data, same steps, same seed."""
-    curves, total = [], len(inits) * config.steps
+    progress = shared_progress(on_progress, len(inits) * config.steps)
     x = data.test_x[:1000]
     with torch.no_grad():
         base_logits = base(x)
-    for i, init in enumerate(inits):
+
+    def run(init: str) -> InitCurve | None:
         change = []  # measured before the first step: does a fresh adapter already change the outputs?
-        measure = lambda model, change=change: change.append(_largest_change(model, x, base_logits))
-        run = finetune_lora(base, data, replace(config, init=init), on_start=measure, should_stop=should_stop,
-                            on_step=run_progress(on_progress, i * config.steps, total, init))
-        if len(run.losses) < config.steps:
-            break
-        curves.append(InitCurve(init, run.losses, run.update_norms, change[0]))
-    return curves
+        measure = lambda model: change.append(_largest_change(model, x, base_logits))
+        tuned = finetune_lora(base, data, replace(config, init=init), on_start=measure, should_stop=should_stop,
+                              on_step=progress(init), evaluated=False)
+        finished = len(tuned.losses) == config.steps
+        return InitCurve(init, tuned.losses, tuned.update_norms, change[0]) if finished else None
+
+    return [curve for curve in run_together(inits, run, should_stop, workers) if curve is not None]
 
 
 @torch.no_grad()
@@ -70,20 +72,24 @@ class ScalingRow:
 
 
 def scaling_sweep(base: nn.Module, data: Dataset, config: FinetuneConfig, ranks, on_progress=None,
-                  should_stop=None) -> list[ScalingRow]:
+                  should_stop=None, workers: int = 1) -> list[ScalingRow]:
     """α/r against α/√r (rsLoRA) across ranks at a fixed α."""
-    rows, plans = [], [(rslora, rank) for rslora in (False, True) for rank in sorted(set(ranks))]
-    for i, (rslora, rank) in enumerate(plans):
-        label = f"{'α/√r' if rslora else 'α/r'}, rank {rank}"
-        run = finetune_lora(base, data, replace(config, rank=rank, rslora=rslora), should_stop=should_stop,
-                            on_step=run_progress(on_progress, i * config.steps, len(plans) * config.steps, label))
-        if len(run.losses) < config.steps:
-            break
+    plans = [(rslora, rank) for rslora in (False, True) for rank in sorted(set(ranks))]
+    progress = shared_progress(on_progress, len(plans) * config.steps)
+
+    def run(plan: tuple[bool, int]) -> ScalingRow | None:
+        rslora, rank = plan
+        scaling = "α/√r" if rslora else "α/r"
+        tuned = finetune_lora(base, data, replace(config, rank=rank, rslora=rslora), should_stop=should_stop,
+                              on_step=progress(f"{scaling}, rank {rank}"))  # evaluated: its forgetting is shown
+        if len(tuned.losses) < config.steps:
+            return None
         scale = config.alpha / (math.sqrt(rank) if rslora else rank)
-        target = sum(run.after.wrong_per_class[d] for d in config.digits)
-        rows.append(ScalingRow("α/√r" if rslora else "α/r", rank, scale, run.update_norms[-1], final_loss(run.losses),
-                               tuple(run.update_norms), target, run.after.wrong - target, run.after.accuracy))
-    return rows
+        target = sum(tuned.after.wrong_per_class[d] for d in config.digits)
+        return ScalingRow(scaling, rank, scale, tuned.update_norms[-1], final_loss(tuned.losses),
+                          tuple(tuned.update_norms), target, tuned.after.wrong - target, tuned.after.accuracy)
+
+    return [row for row in run_together(plans, run, should_stop, workers) if row is not None]
 
 
 def scaling_exponent(ranks, values) -> float:
@@ -105,24 +111,32 @@ class FrontierPoint:
 
 
 def train_frontier_adapters(base: nn.Module, data: Dataset, config: FinetuneConfig, ranks,
-                            on_progress=None, should_stop=None) -> dict[int, Adapter]:
+                            on_progress=None, should_stop=None, workers: int = 1) -> dict[int, Adapter]:
     """One adapter per rank, trained once; the frontier then moves along strengths without retraining."""
-    adapters, ranks = {}, sorted(set(ranks))
-    for i, rank in enumerate(ranks):
-        step = run_progress(on_progress, i * config.steps, len(ranks) * config.steps, f"rank {rank}")
-        run = finetune_lora(base, data, replace(config, rank=rank), on_step=step, should_stop=should_stop)
-        if len(run.losses) < config.steps:
-            break
-        adapters[rank] = adapter_of(run.model)
-    return adapters
+    ranks = sorted(set(ranks))
+    progress = shared_progress(on_progress, len(ranks) * config.steps)
+
+    def run(rank: int) -> Adapter | None:
+        tuned = finetune_lora(base, data, replace(config, rank=rank), on_step=progress(f"rank {rank}"),
+                              should_stop=should_stop, evaluated=False)
+        return adapter_of(tuned.model) if len(tuned.losses) == config.steps else None
+
+    adapters = run_together(ranks, run, should_stop, workers)
+    return {rank: adapter for rank, adapter in zip(ranks, adapters, strict=True) if adapter is not None}
 
 
 def frontier(base: nn.Module, data: Dataset, adapters: dict[int, Adapter], digits,
-             strength: float) -> list[FrontierPoint]:
-    """Target-class errors against other-class errors, one point per rank, at one adapter strength."""
+             strength: float, base_evaluation: Evaluation | None = None) -> list[FrontierPoint]:
+    """Target-class errors against other-class errors, one point per rank, at one adapter strength.
+
+    At strength 0 every blend is the base itself: `base_evaluation`, when given, is then used as is.
+    """
     points = []
     for rank, adapter in adapters.items():
-        evaluation = evaluate(blend(base, [adapter], [strength]), data.test_x, data.test_y)
+        if strength == 0 and base_evaluation is not None:
+            evaluation = base_evaluation
+        else:
+            evaluation = evaluate(blend(base, [adapter], [strength]), data.test_x, data.test_y)
         target = sum(evaluation.wrong_per_class[d] for d in digits)
         points.append(FrontierPoint(rank, strength, target, evaluation.wrong - target, evaluation.accuracy))
     return points
@@ -146,28 +160,36 @@ class Oracle:
 
 
 def rank_oracle(base: nn.Module, data: Dataset, config: FinetuneConfig, ranks, on_progress=None,
-                should_stop=None, full_lr: float = FULL_FINETUNE_LR) -> Oracle | None:
+                should_stop=None, full_lr: float = FULL_FINETUNE_LR, workers: int = 1) -> Oracle | None:
     """Full finetuning on the same data and steps (at its own learning rate `full_lr`: at LoRA's it
     collapses to one class), the SVD of its update, and how close LoRA comes to it.
 
     None when the full finetune itself was stopped; otherwise the LoRA ranks that finished.
     """
     ranks = sorted(set(ranks))
-    total = config.steps * (len(ranks) + 1)
-    full, losses, evaluation = finetune_full(base, data, replace(config, lr=full_lr),
-                                             run_progress(on_progress, 0, total, "full"), should_stop)
-    if len(losses) < config.steps:
+    progress = shared_progress(on_progress, config.steps * (len(ranks) + 1))
+
+    def run(rank: int | None):
+        if rank is None:  # the full finetune, first: the longest run, and the one the others are compared with
+            full, losses, evaluation = finetune_full(base, data, replace(config, lr=full_lr), progress("full"),
+                                                     should_stop)
+            return (full, losses, evaluation) if len(losses) == config.steps else None
+        tuned = finetune_lora(base, data, replace(config, rank=rank), on_step=progress(f"LoRA rank {rank}"),
+                              should_stop=should_stop, evaluated=False)
+        return tuned if len(tuned.losses) == config.steps else None
+
+    reference, *runs = run_together([None, *ranks], run, should_stop, workers)
+    if reference is None:
         return None
+    full, losses, evaluation = reference
     deltas = {name: delta for name, delta in full_updates(base, full).items() if name in config.targets}
     spectra = {name: torch.linalg.svd(delta, full_matrices=False) for name, delta in deltas.items()}
     similarity, finished = {name: {} for name in deltas}, []
-    for i, rank in enumerate(ranks):
-        step = run_progress(on_progress, (i + 1) * config.steps, total, f"LoRA rank {rank}")
-        run = finetune_lora(base, data, replace(config, rank=rank), on_step=step, should_stop=should_stop)
-        if len(run.losses) < config.steps:
-            break
+    for rank, tuned in zip(ranks, runs, strict=True):
+        if tuned is None:
+            continue
         finished.append(rank)
-        for name, layer in lora_layers(run.model).items():
+        for name, layer in lora_layers(tuned.model).items():
             U_full = spectra[name][0][:, :rank]  # (out, r): the full update's top-r output directions
             similarity[name][rank] = subspace_similarity(lora_directions(lora_of(layer)), U_full)
     layers = {name: OracleLayer(S, energy(S), effective_rank(S), similarity[name], deltas[name].shape[0])

@@ -10,6 +10,7 @@ from torch import nn
 
 from .lora import factored_forward, lora_layers
 from .model import NUM_CLASSES
+from .parallel import map_ordered, one_thread
 
 
 def _check_positive(name: str, value, kind=int) -> None:
@@ -45,7 +46,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1
 
     Ends early after `max_steps` steps, or when `should_stop()` turns true (checked between steps, so
     the model always holds whole steps). `on_step(step, total, loss)` follows progress. Only the
-    parameters that require grad are trained; LoRA layers train through their factored path.
+    parameters that require grad are trained; LoRA layers train through their factored path. It runs
+    on one torch thread (lora_core.parallel): the same arguments give the same numbers on any server.
     """
     _check_positive("epochs", epochs)
     _check_positive("batch_size", batch_size)
@@ -62,7 +64,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1
     generator = torch.Generator().manual_seed(seed)  # shuffles on the CPU: identical order on every device
     losses: list[float] = []
     model.train()
-    with factored_forward(model) if lora_layers(model) else nullcontext():
+    with one_thread(), factored_forward(model) if lora_layers(model) else nullcontext():
         for _ in range(epochs):
             order = torch.randperm(len(x), generator=generator).to(x.device)
             for batch in order.split(batch_size):
@@ -93,13 +95,36 @@ class Evaluation:
         return sum(self.wrong_per_class)
 
 
-@torch.inference_mode()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1_000) -> Evaluation:
-    """Accuracy, wrong count per class and confusion matrix, in batched passes without autograd."""
+def logits_of(model: nn.Module, x: torch.Tensor, batch_size: int = 1_000) -> torch.Tensor:
+    """The model's outputs (N, classes) without autograd, chunks of `batch_size` spread over the cores
+    this thread may use, each on one torch thread: the same numbers however many cores that is."""
     model.eval()
-    predictions = torch.cat([model(chunk).argmax(dim=1) for chunk in x.split(batch_size)])
+
+    @torch.inference_mode()
+    def chunk_logits(chunk: torch.Tensor) -> torch.Tensor:
+        return model(chunk)
+
+    with torch.inference_mode():
+        return torch.cat(map_ordered(chunk_logits, x.split(batch_size)))
+
+
+def evaluation_of(logits: torch.Tensor, y: torch.Tensor) -> Evaluation:
+    """Accuracy, wrong count per class and confusion matrix of outputs already computed."""
+    predictions = logits.argmax(dim=1)
     confusion = torch.bincount(y * NUM_CLASSES + predictions, minlength=NUM_CLASSES ** 2)
     confusion = confusion.reshape(NUM_CLASSES, NUM_CLASSES).cpu().numpy()
     correct = np.diag(confusion)
     wrong = (confusion.sum(axis=1) - correct).tolist()
     return Evaluation(float(correct.sum() / len(y)), wrong, confusion, predictions.cpu())
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1_000,
+             return_logits: bool = False):
+    """Accuracy, wrong count per class and confusion matrix, in batched passes without autograd.
+
+    With `return_logits`, (evaluation, logits): for checks that need the outputs themselves, without a
+    second pass over the test images.
+    """
+    logits = logits_of(model, x, batch_size)
+    evaluation = evaluation_of(logits, y)
+    return (evaluation, logits) if return_logits else evaluation

@@ -30,20 +30,27 @@ digits = result["config"].digits
 names = tables.class_names(ctx.data.classes, digits)
 st.caption(f"Adapters trained with {inside.describe(result['config'], ctx.data.classes, with_rank=False)}.")
 
-strength = round(st.slider("Adapter strength", 0.0, MAX_STRENGTH, step=inside.STRENGTH_STEP,
-                           key="frontier_strength", help="W + strength·ΔW: 0 is the baseline, 1 the adapter as "
-                                                         "trained, above 1 an exaggerated update."), 2)
-with st.spinner(f"Evaluating every adapter at strength {strength:g}…"):
-    points = inside.frontier_points(result, base, ctx.data, digits, strength)
-paths = {rank: [(p.other_wrong, p.target_wrong) for s in sorted(result["points"])
-                for p in result["points"][s] if p.rank == rank] for rank in result["adapters"]}
-origin = inside.baseline_point(base, digits)
-charts.show(ic.frontier(points, origin, paths, strength, names), key="frontier_chart",
-            caption=f"Each rank's errors on {names} (up: worse) against errors on the other classes (right: "
-                    f"worse) at strength {strength:g}; the baseline star at {origin[1]:,} and {origin[0]:,}. "
-                    + "; ".join(f"rank {p.rank}: {p.target_wrong:,} and {p.other_wrong:,}" for p in points) + ".")
-st.caption(f"Thin lines: each rank's path from strength 0 (the baseline) to {MAX_STRENGTH:g}, through every "
-           "strength evaluated so far (each computed once, then kept).")
-st.dataframe([{"rank r": p.rank, "strength": p.strength, f"errors on {names}": p.target_wrong,
-               "errors on the other classes": p.other_wrong, "accuracy": p.accuracy} for p in points],
-             hide_index=True, column_config={"accuracy": st.column_config.NumberColumn(format="percent")})
+
+@st.fragment
+def strength_view() -> None:
+    """The slider and what it moves: a new strength reruns this alone, not the page."""
+    strength = round(st.slider("Adapter strength", 0.0, MAX_STRENGTH, step=inside.STRENGTH_STEP,
+                               key="frontier_strength", help="W + strength·ΔW: 0 is the baseline, 1 the adapter as "
+                                                             "trained, above 1 an exaggerated update."), 2)
+    with st.spinner(f"Evaluating every adapter at strength {strength:g}…"):
+        points = inside.frontier_points(result, base, ctx.data, digits, strength)
+    paths = {rank: [(p.other_wrong, p.target_wrong) for s in sorted(result["points"])
+                    for p in result["points"][s] if p.rank == rank] for rank in result["adapters"]}
+    origin = inside.baseline_point(base, digits)
+    charts.show(ic.frontier(points, origin, paths, strength, names), key="frontier_chart",
+                caption=f"Each rank's errors on {names} (up: worse) against errors on the other classes (right: "
+                        f"worse) at strength {strength:g}; the baseline star at {origin[1]:,} and {origin[0]:,}. "
+                        + "; ".join(f"rank {p.rank}: {p.target_wrong:,} and {p.other_wrong:,}" for p in points) + ".")
+    st.caption(f"Thin lines: each rank's path from strength 0 (the baseline) to {MAX_STRENGTH:g}, through every "
+               "strength evaluated so far (each computed once, then kept).")
+    st.dataframe([{"rank r": p.rank, "strength": p.strength, f"errors on {names}": p.target_wrong,
+                   "errors on the other classes": p.other_wrong, "accuracy": p.accuracy} for p in points],
+                 hide_index=True, column_config={"accuracy": st.column_config.NumberColumn(format="percent")})
+
+
+strength_view()

@@ -92,7 +92,12 @@ cols[3].metric("‖ΔW‖_F", f"{norms[layer]:.4g}")
 
 left, right = st.columns(2)
 with left:
-    fig, stride = charts.heatmap(view.delta.numpy(), f"ΔW of {layer}", charts.color_limit(view.delta.numpy()))
+    figures = st.session_state.setdefault("insp_heatmaps", {})  # a rerun redraws, it does not rebuild
+    if figures.get("delta") is not view.delta:
+        figures.clear()
+        figures["delta"] = view.delta
+        figures["drawn"] = charts.heatmap(view.delta.numpy(), f"ΔW of {layer}", charts.color_limit(view.delta.numpy()))
+    fig, stride = figures["drawn"]
     charts.show(fig, key="insp_heatmap",
                 caption=f"Each entry of ΔW of {layer} as a colour, blue +, red −, one entry one square; "
                         f"the largest |entry| is {charts.color_limit(view.delta.numpy()):.3g}.")
@@ -109,19 +114,26 @@ with right:
     st.caption(f"The first {shown} of W's {len(view.weight_singular_values)} singular values, and ΔW's r: computed "
                "from B and A alone, since B·A cannot have more than r directions — every other one is zero.")
 
-top = min(len(weight_energy), 200)
-state.clamp("insp_k", 1, top)
-k = st.slider("Energy captured by the top k singular directions", 1, top, key="insp_k",
-              help="The share of ‖M‖²_F that the k largest singular directions hold, for ΔW and for W.")
-cols = st.columns(2)
-cols[0].metric(f"ΔW: energy in the top {k}", tables.percent(delta_energy[min(k, len(delta_energy)) - 1]))
-cols[1].metric(f"W: energy in the top {k}", tables.percent(weight_energy[k - 1]),
-               help="The frozen weights are far from low-rank: many directions share their energy.")
-charts.show(ic.energy({"ΔW": delta_energy, "W (frozen)": weight_energy}, [view.rank],
-                      f"Energy in the top k directions of {layer}"), key="insp_energy",
-            caption=f"Share of ‖M‖²_F in the top k singular directions: at k = {k}, ΔW "
-                    f"{tables.percent(delta_energy[min(k, len(delta_energy)) - 1])} and W "
-                    f"{tables.percent(weight_energy[k - 1])}; ΔW reaches 100 % at k = r = {view.rank}.")
+
+@st.fragment
+def energy_view() -> None:
+    """The top-k slider and what it moves: a new k reruns this alone."""
+    top = min(len(weight_energy), 200)
+    state.clamp("insp_k", 1, top)
+    k = st.slider("Energy captured by the top k singular directions", 1, top, key="insp_k",
+                  help="The share of ‖M‖²_F that the k largest singular directions hold, for ΔW and for W.")
+    cols = st.columns(2)
+    cols[0].metric(f"ΔW: energy in the top {k}", tables.percent(delta_energy[min(k, len(delta_energy)) - 1]))
+    cols[1].metric(f"W: energy in the top {k}", tables.percent(weight_energy[k - 1]),
+                   help="The frozen weights are far from low-rank: many directions share their energy.")
+    charts.show(ic.energy({"ΔW": delta_energy, "W (frozen)": weight_energy}, [view.rank],
+                          f"Energy in the top k directions of {layer}"), key="insp_energy",
+                caption=f"Share of ‖M‖²_F in the top k singular directions: at k = {k}, ΔW "
+                        f"{tables.percent(delta_energy[min(k, len(delta_energy)) - 1])} and W "
+                        f"{tables.percent(weight_energy[k - 1])}; ΔW reaches 100 % at k = r = {view.rank}.")
+
+
+energy_view()
 
 if chosen["patterns"] is not None:
     st.subheader("What linear1's adapter reads")
@@ -142,23 +154,30 @@ if chosen["patterns"] is not None:
         st.caption(f"The first {PATTERNS_SHOWN} of {len(chosen['patterns'])} rows.")
 
 st.subheader("One test image through W and through W + ΔW")
-index = st.slider("Test image", 0, len(ctx.data.test_y) - 1, key="insp_image",
-                  help="Pick any test image: its logits with the adapter off and on.")
-image, label = ctx.data.test_x[index], int(ctx.data.test_y[index])
-without, with_adapter = (t.tolist() for t in anatomy.logits_with_and_without(model, image))
-classes = ctx.data.classes
-predicted_off = classes[max(range(len(without)), key=without.__getitem__)]
-predicted_on = classes[max(range(len(with_adapter)), key=with_adapter.__getitem__)]
-left, right = st.columns([1, 3])
-with left:
-    charts.show(ic.image(image.reshape(28, 28).cpu().numpy(), f"test image {index:,}: {classes[label]}"),
-                key="insp_image_chart", caption=f"Test image {index:,}, true class {classes[label]}.")
-with right:
-    charts.show(ic.logits(without, with_adapter, classes, "Logits with the adapter off and on"), key="insp_logits",
-                caption=f"The ten logits through W and through W + ΔW; the largest is {predicted_off} "
-                        f"({max(without):.3g}) off and {predicted_on} ({max(with_adapter):.3g}) on.")
-st.markdown(f"True class **{classes[label]}** · predicted through W: **{predicted_off}** · "
-            f"through W + ΔW: **{predicted_on}**")
+
+@st.fragment
+def image_view() -> None:
+    """The test-image slider and what it moves: a new image reruns this alone."""
+    index = st.slider("Test image", 0, len(ctx.data.test_y) - 1, key="insp_image",
+                      help="Pick any test image: its logits with the adapter off and on.")
+    image, label = ctx.data.test_x[index], int(ctx.data.test_y[index])
+    without, with_adapter = (t.tolist() for t in anatomy.logits_with_and_without(model, image))
+    classes = ctx.data.classes
+    predicted_off = classes[max(range(len(without)), key=without.__getitem__)]
+    predicted_on = classes[max(range(len(with_adapter)), key=with_adapter.__getitem__)]
+    left, right = st.columns([1, 3])
+    with left:
+        charts.show(ic.image(image.reshape(28, 28).cpu().numpy(), f"test image {index:,}: {classes[label]}"),
+                    key="insp_image_chart", caption=f"Test image {index:,}, true class {classes[label]}.")
+    with right:
+        charts.show(ic.logits(without, with_adapter, classes, "Logits with the adapter off and on"), key="insp_logits",
+                    caption=f"The ten logits through W and through W + ΔW; the largest is {predicted_off} "
+                            f"({max(without):.3g}) off and {predicted_on} ({max(with_adapter):.3g}) on.")
+    st.markdown(f"True class **{classes[label]}** · predicted through W: **{predicted_off}** · "
+                f"through W + ΔW: **{predicted_on}**")
+
+
+image_view()
 
 if "norms" in chosen:
     st.subheader("ΔW while it was trained")

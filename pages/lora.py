@@ -55,7 +55,11 @@ if problem := experiment.problem("rank", "alpha", "targets", "digits", "steps", 
 else:
     try:
         config = experiment.current().study("finetune")
-        counts = tables.lora_parameters(base.model, config.rank, config.alpha, config.targets, ctx.seed)
+        counted = (held["key"], config.rank, config.alpha, config.targets, ctx.seed)  # a rerun: not counted again
+        if st.session_state.get("lora_counted", (None,))[0] != counted:
+            st.session_state.lora_counted = (counted, tables.lora_parameters(base.model, config.rank, config.alpha,
+                                                                             config.targets, ctx.seed))
+        counts = st.session_state.lora_counted[1]
     except ValueError as err:  # e.g. a rank larger than a target layer allows: the core names the layer
         st.error(tables.settings_error(err))
         config = None

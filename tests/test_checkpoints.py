@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save as save_safetensors
 
 import lora_core as lc
-from lora_core.checkpoints import FORMAT, _digest, load_checkpoint, save_checkpoint, tidy
+from lora_core.checkpoints import FORMAT, digest, load_checkpoint, save_checkpoint, tidy
 
 
 def mlp(seed):
@@ -18,7 +18,7 @@ def mlp(seed):
 
 def forged(tensors: dict, info='{"v": 1}', **metadata) -> bytes:
     """A checkpoint whose digest matches its tensors: only the damage named in the test is wrong."""
-    meta = {"format": FORMAT, "sha256": _digest(tensors), "info": info, **metadata}
+    meta = {"format": FORMAT, "sha256": digest(tensors), "info": info, **metadata}
     return save_safetensors(tensors, metadata=meta)
 
 

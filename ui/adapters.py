@@ -14,7 +14,7 @@ import streamlit as st
 
 import lora_core as lc
 from lora_core.adapters import MAX_STRENGTH, adapter_zip, read_upload
-from ui import runs, server, tables
+from ui import jobs, runs, server, tables
 from ui.plain import plain
 
 PROBE_IMAGES = 256  # test images an uploaded adapter must give finite outputs on
@@ -34,7 +34,7 @@ def current(base_key) -> dict | None:
 
 
 def from_training(result: dict, base_key, classes) -> dict:
-    """The current-adapter record of a finished finetune job (its result: run, off, checks)."""
+    """The current-adapter record of a finished finetune job (its result: run, off, merged, checks)."""
     run = result["run"]
     c = run.config
     names = tables.class_names(classes, c.digits)
@@ -44,7 +44,8 @@ def from_training(result: dict, base_key, classes) -> dict:
                    "partly trained adapter's.")
     return {
         "name": f"rank {c.rank} · {names}", "model": run.model, "before": run.before, "after": run.after,
-        "off": result["off"], "checks": result["checks"], "losses": run.losses, "chosen": c.digits,
+        "off": result["off"], "merged": result.get("merged"), "checks": result["checks"], "losses": run.losses,
+        "chosen": c.digits,
         "base_key": base_key, "warning": warning, "source": "trained",
         "stem": f"lora-adapter-rank{c.rank}-" + "-".join(classes[d] for d in c.digits).replace(" ", "_"),
         "caption": f"Last run: rank {c.rank}, α {c.alpha:g} on {', '.join(c.targets)}; {len(run.losses):,} "
@@ -52,21 +53,22 @@ def from_training(result: dict, base_key, classes) -> dict:
     }
 
 
-def from_upload(base: lc.BaselineRun, data: lc.Dataset, filename: str, blob: bytes, base_key) -> dict:
-    """Read an uploaded file and attach it to a copy of the baseline; AdapterError says why it cannot be."""
-    return uploaded(base, data, filename, read_upload(filename, blob), base_key)
+def from_upload(base: lc.BaselineRun, data: lc.Dataset, filename: str, blob: bytes, base_key,
+                say=lambda text: None) -> dict:
+    """Read an uploaded file and attach it to a copy of the baseline; AdapterError says why it cannot be.
+    `say(text)` hears what it is doing."""
+    say("reading the file")
+    return uploaded(base, data, filename, read_upload(filename, blob), base_key, say)
 
 
-def uploaded(base: lc.BaselineRun, data: lc.Dataset, filename: str, adapter: lc.Adapter, base_key) -> dict:
+def uploaded(base: lc.BaselineRun, data: lc.Dataset, filename: str, adapter: lc.Adapter, base_key,
+             say=lambda text: None) -> dict:
     """The current-adapter record of an uploaded adapter, attached to a copy of the baseline."""
     model = lc.attach(lc.copy_model(base.model), adapter)  # checks the fit before changing the copy
     lc.check_outputs(model, data.test_x[:PROBE_IMAGES])  # finite A, B and ΔW can still overflow the outputs
-    after = lc.evaluate(model, data.test_x, data.test_y)
-    with lc.lora_enabled(model, False):
-        off = lc.evaluate(model, data.test_x, data.test_y)
     return {
-        "name": f"rank {adapter.rank} · {filename}", "model": model, "before": base.evaluation, "after": after,
-        "off": off, "checks": lc.adapter_checks(base.model, model, data.test_x), "losses": [], "chosen": (),
+        "name": f"rank {adapter.rank} · {filename}", "model": model, "before": base.evaluation,
+        **jobs.adapter_results(base, model, data, say=say), "losses": [], "chosen": (),
         "base_key": base_key, "warning": None, "source": "uploaded", "adapter": adapter,
         "stem": filename.rsplit(".", 1)[0],
         "caption": f"Uploaded {filename}: rank {adapter.rank}, α {adapter.alpha:g} on "
@@ -89,6 +91,8 @@ def make_current(record: dict, adapter: lc.Adapter) -> None:
     kept.append({"uid": uid, "name": name, "adapter": adapter, "chosen": record["chosen"],
                  "base_key": record["base_key"], "source": record["source"], "on": True, "strength": 1.0})
     del kept[:-MAX_KEPT]
+    if record.get("merged") is not None:  # this adapter alone at strength 1 is its merged copy: scored already
+        remember_score((record["base_key"], ((uid, 1.0),)), record["merged"])
     st.session_state.lora = record
     st.session_state.lora_reset_widgets = True  # applied before the widgets are drawn in the next run
 
@@ -110,8 +114,11 @@ def upload(file, base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
     if st.session_state.get("lora_upload_seen") != file.file_id:
         st.session_state.lora_upload_seen = file.file_id
         name = plain(file.name)
+        box = st.empty()  # what the upload is doing: it takes a few passes over the test images
         try:
-            record = from_upload(base, data, file.name, file.getvalue(), base_key)
+            with box.status(f"Using {name}…") as status:
+                record = from_upload(base, data, file.name, file.getvalue(), base_key,
+                                     say=lambda text: status.update(label=f"{name}: {text}…"))
         except lc.AdapterError as err:
             outcome = ("error", f"**{name} was not used:** {plain(err)}. Your baseline and adapters are unchanged.")
         except Exception:  # anything unforeseen: the details go to the server's log, the page says what it can
@@ -123,6 +130,7 @@ def upload(file, base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
             make_current(record, record.pop("adapter"))
             outcome = ("success", f"**{name}** is attached to a copy of your baseline as "
                                   f"*{plain(record['name'])}*: it is the current adapter, and switched on in the list.")
+        box.empty()
         st.session_state.lora_upload_outcome = (file.file_id, *outcome)
         if outcome[0] == "success":
             st.rerun()  # draw the page again with the new adapter
@@ -170,7 +178,8 @@ def zip_bytes(record: dict, peft_format: bool) -> bytes:
 def merge_rows(record: dict, data: lc.Dataset) -> list[dict]:
     """merge_precision of the current adapter on the test images, measured once per adapter."""
     if "merge" not in record:
-        record["merge"] = lc.merge_precision(record["model"], data.test_x)
+        with st.spinner("Merging the adapter in float32, bfloat16 and float16 and counting flipped predictions…"):
+            record["merge"] = lc.merge_precision(record["model"], data.test_x, reference=record["after"].predictions)
     return record["merge"]
 
 
@@ -209,8 +218,14 @@ def blend_score(base: lc.BaselineRun, data: lc.Dataset, base_key, entries: list[
     scores = st.session_state.setdefault("blend_scores", {})
     key = (base_key, tuple((e["uid"], s) for e, s in chosen))  # uids: a name can come back after a drop
     if key not in scores:
-        model = lc.blend(base.model, [e["adapter"] for e, _ in chosen], [s for _, s in chosen])
-        scores[key] = lc.evaluate(model, data.test_x, data.test_y)
-        while len(scores) > MAX_SCORES:
-            scores.pop(next(iter(scores)))
+        with st.spinner("Scoring this blend on the test images…"):
+            model = lc.blend(base.model, [e["adapter"] for e, _ in chosen], [s for _, s in chosen])
+            remember_score(key, lc.evaluate(model, data.test_x, data.test_y))
     return scores[key]
+
+
+def remember_score(key: tuple, evaluation: lc.Evaluation) -> None:
+    scores = st.session_state.setdefault("blend_scores", {})
+    scores[key] = evaluation
+    while len(scores) > MAX_SCORES:
+        scores.pop(next(iter(scores)))

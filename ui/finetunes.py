@@ -10,8 +10,8 @@ def record(result: dict) -> dict:
     """What the store keeps of a finetune: the adapter alone (kilobytes), its curves, evaluations and proofs."""
     run = result["run"]
     return {"config": run.config, "adapter": lc.adapter_of(run.model), "losses": run.losses, "before": run.before,
-            "after": run.after, "off": result["off"], "checks": result["checks"], "parameters": run.parameters,
-            "update_norms": run.update_norms}
+            "after": run.after, "off": result["off"], "merged": result.get("merged"), "checks": result["checks"],
+            "parameters": run.parameters, "update_norms": run.update_norms}
 
 
 def revive(base: lc.BaselineRun):
@@ -20,7 +20,7 @@ def revive(base: lc.BaselineRun):
         model = lc.attach(lc.copy_model(base.model), stored["adapter"])
         run = lc.FinetuneRun(stored["config"], model, stored["losses"], stored["before"], stored["after"],
                              stored["parameters"], stored["update_norms"])
-        return {"run": run, "off": stored["off"], "checks": stored["checks"]}
+        return {"run": run, "off": stored["off"], "merged": stored.get("merged"), "checks": stored["checks"]}
     return build
 
 

@@ -3,6 +3,8 @@ their background jobs, and core results reshaped into rows for tables and charts
 
 Every number comes from lora_core (anatomy, studies, runs); nothing here computes on tensors.
 """
+import atexit
+import threading
 import time
 from dataclasses import asdict
 
@@ -10,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 import lora_core as lc
-from lora_core import anatomy, studies
+from lora_core import anatomy, parallel, studies
 from lora_core import presets as core_presets
 from lora_core.adapters import MAX_STRENGTH
 from lora_core.checkpoints import digest
@@ -103,8 +105,8 @@ def _inspect(base: lc.BaselineRun, base_key: str, data: lc.Dataset, config: lc.F
                 job.snapshots.append((step, delta_spectra(job.model)))
             job.on_step(step, total, loss)
 
-        run = lc.finetune_lora(base.model, data, config, before=base.evaluation, on_step=on_step,
-                               should_stop=job.should_stop, on_start=on_start)
+        run = lc.finetune_lora(base.model, data, config, on_step=on_step, should_stop=job.should_stop,
+                               on_start=on_start, evaluated=False)  # the inspector shows no accuracy
         job.label = "computing the SVDs of W and ΔW"
         return {"run": run, "norms": job.norms, "snapshots": job.snapshots, "config": config,
                 "stopped": len(run.losses) < config.steps, **inspection(run.model)}
@@ -115,7 +117,7 @@ def _oracle(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, r
     """studies.rank_oracle (full finetuning at its own learning rate), reshaped into plain lists for the page."""
     def work(job: jobs.Job) -> dict:
         found = studies.rank_oracle(base.model, data, config, ranks, on_progress=job.on_progress,
-                                    should_stop=job.should_stop, full_lr=full_lr)
+                                    should_stop=job.should_stop, full_lr=full_lr, workers=job.cores)
         if found is None:
             return {"stopped": True, "ranks": [], "config": config, "full_lr": full_lr}
         layers = {name: {"singular_values": layer.singular_values.tolist(), "energy": layer.energy.tolist(),
@@ -132,7 +134,7 @@ def _oracle(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, r
 def _gallery(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig):
     def work(job: jobs.Job) -> dict:
         curves = studies.init_gallery(base.model, data, config, on_progress=job.on_progress,
-                                      should_stop=job.should_stop)
+                                      should_stop=job.should_stop, workers=job.cores)
         return {"curves": curves, "config": config, "stopped": len(curves) < len(lc.lora.INITS)}
     return work
 
@@ -140,7 +142,7 @@ def _gallery(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig):
 def _scaling(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks):
     def work(job: jobs.Job) -> dict:
         rows = studies.scaling_sweep(base.model, data, config, ranks, on_progress=job.on_progress,
-                                     should_stop=job.should_stop)
+                                     should_stop=job.should_stop, workers=job.cores)
         return {"rows": rows, "config": config, "stopped": len(rows) < 2 * len(set(ranks))}
     return work
 
@@ -149,18 +151,23 @@ def _frontier(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig,
     """One adapter per rank; then the frontier at a few strengths, so that each rank's path shows at once."""
     def work(job: jobs.Job) -> dict:
         adapters = studies.train_frontier_adapters(base.model, data, config, ranks, on_progress=job.on_progress,
-                                                   should_stop=job.should_stop)
+                                                   should_stop=job.should_stop, workers=job.cores)
         points = {}
         for strength in PATH_STRENGTHS:
             job.label = f"evaluating every adapter at strength {strength:g}"
-            points[strength] = studies.frontier(base.model, data, adapters, config.digits, strength)
+            points[strength] = studies.frontier(base.model, data, adapters, config.digits, strength, base.evaluation)
+        _in_background(_fill_strengths, points, base, data, adapters, config.digits)
         return {"adapters": adapters, "points": points, "config": config,
                 "stopped": len(adapters) < len(set(ranks))}
     return work
 
 
 def _keep(result: dict):
-    return None if result.get("stopped") else (result, result)
+    if result.get("stopped"):
+        return None
+    if "points" in result:  # the frontier's strengths are still being filled in: store those there are now
+        return dict(result, points=dict(result["points"])), result  # (a dict copy is atomic under the GIL)
+    return result, result
 
 
 def _keep_inspection(result: dict):
@@ -210,6 +217,44 @@ def run(kind: str, held: dict, ctx, config: lc.FinetuneConfig, label: str, what:
         st.info("Stopped: only the runs that finished are shown." if not inspecting else
                 "Stopped: this is the partly trained adapter.")
     return result
+
+
+FILL_PATIENCE_S = 600  # how long the fill waits for the server's trainings to end before it gives up
+_background: set[threading.Thread] = set()  # work done ahead of a request, in daemon threads
+_closing = threading.Event()
+
+
+def _in_background(target, *args) -> None:
+    """`target(*args)` in a daemon thread that the interpreter's exit waits for (a little)."""
+    _background.difference_update([t for t in list(_background) if not t.is_alive()])
+    thread = threading.Thread(target=target, args=args, name=f"lora-lab {target.__name__}", daemon=True)
+    _background.add(thread)
+    thread.start()
+
+
+@atexit.register
+def _finish_background() -> None:
+    """A daemon thread still inside torch when the interpreter ends aborts the process: let them end first."""
+    _closing.set()
+    for thread in list(_background):
+        thread.join(timeout=60)
+
+
+def _fill_strengths(points: dict, base: lc.BaselineRun, data: lc.Dataset, adapters, digits) -> None:
+    """The frontier at every strength of the slider, nearest to 1 (as trained) first, on one core and only
+    while no training runs (it must not slow anyone's): a new slider value is then read, not computed.
+    The page computes one itself if it comes before this."""
+    deadline = time.monotonic() + FILL_PATIENCE_S
+    with parallel.using(1):
+        for strength in sorted(strengths(), key=lambda s: (abs(s - 1), s)):
+            while jobs.SLOTS.running() and not _closing.is_set():
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.5)
+            if _closing.is_set():
+                return
+            if strength not in points:
+                points[strength] = studies.frontier(base.model, data, adapters, digits, strength, base.evaluation)
 
 
 # --- following a job ---------------------------------------------------------------------------------
@@ -320,7 +365,7 @@ def frontier_points(result: dict, base: lc.BaselineRun, data: lc.Dataset, digits
     """The frontier at one strength: computed once (a merge and a test pass per rank), then cached."""
     points = result["points"]
     if strength not in points:
-        points[strength] = studies.frontier(base.model, data, result["adapters"], digits, strength)
+        points[strength] = studies.frontier(base.model, data, result["adapters"], digits, strength, base.evaluation)
     return points[strength]
 
 

@@ -18,12 +18,13 @@ import streamlit as st
 import torch
 
 import lora_core as lc
+from lora_core import parallel
 from lora_core.slots import Busy, Cancelled, TrainingSlots
 from ui import charts, fair, server
 
 POLL_S = 0.25  # how often the live chart and progress bar are redrawn
 SLOTS = TrainingSlots(server.max_trainings(), fair.per_person())  # one per server process
-THREADS = server.threads_each(SLOTS.limit)  # torch threads of each job: SLOTS.limit jobs fill the cores
+THREADS = server.threads_each(SLOTS.limit)  # cores of each job when all SLOTS.limit slots are taken
 
 
 class Job:
@@ -43,6 +44,7 @@ class Job:
         self.step, self.total, self.label = 0, 0, ""
         self.result, self.error = None, None
         self.place = -1  # in the queue for a training slot: k > 0 while waiting, 0 once running
+        self.cores = THREADS  # the cores it may use, set when it gets its slot
         self.watchers: set[str] = set()  # the sessions following this job
         self._watchers_lock = threading.Lock()
         self._stop = threading.Event()
@@ -71,11 +73,15 @@ class Job:
         return f"Job({self.name!r}, {state}, step {self.step}/{self.total})"
 
     def _run(self, work) -> None:
-        torch.set_num_threads(THREADS)  # this thread's own setting
         try:
             with SLOTS.slot(self, on_wait=self._wait, cancelled=self.should_stop):
+                # a lone job gets every core; each training still runs on one thread (lora_core.parallel),
+                # so how many others run changes how fast it is, never its numbers
+                self.cores = server.threads_each(SLOTS.running())
+                torch.set_num_threads(self.cores)  # this thread's own setting
                 self.place = 0
-                self.result = work(self)
+                with parallel.using(self.cores):
+                    self.result = work(self)
         except Cancelled:  # stopped while queued: nothing ran, result stays None
             pass
         except Exception as err:  # shown on the page, never lost in a thread
@@ -196,16 +202,34 @@ def follow(job: Job, what: str, live_chart: bool = True) -> None:
 
 # --- this user's experiments -----------------------------------------------------------------------
 
+def adapter_results(base: lc.BaselineRun, model, data: lc.Dataset, on=None, on_logits=None,
+                    say=lambda text: None) -> dict:
+    """Evaluations of an adapted copy of `base` with the adapter on and off, of its merged copy, and the
+    proofs — one pass over the test images for each of on, off and merged; the base's outputs are the
+    ones its own evaluation scored. `on`/`on_logits` when the finetune already evaluated it."""
+    if on is None:
+        say("evaluating with the adapter on")
+        on, on_logits = lc.evaluate(model, data.test_x, data.test_y, return_logits=True)
+    say("evaluating with the adapter off")
+    with lc.lora_enabled(model, False):
+        off, off_logits = lc.evaluate(model, data.test_x, data.test_y, return_logits=True)
+    say("checking the proofs on a merged copy")
+    merged, merged_logits = lc.evaluate(lc.merged_copy(model), data.test_x, data.test_y, return_logits=True)
+    checks = lc.adapter_checks(base.model, model, data.test_x, base_logits=base.test_logits, off_logits=off_logits,
+                               on_logits=on_logits, merged_logits=merged_logits)
+    return {"after": on, "off": off, "merged": merged, "checks": checks}
+
+
 def finetune(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig):
     """The work of a finetune job: finetune a copy of `base`; then evaluate it with the adapter off and run
     the adapter checks."""
     def work(job: Job) -> dict:
         run = lc.finetune_lora(base.model, data, config, before=base.evaluation, on_step=job.on_step,
                                should_stop=job.should_stop)
-        job.label = "checking the adapter"
-        with lc.lora_enabled(run.model, False):
-            off = lc.evaluate(run.model, data.test_x, data.test_y)
-        return {"run": run, "off": off, "checks": lc.adapter_checks(base.model, run.model, data.test_x)}
+
+        def say(text: str) -> None:
+            job.label = text
+        return {"run": run, **adapter_results(base, run.model, data, run.after, run.after_logits, say)}
     return work
 
 
@@ -216,6 +240,7 @@ def compare(base: lc.BaselineRun, data: lc.Dataset, ranks, config: lc.FinetuneCo
             job.on_progress(done, total, "full finetuning, the reference" if label == "full" else label)
 
         rows = lc.compare_ranks(base.model, data, ranks, config, on_progress=on_progress,
-                                should_stop=job.should_stop, full_lr=full_lr)
+                                should_stop=job.should_stop, full_lr=full_lr, before=base.evaluation,
+                                workers=job.cores)
         return {"rows": rows, "stopped": job.stopping}
     return work

@@ -15,6 +15,7 @@ from lora_core.checkpoints import tidy
 from lora_core.store import RunStore, environment, run_key
 from ui import fair, jobs, server
 
+TRAINING_THREADS = 1  # every training runs on one torch thread (lora_core.parallel), whatever the server's load
 STORE_BYTES = 1024 * 2**20  # finished runs kept in memory (their tensors); the disk keeps every one
 _running: dict[str, jobs.Job] = {}
 _lock = threading.Lock()
@@ -31,7 +32,7 @@ def store() -> RunStore:
 
 def key(experiment, kind: str, device: str) -> str:
     """The store's key of the run `kind` that `experiment` describes, on this server."""
-    return run_key(kind, experiment.identity(kind), environment(device, jobs.THREADS))
+    return run_key(kind, experiment.identity(kind), environment(device, TRAINING_THREADS))
 
 
 def running(run: str) -> jobs.Job | None:

@@ -1,0 +1,193 @@
+"""Click → result in a real browser, for each action of issue 12's table: `python -m benchmarks.ui`.
+
+A fresh `streamlit run` server (its own checkpoint folder, so nothing is restored from disk) and Debian's
+chromium driven by Playwright. Each repeat of an action opens a new tab (a new session), gives it the
+default baseline (trained once, then reused from the server's store: not timed) and times from the click
+to the moment the result is on screen and the page has stopped running. The baseline action trains a
+new baseline each repeat (a new seed). The slider moves the frontier's strength one step, in a tab that
+has shown its adapters for SETTLE_S seconds. Prints the median of the repeats with their range.
+"""
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import lora_core as lc
+from benchmarks.browser import chromium, click, go, metric, open_app, set_number, streamlit_server, wait_idle
+from lora_core.adapters import adapter_zip
+from lora_core.train import planned_steps
+
+LONG_MS = 600_000  # the longest click → result the benchmark waits for
+SETTLE_S = 10  # how long the frontier is on screen before its slider moves: a person reading it
+STUDIES = {  # page title → its run button and the note it shows until a result is there
+    "Rank oracle": "Run the oracle", "Initialisation gallery": "Run the gallery",
+    "Scaling explorer": "Run the sweep", "Learn/forget frontier": "Train the adapters",
+}
+
+
+def until(check, what: str, timeout_ms: int = LONG_MS, page=None) -> None:
+    """Poll `check()` until it holds; then wait for the page's run to end."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not appear within {timeout_ms / 1000:g} s")
+        time.sleep(0.05)
+    if page is not None:
+        wait_idle(page, LONG_MS)
+
+
+def shown(locator) -> bool:
+    return locator.count() > 0 and locator.first.is_visible()
+
+
+class Bench:
+    def __init__(self, browser, url: str, adapter_file: Path):
+        self.browser, self.url, self.adapter_file = browser, url, adapter_file
+        self.seed = 0
+
+    def tab(self, with_baseline: bool = True):
+        context = self.browser.new_context(viewport={"width": 1400, "height": 900})
+        page = open_app(context, self.url, "baseline", timeout=LONG_MS)  # a busy machine draws slowly
+        if with_baseline:  # the default baseline: trained by the first tab, reused from the store after
+            click(page, page.get_by_role("button", name="Train baseline", exact=True), timeout=LONG_MS)
+            until(lambda: shown(metric(page, "Steps trained")), "the baseline", page=page)
+        return context, page
+
+    def timed(self, page, start, done) -> float:
+        t = time.perf_counter()
+        start()
+        until(done, "the result", page=page)
+        return time.perf_counter() - t
+
+    def baseline(self) -> float:
+        self.seed += 1
+        context, page = self.tab(with_baseline=False)
+        try:
+            set_number(page, "Random seed", self.seed)
+            steps = planned_steps(5000, lc.BaselineConfig().epochs, lc.BaselineConfig().batch_size)
+            value = metric(page, "Steps trained")
+            return self.timed(page, page.get_by_role("button", name="Train baseline", exact=True).click,
+                              lambda: shown(value) and value.first.inner_text() == f"{steps:,}")
+        finally:
+            context.close()
+
+    def lora(self) -> float:
+        context, page = self.tab()
+        try:
+            go(page, "LoRA finetuning", "LoRA finetuning")
+            return self.timed(page, page.get_by_role("button", name="Train LoRA", exact=True).click,
+                              lambda: shown(page.get_by_role("heading", name="Proofs")))
+        finally:
+            context.close()
+
+    def upload(self) -> float:
+        context, page = self.tab()
+        try:
+            go(page, "LoRA finetuning", "LoRA finetuning")
+            box = page.get_by_test_id("stFileUploaderDropzoneInput")
+            return self.timed(page, lambda: box.set_input_files(str(self.adapter_file)),
+                              lambda: shown(page.get_by_text("is attached to a copy of your baseline")))
+        finally:
+            context.close()
+
+    def ranks(self) -> float:
+        context, page = self.tab()
+        try:
+            go(page, "Rank comparison", "Rank comparison")
+            return self.timed(page, page.get_by_role("button", name="Run comparison", exact=True).click,
+                              lambda: shown(page.get_by_text("Last comparison:")))
+        finally:
+            context.close()
+
+    def inspector(self) -> float:
+        context, page = self.tab()
+        try:
+            go(page, "ΔW inspector", "ΔW inspector")
+            return self.timed(page, page.get_by_role("button", name="Train and watch", exact=True).click,
+                              lambda: shown(page.get_by_role("heading", name="One layer's update")))
+        finally:
+            context.close()
+
+    def study(self, title: str, keep_open: bool = False):
+        context, page = self.tab()
+        button = STUDIES[title]
+        go(page, title, title)
+        note = page.get_by_text(f"Press {button}.")
+        run = page.get_by_role("button", name=button, exact=True)
+        seconds = self.timed(page, run.click, lambda: not shown(note) and run.is_enabled())
+        if keep_open:
+            return seconds, context, page
+        context.close()
+        return seconds
+
+    def slider(self, repeats: int) -> list[float]:
+        _, context, page = self.study("Learn/forget frontier", keep_open=True)
+        try:
+            time.sleep(SETTLE_S)
+            strength = page.get_by_role("slider", name="Adapter strength")
+            strength.focus()
+            times = []
+            for _ in range(repeats):  # 1.0 → 0.95 → 0.9 …: each a value this tab has not shown
+                t = time.perf_counter()
+                strength.press("ArrowLeft")
+                title = page.get_by_text(f"Learned against forgotten, at strength {float(strength.input_value()):g}")
+                until(lambda title=title: shown(title), "the chart at the new strength", page=page)
+                times.append(time.perf_counter() - t)
+            return times
+        finally:
+            context.close()
+
+
+ACTIONS = [  # (row, method or study title); issue 12's targets in the report
+    ("LoRA finetune, defaults", "lora"),
+    ("Rank comparison, defaults", "ranks"),
+    ("ΔW inspector, Train and watch", "inspector"),
+    ("Rank oracle", "Rank oracle"),
+    ("Initialisation gallery", "Initialisation gallery"),
+    ("Scaling explorer", "Scaling explorer"),
+    ("Learn/forget frontier", "Learn/forget frontier"),
+    ("Baseline, defaults (sample)", "baseline"),
+    ("Adapter upload", "upload"),
+]
+
+
+def adapter_file(folder: Path) -> Path:
+    """A rank-1 adapter on the default network's layers, as the LoRA page downloads it."""
+    model = lc.add_lora(lc.new_model(1000, 2000, 0, "cpu"), rank=1)
+    path = folder / "adapter.zip"
+    path.write_bytes(adapter_zip(model))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="repeats of each action (default 5)")
+    parser.add_argument("--quick", action="store_true", help="one repeat of each action")
+    parser.add_argument("--only", nargs="*", help="row names (or their start) to run, e.g. 'LoRA' 'Adapter'")
+    args = parser.parse_args()
+    repeats = 1 if args.quick else args.repeats
+
+    with tempfile.TemporaryDirectory() as tmp, chromium() as browser:
+        env = {"LORA_LAB_CACHE": str(Path(tmp) / "checkpoints")}
+        with streamlit_server(env=env, log=Path(tmp) / "streamlit.log") as url:
+            bench = Bench(browser, url, adapter_file(Path(tmp)))
+            rows = []
+            chosen = [(row, how) for row, how in ACTIONS
+                      if not args.only or any(row.startswith(name) for name in args.only)]
+            for row, how in chosen:
+                times = [getattr(bench, how)() if hasattr(bench, how) else bench.study(how) for _ in range(repeats)]
+                rows.append((row, times))
+                print(f"{row}: " + ", ".join(f"{t:.1f}" for t in times) + " s", flush=True)
+            if not args.only or any("Frontier strength".startswith(n) or n.startswith("Frontier") for n in args.only):
+                rows.append(("Frontier strength slider, a new value", bench.slider(repeats)))
+                print(f"{rows[-1][0]}: " + ", ".join(f"{t:.2f}" for t in rows[-1][1]) + " s", flush=True)
+    print(f"\n{os.cpu_count()} cores; {repeats} repeat(s); median (range)\n")
+    print("| click → result | median | range |\n| --- | ---: | ---: |")
+    for row, times in rows:
+        print(f"| {row} | {statistics.median(times):.2f} s | {min(times):.2f}–{max(times):.2f} s |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Several cores, the same numbers: what lora_core.parallel promises, measured on real runs."""
+import threading
+
+import torch
+
+from lora_core import FinetuneConfig, adapter_checks, compare_ranks, evaluate, finetune_lora, parallel, train
+from lora_core.adapters import adapter_of, blend
+from lora_core.runs import merged_copy, new_model
+from lora_core.studies import init_gallery, rank_oracle, scaling_sweep, train_frontier_adapters
+
+CONFIG = FinetuneConfig(steps=6, targets=("linear1", "linear2"))
+
+
+def test_map_ordered_keeps_order_and_gives_each_worker_one_thread():
+    seen = []
+
+    def work(i):
+        seen.append((threading.current_thread().name, torch.get_num_threads(), parallel.cores()))
+        return i * i
+
+    assert parallel.map_ordered(work, range(7), workers=3) == [i * i for i in range(7)]
+    assert {threads for _, threads, _ in seen} == {1} and {cores for _, _, cores in seen} == {1}
+    with parallel.using(5):
+        assert parallel.cores() == 5
+    assert parallel.cores() == torch.get_num_threads()
+
+
+def test_evaluation_is_the_same_on_any_number_of_cores(baseline, data):
+    with parallel.using(1):
+        one, one_logits = evaluate(baseline.model, data.test_x, data.test_y, return_logits=True)
+    with parallel.using(3):
+        three, three_logits = evaluate(baseline.model, data.test_x, data.test_y, return_logits=True)
+    assert torch.equal(one_logits, three_logits) and torch.equal(one.predictions, three.predictions)
+    with torch.inference_mode():  # against the plain forward of the whole test set
+        assert torch.equal(baseline.model(data.test_x).argmax(dim=1), one.predictions)
+
+
+def test_training_numbers_do_not_depend_on_the_callers_threads(data):
+    losses = {}
+    for threads in (1, 2):
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            model = new_model(64, 32, 0, "cpu")
+            losses[threads] = train(model, data.train_x, data.train_y, max_steps=20)
+        finally:
+            torch.set_num_threads(previous)
+    assert losses[1] == losses[2]
+
+
+def test_studies_on_two_workers_equal_the_serial_ones(baseline, data):
+    serial = compare_ranks(baseline.model, data, [1, 2], CONFIG)
+    assert compare_ranks(baseline.model, data, [1, 2], CONFIG, before=baseline.evaluation, workers=2) == serial
+    one = train_frontier_adapters(baseline.model, data, CONFIG, [1, 2])
+    two = train_frontier_adapters(baseline.model, data, CONFIG, [1, 2], workers=2)
+    assert list(one) == list(two) == [1, 2]
+    for rank in one:
+        for name, (A, B) in one[rank].weights.items():
+            assert torch.equal(A, two[rank].weights[name][0]) and torch.equal(B, two[rank].weights[name][1])
+    assert init_gallery(baseline.model, data, CONFIG, inits=("kaiming", "random")) == \
+        init_gallery(baseline.model, data, CONFIG, inits=("kaiming", "random"), workers=2)
+    assert scaling_sweep(baseline.model, data, CONFIG, [1, 2]) == scaling_sweep(baseline.model, data, CONFIG, [1, 2],
+                                                                                 workers=2)
+    a, b = rank_oracle(baseline.model, data, CONFIG, [1, 2]), rank_oracle(baseline.model, data, CONFIG, [1, 2],
+                                                                          workers=2)
+    assert a.full_losses == b.full_losses and a.ranks == b.ranks
+    assert torch.equal(a.layers["linear2"].singular_values, b.layers["linear2"].singular_values)
+    assert a.layers["linear2"].similarity[2]["similarity"] == b.layers["linear2"].similarity[2]["similarity"]
+
+
+def test_a_stop_keeps_the_runs_that_finished_on_two_workers(baseline, data):
+    steps = []
+    stop = lambda: len(steps) >= 2 * CONFIG.steps + 2  # two runs at once finish; the next two never start
+    rows = compare_ranks(baseline.model, data, [1, 2, 4], CONFIG, on_progress=lambda *p: steps.append(p),
+                         should_stop=stop, workers=2)
+    assert rows[0].method == "baseline" and 1 <= len(rows) - 1 <= 2  # the full finetune and rank 1 ran first
+    assert all(r.method in ("LoRA r=1", "full finetune") for r in rows[1:])
+
+
+def test_checks_from_precomputed_outputs_equal_the_checks_computed_alone(baseline, data):
+    run = finetune_lora(baseline.model, data, FinetuneConfig(steps=5), before=baseline.evaluation)
+    x = data.test_x[:500]
+    alone = adapter_checks(baseline.model, run.model, x)
+    _, merged_logits = evaluate(merged_copy(run.model), x, data.test_y[:500], return_logits=True)
+    given = adapter_checks(baseline.model, run.model, x, base_logits=baseline.test_logits[:500],
+                           on_logits=run.after_logits[:500], merged_logits=merged_logits)
+    assert given == alone
+    assert torch.equal(run.after.predictions, run.after_logits.argmax(dim=1))
+    assert torch.equal(baseline.evaluation.predictions, baseline.test_logits.argmax(dim=1))
+
+
+def test_an_adapter_alone_at_strength_one_is_its_merged_copy(baseline, data):
+    """Why the page can score that blend from the merged copy's evaluation: the weights are the same bits."""
+    run = finetune_lora(baseline.model, data, FinetuneConfig(steps=5, targets=("linear2", "linear3")))
+    blended, merged = blend(baseline.model, [adapter_of(run.model)], [1.0]), merged_copy(run.model)
+    assert all(torch.equal(p, q) for p, q in zip(blended.parameters(), merged.parameters(), strict=True))
+
+
+def test_a_run_left_unevaluated_trains_the_same(baseline, data):
+    config = FinetuneConfig(steps=4, targets=("linear2",))
+    evaluated = finetune_lora(baseline.model, data, config, before=baseline.evaluation)
+    bare = finetune_lora(baseline.model, data, config, evaluated=False)
+    assert bare.before is None and bare.after is None and bare.after_logits is None
+    assert bare.losses == evaluated.losses and bare.update_norms == evaluated.update_norms
