@@ -149,6 +149,14 @@ def click(page, locator, timeout: int = RUN_MS) -> None:
         locator.click()
 
 
+def press(page, name: str, timeout: int = RUN_MS) -> None:
+    """Click a Train button and wait for its run, unless the run it would make is stored on the server
+    already: then the button is disabled and the page shows that run."""
+    button = page.get_by_role("button", name=name, exact=True)
+    if button.is_enabled():
+        click(page, button, timeout=timeout)
+
+
 def go(page, link: str, heading: str) -> None:
     """Click a page in the sidebar (same session, so its state stays) and wait for its title."""
     from playwright.sync_api import expect

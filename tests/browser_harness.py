@@ -14,6 +14,7 @@ from benchmarks.browser import (
     go,
     metric,
     open_app,
+    press,
     problems,
     rerun,
     set_number,
@@ -22,5 +23,5 @@ from benchmarks.browser import (
 )
 
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "FIRST_RUN_MS", "RUN_MS", "RunCounter", "chart_when", "charts", "chromium",
-           "click", "free_port", "full_page_screenshot", "go", "metric", "open_app", "problems", "rerun",
+           "click", "free_port", "full_page_screenshot", "go", "metric", "open_app", "press", "problems", "rerun",
            "set_number", "streamlit_server", "wait_idle"]

@@ -296,7 +296,9 @@ def test_stop_keeps_the_partly_trained_adapter_and_ends_a_study_between_steps(da
     experiment = presets.with_values(lc.Experiment(), {("inspect_every",): 0})
     live = jobs.Job("live", inside.work_for("inspect", held, data, lc.FinetuneConfig(steps=5_000), experiment))
     study = jobs.Job("gallery", inside.work_for("inits", held, data, lc.FinetuneConfig(steps=2_000), experiment))
-    for job, steps in ((live, 3), (study, 2_003)):  # the study is stopped in its second run
+    # the study is stopped three quarters in: with its runs trained together (as many as the job has cores),
+    # at most that many are unfinished then, so at least one has finished
+    for job, steps in ((live, 3), (study, 6_000)):
         deadline = time.monotonic() + 120
         while job.step < steps and not job.done:
             assert time.monotonic() < deadline, "the job never got that far"
@@ -309,4 +311,5 @@ def test_stop_keeps_the_partly_trained_adapter_and_ends_a_study_between_steps(da
     assert [len(norms) for norms in live.result["norms"].values()] == [len(run.losses) + 1] * 3
     assert live.result["views"] and live.result["stopped"]
     assert study.result["stopped"] and len(study.result["curves"]) < len(lc.lora.INITS)  # what finished is kept
-    assert [len(curve.losses) for curve in study.result["curves"]] == [2_000]
+    assert 1 <= len(study.result["curves"]) < len(lc.lora.INITS)
+    assert all(len(curve.losses) == 2_000 for curve in study.result["curves"])  # only whole runs are kept

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import APP, wait_for_steps
+from conftest import open_session, train_baseline, wait_for_steps
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
@@ -18,22 +18,8 @@ SMALL = {"base_hidden1": 32, "base_hidden2": 32, "base_max_steps": 10, "lora_ste
 LONG = lc.BaselineConfig(hidden1=8, hidden2=8, epochs=200, max_steps=10_000)  # time to stop it midway
 
 
-def open_session(**state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    for key, value in {**SMALL, **state}.items():
-        at.session_state[key] = value
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
-def train_baseline(at: AppTest) -> lc.BaselineRun:
-    """The session's baseline: trained by its click, or found in the store (then there is nothing to click)."""
-    at.switch_page("pages/baseline.py").run()
-    if not at.button(key="base_train").disabled:
-        at.button(key="base_train").click().run()
-    assert not at.exception, at.exception
-    return runs.find(runs.key(at.session_state["experiment"], "baseline", "cpu"))
 
 
 def train_lora(at: AppTest, **settings) -> None:
@@ -75,7 +61,7 @@ def test_two_sessions_share_the_data_and_the_baseline_but_never_an_adapter():
     a, b = open_session(SMALL, seed=9101), open_session(SMALL, seed=9101)
     assert a.session_state["session_id"] != b.session_state["session_id"]
     assert a.session_state["context"].data is b.session_state["context"].data  # loaded once per server
-    held_a, held_b = train_baseline(a), train_baseline(b)
+    held_a, held_b = train_baseline(a)["run"], train_baseline(b)["run"]
     base = held_a.model
     assert held_b is held_a and "Stored on this server" in b.success[0].value  # trained once
     weights = {name: w.clone() for name, w in base.state_dict().items()}
@@ -117,7 +103,7 @@ def test_a_closed_session_stops_its_training_and_the_model_keeps_every_whole_ste
 
 
 def test_a_shared_baseline_trains_on_while_one_session_still_follows_it(data):
-    a, b = open_session(), open_session()
+    a, b = open_session(SMALL), open_session(SMALL)
     key = runs.key(lc.Experiment(baseline=LONG, seed=LONG.seed), "baseline", "cpu")
     work = lambda job: lc.train_baseline(LONG, data, on_step=job.on_step, should_stop=job.should_stop)  # noqa: E731
     how_a, job = runs.start(key, "baseline", work, ui_baseline.keep, a.session_state["session_id"])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import APP
+from conftest import APP, open_session, train_baseline
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
@@ -26,26 +26,12 @@ SMALL = {"base_hidden1": 24, "base_hidden2": 24, "base_max_steps": 12, "lora_ste
 DIVERGING_LR = 1e12  # far beyond the inputs' 1e-2: the loss is NaN by the second step
 
 
-def open_session(**state_values) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    for key, value in {**SMALL, **state_values}.items():
-        at.session_state[key] = value
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def baseline_key(at: AppTest) -> str:
     return runs.key(at.session_state["experiment"], "baseline", "cpu")
 
 
-def train_baseline(at: AppTest) -> lc.BaselineRun:
-    """The session's baseline: trained by its click, or found in the store (then there is nothing to click)."""
-    at.switch_page("pages/baseline.py").run()
-    if not at.button(key="base_train").disabled:
-        at.button(key="base_train").click().run()
-    assert not at.exception, at.exception
-    return runs.find(baseline_key(at))
 
 
 def texts(elements) -> str:
@@ -73,15 +59,15 @@ def foreign(path: Path) -> None:  # a valid run file, but of another run
 @pytest.mark.parametrize("damage", [flip, truncate, foreign], ids=lambda f: f.__name__)
 def test_a_restarted_server_shows_its_stored_run_and_retrains_a_damaged_one(damage):
     settings_ = dict(seed={"flip": 20_001, "truncate": 20_002, "foreign": 20_003}[damage.__name__])
-    at = open_session(**settings_)
-    first = train_baseline(at)
+    at = open_session(SMALL, **settings_)
+    first = train_baseline(at)["run"]
     key = baseline_key(at)
     path = runs.store().path(key)
     assert path.exists() and path.parent == Path(os.environ["LORA_LAB_CACHE"]) / "runs"
     assert not list(path.parent.glob("*.partial"))
 
     runs.store().forget(key)  # a restart forgets what was in memory, not what is on disk
-    at = open_session(**settings_)
+    at = open_session(SMALL, **settings_)
     at.switch_page("pages/baseline.py").run()
     assert at.button(key="base_train").disabled and "Stored on this server" in texts(at.success)  # no click
     second = runs.find(key)
@@ -92,10 +78,10 @@ def test_a_restarted_server_shows_its_stored_run_and_retrains_a_damaged_one(dama
 
     damage(path)
     runs.store().forget(key)
-    at = open_session(**settings_)
+    at = open_session(SMALL, **settings_)
     at.switch_page("pages/baseline.py").run()
     assert "was damaged, so it was not loaded" in texts(at.warning)
-    third = train_baseline(at)
+    third = train_baseline(at)["run"]
     assert third.losses == first.losses  # trained again, to the same numbers
     assert load_tensors(path, 2**30) is not None  # and stored afresh
 
@@ -103,8 +89,8 @@ def test_a_restarted_server_shows_its_stored_run_and_retrains_a_damaged_one(dama
 # --- a diverging loss ------------------------------------------------------------------------------
 
 def test_a_diverging_baseline_says_why_and_keeps_the_previous_one(monkeypatch):
-    at = open_session(seed=30_001)
-    held, held_key = train_baseline(at), baseline_key(at)
+    at = open_session(SMALL, seed=30_001)
+    held, held_key = train_baseline(at)["run"], baseline_key(at)
     real = lc.train_baseline
     monkeypatch.setattr(lc, "train_baseline",
                         lambda config, data, **kw: real(replace(config, lr=DIVERGING_LR), data, **kw))

@@ -15,7 +15,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from browser_harness import chart_when, click, full_page_screenshot, go, metric, open_app, problems, rerun, set_number
+from browser_harness import (
+    chart_when,
+    click,
+    full_page_screenshot,
+    go,
+    metric,
+    open_app,
+    press,
+    problems,
+    rerun,
+    set_number,
+)
 
 import lora_core as lc
 from lora_core.adapters import ADAPTER_FILE, read_upload
@@ -68,11 +79,12 @@ def visit(page, path: str) -> None:
     assert problems(page) == []
 
 
+
 def ensure_baseline(page) -> str:
-    """Give this session the small baseline (trained once per server, then reused); return the page's note."""
+    """Give this session the small baseline (trained once per server, then found); return the page's text."""
     visit(page, "baseline")
     set_number(page, "Step limit (0 = none)", BASELINE.max_steps)
-    click(page, page.get_by_role("button", name="Train baseline", exact=True), timeout=180_000)
+    press(page, "Train baseline", 180_000)
     expect(metric(page, "Steps trained")).to_have_text(str(BASELINE.max_steps), timeout=120_000)
     return page.get_by_test_id("stMain").inner_text()
 
@@ -82,7 +94,7 @@ def train_lora(page) -> None:
     ensure_baseline(page)
     visit(page, "lora")
     set_number(page, "Steps", FINETUNE.steps)
-    click(page, page.get_by_role("button", name="Train LoRA", exact=True), timeout=180_000)
+    press(page, "Train LoRA", 180_000)
 
 
 @pytest.mark.parametrize("path, link, title", PAGES)
@@ -175,7 +187,7 @@ def test_download_an_adapter_and_upload_it_in_a_new_session(tab, core, chromium,
     context = chromium.new_context(viewport={"width": 1400, "height": 900})
     try:
         fresh = open_app(context, streamlit_url)
-        assert "Reused a baseline" in ensure_baseline(fresh)  # same settings: from the server-wide store
+        assert "Stored on this server" in ensure_baseline(fresh)  # same settings: from the server-wide store
         visit(fresh, "lora")
         expect(fresh.get_by_text("Press Train LoRA to finetune")).to_be_visible()
         with rerun(fresh):
@@ -196,7 +208,7 @@ def test_compare_ranks(tab, core, data, shots):
     ensure_baseline(tab)
     visit(tab, "ranks")
     set_number(tab, "Steps per run", SWEEP.steps)
-    click(tab, tab.get_by_role("button", name="Run comparison", exact=True), timeout=240_000)
+    press(tab, "Run comparison", 240_000)
     rows = lc.compare_ranks(core["base"].model, data, SWEEP_RANKS, SWEEP)
     lora_rows = [r for r in rows if r.rank is not None]
     learned = chart_when(tab, "What is learned", lambda t: t[0]["y"] == [r.target_wrong for r in lora_rows],

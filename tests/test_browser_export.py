@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 
-from browser_harness import click, go, metric, open_app, set_number
+from browser_harness import go, metric, open_app, press, set_number
 
 from lora_core import export
 from lora_core.data import SAMPLE_FILE
@@ -20,11 +20,11 @@ def test_the_downloads_and_the_code_on_the_page_give_the_pages_accuracy(chromium
         tab = open_app(context, streamlit_url, "baseline")
         for label, value in (("Hidden layer 1 size", 40), ("Hidden layer 2 size", 20), ("Step limit (0 = none)", 30)):
             set_number(tab, label, value)
-        click(tab, tab.get_by_role("button", name="Train baseline", exact=True), timeout=180_000)
+        press(tab, "Train baseline", 180_000)
         expect(metric(tab, "Steps trained")).to_have_text("30", timeout=120_000)
         go(tab, "LoRA finetuning", "LoRA finetuning")
         set_number(tab, "Steps", 30)
-        click(tab, tab.get_by_role("button", name="Train LoRA", exact=True), timeout=180_000)
+        press(tab, "Train LoRA", 180_000)
         shown = metric(tab, "Accuracy after LoRA")
         expect(shown).to_have_text(re.compile(r"\d+\.\d\d%"), timeout=120_000)
         for button in ("Download for PEFT (.zip)", "Download the baseline (.safetensors)"):

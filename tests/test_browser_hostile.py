@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import torch
-from browser_harness import click, free_port, go, metric, open_app, rerun, set_number
+from browser_harness import free_port, go, metric, open_app, press, rerun, set_number
 from safetensors.torch import save as save_safetensors
 
 import lora_core as lc
@@ -45,7 +45,7 @@ def test_uploaded_names_metadata_and_link_values_are_plain_text(chromium, stream
     try:
         page = open_app(context, streamlit_url, "baseline")
         set_number(page, "Step limit (0 = none)", BASELINE_STEPS)
-        click(page, page.get_by_role("button", name="Train baseline", exact=True), timeout=180_000)
+        press(page, "Train baseline", 180_000)
         expect(metric(page, "Steps trained")).to_have_text(str(BASELINE_STEPS), timeout=120_000)
         go(page, "LoRA finetuning", "LoRA finetuning")
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from browser_harness import click, go, open_app, problems, set_number, wait_idle
+from browser_harness import click, go, open_app, press, problems, set_number, wait_idle
 
 pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright")
 
@@ -95,7 +95,7 @@ def tab(chromium, streamlit_url):
     go(page, "Baseline training", "Baseline training")
     for label, value in (("Hidden layer 1 size", 256), ("Hidden layer 2 size", 128), ("Step limit (0 = none)", 30)):
         set_number(page, label, value)
-    click(page, page.get_by_role("button", name="Train baseline", exact=True), timeout=LONG_MS)
+    press(page, "Train baseline", LONG_MS)
     page.get_by_text("Test accuracy").wait_for(timeout=LONG_MS)
     yield page
     context.close()

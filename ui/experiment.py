@@ -149,12 +149,9 @@ def from_link() -> Experiment:
 
 
 def _write_url(query: dict[str, str]) -> None:
-    for name in list(st.query_params):
-        if name not in query:
-            del st.query_params[name]
-    for name, value in query.items():
-        if st.query_params.get(name) != value:
-            st.query_params[name] = value
+    """The address bar as `query`, in its order (v first): written only when it differs."""
+    if list(st.query_params.to_dict().items()) != list(query.items()):
+        st.query_params.from_dict(query)
 
 
 def sidebar(experiment: Experiment) -> None:
