@@ -67,6 +67,8 @@ def test_chance_level_of_subspace_similarity_is_r_over_d():
         assert np.mean(scores) == pytest.approx(anatomy.chance_similarity(r, d), abs=4 * np.std(scores) / 20)
     assert anatomy.chance_similarity(8, 10) == 0.8
     assert lc.MLP().linear3.out_features == 10  # "linear3's 10 outputs"
+    # "near 0 for linear1 and linear2, with 1,000s of outputs" (the default sizes)
+    assert lc.MLP().linear1.out_features >= 1000 and anatomy.chance_similarity(8, lc.MLP().linear1.out_features) < 0.01
     with pytest.raises(ValueError, match="r=11"):
         anatomy.chance_similarity(11, 10)
 
