@@ -109,7 +109,9 @@ class RunCounter:
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
         self.finished = 0
-        self._message, self._done = ForwardMsg, ForwardMsg.FINISHED_SUCCESSFULLY
+        # a whole run, or a fragment's (a slider inside st.fragment reruns only that part)
+        self._message, self._done = ForwardMsg, (ForwardMsg.FINISHED_SUCCESSFULLY,
+                                                 ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY)
         page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
 
     def _frame(self, payload) -> None:
@@ -118,7 +120,7 @@ class RunCounter:
                 message = self._message.FromString(bytes(payload))
             except Exception:  # not a ForwardMsg: nothing to count
                 return
-            if message.WhichOneof("type") == "script_finished" and message.script_finished == self._done:
+            if message.WhichOneof("type") == "script_finished" and message.script_finished in self._done:
                 self.finished += 1
 
 

@@ -27,7 +27,7 @@ def test_two_tabs_of_one_browser_take_one_slot_and_another_browser_gets_the_othe
         student = chromium.new_context()
         other_student = chromium.new_context()
         try:
-            first = open_app(student, url, "baseline")
+            first = open_app(student, url, "baseline?v=2&epochs=40")  # thousands of steps: time to ask twice
             first.get_by_role("button", name="Train baseline").click()  # the default: hundreds of steps
             expect(first.get_by_text(TRAINING)).to_be_visible(timeout=RUN_MS)
 

@@ -77,8 +77,9 @@ def test_uploaded_names_metadata_and_link_values_are_plain_text(chromium, stream
         linked = open_app(context, streamlit_url, QUERY)
         warning = linked.get_by_test_id("stAlert").filter(has_text="not all usable")
         expect(warning).to_be_visible(timeout=60_000)
-        assert f"preset='[p](http://{MARK}/p)' is not one of" in shown(warning)
-        assert f"rank='![q](http://{MARK}/q.png)' is not" in shown(warning)
+        values = linked.get_by_test_id("stMain")  # the link's values, each on its own line below the warning
+        assert f"preset='[p](http://{MARK}/p)' is not one of" in shown(values)
+        assert f"rank='![q](http://{MARK}/q.png)' is not" in shown(values)
 
         for tab in (page, linked):
             assert tab.evaluate(LINKS, list(NAMED)) == []

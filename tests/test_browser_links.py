@@ -40,8 +40,9 @@ def notebook_run(data):
 
 
 def share_link(page) -> str:
-    page.get_by_text("Share this experiment").click()
-    return page.get_by_test_id("stCode").last.inner_text().strip()
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Share this experiment").click()
+    return sidebar.get_by_test_id("stCode").first.inner_text().strip()
 
 
 def test_a_teachers_notebook_run_opens_in_a_students_browser_without_training(chromium, streamlit_url, notebook_run):
@@ -49,6 +50,7 @@ def test_a_teachers_notebook_run_opens_in_a_students_browser_without_training(ch
     teacher = open_app(chromium.new_context(viewport={"width": 1400, "height": 900}), streamlit_url, NOTEBOOK_LINK)
     if teacher.get_by_role("button", name="Train the baseline").is_visible():
         click(teacher, teacher.get_by_role("button", name="Train the baseline"), timeout=300_000)
+    expect(teacher.get_by_role("button", name="Train LoRA")).to_be_visible(timeout=300_000)
     if teacher.get_by_role("button", name="Train LoRA").is_enabled():
         click(teacher, teacher.get_by_role("button", name="Train LoRA"), timeout=120_000)
     expect(metric(teacher, "Accuracy after LoRA")).to_have_text(f"{tuned.after.accuracy:.2%}")

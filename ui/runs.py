@@ -96,6 +96,9 @@ def stop(kind: str) -> None:
     job = st.session_state.get(f"{kind}_job")
     if job is None:
         return
+    for watcher in list(job.watchers):  # a tab closed or reloaded follows nothing: it does not keep it going
+        if watcher != st.session_state.session_id and server.SESSIONS.alive(watcher) is False:
+            job.release(watcher)
     others = job.release(st.session_state.session_id)
     if others:
         st.session_state[f"{kind}_job"] = None

@@ -194,6 +194,11 @@ class Sessions:
         with self._lock:
             self._by_id.setdefault(session_id, Session(session_id)).jobs.add(job)
 
+    def alive(self, session_id: str) -> bool | None:
+        """Whether this session's tab is still connected (None when nobody can tell)."""
+        s = self.get(session_id)
+        return None if s is None else self._alive(s)
+
     def _alive(self, s: Session) -> bool | None:
         """True while its websocket is open, False once it is gone, None when nobody can tell."""
         connected = streamlit_private.is_connected(s.streamlit_id) if s.streamlit_id is not None else None
