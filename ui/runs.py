@@ -127,21 +127,25 @@ def controls(kind: str, run: str, label: str, start_work, keep, what: str, help:
         st.session_state[f"{kind}_job"], st.session_state[f"{kind}_job_key"] = joined, run
     run_key, stop_key = buttons or (f"{kind}_run", f"{kind}_stop")
     run_col, stop_col, _ = st.columns([1, 1, 3])
-    clicked = run_col.button(label, key=run_key, type="primary", disabled=job is not None or found is not None,
-                             help=help if found is None else "Already made with exactly these settings: shown below.")
+    refused, joined_note = None, False
+    if run_col.button(label, key=run_key, type="primary", disabled=job is not None or found is not None,
+                      help=help if found is None else "Already made with exactly these settings: shown below."):
+        how, started = start(run, kind, start_work, keep, session, *cost)
+        if how == "refused":
+            refused = started
+        else:  # started or joined before the Stop button is drawn, so that it is enabled for this run
+            job, joined_note = started, how == "joined"
+            st.session_state[f"{kind}_job"], st.session_state[f"{kind}_job_key"] = job, run
     stop_col.button(stop_label, key=stop_key, on_click=stop, args=(kind,), disabled=job is None,
                     help="End after the current step; what finished is kept.")
     st.caption(fair.caps_note())
     if note := st.session_state.pop(f"{kind}_note", None):
         st.info(note)
-    if clicked:
-        how, job = start(run, kind, start_work, keep, session, *cost)
-        if how == "refused":
-            st.error(jobs.failure(what, job.error))
-            return partial(kind, run)
-        st.session_state[f"{kind}_job"], st.session_state[f"{kind}_job_key"] = job, run
-        if how == "joined":
-            st.info("Someone on this server is making exactly this run: you follow it rather than start a copy.")
+    if refused is not None:
+        st.error(jobs.failure(what, refused.error))
+        return partial(kind, run)
+    if joined_note:
+        st.info("Someone on this server is making exactly this run: you follow it rather than start a copy.")
     if job is not None:
         follow(job, what)
         st.session_state[f"{kind}_job"] = None
