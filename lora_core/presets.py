@@ -104,9 +104,9 @@ FIELDS = {
     "base_batch": (("baseline", "batch_size"), Whole(1, 1024)),
     "base_lr": (("baseline", "lr"), OneOf(LEARNING_RATES)),
     "base_steps": (("baseline", "max_steps"), Whole(0, 1_000_000)),  # 0: no limit
+    "targets": (("finetune", "targets"), SomeOf(DEFAULT_TARGETS)),  # before the rank, which must fit them
     "rank": (("finetune", "rank"), Whole(1, MAX_RANK)),
     "alpha": (("finetune", "alpha"), Number(0, MAX_ALPHA)),
-    "targets": (("finetune", "targets"), SomeOf(DEFAULT_TARGETS)),
     "digits": (("finetune", "digits"), SomeOf(tuple(range(NUM_CLASSES)))),
     "steps": (("finetune", "steps"), Whole(1, MAX_STEPS)),
     "batch": (("finetune", "batch_size"), Whole(1, 1024)),

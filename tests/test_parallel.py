@@ -73,8 +73,9 @@ def test_a_stop_keeps_the_runs_that_finished_on_two_workers(baseline, data):
     stop = lambda: len(steps) >= 2 * CONFIG.steps + 2  # two runs at once finish; the next two never start
     rows = compare_ranks(baseline.model, data, [1, 2, 4], CONFIG, on_progress=lambda *p: steps.append(p),
                          should_stop=stop, workers=2)
-    assert rows[0].method == "baseline" and 1 <= len(rows) - 1 <= 2  # the full finetune and rank 1 ran first
-    assert all(r.method in ("LoRA r=1", "full finetune") for r in rows[1:])
+    # the two full finetunes (at their own learning rate and at LoRA's), the longest, ran first
+    assert rows[0].method == "baseline" and 1 <= len(rows) - 1 <= 2
+    assert all(r.method.startswith("full finetune") for r in rows[1:])
 
 
 def test_checks_from_precomputed_outputs_equal_the_checks_computed_alone(baseline, data):
