@@ -152,7 +152,7 @@ def test_memory_stays_flat_over_repeated_finetunes_in_one_session():
         counts.append(sum(issubclass(type(o), lc.MLP) for o in gc.get_objects()))
         rss.append(rss_mb())
     assert len([m for m in held_models(at) if lc.lora_layers(m)]) == 1  # the last adapter only
-    assert counts[-1] == counts[2], counts  # every earlier adapter's model was freed
+    assert max(counts[3:]) <= counts[2], counts  # every earlier adapter's model was freed: no growth
     assert rss[-1] - rss[2] < 40, rss
     print(f"live models {counts}, RSS MB {[round(r) for r in rss]}")
 
