@@ -18,6 +18,18 @@ pytestmark = pytest.mark.browser
 NOTEBOOK_LINK = "lora?v=2&preset=the%20notebook"
 
 
+@pytest.fixture(scope="module")
+def streamlit_url(tmp_path_factory):
+    """This module's own server: a training left running by another module's tests (in a closed tab, until
+    the sweep stops it) cannot hold the shared server's one slot while a teacher here waits."""
+    import browser_harness
+
+    root = tmp_path_factory.mktemp("links-server")
+    env = {"LORA_LAB_DATA": str(root / "data"), "LORA_LAB_CACHE": str(root / "cache"), "LORA_LAB_MAX_TRAININGS": "2"}
+    with browser_harness.streamlit_server(env=env, log=root / "streamlit.log") as url:
+        yield url
+
+
 def wrong_per_class(page) -> list[int]:
     """The before/after chart's 'after' bars: the wrong count of every class, read off the chart."""
     text = page.evaluate("""() => JSON.stringify([...document.querySelectorAll('.js-plotly-plot')]
