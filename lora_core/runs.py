@@ -220,12 +220,6 @@ def finetune_full(base: nn.Module, data: Dataset, config: FinetuneConfig, on_ste
     return model, losses, evaluate(model, data.test_x, data.test_y)
 
 
-def run_progress(on_progress, offset: int, total: int, label: str):
-    """An on_step for one run of several: reports `on_progress(offset + step, total, label)`."""
-    if on_progress is None:
-        return None
-    return lambda step, _steps, _loss: on_progress(offset + step, total, label)
-
 
 def shared_progress(on_progress, total: int):
     """on_step makers for runs that may train at once: `for_run(label)` counts that run's steps into

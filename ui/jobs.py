@@ -137,12 +137,6 @@ class Job:
             self._thread.join(timeout)
 
 
-def stop(key: str) -> None:
-    """A Stop button's callback: stop the job this session holds under `key`, if it still runs."""
-    job = st.session_state.get(key)
-    if job is not None:
-        job.stop()
-
 
 HEADER_STOP = ("Streamlit's own Stop (top right) only stops this page from updating: the training goes on. "
                "Use the Stop button here to end it; click anywhere to see its progress again.")
