@@ -1,11 +1,12 @@
 """Click → result in a real browser, for each action of issue 12's table: `python -m benchmarks.ui`.
 
 A fresh `streamlit run` server (its own checkpoint folder, so nothing is restored from disk) and Debian's
-chromium driven by Playwright. Each repeat of an action opens a new tab (a new session), gives it the
-default baseline (trained once, then reused from the server's store: not timed) and times from the click
-to the moment the result is on screen and the page has stopped running. The baseline action trains a
-new baseline each repeat (a new seed). The slider moves the frontier's strength one step, in a tab that
-has shown its adapters for SETTLE_S seconds. Prints the median of the repeats with their range.
+chromium driven by Playwright. Each repeat of an action opens a new tab (a new session) on a link with a
+seed of its own — the server's run store would otherwise show a repeat's result at once, without
+computing it — trains that seed's default baseline (not timed) and times from the click to the moment
+the result is on screen and the page has stopped running. The baseline action times that baseline.
+The slider moves the frontier's strength one step, in a tab that has shown its adapters for SETTLE_S
+seconds. Prints the median of the repeats with their range.
 """
 import argparse
 import os
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 import lora_core as lc
-from benchmarks.browser import chromium, click, go, metric, open_app, set_number, streamlit_server, wait_idle
+from benchmarks.browser import chromium, go, metric, open_app, press, streamlit_server, wait_idle
 from lora_core.adapters import adapter_zip
 from lora_core.train import planned_steps
 
@@ -48,10 +49,12 @@ class Bench:
         self.seed = 0
 
     def tab(self, with_baseline: bool = True):
+        """A new session on the baseline page of a new seed, with that seed's baseline when asked for."""
+        self.seed += 1
         context = self.browser.new_context(viewport={"width": 1400, "height": 900})
-        page = open_app(context, self.url, "baseline", timeout=LONG_MS)  # a busy machine draws slowly
-        if with_baseline:  # the default baseline: trained by the first tab, reused from the store after
-            click(page, page.get_by_role("button", name="Train baseline", exact=True), timeout=LONG_MS)
+        page = open_app(context, self.url, f"baseline?seed={self.seed}", timeout=LONG_MS)  # a busy machine draws slowly
+        if with_baseline:
+            press(page, "Train baseline", timeout=LONG_MS)
             until(lambda: shown(metric(page, "Steps trained")), "the baseline", page=page)
         return context, page
 
@@ -62,10 +65,8 @@ class Bench:
         return time.perf_counter() - t
 
     def baseline(self) -> float:
-        self.seed += 1
         context, page = self.tab(with_baseline=False)
         try:
-            set_number(page, "Random seed", self.seed)
             steps = planned_steps(5000, lc.BaselineConfig().epochs, lc.BaselineConfig().batch_size)
             value = metric(page, "Steps trained")
             return self.timed(page, page.get_by_role("button", name="Train baseline", exact=True).click,
