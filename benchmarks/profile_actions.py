@@ -51,14 +51,14 @@ def main() -> None:
         tune = lc.FinetuneConfig()
 
         def finetune():
-            from ui.jobs import adapter_results
+            from lora_core.works import adapter_results
             run = lc.finetune_lora(base.model, data, tune, before=base.evaluation)
             results = adapter_results(base, run.model, data, run.after, run.after_logits)
             lc.merge_precision(run.model, data.test_x, reference=results["after"].predictions)
             held["zip"] = adapter_zip(run.model)
 
         def upload():
-            from ui.jobs import adapter_results
+            from lora_core.works import adapter_results
             adapter = lc.read_upload("adapter.zip", held["zip"])
             model = lc.attach(lc.copy_model(base.model), adapter)
             results = adapter_results(base, model, data)

@@ -32,6 +32,9 @@ class TrainingDiverged(ValueError):
                          f"training stopped there. Try a learning rate 10× lower.")
         self.step, self.loss, self.lr = step, loss, lr
 
+    def __reduce__(self):  # picklable, so that it crosses from a cluster worker to the app intact
+        return TrainingDiverged, (self.step, self.loss, self.lr)
+
 
 def planned_steps(n: int, epochs: int, batch_size: int, max_steps: int | None = None) -> int:
     """How many steps `train` takes on n images: whole epochs of ⌈n / batch_size⌉ batches, capped."""

@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import save as save_safetensors
 
 import lora_core as lc
+from lora_core import works
 from lora_core.checkpoints import FORMAT, digest, load_checkpoint, save_checkpoint, tidy
 
 
@@ -158,10 +159,10 @@ def test_a_stored_baseline_whose_losses_have_the_wrong_types_is_retrained(tmp_pa
 
     config = lc.BaselineConfig(hidden1=24, hidden2=24, max_steps=3, seed=5)
     run = lc.train_baseline(config, data)
-    record = dict(baseline.record(run), losses=losses)
+    record = dict(works.baseline_record(run), losses=losses)
     RunStore(tmp_path).put("k", record)
     fresh = RunStore(tmp_path)  # a restart: read from disk
     revive = baseline.revive_on(data)
     assert fresh.get("k", revive) is None and "k" in fresh.damaged
-    RunStore(tmp_path).put("k", baseline.record(run))
+    RunStore(tmp_path).put("k", works.baseline_record(run))
     assert RunStore(tmp_path).get("k", revive).losses == run.losses

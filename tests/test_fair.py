@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit.web.server.starlette.starlette_app_utils import generate_xsrf_token_string
 
 import lora_core as lc
+from lora_core import executor
 from lora_core.slots import Busy, Cancelled, TrainingSlots
 from lora_core.train import planned_steps
 from ui import fair, jobs, operator, server
@@ -82,9 +83,10 @@ def test_the_browser_is_named_by_its_xsrf_token_whatever_the_mask():
 
 @pytest.fixture
 def slots(monkeypatch):
-    """Two slots, one training per person, for this test only."""
+    """Two slots, one training per person, for this test only (and the executor that runs jobs in them)."""
     fresh = TrainingSlots(limit=2, per_owner=1)
     monkeypatch.setattr(jobs, "SLOTS", fresh)
+    monkeypatch.setattr(jobs, "EXECUTOR", executor.InProcess(fresh, server.threads_each))
     return fresh
 
 

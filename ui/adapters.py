@@ -13,8 +13,9 @@ import hashlib
 import streamlit as st
 
 import lora_core as lc
+from lora_core import works
 from lora_core.adapters import MAX_STRENGTH, adapter_zip, read_upload
-from ui import jobs, runs, server, tables
+from ui import runs, server, tables
 from ui.plain import plain
 
 PROBE_IMAGES = 256  # test images an uploaded adapter must give finite outputs on
@@ -68,7 +69,7 @@ def uploaded(base: lc.BaselineRun, data: lc.Dataset, filename: str, adapter: lc.
     lc.check_outputs(model, data.test_x[:PROBE_IMAGES])  # finite A, B and ΔW can still overflow the outputs
     return {
         "name": f"rank {adapter.rank} · {filename}", "model": model, "before": base.evaluation,
-        **jobs.adapter_results(base, model, data, say=say), "losses": [], "chosen": (),
+        **works.adapter_results(base, model, data, say=say), "losses": [], "chosen": (),
         "base_key": base_key, "warning": None, "source": "uploaded", "adapter": adapter,
         "stem": filename.rsplit(".", 1)[0],
         "caption": f"Uploaded {filename}: rank {adapter.rank}, α {adapter.alpha:g} on "

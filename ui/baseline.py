@@ -6,7 +6,7 @@ A stopped baseline is its own run: its step limit becomes the number of steps it
 import streamlit as st
 
 import lora_core as lc
-from lora_core import presets
+from lora_core import presets, works
 from ui import experiment, jobs, runs
 from ui.context import Context
 
@@ -15,34 +15,18 @@ def run_key(ctx: Context, exp: lc.Experiment | None = None) -> str:
     return runs.key(exp or experiment.current(), "baseline", ctx.device)
 
 
-def record(run: lc.BaselineRun) -> dict:
-    """What the store keeps of a baseline: its weights, losses and test evaluation."""
-    return {"config": run.config, "state": run.model.state_dict(), "losses": run.losses,
-            "evaluation": run.evaluation, "total_steps": run.total_steps}
-
-
 def revive(ctx: Context):
     return revive_on(ctx.data)
 
 
 def revive_on(data: lc.Dataset):
     """A stored baseline back as a BaselineRun on `data`'s device; a ValueError when the record is not one."""
-    def build(stored: dict) -> lc.BaselineRun:
-        config, losses = stored["config"], stored["losses"]
-        if not isinstance(config, lc.BaselineConfig) or not isinstance(losses, list) or \
-                not all(type(v) is float for v in losses):
-            raise ValueError("not a stored baseline")
-        model = lc.new_model(config.hidden1, config.hidden2, config.seed, data.train_x.device)
-        model.load_state_dict(stored["state"])
-        for param in model.parameters():
-            param.requires_grad_(False)
-        return lc.BaselineRun(config, model, stored["losses"], stored["evaluation"], stored["total_steps"])
-    return build
+    return lambda stored: works.baseline_from_record(stored, data.train_x.device)
 
 
 def keep(run: lc.BaselineRun):
     """(record, live) of a whole baseline for the store; None for a stopped one."""
-    return (record(run), run) if run.complete else None
+    return (works.baseline_record(run), run) if run.complete else None
 
 
 def _keep_stopped(ctx: Context, run: lc.BaselineRun) -> None:
@@ -50,7 +34,8 @@ def _keep_stopped(ctx: Context, run: lc.BaselineRun) -> None:
     steps = len(run.losses)
     exp = presets.with_values(experiment.current(), {("baseline", "max_steps"): steps})
     whole = lc.BaselineRun(exp.baseline, run.model, run.losses, run.evaluation, steps)
-    runs.store().put(run_key(ctx, exp), record(whole), whole)  # a disk that cannot be written keeps it in memory
+    # a disk that cannot be written keeps it in memory
+    runs.store().put(run_key(ctx, exp), works.baseline_record(whole), whole)
     experiment.set_later("base_max_steps", steps)
     st.session_state.baseline_note = (
         f"Stopped after {steps:,} of {run.total_steps:,} steps. This partly trained baseline is a run of its own: "
@@ -62,8 +47,7 @@ def controls(ctx: Context, label: str, help: str) -> lc.BaselineRun | None:
     exp = experiment.current()
     found = runs.controls(
         "baseline", run_key(ctx, exp), label,
-        start_work=lambda job: lc.train_baseline(exp.baseline, ctx.data, on_step=job.on_step,
-                                                 should_stop=job.should_stop),
+        start_work=works.baseline_work(ctx.data, exp.baseline),  # in this process, or on a cluster
         keep=keep, revive=revive(ctx), what="Training the baseline", help=help, follow=jobs.follow,
         stop_label="Stop training", buttons=("base_train", "base_stop"),
         cost=(exp.total_steps("baseline", len(ctx.data.train_y)), (exp.baseline.hidden1, exp.baseline.hidden2)))

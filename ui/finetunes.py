@@ -3,31 +3,19 @@ it back onto the baseline, and the LoRA page's Train and Stop."""
 import streamlit as st
 
 import lora_core as lc
+from lora_core import works
 from ui import adapters, experiment, jobs, runs
-
-
-def record(result: dict) -> dict:
-    """What the store keeps of a finetune: the adapter alone (kilobytes), its curves, evaluations and proofs."""
-    run = result["run"]
-    return {"config": run.config, "adapter": lc.adapter_of(run.model), "losses": run.losses, "before": run.before,
-            "after": run.after, "off": result["off"], "merged": result.get("merged"), "checks": result["checks"],
-            "parameters": run.parameters, "update_norms": run.update_norms}
 
 
 def revive(base: lc.BaselineRun):
     """A stored finetune back as a job's result: its adapter attached to a copy of `base`."""
-    def build(stored: dict) -> dict:
-        model = lc.attach(lc.copy_model(base.model), stored["adapter"])
-        run = lc.FinetuneRun(stored["config"], model, stored["losses"], stored["before"], stored["after"],
-                             stored["parameters"], stored["update_norms"])
-        return {"run": run, "off": stored["off"], "merged": stored.get("merged"), "checks": stored["checks"]}
-    return build
+    return lambda stored: works.finetune_from_record(stored, base)
 
 
 def keep(result: dict):
     """Memory keeps the record (the adapter, kilobytes), not the model: each session gets its own copy."""
     run = result["run"]
-    return (record(result), None) if len(run.losses) == run.config.steps else None
+    return (works.finetune_record(result), None) if len(run.losses) == run.config.steps else None
 
 
 def train_controls(ctx, held: dict, config: lc.FinetuneConfig) -> None:
@@ -35,7 +23,7 @@ def train_controls(ctx, held: dict, config: lc.FinetuneConfig) -> None:
     here — trained just now, stored by someone earlier, or opened from a link."""
     key = runs.key(experiment.current(), "finetune", ctx.device)
     result = runs.controls(
-        "lora", key, "Train LoRA", start_work=jobs.finetune(held["run"], ctx.data, config), keep=keep,
+        "lora", key, "Train LoRA", start_work=works.finetune_work(held["run"], ctx.data, config), keep=keep,
         what="Training the adapter", follow=jobs.follow, stop_label="Stop training",
         buttons=("lora_train", "lora_stop"), cost=(config.steps, ()),
         help="Copy the baseline, attach the adapter, and train A and B on the chosen classes.")

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 import lora_core as lc
-from lora_core import anatomy, parallel, studies
+from lora_core import anatomy, parallel, studies, works
 from lora_core import presets as core_presets
 from lora_core.adapters import MAX_STRENGTH
 from lora_core.checkpoints import digest
@@ -174,7 +174,7 @@ def _keep_inspection(result: dict):
     if result.get("stopped"):
         return None
     stored = {k: v for k, v in result.items() if k != "run"}
-    return dict(stored, finetune=finetunes.record({"run": result["run"], "off": None, "checks": None})), None
+    return dict(stored, finetune=works.finetune_record({"run": result["run"], "off": None, "checks": None})), None
 
 
 def _revive_inspection(base: lc.BaselineRun):
@@ -222,6 +222,7 @@ def run(kind: str, held: dict, ctx, config: lc.FinetuneConfig, label: str, what:
 FILL_PATIENCE_S = 600  # how long the fill waits for the server's trainings to end before it gives up
 _background: set[threading.Thread] = set()  # work done ahead of a request, in daemon threads
 _closing = threading.Event()
+_latest_fill = [0]  # the newest frontier's fill; an older one ends (its tab has moved on or closed)
 
 
 def _in_background(target, *args) -> None:
@@ -243,15 +244,22 @@ def _finish_background() -> None:
 def _fill_strengths(points: dict, base: lc.BaselineRun, data: lc.Dataset, adapters, digits) -> None:
     """The frontier at every strength of the slider, nearest to 1 (as trained) first, on one core and only
     while no training runs (it must not slow anyone's): a new slider value is then read, not computed.
-    The page computes one itself if it comes before this."""
+    The page computes one itself if it comes before this. One fill at a time on the server: a newer
+    frontier's fill ends this one."""
+    _latest_fill[0] += 1
+    mine = _latest_fill[0]
     deadline = time.monotonic() + FILL_PATIENCE_S
+
+    def superseded() -> bool:
+        return _closing.is_set() or _latest_fill[0] != mine
+
     with parallel.using(1):
         for strength in sorted(strengths(), key=lambda s: (abs(s - 1), s)):
-            while jobs.SLOTS.running() and not _closing.is_set():
+            while jobs.SLOTS.running() and not superseded():
                 if time.monotonic() > deadline:
                     return
                 time.sleep(0.5)
-            if _closing.is_set():
+            if superseded():
                 return
             if strength not in points:
                 points[strength] = studies.frontier(base.model, data, adapters, digits, strength, base.evaluation)
@@ -259,31 +267,13 @@ def _fill_strengths(points: dict, base: lc.BaselineRun, data: lc.Dataset, adapte
 
 # --- following a job ---------------------------------------------------------------------------------
 
-def status(job: jobs.Job, what: str) -> tuple[float, str]:
-    """The progress bar's value and text, as ui.jobs.follow words them."""
-    step, total = job.step, job.total
-    if job.done:
-        return 1.0, f"{what}: done"
-    if job.place > 0:
-        return 0.0, (f"{what}: waiting for a free training slot — {job.place - 1} training(s) queued before "
-                     f"this one, {jobs.SLOTS.limit} run at a time on this server")
-    if job.stopping:
-        return (min(step / total, 1.0) if total else 0.0), f"{what}: stopping after step {step}…"
-    if not total:
-        return 0.0, f"{what}: starting…"
-    text = f"{what}: step {step:,} of {total:,}" + (f" — {job.label}" if job.label else "")
-    if step >= total:
-        text = f"{what}: {job.label or 'evaluating'}…"
-    return min(step / total, 1.0), text
-
-
 def follow(job: jobs.Job, what: str, draw=None) -> None:
     """A progress bar, and `draw(job)` redrawn in place while the job runs (a live chart); then cleared."""
     bar, live = st.empty(), st.empty()
     tick = 0
     while True:
         finished = job.done  # read first: the last drawing then has every step
-        value, text = status(job, what)
+        value, text = jobs.status(job, what, finishing="evaluating")
         bar.progress(value, text=text)
         if draw is not None and job.step and not finished:
             tick += 1

@@ -15,39 +15,41 @@ import threading
 import time
 
 import streamlit as st
-import torch
 
 import lora_core as lc
-from lora_core import parallel
+from lora_core import executor
 from lora_core.slots import Busy, Cancelled, TrainingSlots
 from ui import charts, fair, server
 
 POLL_S = 0.25  # how often the live chart and progress bar are redrawn
 SLOTS = TrainingSlots(server.max_trainings(), fair.per_person())  # one per server process
 THREADS = server.threads_each(SLOTS.limit)  # cores of each job when all SLOTS.limit slots are taken
+# in this process under SLOTS, a lone job on every core; or, for work that can travel, on the Ray cluster
+# of LORA_LAB_RAY_ADDRESS
+EXECUTOR = executor.from_env(SLOTS, server.threads_each)
 
 
-class Job:
-    """Runs `work(job)` in a daemon thread; `work` reports through on_step/on_progress, obeys should_stop.
+class Job(executor.Progress):
+    """Runs `work` in a daemon thread through EXECUTOR: a callable `work(job)`, which reports through
+    on_step/on_progress and obeys should_stop, or a lora_core.executor.Work, which may run on a cluster.
 
     Started from a page, the job is followed by that page's session and counts against it (ui.fair);
     `shared=True` leaves the followers to `watch`, and whom it counts against to `owners`. It stops when
     every follower has called `release`. A job over a limit never starts: it is done at once, its error
-    a fair.Refused that says why.
+    a fair.Refused that says why. `settle(job)` runs in the job's thread once it has ended, however it
+    ended, before it counts as done.
     """
 
     def __init__(self, name: str, work, shared: bool = False, owners: tuple = (), steps: int = 0,
-                 hidden: tuple[int, ...] = ()):
+                 hidden: tuple[int, ...] = (), settle=None):
+        super().__init__()  # losses, step, total, label, place, cores, Stop
         self.name = name
         self.created = time.monotonic()
-        self.losses: list[float] = []
-        self.step, self.total, self.label = 0, 0, ""
         self.result, self.error = None, None
-        self.place = -1  # in the queue for a training slot: k > 0 while waiting, 0 once running
         self.cores = THREADS  # the cores it may use, set when it gets its slot
         self.watchers: set[str] = set()  # the sessions following this job
         self._watchers_lock = threading.Lock()
-        self._stop = threading.Event()
+        self._settle = settle
         owner = None if shared else server.current_session_id()
         self.owners = owners if shared else fair.owners(owner)
         self._thread = threading.Thread(target=self._run, args=(work,), name=f"lora-lab {name}", daemon=True)
@@ -74,21 +76,18 @@ class Job:
 
     def _run(self, work) -> None:
         try:
-            with SLOTS.slot(self, on_wait=self._wait, cancelled=self.should_stop):
-                # a lone job gets every core; each training still runs on one thread (lora_core.parallel),
-                # so how many others run changes how fast it is, never its numbers
-                self.cores = server.threads_each(SLOTS.running())
-                torch.set_num_threads(self.cores)  # this thread's own setting
-                self.place = 0
-                with parallel.using(self.cores):
-                    self.result = work(self)
+            self.result = EXECUTOR.run(self, work)
         except Cancelled:  # stopped while queued: nothing ran, result stays None
             pass
         except Exception as err:  # shown on the page, never lost in a thread
             self.error = err
-
-    def _wait(self, place: int) -> None:
-        self.place = place
+        finally:
+            SLOTS.leave(self)  # its admission too when a cluster ran it, where no slot of ours held it
+            if self._settle is not None:
+                try:
+                    self._settle(self)
+                except Exception as err:
+                    self.error = self.error or err
 
     def watch(self, session_id: str) -> None:
         """`session_id` follows this job; the server releases it for the session if the session ends."""
@@ -105,23 +104,6 @@ class Job:
             else:  # it runs on for the others: no longer this session's training
                 SLOTS.disown(self, fair.owners(session_id))
             return len(self.watchers)
-
-    def on_step(self, step: int, total: int, loss: float) -> None:
-        self.losses.append(loss)
-        self.step, self.total = step, total
-
-    def on_progress(self, done: int, total: int, label: str) -> None:
-        self.step, self.total, self.label = done, total, label
-
-    def should_stop(self) -> bool:
-        return self._stop.is_set()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
 
     @property
     def refused(self) -> bool:
@@ -142,9 +124,40 @@ HEADER_STOP = ("Streamlit's own Stop (top right) only stops this page from updat
                "Use the Stop button here to end it; click anywhere to see its progress again.")
 
 
+def remote() -> bool:
+    """Whether trainings that can travel run on a cluster (LORA_LAB_RAY_ADDRESS)."""
+    return not isinstance(EXECUTOR, executor.InProcess)
+
+
+def waiting(place: int) -> str:
+    """What a job at `place` in line waits for."""
+    if remote():
+        return (f"waiting for a free worker on the training cluster — {place - 1} of this server's training(s) "
+                "queued before this one")
+    return (f"waiting for a free training slot — {place - 1} training(s) queued before this one, {SLOTS.limit} "
+            "run at a time on this server")
+
+
+def status(job: Job, what: str, finishing: str = "evaluating on the test images") -> tuple[float, str]:
+    """A progress bar's value and text for `job`; `finishing` is said after its last step, unless the job
+    says what it is doing."""
+    step, total = job.step, job.total
+    if job.done:
+        return 1.0, f"{what}: done"
+    if job.place > 0:
+        return 0.0, f"{what}: {waiting(job.place)}"
+    if job.stopping:
+        return (min(step / total, 1.0) if total else 0.0), f"{what}: stopping after step {step}…"
+    if not total:
+        return 0.0, f"{what}: starting…"
+    if step >= total:
+        return 1.0, f"{what}: {job.label or finishing}…"
+    return step / total, f"{what}: step {step:,} of {total:,}" + (f" — {job.label}" if job.label else "")
+
+
 def describe(error: Exception) -> str:
     """An error of a job, for the page: a diverged loss explains itself, anything else says its type."""
-    if isinstance(error, lc.TrainingDiverged):
+    if isinstance(error, (lc.TrainingDiverged, executor.TrainingWorkerLost)):
         return str(error)
     return f"{type(error).__name__}: {error}"
 
@@ -165,22 +178,10 @@ def follow(job: Job, what: str, live_chart: bool = True) -> None:
     while True:
         finished = job.done  # read first, so that the last drawing has every step
         step, total = job.step, job.total
-        if finished:
-            text = f"{what}: done"
-        elif job.place > 0:
-            text = (f"{what}: waiting for a free training slot — {job.place - 1} training(s) queued before "
-                    f"this one, {SLOTS.limit} run at a time on this server")
-        elif job.stopping:
-            text = f"{what}: stopping after step {step}…"
-        elif not total:
-            text = f"{what}: starting…"
-        elif step >= total:
-            text = f"{what}: {job.label or 'evaluating on the test images'}…"
-        else:
-            text = f"{what}: step {step:,} of {total:,}" + (f" — {job.label}" if job.label else "")
+        value, text = status(job, what)
         if (step, total, text) != shown:  # a queue of waiting sessions sends nothing while nothing moves
             shown = (step, total, text)
-            bar.progress(min(step / total, 1.0) if total else 0.0, text=text)
+            bar.progress(value, text=text)
         if live_chart and len(job.losses) != drawn:
             drawn = len(job.losses)
             with chart.container():
@@ -195,37 +196,6 @@ def follow(job: Job, what: str, live_chart: bool = True) -> None:
 
 
 # --- this user's experiments -----------------------------------------------------------------------
-
-def adapter_results(base: lc.BaselineRun, model, data: lc.Dataset, on=None, on_logits=None,
-                    say=lambda text: None) -> dict:
-    """Evaluations of an adapted copy of `base` with the adapter on and off, of its merged copy, and the
-    proofs — one pass over the test images for each of on, off and merged; the base's outputs are the
-    ones its own evaluation scored. `on`/`on_logits` when the finetune already evaluated it."""
-    if on is None:
-        say("evaluating with the adapter on")
-        on, on_logits = lc.evaluate(model, data.test_x, data.test_y, return_logits=True)
-    say("evaluating with the adapter off")
-    with lc.lora_enabled(model, False):
-        off, off_logits = lc.evaluate(model, data.test_x, data.test_y, return_logits=True)
-    say("checking the proofs on a merged copy")
-    merged, merged_logits = lc.evaluate(lc.merged_copy(model), data.test_x, data.test_y, return_logits=True)
-    checks = lc.adapter_checks(base.model, model, data.test_x, base_logits=base.test_logits, off_logits=off_logits,
-                               on_logits=on_logits, merged_logits=merged_logits)
-    return {"after": on, "off": off, "merged": merged, "checks": checks}
-
-
-def finetune(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig):
-    """The work of a finetune job: finetune a copy of `base`; then evaluate it with the adapter off and run
-    the adapter checks."""
-    def work(job: Job) -> dict:
-        run = lc.finetune_lora(base.model, data, config, before=base.evaluation, on_step=job.on_step,
-                               should_stop=job.should_stop)
-
-        def say(text: str) -> None:
-            job.label = text
-        return {"run": run, **adapter_results(base, run.model, data, run.after, run.after_logits, say)}
-    return work
-
 
 def compare(base: lc.BaselineRun, data: lc.Dataset, ranks, config: lc.FinetuneConfig, full_lr: float):
     """The work of a rank comparison job; after a Stop it returns only the runs that finished."""

@@ -5,18 +5,25 @@ A page asks for the run its experiment describes. If the store has it, the page 
 a reload, a second tab or another student never trains it again. If it is training (a reload mid-run, or
 a classmate who clicked first), the page follows that training. Otherwise the page offers to start it.
 A finished run is stored only when it is whole; a stopped one stays with the sessions that followed it.
+
+Several app servers can share one run folder (replicas behind a proxy): a server that starts a run claims
+its key there (lora_core.run_claims), and the others, asked for the same run, wait for its file rather than
+train it again.
 """
 import threading
 import time
 
 import streamlit as st
 
+from lora_core import run_claims
 from lora_core.checkpoints import tidy
 from lora_core.store import RunStore, environment, run_key
 from ui import fair, jobs, server
 
 TRAINING_THREADS = 1  # every training runs on one torch thread (lora_core.parallel), whatever the server's load
 STORE_BYTES = 1024 * 2**20  # finished runs kept in memory (their tensors); the disk keeps every one
+ELSEWHERE_POLL_S = 0.5  # how often a page waiting for another server's run looks for its file
+STOPPING_WAIT_S = 30  # how long a new start waits for a stopping run of this server to let go of its claim
 _running: dict[str, jobs.Job] = {}
 _lock = threading.Lock()
 _store: list[RunStore] = []
@@ -42,40 +49,77 @@ def running(run: str) -> jobs.Job | None:
 
 
 def start(run: str, name: str, work, keep, session_id: str, steps: int = 0,
-          hidden: tuple[int, ...] = ()) -> tuple[str, jobs.Job]:
-    """("joined", job) when this run already trains; else ("started", job), a new shared job counted
+          hidden: tuple[int, ...] = ()) -> tuple[str, jobs.Job | None]:
+    """("joined", job) when this run already trains here; else ("started", job), a new shared job counted
     against this person (ui.fair), or ("refused", job) when it is over a limit: then it never runs and its
-    error says why. `steps` and `hidden` are what it costs, for the server's caps.
+    error says why; or ("elsewhere", None) when another server sharing the run folder trains it.
+    `steps` and `hidden` are what it costs, for the server's caps. `work` is a callable `work(job)` or a
+    lora_core.executor.Work, which a cluster can run (ui.jobs).
 
     `keep(result)` gives (record, live) for the store when the result is whole, or None (a stopped run);
     live None keeps the record in memory too (lora_core.store.RunStore.put). Followers get `result`."""
-    def work_and_keep(job: jobs.Job):
-        try:
-            result = work(job)
-            kept = keep(result) if result is not None and not job.stopping else None
-            if kept is not None:
-                error = store().put(run, *kept)
-                if error is not None:
-                    server.log.warning("Run %s kept in memory only: %s", run[:12], error)
-                tidy(server.runs_dir(), server.cache_limit_bytes())  # the folder under its limit, oldest out
-            return result
-        finally:
-            with _lock:
-                if _running.get(run) is job:
-                    del _running[run]
-
     with _lock:
         job = _running.get(run)
-        how = "joined"
-        if job is None or job.stopping:
-            job = jobs.Job(f"{name}-{time.monotonic_ns()}", work_and_keep, shared=True,
-                           owners=fair.owners(session_id), steps=steps, hidden=hidden)
+    if job is not None and job.stopping:  # ours, still letting go of the run's claim
+        job.wait(STOPPING_WAIT_S)
+    with _lock:
+        job = _running.get(run)
+        if job is not None and not job.stopping:
+            how = "joined"
+        else:
+            claim = run_claims.claim(server.runs_dir(), run)
+            if claim is None:
+                return "elsewhere", None
+            try:
+                job = jobs.Job(f"{name}-{time.monotonic_ns()}", work, shared=True,
+                               owners=fair.owners(session_id), steps=steps, hidden=hidden,
+                               settle=_settle(run, keep, claim))
+            except BaseException:
+                claim.release()
+                raise
             if job.refused:
+                claim.release()
                 return "refused", job
             _running[run] = job
             how = "started"
     job.watch(session_id)
     return how, job
+
+
+def _settle(run: str, keep, claim: run_claims.Claim):
+    """What a run's job does once it has ended: store a whole result, let go of the run's claim, leave
+    the running runs — in that order, so that a page never finds the run in neither place."""
+    def settle(job: jobs.Job) -> None:
+        try:
+            kept = keep(job.result) if job.result is not None and not job.stopping else None
+            if kept is not None:
+                error = store().put(run, *kept)
+                if error is not None:
+                    server.log.warning("Run %s kept in memory only: %s", run[:12], error)
+                tidy(server.runs_dir(), server.cache_limit_bytes())  # the folder under its limit, oldest out
+        finally:
+            claim.release()
+            with _lock:
+                if _running.get(run) is job:
+                    del _running[run]
+    return settle
+
+
+def elsewhere(run: str) -> bool:
+    """Whether another server sharing the run folder is making this run now."""
+    with _lock:
+        if run in _running:
+            return False
+    return not run_claims.lapsed(server.runs_dir(), run)
+
+
+def wait_elsewhere(run: str, what: str) -> None:
+    """Say that another server makes this run, and wait until its file is there or its claim lapses (its
+    server stopped); a click on the page ends the wait too."""
+    with st.spinner(f"{what}: another server of this site is making exactly this run; it appears here when "
+                    "it is done…"):
+        while not store().path(run).exists() and elsewhere(run):
+            time.sleep(ELSEWHERE_POLL_S)
 
 
 def find(run: str, revive=None, share: bool = False):
@@ -125,14 +169,18 @@ def controls(kind: str, run: str, label: str, start_work, keep, what: str, help:
         job = joined  # started by a reload of this page, another tab or a classmate: follow it
         joined.watch(session)
         st.session_state[f"{kind}_job"], st.session_state[f"{kind}_job_key"] = joined, run
+    made_elsewhere = found is None and job is None and elsewhere(run)
     run_key, stop_key = buttons or (f"{kind}_run", f"{kind}_stop")
     run_col, stop_col, _ = st.columns([1, 1, 3])
     refused, joined_note = None, False
-    if run_col.button(label, key=run_key, type="primary", disabled=job is not None or found is not None,
+    if run_col.button(label, key=run_key, type="primary",
+                      disabled=job is not None or found is not None or made_elsewhere,
                       help=help if found is None else "Already made with exactly these settings: shown below."):
         how, started = start(run, kind, start_work, keep, session, *cost)
         if how == "refused":
             refused = started
+        elif how == "elsewhere":
+            made_elsewhere = True
         else:  # started or joined before the Stop button is drawn, so that it is enabled for this run
             job, joined_note = started, how == "joined"
             st.session_state[f"{kind}_job"], st.session_state[f"{kind}_job_key"] = job, run
@@ -144,6 +192,9 @@ def controls(kind: str, run: str, label: str, start_work, keep, what: str, help:
     if refused is not None:
         st.error(jobs.failure(what, refused.error))
         return partial(kind, run)
+    if made_elsewhere:
+        wait_elsewhere(run, what)
+        st.rerun()  # the run from the store, or the Train button again if its server stopped
     if joined_note:
         st.info("Someone on this server is making exactly this run: you follow it rather than start a copy.")
     if job is not None:

@@ -1,0 +1,136 @@
+"""The app's baseline and finetune as lora_core.executor.Work: what a worker computes is plain data —
+tensors, numbers, lora_core's dataclasses — which is exactly what the run store keeps (a record), and
+`*_from_record` turns a record back into what a page uses. So a run computed in this process, on a
+cluster, or read from disk reaches the page the same way.
+"""
+import dataclasses
+
+import torch
+
+from .adapters import adapter_of, attach
+from .data import Dataset
+from .executor import Work
+from .lora import copy_model, lora_enabled
+from .runs import (
+    BaselineConfig,
+    BaselineRun,
+    FinetuneConfig,
+    FinetuneRun,
+    adapter_checks,
+    finetune_lora,
+    merged_copy,
+    new_model,
+    train_baseline,
+)
+from .train import Evaluation, evaluate
+
+# --- baseline ------------------------------------------------------------------------------------------
+
+
+def baseline_record(run: BaselineRun) -> dict:
+    """What the store keeps of a baseline: its weights, losses, test evaluation and the outputs it scored
+    (the proofs of every finetune on it compare with them)."""
+    return {"config": run.config, "state": run.model.state_dict(), "losses": run.losses,
+            "evaluation": run.evaluation, "total_steps": run.total_steps, "test_logits": run.test_logits}
+
+
+def baseline_from_record(stored: dict, device) -> BaselineRun:
+    """A stored baseline as a BaselineRun on `device`, read-only; a ValueError when the record is not one."""
+    config, losses = stored.get("config"), stored.get("losses")
+    if not isinstance(config, BaselineConfig) or not isinstance(losses, list) or \
+            not all(type(v) is float for v in losses):
+        raise ValueError("not a stored baseline")
+    model = new_model(config.hidden1, config.hidden2, config.seed, device)
+    model.load_state_dict(stored["state"])
+    for param in model.parameters():
+        param.requires_grad_(False)  # a baseline is shared by every session
+    logits = stored.get("test_logits")
+    return BaselineRun(config, model, losses, stored["evaluation"], stored["total_steps"],
+                       None if logits is None else logits.to(device))
+
+
+def trained_baseline(progress, data: Dataset, config: BaselineConfig) -> dict:
+    """train_baseline, as its record (its tensors on the CPU, to travel)."""
+    run = train_baseline(config, data, on_step=progress.on_step, should_stop=progress.should_stop)
+    return on_cpu(baseline_record(run))
+
+
+def baseline_work(data: Dataset, config: BaselineConfig) -> Work:
+    return Work(trained_baseline, data, (config,), lambda record: baseline_from_record(record, data.train_x.device))
+
+
+# --- finetune ------------------------------------------------------------------------------------------
+
+def adapter_results(base: BaselineRun, model, data: Dataset, on: Evaluation | None = None, on_logits=None,
+                    say=lambda text: None) -> dict:
+    """Evaluations of an adapted copy of `base` with the adapter on and off, of its merged copy, and the
+    proofs — one pass over the test images for each of on, off and merged; the base's outputs are the
+    ones its own evaluation scored. `on`/`on_logits` when the finetune already evaluated it."""
+    if on is None:
+        say("evaluating with the adapter on")
+        on, on_logits = evaluate(model, data.test_x, data.test_y, return_logits=True)
+    say("evaluating with the adapter off")
+    with lora_enabled(model, False):
+        off, off_logits = evaluate(model, data.test_x, data.test_y, return_logits=True)
+    say("checking the proofs on a merged copy")
+    merged, merged_logits = evaluate(merged_copy(model), data.test_x, data.test_y, return_logits=True)
+    checks = adapter_checks(base.model, model, data.test_x, base_logits=base.test_logits, off_logits=off_logits,
+                            on_logits=on_logits, merged_logits=merged_logits)
+    return {"after": on, "off": off, "merged": merged, "checks": checks}
+
+
+def finetune_record(result: dict) -> dict:
+    """What the store keeps of a finetune: the adapter alone (kilobytes), its curves, evaluations and proofs."""
+    run = result["run"]
+    return {"config": run.config, "adapter": adapter_of(run.model), "losses": run.losses, "before": run.before,
+            "after": run.after, "off": result["off"], "merged": result.get("merged"), "checks": result["checks"],
+            "parameters": run.parameters, "update_norms": run.update_norms}
+
+
+def finetune_from_record(stored: dict, base: BaselineRun) -> dict:
+    """A stored finetune as a page's result {"run", "after", "off", "merged", "checks"}: its adapter
+    attached to a copy of `base`."""
+    model = attach(copy_model(base.model), stored["adapter"])
+    run = FinetuneRun(stored["config"], model, stored["losses"], stored["before"], stored["after"],
+                      stored["parameters"], stored["update_norms"])
+    return {"run": run, "after": stored["after"], "off": stored["off"], "merged": stored.get("merged"),
+            "checks": stored["checks"]}
+
+
+def checked_finetune(progress, data: Dataset, base: BaselineRun, config: FinetuneConfig) -> dict:
+    """finetune_lora on a copy of `base`, then its evaluations with the adapter off and merged and the
+    proofs (adapter_results), as its record."""
+    if base.model.linear1.weight.device != data.train_x.device:  # a GPU worker of a CPU app
+        base = dataclasses.replace(base, model=copy_model(base.model).to(data.train_x.device),
+                                   test_logits=on_device(base.test_logits, data.train_x.device))
+    run = finetune_lora(base.model, data, config, before=base.evaluation, on_step=progress.on_step,
+                        should_stop=progress.should_stop)
+
+    def say(text: str) -> None:
+        progress.label = text
+    return on_cpu(finetune_record({"run": run, **adapter_results(base, run.model, data, run.after,
+                                                                 run.after_logits, say)}))
+
+
+def finetune_work(base: BaselineRun, data: Dataset, config: FinetuneConfig) -> Work:
+    """The finetune of `base` a page asks for; a cluster's worker gets `base` (weights and outputs) with it."""
+    return Work(checked_finetune, data, (base, config), lambda record: finetune_from_record(record, base))
+
+
+def on_device(value, device):
+    """`value` with every tensor in it (in dicts, lists, tuples, dataclasses) on `device`."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to(device)
+    if isinstance(value, dict):
+        return {k: on_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(on_device(v, device) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: on_device(getattr(value, f.name), device)
+                                             for f in dataclasses.fields(value) if f.init})
+    return value
+
+
+def on_cpu(record: dict) -> dict:
+    """A record as it travels from a worker: every tensor on the CPU."""
+    return on_device(record, "cpu")

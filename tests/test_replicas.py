@@ -1,0 +1,57 @@
+"""Two app servers sharing one run folder, as replicas behind a sticky proxy: a run one server trains is
+shown by the other without training, even when asked for while it trains."""
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+
+import browser_harness as bh
+import pytest
+
+import lora_core as lc
+
+expect = pytest.importorskip("playwright.sync_api").expect
+
+# the default network, long enough (seconds) for the second server to be asked while the first trains
+CONFIG = lc.BaselineConfig(epochs=20, max_steps=1_500, seed=5)
+LINK = f"baseline?seed={CONFIG.seed}&epochs={CONFIG.epochs}&base_steps={CONFIG.max_steps}"
+LONG_MS = 300_000
+
+
+def stored_files(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `folder` with its inode and modification time: a run stored again (a second
+    training) replaces its file by a rename, which changes both."""
+    return {str(p.relative_to(folder)): (p.stat().st_ino, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_run_asked_of_two_servers_is_trained_once_and_shown_by_both(chromium, tmp_path, data):
+    shared = tmp_path / "shared"
+    env = {"LORA_LAB_CACHE": str(shared), "LORA_LAB_DATA": str(tmp_path / "data")}
+    with ExitStack() as stack:
+        with ThreadPoolExecutor(2) as pool:  # both start at once
+            first, second = pool.map(stack.enter_context, [bh.streamlit_server(env=env, log=tmp_path / f"s{n}.log")
+                                                           for n in (1, 2)])
+        pages = []
+        for url in (first, second):
+            context = chromium.new_context(viewport={"width": 1400, "height": 900})
+            stack.callback(context.close)
+            pages.append(bh.open_app(context, url, LINK, timeout=LONG_MS))
+        teacher, student = pages
+        teacher.get_by_role("button", name="Train baseline", exact=True).click()  # not waiting for its end
+        expect(teacher.get_by_text("Training the baseline: step")).to_be_visible(timeout=LONG_MS)
+
+        student.reload()  # the second server, asked for the same run while the first trains it
+        expect(student.get_by_text("another server of this site is making exactly this run")).to_be_visible(
+            timeout=LONG_MS)
+        expect(bh.metric(student, "Steps trained")).to_have_text(f"{CONFIG.max_steps:,}", timeout=LONG_MS)
+        expect(bh.metric(teacher, "Steps trained")).to_have_text(f"{CONFIG.max_steps:,}", timeout=LONG_MS)
+        once = stored_files(shared / "runs")
+        expect(student.get_by_role("button", name="Train baseline", exact=True)).to_be_disabled()
+        accuracy = f"{lc.train_baseline(CONFIG, data).evaluation.accuracy:.2%}"
+        assert bh.metric(teacher, "Test accuracy").inner_text() == bh.metric(student, "Test accuracy").inner_text() \
+            == accuracy
+        assert bh.problems(teacher) == bh.problems(student) == []
+        assert len([name for name in once if name.endswith(".safetensors")]) == 1
+        student.reload()  # the run, read again: nothing trains, nothing is written
+        expect(bh.metric(student, "Steps trained")).to_have_text(f"{CONFIG.max_steps:,}", timeout=LONG_MS)
+        assert stored_files(shared / "runs") == once
