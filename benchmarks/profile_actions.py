@@ -15,10 +15,11 @@ import torch
 import lora_core as lc
 from lora_core import anatomy, parallel, studies
 from lora_core.adapters import adapter_zip
+from ui import inside
 
 PARTS = [("training", "train.py", "train"), ("test passes", "train.py", "logits_of"),
          ("merge lab", "adapters.py", "merge_precision"), ("SVDs", "anatomy.py", "weight_spectra")]
-PATH_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)  # ui.inside's, evaluated after the adapters train
+
 
 
 def profile(name: str, action) -> None:
@@ -78,7 +79,7 @@ def main() -> None:
         def frontier():
             held["adapters"] = studies.train_frontier_adapters(base.model, data, small, [1, 2, 4, 8],
                                                                workers=args.cores)
-            for strength in PATH_STRENGTHS:
+            for strength in inside.PATH_STRENGTHS:
                 studies.frontier(base.model, data, held["adapters"], small.digits, strength, base.evaluation)
 
         small = replace(tune, steps=50)

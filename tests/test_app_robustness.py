@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
-from lora_core import presets
+from lora_core import presets, works
 from lora_core.checkpoints import load_tensors
 from ui import baseline as ui_baseline
 from ui import runs, state
@@ -92,7 +92,7 @@ def test_a_diverging_baseline_says_why_and_keeps_the_previous_one(monkeypatch):
     at = open_session(SMALL, seed=30_001)
     held, held_key = train_baseline(at)["run"], baseline_key(at)
     real = lc.train_baseline
-    monkeypatch.setattr(lc, "train_baseline",
+    monkeypatch.setattr(works, "train_baseline",  # where the baseline's Work finds it
                         lambda config, data, **kw: real(replace(config, lr=DIVERGING_LR), data, **kw))
     at.session_state["base_hidden1"] = 40  # other settings, so not the stored baseline
     at.run()
@@ -117,7 +117,7 @@ def test_a_diverging_finetune_says_why_and_keeps_the_previous_adapter(monkeypatc
     at.session_state["lora_steps"] = 6  # other settings, so not the stored finetune
     at.run()
     real = lc.finetune_lora
-    monkeypatch.setattr(lc, "finetune_lora",
+    monkeypatch.setattr(works, "finetune_lora",  # where the finetune's Work finds it
                         lambda base, data, config, **kw: real(base, data, replace(config, lr=DIVERGING_LR), **kw))
     at.button(key="lora_train").click().run()
     assert not at.exception, at.exception

@@ -3,8 +3,6 @@ their background jobs, and core results reshaped into rows for tables and charts
 
 Every number comes from lora_core (anatomy, studies, runs); nothing here computes on tensors.
 """
-import atexit
-import threading
 import time
 from dataclasses import asdict
 
@@ -26,7 +24,7 @@ RANK_CHOICES = [1, 2, 4, 8, 16, 32, 64]
 FULL_LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3]  # full finetuning's own: smaller than LoRA's
 SNAPSHOT_CHOICES = [0, 5, 10, 25, 50, 100]  # steps between live redraws of the ΔW spectrum; 0 = only norms
 STRENGTH_STEP = 0.05
-PATH_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)  # evaluated right after training: the paths drawn
+PATH_STRENGTHS = (0.0, 0.5, 1.0, 1.5)  # evaluated right after training: the paths drawn (the fill adds the rest)
 INIT_LABELS = {
     "kaiming": "B zero, A kaiming (default)",
     "gaussian": "B zero, A gaussian",
@@ -156,7 +154,7 @@ def _frontier(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig,
         for strength in PATH_STRENGTHS:
             job.label = f"evaluating every adapter at strength {strength:g}"
             points[strength] = studies.frontier(base.model, data, adapters, config.digits, strength, base.evaluation)
-        _in_background(_fill_strengths, points, base, data, adapters, config.digits)
+        jobs.in_background(_fill_strengths, points, base, data, adapters, config.digits)
         return {"adapters": adapters, "points": points, "config": config,
                 "stopped": len(adapters) < len(set(ranks))}
     return work
@@ -220,25 +218,7 @@ def run(kind: str, held: dict, ctx, config: lc.FinetuneConfig, label: str, what:
 
 
 FILL_PATIENCE_S = 600  # how long the fill waits for the server's trainings to end before it gives up
-_background: set[threading.Thread] = set()  # work done ahead of a request, in daemon threads
-_closing = threading.Event()
 _latest_fill = [0]  # the newest frontier's fill; an older one ends (its tab has moved on or closed)
-
-
-def _in_background(target, *args) -> None:
-    """`target(*args)` in a daemon thread that the interpreter's exit waits for (a little)."""
-    _background.difference_update([t for t in list(_background) if not t.is_alive()])
-    thread = threading.Thread(target=target, args=args, name=f"lora-lab {target.__name__}", daemon=True)
-    _background.add(thread)
-    thread.start()
-
-
-@atexit.register
-def _finish_background() -> None:
-    """A daemon thread still inside torch when the interpreter ends aborts the process: let them end first."""
-    _closing.set()
-    for thread in list(_background):
-        thread.join(timeout=60)
 
 
 def _fill_strengths(points: dict, base: lc.BaselineRun, data: lc.Dataset, adapters, digits) -> None:
@@ -251,7 +231,7 @@ def _fill_strengths(points: dict, base: lc.BaselineRun, data: lc.Dataset, adapte
     deadline = time.monotonic() + FILL_PATIENCE_S
 
     def superseded() -> bool:
-        return _closing.is_set() or _latest_fill[0] != mine
+        return jobs.CLOSING.is_set() or _latest_fill[0] != mine
 
     with parallel.using(1):
         for strength in sorted(strengths(), key=lambda s: (abs(s - 1), s)):

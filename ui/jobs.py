@@ -11,6 +11,7 @@ A job knows the sessions that follow it: one for a session's own run, several fo
 When the last of them stops following — Stop, or the sweep of ui.server after a tab closed — it stops.
 Finished runs are kept by ui.runs.
 """
+import atexit
 import threading
 import time
 
@@ -27,6 +28,8 @@ THREADS = server.threads_each(SLOTS.limit)  # cores of each job when all SLOTS.l
 # in this process under SLOTS, a lone job on every core; or, for work that can travel, on the Ray cluster
 # of LORA_LAB_RAY_ADDRESS
 EXECUTOR = executor.from_env(SLOTS, server.threads_each)
+CLOSING = threading.Event()  # the interpreter is ending: background work stops at its next check
+_background: set[threading.Thread] = set()  # work done ahead of a request, in daemon threads
 
 
 class Job(executor.Progress):
@@ -122,6 +125,22 @@ class Job(executor.Progress):
 
 HEADER_STOP = ("Streamlit's own Stop (top right) only stops this page from updating: the training goes on. "
                "Use the Stop button here to end it; click anywhere to see its progress again.")
+
+
+def in_background(target, *args) -> None:
+    """`target(*args)` in a daemon thread that the interpreter's exit waits for (a little)."""
+    _background.difference_update([t for t in list(_background) if not t.is_alive()])
+    thread = threading.Thread(target=target, args=args, name=f"lora-lab {target.__name__}", daemon=True)
+    _background.add(thread)
+    thread.start()
+
+
+@atexit.register
+def _finish_background() -> None:
+    """A daemon thread still inside torch when the interpreter ends aborts the process: let them end first."""
+    CLOSING.set()
+    for thread in list(_background):
+        thread.join(timeout=60)
 
 
 def remote() -> bool:
