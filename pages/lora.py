@@ -173,12 +173,10 @@ if result is not None:
     st.markdown("Merging adds ΔW into W, so the adapter costs nothing at run time. Stored in a smaller "
                 "number format the sum is rounded: how far from the exact sum, and how many of the "
                 f"{len(ctx.data.test_y):,} test predictions change?")
-    rows = adapters.merge_rows(result, ctx.data)
-    if rows is None:
-        adapters.wait_for_merge(result)
-    elif isinstance(rows, Exception):
-        st.error("The merge lab could not be measured for this adapter; the rest of the page is unaffected.")
-        rows = None
+    measure = "merge" not in result and st.button(
+        "Merge and count", key="lora_merge_measure",
+        help="Merges this adapter three times and scores each copy on every test image (a few seconds).")
+    rows = adapters.merge_rows(result, ctx.data, measure)
 if result is not None and rows is not None:
     left, right = st.columns([2, 3])
     left.dataframe(rows, hide_index=True, column_config={

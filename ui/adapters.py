@@ -15,7 +15,7 @@ import streamlit as st
 import lora_core as lc
 from lora_core import works
 from lora_core.adapters import MAX_STRENGTH, adapter_zip, read_upload
-from ui import jobs, runs, server, tables
+from ui import runs, server, tables
 from ui.plain import plain
 
 PROBE_IMAGES = 256  # test images an uploaded adapter must give finite outputs on
@@ -176,30 +176,13 @@ def zip_bytes(record: dict, peft_format: bool) -> bytes:
     return files[peft_format]
 
 
-def merge_rows(record: dict, data: lc.Dataset) -> list[dict] | None:
-    """merge_precision of the current adapter on the test images, measured once per adapter, in the
-    background (three passes: the adapter's results are on screen first); None until it is there."""
-    if "merge" not in record and "merge_started" not in record:
-        record["merge_started"] = True
-        jobs.in_background(_measure_merge, record, data)
+def merge_rows(record: dict, data: lc.Dataset, measure: bool) -> list[dict] | None:
+    """merge_precision of the current adapter on the test images, measured once per adapter when asked
+    (three passes over the test images: not on the way to the adapter's own results); None until then."""
+    if "merge" not in record and measure:
+        with st.spinner("Merging the adapter in float32, bfloat16 and float16 and counting flipped predictions…"):
+            record["merge"] = lc.merge_precision(record["model"], data.test_x, reference=record["after"].predictions)
     return record.get("merge")
-
-
-def _measure_merge(record: dict, data: lc.Dataset) -> None:
-    try:
-        record["merge"] = lc.merge_precision(record["model"], data.test_x, reference=record["after"].predictions)
-    except Exception as err:  # said on the page, never lost in a thread
-        server.log.exception("merge lab failed")
-        record["merge"] = err
-
-
-@st.fragment(run_every=0.5)
-def wait_for_merge(record: dict) -> None:
-    """Until the merge lab's numbers are there: say what is measured; then draw the page again with them."""
-    if "merge" in record:
-        st.rerun()
-    st.info("Merging the adapter in float32, bfloat16 and float16 and counting flipped predictions…",
-            icon=":material/hourglass_top:")
 
 
 def on_this_baseline(base_key) -> list[dict]:
