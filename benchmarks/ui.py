@@ -10,6 +10,7 @@ seconds. Prints the median of the repeats with their range.
 """
 import argparse
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -133,8 +134,9 @@ class Bench:
             for _ in range(repeats):  # 1.0 → 0.95 → 0.9 …: each a value this tab has not shown
                 t = time.perf_counter()
                 strength.press("ArrowLeft")
-                title = page.get_by_text(f"Learned against forgotten, at strength {float(strength.input_value()):g}")
-                until(lambda title=title: shown(title), "the chart at the new strength", page=page)
+                value = re.escape(f"{float(strength.input_value()):g}")  # the chart's caption names it
+                caption = page.get_by_text(re.compile(rf"at strength {value}; the baseline star"))
+                until(lambda caption=caption: shown(caption), "the chart at the new strength", page=page)
                 times.append(time.perf_counter() - t)
             return times
         finally:

@@ -64,7 +64,7 @@ def encode(value) -> tuple[dict[str, torch.Tensor], object]:
             tensors[name] = v.detach().cpu().contiguous()
             return {"tensor": name}
         if isinstance(v, np.ndarray):
-            return {"array": walk(torch.from_numpy(np.ascontiguousarray(v)))["tensor"]}
+            return {"array": walk(torch.from_numpy(np.array(v, order="C")))["tensor"]}  # a copy: v may be read-only
         if isinstance(v, np.generic):
             return walk(v.item())
         if isinstance(v, (list, tuple)):
