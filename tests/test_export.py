@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import held_baseline
+from conftest import held_baseline, open_session, train_baseline
 from safetensors import safe_open
 from streamlit.testing.v1 import AppTest
 
@@ -16,7 +16,6 @@ from lora_core import export
 from lora_core.data import MEAN, SAMPLE_FILE, STD
 from ui import adapters, downloads
 
-APP = "../app.py"  # relative to this file
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS = {"base_hidden1": 32, "base_hidden2": 16, "base_max_steps": 40, "lora_steps": 30, "lora_rank": 2,
             "lora_targets": ["linear1", "linear3"]}
@@ -47,13 +46,8 @@ def test_a_file_that_is_not_a_baseline_is_refused_with_the_reason(small_mlp, dam
 @pytest.fixture(scope="module")
 def page():
     """The LoRA page after training an adapter: what it shows and the files it offers."""
-    at = AppTest.from_file(APP, default_timeout=180)
-    for key, value in SETTINGS.items():
-        at.session_state[key] = value
-    at.run()
-    at.switch_page("pages/baseline.py").run()
-    if not at.button(key="base_train").disabled:
-        at.button(key="base_train").click().run()
+    at = open_session(SETTINGS, timeout=180)
+    train_baseline(at)
     at.switch_page("pages/lora.py").run()
     at.button(key="lora_train").click().run()
     assert not at.exception, at.exception

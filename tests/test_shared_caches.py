@@ -3,26 +3,20 @@ student's settings never change what another student sees. AppTest sessions run 
 share its caches, as the sessions of one `streamlit run` server do."""
 import pytest
 import torch
-from conftest import held_baseline
+from conftest import held_baseline, open_session, train_baseline
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
 from ui import inside
 
-APP = "../app.py"  # relative to this file
 BASE = {"base_hidden1": 24, "base_hidden2": 12, "base_max_steps": 8, "lora_steps": 3, "lora_rank": 1}
 
 
 def inspect_lora_pages_adapter(**state) -> AppTest:
     """A session that trains the small baseline (or reuses it), an adapter on the LoRA page, and opens it
     in the ΔW inspector."""
-    at = AppTest.from_file(APP, default_timeout=120)
-    for key, value in {**BASE, **state}.items():
-        at.session_state[key] = value
-    at.run()
-    at.switch_page("pages/baseline.py").run()
-    if not at.button(key="base_train").disabled:
-        at.button(key="base_train").click().run()
+    at = open_session(BASE, timeout=120, **state)
+    train_baseline(at)
     at.switch_page("pages/lora.py").run()
     at.button(key="lora_train").click().run()
     at.switch_page("pages/inspector.py").run()
