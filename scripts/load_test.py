@@ -237,6 +237,8 @@ WATCH_RUNS = """() => {  // the whole document (Streamlit may replace the app el
 }"""
 RAN = """() => window.__scriptRan &&
     document.querySelector('[data-testid="stApp"]').getAttribute('data-test-script-state') === 'notRunning'"""
+DISABLED = """button => [...document.querySelectorAll('button')]
+    .some(b => b.innerText.trim() === button && b.disabled)"""
 WATCH_NOTES = """notes => {  // notes shown only while a training runs: caught as they are drawn
     window.__notes = [];
     if (window.__noteWatcher) window.__noteWatcher.disconnect();
@@ -313,10 +315,18 @@ async def set_number(page, label: str, value: int, timeout_ms: int) -> bool:
 
 
 async def train(page, button: str, done: str, args) -> float:
-    """Click a Train button; seconds until its run has ended and `done` is drawn (the queue included)."""
+    """Click a Train button; seconds until its run has ended and `done` is drawn (the queue included).
+
+    What follows the click is read from the page, not from a script run seen to start: the button turns
+    disabled (training, joined, or found in the store), then `done` is drawn and the page is idle. (With one
+    link for 30 users on two cores, a watcher of the run state missed half of the runs.)"""
+    train_button = page.get_by_role("button", name=button, exact=True)
+    await page.wait_for_selector(IDLE, timeout=args.page_timeout * 1000)
     start = time.perf_counter()
-    await run_of(page, page.get_by_role("button", name=button, exact=True).click, args.train_timeout * 1000)
-    await page.get_by_text(done, exact=True).wait_for(timeout=args.page_timeout * 1000)
+    await train_button.click()
+    await page.wait_for_function(DISABLED, arg=button, timeout=args.train_timeout * 1000)
+    await page.get_by_text(done, exact=True).wait_for(timeout=args.train_timeout * 1000)
+    await page.wait_for_selector(IDLE, timeout=args.train_timeout * 1000)
     return time.perf_counter() - start
 
 
