@@ -52,6 +52,7 @@ from .runs import (
     finetune_lora,
     merged_copy,
     new_model,
+    same_network,
     train_baseline,
 )
 from .svd import (
@@ -115,6 +116,7 @@ __all__ = [
     "SweepRow",
     "adapter_checks",
     "merged_copy",
+    "same_network",
     "compare_ranks",
     "finetune_full",
     "finetune_lora",

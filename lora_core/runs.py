@@ -293,6 +293,16 @@ FACTORED_TOLERANCE = 1e-5
 
 
 @torch.no_grad()
+def same_network(a: nn.Module, b: nn.Module) -> bool:
+    """Whether two networks of one architecture use the same weights and biases, bit for bit (a LoRA
+    parametrization applied): then their forwards give the same outputs on every input."""
+    def used(model):
+        return [(m.weight, m.bias) for m in model.modules() if isinstance(m, nn.Linear)]
+    pairs = list(zip(used(a), used(b), strict=True))
+    return all(torch.equal(wa, wb) and torch.equal(ba, bb) for (wa, ba), (wb, bb) in pairs)
+
+
+@torch.no_grad()
 def merged_copy(model: nn.Module) -> nn.Module:
     """A copy of `model` with W + ΔW baked into its weights."""
     return merge_lora(copy_model(model)).eval()

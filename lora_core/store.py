@@ -21,7 +21,7 @@ import torch
 
 from .checkpoints import load_tensors, save_tensors
 
-FORMAT = "lora-lab-run/1"
+FORMAT = "lora-lab-run/2"  # 2: a finetune's proofs compare outputs on works.PROOF_IMAGES test images
 MAX_RUN_BYTES = 2**30  # the largest run file read back (a baseline of 4096-wide layers is about 90 MB)
 
 
@@ -53,6 +53,8 @@ def _dataclasses() -> dict[str, type]:
 def encode(value) -> tuple[dict[str, torch.Tensor], object]:
     """(tensors, a JSON-able structure that refers to them by name)."""
     tensors: dict[str, torch.Tensor] = {}
+    names: dict[tuple, str] = {}  # a tensor held twice (one evaluation as "before" and "off") is written once
+    storages: set[int] = set()
 
     def walk(v):
         if v is None or isinstance(v, (bool, int, str)):
@@ -60,9 +62,14 @@ def encode(value) -> tuple[dict[str, torch.Tensor], object]:
         if isinstance(v, float):
             return v if math.isfinite(v) else {"float": repr(v)}
         if isinstance(v, torch.Tensor):
-            name = str(len(tensors))
-            tensors[name] = v.detach().cpu().contiguous()
-            return {"tensor": name}
+            v = v.detach().cpu().contiguous()
+            storage = v.untyped_storage().data_ptr()
+            same = (storage, v.storage_offset(), tuple(v.shape), v.dtype)
+            if same not in names:
+                names[same] = str(len(tensors))
+                tensors[names[same]] = v.clone() if storage in storages else v  # safetensors refuses shared memory
+                storages.add(storage)
+            return {"tensor": names[same]}
         if isinstance(v, np.ndarray):
             return {"array": walk(torch.from_numpy(np.array(v, order="C")))["tensor"]}  # a copy: v may be read-only
         if isinstance(v, np.generic):

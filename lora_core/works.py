@@ -20,9 +20,10 @@ from .runs import (
     finetune_lora,
     merged_copy,
     new_model,
+    same_network,
     train_baseline,
 )
-from .train import Evaluation, evaluate
+from .train import Evaluation, evaluate, logits_of
 
 # --- baseline ------------------------------------------------------------------------------------------
 
@@ -61,22 +62,31 @@ def baseline_work(data: Dataset, config: BaselineConfig) -> Work:
 
 # --- finetune ------------------------------------------------------------------------------------------
 
+PROOF_IMAGES = 1_000  # test images whose outputs the proofs compare; the weights are compared in full
+
+
 def adapter_results(base: BaselineRun, model, data: Dataset, on: Evaluation | None = None, on_logits=None,
                     say=lambda text: None) -> dict:
-    """Evaluations of an adapted copy of `base` with the adapter on and off, of its merged copy, and the
-    proofs — one pass over the test images for each of on, off and merged; the base's outputs are the
-    ones its own evaluation scored. `on`/`on_logits` when the finetune already evaluated it."""
+    """Evaluations of an adapted copy of `base` with the adapter on and off and of its merged copy, and the
+    proofs, for one pass over the test images (on; none when the finetune evaluated it: `on`/`on_logits`).
+
+    Off and merged need no pass of their own: switched off, the adapter leaves the baseline's weights bit for
+    bit, and a merged copy has the adapted network's (both checked here in full), so they give exactly those
+    outputs on every image. The proofs measure the outputs on the first PROOF_IMAGES test images."""
     if on is None:
-        say("evaluating with the adapter on")
+        say("evaluating the adapted network")
         on, on_logits = evaluate(model, data.test_x, data.test_y, return_logits=True)
-    say("evaluating with the adapter off")
+    say("checking the proofs")
+    merged = merged_copy(model)
+    probe = data.test_x[:PROOF_IMAGES]
+    base_logits = None if base.test_logits is None else base.test_logits[:PROOF_IMAGES]
+    checks = adapter_checks(base.model, model, probe, base_logits=base_logits, on_logits=on_logits[:PROOF_IMAGES],
+                            merged_logits=logits_of(merged, probe))
     with lora_enabled(model, False):
-        off, off_logits = evaluate(model, data.test_x, data.test_y, return_logits=True)
-    say("checking the proofs on a merged copy")
-    merged, merged_logits = evaluate(merged_copy(model), data.test_x, data.test_y, return_logits=True)
-    checks = adapter_checks(base.model, model, data.test_x, base_logits=base.test_logits, off_logits=off_logits,
-                            on_logits=on_logits, merged_logits=merged_logits)
-    return {"after": on, "off": off, "merged": merged, "checks": checks}
+        off_is_base = same_network(model, base.model)
+        off = base.evaluation if off_is_base else evaluate(model, data.test_x, data.test_y)
+    merged_evaluation = on if same_network(merged, model) else evaluate(merged, data.test_x, data.test_y)
+    return {"after": on, "off": off, "merged": merged_evaluation, "checks": checks}
 
 
 def finetune_record(result: dict) -> dict:

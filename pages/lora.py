@@ -1,6 +1,7 @@
 import streamlit as st
 
 import lora_core as lc
+from lora_core import works
 from lora_core.adapters import MAX_ADAPTER_BYTES
 from ui import adapters, baseline, charts, context, downloads, experiment, finetunes, inside, state, tables
 from ui.plain import for_chart, plain
@@ -92,7 +93,8 @@ else:
     with right:
         adapter_on = st.toggle("Adapter on", key="lora_adapter_on",
                                help="Switch the adapter off to use W alone: the network is then exactly the "
-                                    "baseline again. Both evaluations were computed once, so this is instant.")
+                                    "baseline again: its weights are the baseline's bit for bit (checked), so its "
+                                    "evaluation is the baseline's and switching is instant.")
         before = result["before"]
         after = result["after"] if adapter_on else result["off"]
         after_label = "after LoRA" if adapter_on else "adapter off"
@@ -118,7 +120,8 @@ else:
     checks = result["checks"]
     st.markdown("Training ran through the factored path **W·x + (α/r)·B·(A·x)**, which never builds W′; the "
                 "evaluations above, the switch and the merge use the parametrized weight **W′ = W + (α/r)·B·A**. "
-                "The last proof checks that the two forwards agree on the trained adapter.")
+                "The last proof checks that the two forwards agree on the trained adapter. The weights are "
+                f"compared in full, the outputs on the first {works.PROOF_IMAGES:,} test images.")
     proofs = [
         ("The original weights are unchanged", "max |W now − W of the baseline|", checks["weights_changed"], 0.0),
         ("Adapter off gives the original network's outputs", "max |difference|", checks["off_vs_base"], 0.0),

@@ -18,7 +18,7 @@ from safetensors.torch import save as save_safetensors
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
-from lora_core import presets
+from lora_core import presets, works
 from lora_core.adapters import FORMAT, MAX_ADAPTER_BYTES, adapter_bytes, adapter_zip
 from ui import runs
 
@@ -228,7 +228,8 @@ def test_lora_finetune_matches_core(data, core_baseline):
     assert bars["data"][1]["y"] == core.after.wrong_per_class
     proofs = [m.value for m in at.markdown if m.value.startswith((":green[", ":red["))]
     assert len(proofs) == 4 and all(p.startswith(":green[:material/check_circle:]") for p in proofs)
-    factored = lc.adapter_checks(core_baseline.model, core.model, data.test_x)["factored_vs_parametrized"]
+    probe = data.test_x[:works.PROOF_IMAGES]  # the proofs compare outputs on these images
+    factored = lc.adapter_checks(core_baseline.model, core.model, probe)["factored_vs_parametrized"]
     assert f"`{factored:.3g}` (must be ≤ {lc.FACTORED_TOLERANCE:g})" in proofs[3]  # the forward that trained it
 
     at.toggle(key="lora_adapter_on").set_value(False).run()  # off: exactly the baseline again

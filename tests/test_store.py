@@ -138,3 +138,15 @@ def test_a_stopped_baseline_is_exactly_the_run_with_that_step_limit(data):
         assert torch.equal(a, b), name
     assert limited.evaluation.accuracy == stopped.evaluation.accuracy
 
+
+
+def test_tensors_held_twice_or_sharing_memory_are_stored_and_read_back(tmp_path):
+    logits = torch.randn(5, 10)
+    record = {"before": logits, "off": logits.detach(), "first_rows": logits[:2], "other": torch.ones(3)}
+    store = RunStore(tmp_path, 2**20)
+    store.put("k", record)
+    back = RunStore(tmp_path, 2**20).get("k")  # from disk: safetensors refuses tensors that share memory
+    assert back.keys() == record.keys()
+    assert all(torch.equal(back[name], value) for name, value in record.items())
+    tensors, _ = encode(record)
+    assert len(tensors) == 3  # the tensor held twice is written once
