@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import lora_core as lc
-from lora_core import works
+from lora_core import parallel, works
+from lora_core.train import logits_of
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +48,16 @@ def test_same_network_sees_one_changed_bit(baseline):
     with torch.no_grad():
         copy.linear2.bias[7] = torch.nextafter(copy.linear2.bias[7], torch.tensor(float("inf")))
     assert not lc.same_network(copy, baseline.model)
+
+
+def test_a_parametrized_network_is_scored_with_the_bits_of_its_own_forward(data, tuned):
+    x = data.test_x[:3_000]
+    with parallel.one_thread(), torch.inference_mode():
+        forward = torch.cat([tuned.model(chunk) for chunk in x.split(1_000)])  # W + ΔW recomputed per chunk
+    assert torch.equal(logits_of(tuned.model, x), forward)
+    with lc.lora_enabled(tuned.model, False), parallel.one_thread(), torch.inference_mode():
+        off = torch.cat([tuned.model(chunk) for chunk in x.split(1_000)])
+        assert torch.equal(logits_of(tuned.model, x), off)
+    with lc.factored_forward(tuned.model), torch.inference_mode():  # the proof's other path stays factored
+        factored = logits_of(tuned.model, x)
+    assert not torch.equal(factored, forward) and torch.allclose(factored, forward, atol=1e-4)
