@@ -313,3 +313,23 @@ def test_stop_keeps_the_partly_trained_adapter_and_ends_a_study_between_steps(da
     assert study.result["stopped"] and len(study.result["curves"]) < len(lc.lora.INITS)  # what finished is kept
     assert 1 <= len(study.result["curves"]) < len(lc.lora.INITS)
     assert all(len(curve.losses) == 2_000 for curve in study.result["curves"])  # only whole runs are kept
+
+
+def test_the_frontier_fill_starts_around_the_last_asked_strength_and_gives_what_a_page_computes(base, data):
+    small = replace(data, test_x=data.test_x[:500], test_y=data.test_y[:500])  # every slider value: quick
+    small_base = lc.BaselineRun(SMALL_BASELINE, base, [], lc.evaluate(base, small.test_x, small.test_y), 0)
+    config = lc.FinetuneConfig(steps=5)
+    adapters = studies.train_frontier_adapters(base, small, config, (1, 2))
+
+    class Recorded(dict):
+        def setdefault(self, key, value):
+            order.append(key)
+            return super().setdefault(key, value)
+    order, points = [], Recorded()
+    inside._fill_strengths(points, [0.3], small_base, small, adapters, config.digits)
+    assert sorted(points) == inside.strengths()
+    assert order[:3] == [0.3, 0.25, 0.35]  # nearest to the focus first, the lower of two equally near first
+    page = {"adapters": adapters, "points": {}, "focus": [1.0]}
+    for strength in (0.0, 0.3, 1.45):
+        assert inside.frontier_points(page, small_base, small, config.digits, strength) == points[strength]
+    assert page["focus"] == [1.45]

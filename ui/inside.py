@@ -3,6 +3,7 @@ their background jobs, and core results reshaped into rows for tables and charts
 
 Every number comes from lora_core (anatomy, studies, runs); nothing here computes on tensors.
 """
+import threading
 import time
 from dataclasses import asdict
 
@@ -10,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 import lora_core as lc
-from lora_core import anatomy, parallel, studies, works
+from lora_core import anatomy, studies, works
 from lora_core import presets as core_presets
 from lora_core.adapters import MAX_STRENGTH
 from lora_core.checkpoints import digest
@@ -150,12 +151,12 @@ def _frontier(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig,
     def work(job: jobs.Job) -> dict:
         adapters = studies.train_frontier_adapters(base.model, data, config, ranks, on_progress=job.on_progress,
                                                    should_stop=job.should_stop, workers=job.cores)
-        points = {}
+        points, focus = {}, [1.0]  # focus: the strength a page asked for last (the fill starts around it)
         for strength in PATH_STRENGTHS:
             job.label = f"evaluating every adapter at strength {strength:g}"
             points[strength] = studies.frontier(base.model, data, adapters, config.digits, strength, base.evaluation)
-        jobs.in_background(_fill_strengths, points, base, data, adapters, config.digits)
-        return {"adapters": adapters, "points": points, "config": config,
+        jobs.in_background(_fill_strengths, points, focus, base, data, adapters, config.digits)
+        return {"adapters": adapters, "points": points, "focus": focus, "config": config,
                 "stopped": len(adapters) < len(set(ranks))}
     return work
 
@@ -219,13 +220,16 @@ def run(kind: str, held: dict, ctx, config: lc.FinetuneConfig, label: str, what:
 
 FILL_PATIENCE_S = 600  # how long the fill waits for the server's trainings to end before it gives up
 _latest_fill = [0]  # the newest frontier's fill; an older one ends (its tab has moved on or closed)
+_pages_evaluating = [0]  # slider values pages are computing now: the fill steps aside for them
+_evaluating_lock = threading.Lock()
 
 
-def _fill_strengths(points: dict, base: lc.BaselineRun, data: lc.Dataset, adapters, digits) -> None:
-    """The frontier at every strength of the slider, nearest to 1 (as trained) first, on one core and only
-    while no training runs (it must not slow anyone's): a new slider value is then read, not computed.
-    The page computes one itself if it comes before this. One fill at a time on the server: a newer
-    frontier's fill ends this one."""
+def _fill_strengths(points: dict, focus: list, base: lc.BaselineRun, data: lc.Dataset, adapters, digits) -> None:
+    """The frontier at every strength of the slider, nearest first to the one a page asked for last
+    (`focus[0]`, 1 until then), one adapter at a time on every core, only while no training runs and no page
+    computes a value (it must not slow anyone's): a slider value near the last one is then read, not computed.
+    The page computes one itself if it comes before this. One fill at a time on the server: a newer frontier's
+    fill ends this one."""
     _latest_fill[0] += 1
     mine = _latest_fill[0]
     deadline = time.monotonic() + FILL_PATIENCE_S
@@ -233,16 +237,21 @@ def _fill_strengths(points: dict, base: lc.BaselineRun, data: lc.Dataset, adapte
     def superseded() -> bool:
         return jobs.CLOSING.is_set() or _latest_fill[0] != mine
 
-    with parallel.using(1):
-        for strength in sorted(strengths(), key=lambda s: (abs(s - 1), s)):
-            while jobs.SLOTS.running() and not superseded():
-                if time.monotonic() > deadline:
-                    return
-                time.sleep(0.5)
-            if superseded():
+    def wait_for_a_free_server() -> bool:
+        while jobs.SLOTS.running() or _pages_evaluating[0]:
+            if superseded() or time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return not superseded()
+
+    while pending := [s for s in strengths() if s not in points]:
+        strength = min(pending, key=lambda s: (abs(s - focus[0]), s))
+        found = []
+        for rank, adapter in adapters.items():
+            if not wait_for_a_free_server():
                 return
-            if strength not in points:
-                points[strength] = studies.frontier(base.model, data, adapters, digits, strength, base.evaluation)
+            found += studies.frontier(base.model, data, {rank: adapter}, digits, strength, base.evaluation)
+        points.setdefault(strength, found)  # a page may have computed it meanwhile: the same numbers
 
 
 # --- following a job ---------------------------------------------------------------------------------
@@ -334,8 +343,17 @@ def strengths() -> list[float]:
 def frontier_points(result: dict, base: lc.BaselineRun, data: lc.Dataset, digits, strength: float):
     """The frontier at one strength: computed once (a merge and a test pass per rank), then cached."""
     points = result["points"]
+    if "focus" in result:
+        result["focus"][0] = strength
     if strength not in points:
-        points[strength] = studies.frontier(base.model, data, result["adapters"], digits, strength, base.evaluation)
+        with _evaluating_lock:
+            _pages_evaluating[0] += 1
+        try:
+            points[strength] = studies.frontier(base.model, data, result["adapters"], digits, strength,
+                                                base.evaluation)
+        finally:
+            with _evaluating_lock:
+                _pages_evaluating[0] -= 1
     return points[strength]
 
 
