@@ -5,8 +5,9 @@ chromium driven by Playwright. Each repeat of an action opens a new tab (a new s
 seed of its own — the server's run store would otherwise show a repeat's result at once, without
 computing it — trains that seed's default baseline (not timed) and times from the click to the moment
 the result is on screen and the page has stopped running. The baseline action times that baseline.
-The slider moves the frontier's strength one step, in a tab that has shown its adapters for SETTLE_S
-seconds. Prints the median of the repeats with their range.
+The slider moves the frontier's strength one step at a time, in a tab that has shown its adapters for
+SETTLE_S seconds (a person reading it), and again in one that has just shown them. Prints the median of
+the repeats with their range.
 """
 import argparse
 import os
@@ -124,10 +125,10 @@ class Bench:
         context.close()
         return seconds
 
-    def slider(self, repeats: int) -> list[float]:
+    def slider(self, repeats: int, settle_s: float = SETTLE_S) -> list[float]:
         _, context, page = self.study("Learn/forget frontier", keep_open=True)
         try:
-            time.sleep(SETTLE_S)
+            time.sleep(settle_s)
             strength = page.get_by_role("slider", name="Adapter strength")
             strength.focus()
             times = []
@@ -184,8 +185,10 @@ def main() -> None:
                 rows.append((row, times))
                 print(f"{row}: " + ", ".join(f"{t:.1f}" for t in times) + " s", flush=True)
             if not args.only or any("Frontier strength".startswith(n) or n.startswith("Frontier") for n in args.only):
-                rows.append(("Frontier strength slider, a new value", bench.slider(repeats)))
-                print(f"{rows[-1][0]}: " + ", ".join(f"{t:.2f}" for t in rows[-1][1]) + " s", flush=True)
+                for row, settle_s in ((f"Frontier strength slider, a new value ({SETTLE_S} s after the frontier)",
+                                       SETTLE_S), ("Frontier strength slider, a new value at once", 0)):
+                    rows.append((row, bench.slider(repeats, settle_s)))
+                    print(f"{row}: " + ", ".join(f"{t:.2f}" for t in rows[-1][1]) + " s", flush=True)
     print(f"\n{os.cpu_count()} cores; {repeats} repeat(s); median (range)\n")
     print("| click → result | median | range |\n| --- | ---: | ---: |")
     for row, times in rows:

@@ -6,8 +6,9 @@ So every training, and every chunk of an evaluation, runs on one torch thread: i
 on how busy the server was. The cores are used by running several of those at once — the chunks of an
 evaluation, the runs of a study — in threads (torch releases the GIL inside its kernels).
 
-`cores()` is how many this thread may use: a server job sets it from its training slot (`using`), and
-code that sets nothing gets what torch would use.
+`cores()` is how many this thread may use: a server job sets it from its training slot (`using`), a
+server gives the threads that set nothing (its pages') a default (`set_default`), and otherwise it is what
+torch would use.
 """
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -16,11 +17,18 @@ from contextlib import contextmanager
 import torch
 
 _local = threading.local()
+_default = []  # [provider]: the cores of a thread that set none, asked each time
 
 
 def cores() -> int:
-    """The cores this thread may use: as set by `using`, else torch's own thread count."""
-    return getattr(_local, "cores", None) or torch.get_num_threads()
+    """The cores this thread may use: as set by `using`, else the process's default (`set_default`), else
+    torch's own thread count (1 in most new threads: torch's setting is per thread)."""
+    return getattr(_local, "cores", None) or (_default[0]() if _default else torch.get_num_threads())
+
+
+def set_default(provider) -> None:
+    """`cores()` of every thread that set none becomes `provider()`, asked at each call."""
+    _default[:] = [provider]
 
 
 @contextmanager

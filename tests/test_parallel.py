@@ -103,3 +103,19 @@ def test_a_run_left_unevaluated_trains_the_same(baseline, data):
     bare = finetune_lora(baseline.model, data, config, evaluated=False)
     assert bare.before is None and bare.after is None and bare.after_logits is None
     assert bare.losses == evaluated.losses and bare.update_norms == evaluated.update_norms
+
+
+def test_threads_that_set_no_cores_get_the_process_default_asked_each_time():
+    saved = list(parallel._default)
+    asked = []
+    try:
+        parallel.set_default(lambda: asked.append(1) or 3)
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(parallel.cores()))  # a new thread: torch says 1
+        thread.start()
+        thread.join(timeout=10)
+        assert seen == [3] and parallel.cores() == 3 and len(asked) == 2
+        with parallel.using(1):
+            assert parallel.cores() == 1  # a job's own setting wins
+    finally:
+        parallel._default[:] = saved
