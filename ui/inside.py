@@ -270,7 +270,7 @@ def follow(job: jobs.Job, what: str, draw=None) -> None:
                 draw(job, tick)  # element keys must differ on every redraw within one run
         if finished:
             break
-        time.sleep(jobs.POLL_S * 2)
+        job.wait(jobs.POLL_S * 2)  # returns at once when the job ends
     bar.empty()
     live.empty()
 
