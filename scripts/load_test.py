@@ -59,6 +59,21 @@ LORA = ("LoRA finetuning", "Train LoRA", "Proofs")
 
 # --- memory --------------------------------------------------------------------------------------------
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds a process has used (all its threads, user + system)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent not idle, over all cores."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
+
+
 def rss_mb(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -460,6 +475,7 @@ async def load(n: int, args, workdir: Path) -> dict:
     with backend(args, workdir) as (servers, ray):
         idle = [server.rss() for server in servers]
         ray_idle = ray.rss() if ray else 0.0
+        cpu_before, busy_before = sum(cpu_s(s.process.pid) for s in servers), machine_busy_s()
         started = time.monotonic()
         async with async_playwright() as p:
             browser = await launch_chromium(p, args, workdir)
@@ -472,6 +488,8 @@ async def load(n: int, args, workdir: Path) -> dict:
             finally:
                 await browser.close()
         wall = time.monotonic() - started
+        cpu = {"app_servers": sum(cpu_s(s.process.pid) for s in servers) - cpu_before,
+               "machine": machine_busy_s() - busy_before, "available": wall * (os.cpu_count() or 1)}
         after = [server.rss() for server in servers]
         ray_after = ray.rss() if ray else 0.0
         time.sleep(args.settle)  # the sweep ends the closed sessions; Streamlit drops them later
@@ -480,6 +498,7 @@ async def load(n: int, args, workdir: Path) -> dict:
     result = summary(n, events, wall, args) | {
         "tracebacks_in_log": sum(server.log.read_text().count("Traceback") for server in servers),
         "rss_mb": {key: sum(one[key] for one in per_server) for key in per_server[0]},  # peaks: sum of each's
+        "cpu_core_s": {key: round(value, 1) for key, value in cpu.items()},  # from the first arrival to the last
     }
     if len(servers) > 1:
         result["rss_mb_per_server"] = per_server
