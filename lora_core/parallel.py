@@ -18,6 +18,8 @@ import torch
 
 _local = threading.local()
 _default = []  # [provider]: the cores of a thread that set none, asked each time
+_foreground = [0]  # passes under way that someone waits for: background work steps aside (`waiting`)
+_foreground_lock = threading.Lock()
 
 
 def cores() -> int:
@@ -55,9 +57,34 @@ def one_thread():
         torch.set_num_threads(previous)
 
 
+@contextmanager
+def foreground():
+    """Inside, someone waits for this work (a page's own pass): `waiting()` is true."""
+    with _foreground_lock:
+        _foreground[0] += 1
+    try:
+        yield
+    finally:
+        with _foreground_lock:
+            _foreground[0] -= 1
+
+
+def waiting() -> bool:
+    """Whether foreground work is under way: background work (done ahead of a request) waits for it."""
+    return _foreground[0] > 0
+
+
 def map_ordered(work, items, workers: int | None = None) -> list:
     """[work(item) for item in items], `workers` (default `cores()`) at a time, each on one torch thread
-    and one core; the results in the order of `items`, whatever order they finish in."""
+    and one core; the results in the order of `items`, whatever order they finish in. In a thread that set
+    no cores (a server's page) it is foreground work."""
+    if getattr(_local, "cores", None) is None:
+        with foreground():
+            return _map_ordered(work, items, workers)
+    return _map_ordered(work, items, workers)
+
+
+def _map_ordered(work, items, workers: int | None) -> list:
     items = list(items)
     workers = min(workers or cores(), len(items))
 

@@ -119,3 +119,11 @@ def test_threads_that_set_no_cores_get_the_process_default_asked_each_time():
             assert parallel.cores() == 1  # a job's own setting wins
     finally:
         parallel._default[:] = saved
+
+
+def test_a_pages_own_passes_are_foreground_work_and_a_jobs_are_not():
+    seen = []
+    parallel.map_ordered(lambda item: seen.append(parallel.waiting()), [1, 2])  # no cores set: a page's
+    with parallel.using(2):
+        parallel.map_ordered(lambda item: seen.append(parallel.waiting()), [3, 4])  # a job's, or background
+    assert seen == [True, True, False, False] and not parallel.waiting()

@@ -3,7 +3,6 @@ their background jobs, and core results reshaped into rows for tables and charts
 
 Every number comes from lora_core (anatomy, studies, runs); nothing here computes on tensors.
 """
-import threading
 import time
 from dataclasses import asdict
 
@@ -11,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 import lora_core as lc
-from lora_core import anatomy, studies, works
+from lora_core import anatomy, parallel, studies, works
 from lora_core import presets as core_presets
 from lora_core.adapters import MAX_STRENGTH
 from lora_core.checkpoints import digest
@@ -220,14 +219,13 @@ def run(kind: str, held: dict, ctx, config: lc.FinetuneConfig, label: str, what:
 
 FILL_PATIENCE_S = 600  # how long the fill waits for the server's trainings to end before it gives up
 _latest_fill = [0]  # the newest frontier's fill; an older one ends (its tab has moved on or closed)
-_pages_evaluating = [0]  # slider values pages are computing now: the fill steps aside for them
-_evaluating_lock = threading.Lock()
 
 
 def _fill_strengths(points: dict, focus: list, base: lc.BaselineRun, data: lc.Dataset, adapters, digits) -> None:
     """The frontier at every strength of the slider, nearest first to the one a page asked for last
     (`focus[0]`, 1 until then), one adapter at a time on every core, only while no training runs and no page
-    computes a value (it must not slow anyone's): a slider value near the last one is then read, not computed.
+    computes a pass of its own (it must not slow anyone's): a slider value near the last one is then read, not
+    computed.
     The page computes one itself if it comes before this. One fill at a time on the server: a newer frontier's
     fill ends this one."""
     _latest_fill[0] += 1
@@ -238,7 +236,7 @@ def _fill_strengths(points: dict, focus: list, base: lc.BaselineRun, data: lc.Da
         return jobs.CLOSING.is_set() or _latest_fill[0] != mine
 
     def wait_for_a_free_server() -> bool:
-        while jobs.SLOTS.running() or _pages_evaluating[0]:
+        while jobs.SLOTS.running() or parallel.waiting():
             if superseded() or time.monotonic() > deadline:
                 return False
             time.sleep(0.1)
@@ -250,7 +248,8 @@ def _fill_strengths(points: dict, focus: list, base: lc.BaselineRun, data: lc.Da
         for rank, adapter in adapters.items():
             if not wait_for_a_free_server():
                 return
-            found += studies.frontier(base.model, data, {rank: adapter}, digits, strength, base.evaluation)
+            with parallel.using(parallel.cores()):  # background: not a pass a page waits for
+                found += studies.frontier(base.model, data, {rank: adapter}, digits, strength, base.evaluation)
         points.setdefault(strength, found)  # a page may have computed it meanwhile: the same numbers
 
 
@@ -346,14 +345,9 @@ def frontier_points(result: dict, base: lc.BaselineRun, data: lc.Dataset, digits
     if "focus" in result:
         result["focus"][0] = strength
     if strength not in points:
-        with _evaluating_lock:
-            _pages_evaluating[0] += 1
-        try:
+        with parallel.foreground():  # the fill waits between this value's adapters too
             points[strength] = studies.frontier(base.model, data, result["adapters"], digits, strength,
                                                 base.evaluation)
-        finally:
-            with _evaluating_lock:
-                _pages_evaluating[0] -= 1
     return points[strength]
 
 
