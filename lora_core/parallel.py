@@ -11,6 +11,7 @@ server gives the threads that set nothing (its pages') a default (`set_default`)
 torch would use.
 """
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -18,8 +19,9 @@ import torch
 
 _local = threading.local()
 _default = []  # [provider]: the cores of a thread that set none, asked each time
-_foreground = [0]  # passes under way that someone waits for: background work steps aside (`waiting`)
+_foreground = [0, 0.0]  # passes under way that someone waits for, and when the last one ended (monotonic)
 _foreground_lock = threading.Lock()
+FOREGROUND_GRACE_S = 1.0  # a page's work is several passes with gaps between: background work waits this long
 
 
 def cores() -> int:
@@ -67,11 +69,13 @@ def foreground():
     finally:
         with _foreground_lock:
             _foreground[0] -= 1
+            _foreground[1] = time.monotonic()
 
 
 def waiting() -> bool:
-    """Whether foreground work is under way: background work (done ahead of a request) waits for it."""
-    return _foreground[0] > 0
+    """Whether foreground work is under way or ended less than FOREGROUND_GRACE_S ago: background work
+    (done ahead of a request) waits for it."""
+    return _foreground[0] > 0 or time.monotonic() - _foreground[1] < FOREGROUND_GRACE_S
 
 
 def map_ordered(work, items, workers: int | None = None) -> list:
