@@ -54,7 +54,7 @@ def main() -> None:
         def finetune():
             from lora_core.works import adapter_results
             run = lc.finetune_lora(base.model, data, tune, before=base.evaluation)
-            results = adapter_results(base, run.model, data, run.after, run.after_logits)
+            results = adapter_results(base, run.model, data, run.after)
             lc.merge_precision(run.model, data.test_x, reference=results["after"].predictions)
             held["zip"] = adapter_zip(run.model)
 

@@ -165,7 +165,7 @@ class FinetuneRun:
     after: Evaluation | None
     parameters: dict = field(default_factory=dict)  # count_parameters of the adapted model
     update_norms: list[float] = field(default_factory=list)  # ‖ΔW‖_F over all layers after each step
-    after_logits: torch.Tensor | None = None  # the outputs `after` scored, for adapter_checks
+    after_logits: torch.Tensor | None = None  # the outputs `after` scored
 
 
 def finetune_lora(base: nn.Module, data: Dataset, config: FinetuneConfig, before: Evaluation | None = None,
@@ -252,8 +252,8 @@ def _epochs_for(steps: int, batch_size: int, n: int) -> int:
     return -(-steps * batch_size // n)
 
 
-def adapter_checks(base: nn.Module, tuned: nn.Module, x: torch.Tensor, base_logits=None, off_logits=None,
-                   on_logits=None, merged_logits=None) -> dict[str, float]:
+def adapter_checks(base: nn.Module, tuned: nn.Module, x: torch.Tensor, base_logits=None,
+                   merged_logits=None) -> dict[str, float]:
     """The proofs the LoRA page shows, each a number computed here and compared against zero.
 
     - weights_changed: largest |W_tuned,original − W_base| over the adapted layers (0 = untouched)
@@ -262,9 +262,9 @@ def adapter_checks(base: nn.Module, tuned: nn.Module, x: torch.Tensor, base_logi
     - factored_vs_parametrized: largest |logits through the factored training path W·x + s·B·(A·x) −
       logits through W′ = W + s·B·A|, relative to the largest |logit| (FACTORED_TOLERANCE)
 
-    Outputs on `x` already computed (the base's, the tuned model's with the adapter off and on, a merged
-    copy's) can be passed in: each pass over `x` is then done once for the page's evaluations and proofs.
-    Those not given are computed here.
+    The base's and a merged copy's outputs on `x`, when already computed, can be passed in; the tuned
+    model's, with the adapter off and on, are always computed here through its parametrization (evaluations
+    score a merged copy, which would make the merge's proof compare the merge with itself).
     """
     base_layers = dict(base.named_modules())
     with torch.inference_mode():
@@ -272,11 +272,9 @@ def adapter_checks(base: nn.Module, tuned: nn.Module, x: torch.Tensor, base_logi
                               for name, layer in lora_layers(tuned).items())
     if base_logits is None:
         base_logits = logits_of(base, x)
-    if off_logits is None:
-        with lora_enabled(tuned, False):
-            off_logits = logits_of(tuned, x)
-    if on_logits is None:
-        on_logits = logits_of(tuned, x)
+    with lora_enabled(tuned, False):
+        off_logits = logits_of(tuned, x, own_forward=True)
+    on_logits = logits_of(tuned, x, own_forward=True)
     if merged_logits is None:
         merged_logits = logits_of(merged_copy(tuned), x)
     with factored_forward(tuned):

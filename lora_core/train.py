@@ -98,10 +98,12 @@ class Evaluation:
         return sum(self.wrong_per_class)
 
 
-def logits_of(model: nn.Module, x: torch.Tensor, batch_size: int = 1_000) -> torch.Tensor:
+def logits_of(model: nn.Module, x: torch.Tensor, batch_size: int = 1_000, own_forward: bool = False) -> torch.Tensor:
     """The model's outputs (N, classes) without autograd, chunks of `batch_size` spread over the cores
-    this thread may use, each on one torch thread: the same numbers however many cores that is."""
-    model = _weights_once(model.eval())
+    this thread may use, each on one torch thread: the same numbers however many cores that is.
+    A LoRA network is scored through a merged copy (the same bits, faster); with `own_forward`, through its
+    parametrization as it is (W + ΔW recomputed per chunk): what the proofs compare the merge with."""
+    model = model.eval() if own_forward else _weights_once(model.eval())
 
     @torch.inference_mode()
     def chunk_logits(chunk: torch.Tensor) -> torch.Tensor:

@@ -65,23 +65,22 @@ def baseline_work(data: Dataset, config: BaselineConfig) -> Work:
 PROOF_IMAGES = 1_000  # test images whose outputs the proofs compare; the weights are compared in full
 
 
-def adapter_results(base: BaselineRun, model, data: Dataset, on: Evaluation | None = None, on_logits=None,
+def adapter_results(base: BaselineRun, model, data: Dataset, on: Evaluation | None = None,
                     say=lambda text: None) -> dict:
     """Evaluations of an adapted copy of `base` with the adapter on and off and of its merged copy, and the
-    proofs, for one pass over the test images (on; none when the finetune evaluated it: `on`/`on_logits`).
+    proofs, for one pass over the test images (on; none when the finetune evaluated it: `on`).
 
     Off and merged need no pass of their own: switched off, the adapter leaves the baseline's weights bit for
     bit, and a merged copy has the adapted network's (both checked here in full), so they give exactly those
     outputs on every image. The proofs measure the outputs on the first PROOF_IMAGES test images."""
     if on is None:
         say("evaluating the adapted network")
-        on, on_logits = evaluate(model, data.test_x, data.test_y, return_logits=True)
+        on = evaluate(model, data.test_x, data.test_y)
     say("checking the proofs")
     merged = merged_copy(model)
     probe = data.test_x[:PROOF_IMAGES]
     base_logits = None if base.test_logits is None else base.test_logits[:PROOF_IMAGES]
-    checks = adapter_checks(base.model, model, probe, base_logits=base_logits, on_logits=on_logits[:PROOF_IMAGES],
-                            merged_logits=logits_of(merged, probe))
+    checks = adapter_checks(base.model, model, probe, base_logits=base_logits, merged_logits=logits_of(merged, probe))
     with lora_enabled(model, False):
         off_is_base = same_network(model, base.model)
         off = base.evaluation if off_is_base else evaluate(model, data.test_x, data.test_y)
@@ -118,8 +117,7 @@ def checked_finetune(progress, data: Dataset, base: BaselineRun, config: Finetun
 
     def say(text: str) -> None:
         progress.label = text
-    return on_cpu(finetune_record({"run": run, **adapter_results(base, run.model, data, run.after,
-                                                                 run.after_logits, say)}))
+    return on_cpu(finetune_record({"run": run, **adapter_results(base, run.model, data, run.after, say)}))
 
 
 def finetune_work(base: BaselineRun, data: Dataset, config: FinetuneConfig) -> Work:

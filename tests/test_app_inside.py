@@ -333,3 +333,5 @@ def test_the_frontier_fill_starts_around_the_last_asked_strength_and_gives_what_
     for strength in (0.0, 0.3, 1.45):
         assert inside.frontier_points(page, small_base, small, config.digits, strength) == points[strength]
     assert page["focus"] == [1.45]
+    stored, live = inside._keep(dict(page, config=config, stopped=False))
+    assert "focus" not in stored and stored["points"] == page["points"] and live is not None  # a server's moment

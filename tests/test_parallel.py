@@ -85,7 +85,7 @@ def test_checks_from_precomputed_outputs_equal_the_checks_computed_alone(baselin
     alone = adapter_checks(baseline.model, run.model, x)
     _, merged_logits = evaluate(merged_copy(run.model), x, data.test_y[:500], return_logits=True)
     given = adapter_checks(baseline.model, run.model, x, base_logits=baseline.test_logits[:500],
-                           on_logits=run.after_logits[:500], merged_logits=merged_logits)
+                           merged_logits=merged_logits)
     assert given == alone
     assert torch.equal(run.after.predictions, run.after_logits.argmax(dim=1))
     assert torch.equal(baseline.evaluation.predictions, baseline.test_logits.argmax(dim=1))

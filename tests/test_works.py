@@ -20,7 +20,7 @@ def evaluation_with_adapter_off(model, data):
 
 
 def test_off_and_merged_are_what_their_own_passes_give(baseline, data, tuned):
-    results = works.adapter_results(baseline, tuned.model, data, tuned.after, tuned.after_logits)
+    results = works.adapter_results(baseline, tuned.model, data, tuned.after)
     assert results["off"] is baseline.evaluation and results["merged"] is tuned.after  # no pass of their own
     off = evaluation_with_adapter_off(tuned.model, data)
     merged = lc.evaluate(lc.merged_copy(tuned.model), data.test_x, data.test_y)
@@ -61,3 +61,11 @@ def test_a_parametrized_network_is_scored_with_the_bits_of_its_own_forward(data,
     with lc.factored_forward(tuned.model), torch.inference_mode():  # the proof's other path stays factored
         factored = logits_of(tuned.model, x)
     assert not torch.equal(factored, forward) and torch.allclose(factored, forward, atol=1e-4)
+
+
+def test_the_merge_proof_compares_the_merge_with_the_parametrized_forward(baseline, data, tuned):
+    probe = data.test_x[:works.PROOF_IMAGES]
+    merged = logits_of(lc.merged_copy(tuned.model), probe)
+    assert lc.adapter_checks(baseline.model, tuned.model, probe, merged_logits=merged)["merged_vs_parametrized"] == 0
+    wrong = lc.adapter_checks(baseline.model, tuned.model, probe, merged_logits=merged + 0.25)
+    assert wrong["merged_vs_parametrized"] == pytest.approx(0.25, abs=1e-5)  # a merge that differed shows (float32)

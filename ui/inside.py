@@ -164,7 +164,8 @@ def _keep(result: dict):
     if result.get("stopped"):
         return None
     if "points" in result:  # the frontier's strengths are still being filled in: store those there are now
-        return dict(result, points=dict(result["points"])), result  # (a dict copy is atomic under the GIL)
+        stored = {k: v for k, v in result.items() if k != "focus"}  # the fill's focus is this server's moment
+        return dict(stored, points=dict(result["points"])), result  # (a dict copy is atomic under the GIL)
     return result, result
 
 
@@ -248,8 +249,13 @@ def _fill_strengths(points: dict, focus: list, base: lc.BaselineRun, data: lc.Da
         for rank, adapter in adapters.items():
             if not wait_for_a_free_server():
                 return
-            with parallel.using(parallel.cores()):  # background: not a pass a page waits for
-                found += studies.frontier(base.model, data, {rank: adapter}, digits, strength, base.evaluation)
+            try:
+                with parallel.using(parallel.cores()):  # background: not a pass a page waits for
+                    found += studies.frontier(base.model, data, {rank: adapter}, digits, strength, base.evaluation)
+            except RuntimeError as err:  # the server is stopping: Python's exit makes thread pools refuse work
+                if "after interpreter shutdown" not in str(err):  # (before our atexit hook sets jobs.CLOSING)
+                    raise
+                return
         points.setdefault(strength, found)  # a page may have computed it meanwhile: the same numbers
 
 
