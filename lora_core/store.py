@@ -21,7 +21,7 @@ import torch
 
 from .checkpoints import load_tensors, save_tensors
 
-FORMAT = "lora-lab-run/2"  # 2: a finetune's proofs compare outputs on works.PROOF_IMAGES test images
+FORMAT = "lora-lab-run/3"  # 3: a finetune's proofs compare outputs on works.PROOF_IMAGES (256) test images
 MAX_RUN_BYTES = 2**30  # the largest run file read back (a baseline of 4096-wide layers is about 90 MB)
 
 

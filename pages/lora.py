@@ -6,6 +6,71 @@ from lora_core.adapters import MAX_ADAPTER_BYTES
 from ui import adapters, baseline, charts, context, downloads, experiment, finetunes, inside, state, tables
 from ui.plain import for_chart, plain
 
+
+def draw_current(result: dict | None, classes) -> None:
+    """The current adapter: what it changed, its switch and its proofs."""
+    if result is None:
+        st.info("Press **Train LoRA** to finetune, or upload an adapter file below.")
+        return
+    st.subheader(f"Current adapter: {plain(result['name'])}")
+    if result["warning"]:
+        st.warning(result["warning"])
+    st.caption(plain(result["caption"]))
+    chosen = result["chosen"]
+    names = tables.class_names(classes, chosen) if chosen else ""
+    left, right = st.columns([2, 3]) if result["losses"] else (None, st.container())
+    if left is not None:
+        with left:
+            losses = result["losses"]
+            charts.show(charts.loss_curve(losses, f"Finetuning loss on {names}"), key="lora_loss",
+                        caption=f"Loss of each of the {len(losses):,} steps on {names}: {losses[0]:.3g} at step 1, "
+                                f"{losses[-1]:.3g} at the last.")
+    with right:
+        adapter_on = st.toggle("Adapter on", key="lora_adapter_on",
+                               help="Switch the adapter off to use W alone: the network is then exactly the "
+                                    "baseline again: its weights are the baseline's bit for bit (checked), so its "
+                                    "evaluation is the baseline's and switching is instant.")
+        before = result["before"]
+        after = result["after"] if adapter_on else result["off"]
+        after_label = "after LoRA" if adapter_on else "adapter off"
+        col1, col2, col3 = st.columns(3)
+        col1.metric("Accuracy before", tables.percent(before.accuracy))
+        col2.metric(f"Accuracy {after_label}", tables.percent(after.accuracy),
+                    delta=f"{(after.accuracy - before.accuracy) * 100:+.2f} points")
+        if chosen:
+            col3.metric(f"Wrong on {names}", f"{tables.wrong_on(after, chosen):,}",
+                        delta=f"{tables.wrong_on(after, chosen) - tables.wrong_on(before, chosen):+,}",
+                        delta_color="inverse", help="Test images of the finetuned classes that are misclassified.")
+        else:
+            col3.metric("Wrong test images", f"{after.wrong:,}", delta=f"{after.wrong - before.wrong:+,}",
+                        delta_color="inverse")
+    charts.show(charts.before_after(before.wrong_per_class, after.wrong_per_class, classes,
+                                    chosen, after_label), key="lora_before_after",
+                caption=f"Misclassified test images per class before (grey) and {after_label} (blue); "
+                        f"{before.wrong:,} in all before, {after.wrong:,} {after_label}"
+                        + (f"; on {names}: {tables.wrong_on(before, chosen):,} → {tables.wrong_on(after, chosen):,}."
+                           if chosen else "."))
+
+    st.subheader("Proofs")
+    checks = result["checks"]
+    st.markdown("Training ran through the factored path **W·x + (α/r)·B·(A·x)**, which never builds W′; the "
+                "evaluations above, the switch and the merge use the parametrized weight **W′ = W + (α/r)·B·A**. "
+                "The last proof checks that the two forwards agree on the trained adapter. The weights are "
+                f"compared in full, the outputs on the first {works.PROOF_IMAGES:,} test images.")
+    proofs = [
+        ("The original weights are unchanged", "max |W now − W of the baseline|", checks["weights_changed"], 0.0),
+        ("Adapter off gives the original network's outputs", "max |difference|", checks["off_vs_base"], 0.0),
+        ("Merged weights give the same outputs as the adapter", "max |difference|",
+         checks["merged_vs_parametrized"], 1e-5),
+    ]
+    if "factored_vs_parametrized" in checks:  # adapters checked before this proof existed lack it
+        proofs.append(("The factored training path gives the parametrized W′'s outputs",
+                       "max |difference| / max |logit|", checks["factored_vs_parametrized"], lc.FACTORED_TOLERANCE))
+    for claim, what, value, tolerance in proofs:
+        mark = ":green[:material/check_circle:]" if value <= tolerance else ":red[:material/cancel:]"
+        st.markdown(f"{mark} **{claim}** — {what} = `{value:.3g}` (must be ≤ {tolerance:g})")
+
+
 ctx = context.current()
 st.title("LoRA finetuning")
 st.markdown("Freeze the trained baseline, add **W′ = W + (α/r)·B·A** to its layers, and train only A and B "
@@ -14,7 +79,6 @@ st.markdown("Freeze the trained baseline, add **W′ = W + (α/r)·B·A** to its
 held = baseline.require(ctx)
 base = held["run"]
 adapters.restore_uploads(base, ctx.data, held["key"])  # a link's or a reload's uploads, before the switches
-adapters.reset_widgets()  # a new current adapter starts switched on: before any switch is drawn
 st.caption(f"Adapting your baseline: test accuracy {tables.percent(base.evaluation.accuracy)}, "
            f"{len(base.losses):,} training steps" + (" (stopped early)." if not base.complete else "."))
 
@@ -73,73 +137,24 @@ if config is not None:
 
 if config is not None:
     finetunes.train_controls(ctx, held, config)
-result = adapters.current(held["key"])
-if result is None:
-    st.info("Press **Train LoRA** to finetune, or upload an adapter file below.")
-else:
-    st.subheader(f"Current adapter: {plain(result['name'])}")
-    if result["warning"]:
-        st.warning(result["warning"])
-    st.caption(plain(result["caption"]))
-    chosen = result["chosen"]
-    names = tables.class_names(ctx.data.classes, chosen) if chosen else ""
-    left, right = st.columns([2, 3]) if result["losses"] else (None, st.container())
-    if left is not None:
-        with left:
-            losses = result["losses"]
-            charts.show(charts.loss_curve(losses, f"Finetuning loss on {names}"), key="lora_loss",
-                        caption=f"Loss of each of the {len(losses):,} steps on {names}: {losses[0]:.3g} at step 1, "
-                                f"{losses[-1]:.3g} at the last.")
-    with right:
-        adapter_on = st.toggle("Adapter on", key="lora_adapter_on",
-                               help="Switch the adapter off to use W alone: the network is then exactly the "
-                                    "baseline again: its weights are the baseline's bit for bit (checked), so its "
-                                    "evaluation is the baseline's and switching is instant.")
-        before = result["before"]
-        after = result["after"] if adapter_on else result["off"]
-        after_label = "after LoRA" if adapter_on else "adapter off"
-        col1, col2, col3 = st.columns(3)
-        col1.metric("Accuracy before", tables.percent(before.accuracy))
-        col2.metric(f"Accuracy {after_label}", tables.percent(after.accuracy),
-                    delta=f"{(after.accuracy - before.accuracy) * 100:+.2f} points")
-        if chosen:
-            col3.metric(f"Wrong on {names}", f"{tables.wrong_on(after, chosen):,}",
-                        delta=f"{tables.wrong_on(after, chosen) - tables.wrong_on(before, chosen):+,}",
-                        delta_color="inverse", help="Test images of the finetuned classes that are misclassified.")
-        else:
-            col3.metric("Wrong test images", f"{after.wrong:,}", delta=f"{after.wrong - before.wrong:+,}",
-                        delta_color="inverse")
-    charts.show(charts.before_after(before.wrong_per_class, after.wrong_per_class, ctx.data.classes,
-                                    chosen, after_label), key="lora_before_after",
-                caption=f"Misclassified test images per class before (grey) and {after_label} (blue); "
-                        f"{before.wrong:,} in all before, {after.wrong:,} {after_label}"
-                        + (f"; on {names}: {tables.wrong_on(before, chosen):,} → {tables.wrong_on(after, chosen):,}."
-                           if chosen else "."))
-
-    st.subheader("Proofs")
-    checks = result["checks"]
-    st.markdown("Training ran through the factored path **W·x + (α/r)·B·(A·x)**, which never builds W′; the "
-                "evaluations above, the switch and the merge use the parametrized weight **W′ = W + (α/r)·B·A**. "
-                "The last proof checks that the two forwards agree on the trained adapter. The weights are "
-                f"compared in full, the outputs on the first {works.PROOF_IMAGES:,} test images.")
-    proofs = [
-        ("The original weights are unchanged", "max |W now − W of the baseline|", checks["weights_changed"], 0.0),
-        ("Adapter off gives the original network's outputs", "max |difference|", checks["off_vs_base"], 0.0),
-        ("Merged weights give the same outputs as the adapter", "max |difference|",
-         checks["merged_vs_parametrized"], 1e-5),
-    ]
-    if "factored_vs_parametrized" in checks:  # adapters checked before this proof existed lack it
-        proofs.append(("The factored training path gives the parametrized W′'s outputs",
-                       "max |difference| / max |logit|", checks["factored_vs_parametrized"], lc.FACTORED_TOLERANCE))
-    for claim, what, value, tolerance in proofs:
-        mark = ":green[:material/check_circle:]" if value <= tolerance else ":red[:material/cancel:]"
-        st.markdown(f"{mark} **{claim}** — {what} = `{value:.3g}` (must be ≤ {tolerance:g})")
+# The current adapter is drawn here once an upload further down, if any, has been taken in: a new file is
+# shown in the same pass, without a rerun of the page.
+current_area = st.container()
 
 st.subheader("Adapters as files")
 st.markdown("An adapter is only its A and B matrices: a file of kilobytes next to the megabytes of the "
             "network. Download the current one — as LoRA Lab's `adapter.safetensors` or in Hugging Face "
             "PEFT's format — and upload one back onto your baseline here or in another browser.")
 save_col, load_col = st.columns(2)
+with load_col:
+    upload = st.file_uploader("Upload an adapter (.zip or .safetensors)", type=["zip", "safetensors"],
+                              key="lora_upload", max_upload_size=MAX_ADAPTER_BYTES // 2**20,
+                              help="A zip downloaded here (either format) or an adapter.safetensors. It is "
+                                   "checked against your baseline before anything changes.")
+    adapters.upload(upload, base, ctx.data, held["key"])  # a new file becomes the current adapter
+result = adapters.current(held["key"])
+with current_area:
+    draw_current(result, ctx.data.classes)
 with save_col:
     if result is None:
         st.caption("Train or upload an adapter to download it.")
@@ -157,12 +172,6 @@ with save_col:
                            key="lora_download_baseline", on_click="ignore",
                            help="The network the adapter was trained on: its weights, with the layer sizes and "
                                 "the input normalisation in the file's metadata.")
-with load_col:
-    upload = st.file_uploader("Upload an adapter (.zip or .safetensors)", type=["zip", "safetensors"],
-                              key="lora_upload", max_upload_size=MAX_ADAPTER_BYTES // 2**20,
-                              help="A zip downloaded here (either format) or an adapter.safetensors. It is "
-                                   "checked against your baseline before anything changes.")
-    adapters.upload(upload, base, ctx.data, held["key"])
 if result is not None:
     with st.expander("Use them in Python: copy as code", icon=":material/code:"):
         st.caption("Download the baseline and the PEFT zip into one folder, run this there, and it prints the "

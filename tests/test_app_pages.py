@@ -156,6 +156,20 @@ def test_baseline_trains_and_matches_core(core_baseline):
     assert runs.store().writes == writes  # nothing was trained or stored again
 
 
+def test_a_run_that_ends_is_drawn_in_the_same_pass_with_its_buttons_disabled():
+    at = open_page("pages/baseline.py")
+    at.number_input(key="base_max_steps").set_value(13).run()  # 13 steps: a run no other test makes
+    assert not at.button(key="base_train").disabled
+    at.button(key="base_train").click().run()
+    assert not at.exception, at.exception
+    assert metrics(at)["Steps trained"] == "13"
+    # redrawn in place once the run had ended, not by a rerun of the page (which would show the first keys)
+    assert at.button(key="base_train-made").disabled and at.button(key="base_stop-made").disabled
+    at.run()
+    assert at.button(key="base_train").disabled and at.button(key="base_stop").disabled
+    assert metrics(at)["Steps trained"] == "13"
+
+
 def test_the_notebook_preset_sets_every_setting():
     at = open_page()  # AppTest runs the frame, and so draws the sidebar, on a session's first run only
     at.sidebar.selectbox(key="preset_name").set_value("the notebook").run()
@@ -336,6 +350,11 @@ def test_uploaded_adapter_is_attached_to_a_copy_of_the_baseline(core_baseline, c
     assert chart(at, f"Blend: 1·(rank 1 · {name})")["data"][1]["y"] == core_lora.after.wrong_per_class
     at.toggle(key="lora_adapter_on").set_value(False).run()
     assert chart(at, BEFORE_AFTER)["data"][1]["y"] == core_baseline.evaluation.wrong_per_class
+    upload(at, f"again-{name}", make(core_lora.model))  # a new upload is current and switched on, alone
+    assert at.toggle(key="lora_adapter_on").value and metrics(at)["Accuracy after LoRA"] == percent(
+        core_lora.after.accuracy)
+    first, second = at.session_state["lora_adapters"]
+    assert [at.toggle(key=f"adapter_on_{e['uid']}").value for e in (first, second)] == [False, True]
 
 
 def _safetensors(adapter: lc.Adapter, rank: str, alpha: str = "1.0") -> bytes:
@@ -430,6 +449,7 @@ def test_blend_rescores_from_the_core(data, core_baseline):
     first, second = at.session_state["lora_adapters"]
     assert (first["name"], first["on"]) == ("rank 1 · class 2", False)  # a new adapter is switched on alone
     assert (second["name"], second["on"]) == ("rank 1 · class 7", True)
+    assert [at.toggle(key=f"adapter_on_{e['uid']}").value for e in (first, second)] == [False, True]  # drawn so
 
     def expected(adapters, strengths) -> lc.Evaluation:
         return lc.evaluate(lc.blend(core_baseline.model, adapters, strengths), data.test_x, data.test_y)

@@ -78,7 +78,8 @@ def uploaded(base: lc.BaselineRun, data: lc.Dataset, filename: str, adapter: lc.
 
 
 def make_current(record: dict, adapter: lc.Adapter) -> None:
-    """Store a new current adapter and add it to the list, switched on alone at strength 1."""
+    """Store a new current adapter and add it to the list, switched on alone at strength 1: its switches are
+    set so, which must happen before any of them is drawn in this pass."""
     kept = st.session_state.setdefault("lora_adapters", [])
     taken = {entry["name"] for entry in kept}
     name, n = record["name"], 2
@@ -95,21 +96,15 @@ def make_current(record: dict, adapter: lc.Adapter) -> None:
     if record.get("merged") is not None:  # this adapter alone at strength 1 is its merged copy: scored already
         remember_score((record["base_key"], ((uid, 1.0),)), record["merged"])
     st.session_state.lora = record
-    st.session_state.lora_reset_widgets = True  # applied before the widgets are drawn in the next run
-
-
-def reset_widgets() -> None:
-    """After a new current adapter: its switch on, the list's switches as stored. Call before drawing them."""
-    if not st.session_state.pop("lora_reset_widgets", False):
-        return
     st.session_state.lora_adapter_on = True
-    for entry in st.session_state.get("lora_adapters", []):
+    for entry in kept:
         st.session_state[f"adapter_on_{entry['uid']}"] = entry["on"]
         st.session_state[f"adapter_strength_{entry['uid']}"] = entry["strength"]
 
 
 def upload(file, base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
-    """Use a newly uploaded file once; show what came of it while the file stays in the uploader."""
+    """Use a newly uploaded file once; show what came of it while the file stays in the uploader. Call it
+    before the current adapter and its switches are drawn: a new file becomes the current adapter."""
     if file is None:
         return
     if st.session_state.get("lora_upload_seen") != file.file_id:
@@ -133,8 +128,6 @@ def upload(file, base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
                                   f"*{plain(record['name'])}*: it is the current adapter, and switched on in the list.")
         box.empty()
         st.session_state.lora_upload_outcome = (file.file_id, *outcome)
-        if outcome[0] == "success":
-            st.rerun()  # draw the page again with the new adapter
     shown = st.session_state.get("lora_upload_outcome")
     if shown and shown[0] == file.file_id:
         getattr(st, shown[1])(shown[2])

@@ -34,4 +34,3 @@ def train_controls(ctx, held: dict, config: lc.FinetuneConfig) -> None:
             result = revive(held["run"])(result)
         entry = adapters.from_training(result, held["key"], ctx.data.classes)
         adapters.make_current(entry, lc.adapter_of(result["run"].model))
-        adapters.reset_widgets()  # the adapter's switches are drawn below, in this same run

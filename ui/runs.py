@@ -24,6 +24,8 @@ TRAINING_THREADS = 1  # every training runs on one torch thread (lora_core.paral
 STORE_BYTES = 1024 * 2**20  # finished runs kept in memory (their tensors); the disk keeps every one
 ELSEWHERE_POLL_S = 0.5  # how often a page waiting for another server's run looks for its file
 STOPPING_WAIT_S = 30  # how long a new start waits for a stopping run of this server to let go of its claim
+MADE_HELP = "Already made with exactly these settings: shown below."
+STOP_HELP = "End after the current step; what finished is kept."
 _running: dict[str, jobs.Job] = {}
 _lock = threading.Lock()
 _store: list[RunStore] = []
@@ -172,10 +174,11 @@ def controls(kind: str, run: str, label: str, start_work, keep, what: str, help:
     made_elsewhere = found is None and job is None and elsewhere(run)
     run_key, stop_key = buttons or (f"{kind}_run", f"{kind}_stop")
     run_col, stop_col, _ = st.columns([1, 1, 3])
+    run_slot, stop_slot = run_col.empty(), stop_col.empty()  # a run that ends in this pass redraws them
     refused, joined_note = None, False
-    if run_col.button(label, key=run_key, type="primary",
-                      disabled=job is not None or found is not None or made_elsewhere,
-                      help=help if found is None else "Already made with exactly these settings: shown below."):
+    if run_slot.button(label, key=run_key, type="primary",
+                       disabled=job is not None or found is not None or made_elsewhere,
+                       help=help if found is None else MADE_HELP):
         how, started = start(run, kind, start_work, keep, session, *cost)
         if how == "refused":
             refused = started
@@ -184,8 +187,8 @@ def controls(kind: str, run: str, label: str, start_work, keep, what: str, help:
         else:  # started or joined before the Stop button is drawn, so that it is enabled for this run
             job, joined_note = started, how == "joined"
             st.session_state[f"{kind}_job"], st.session_state[f"{kind}_job_key"] = job, run
-    stop_col.button(stop_label, key=stop_key, on_click=stop, args=(kind,), disabled=job is None,
-                    help="End after the current step; what finished is kept.")
+    stop_slot.button(stop_label, key=stop_key, on_click=stop, args=(kind,), disabled=job is None,
+                     help=STOP_HELP)
     st.caption(fair.caps_note())
     if note := st.session_state.pop(f"{kind}_note", None):
         st.info(note)
@@ -206,7 +209,13 @@ def controls(kind: str, run: str, label: str, start_work, keep, what: str, help:
         if job.result is None:
             st.info("Stopped while waiting for a training slot: nothing was run.")
             return partial(kind, run)
-        if find(run) is None:  # stopped: this session keeps what finished
+        found = find(run, revive, share=revive is not None)
+        if found is None:  # stopped: this session keeps what finished, and its Train button trains the rest
             st.session_state[f"{kind}_partial"] = {"key": run, "result": job.result}
-        st.rerun()  # draw the page again from the top with the result
+            st.rerun()
+        # Stored: the page goes on to draw it in this same pass (a rerun from the top took a fifth of a
+        # LoRA click). Both buttons are now disabled, as a stored run's are; being redrawn in this pass
+        # they need keys of their own, which no click can reach.
+        run_slot.button(label, key=f"{run_key}-made", type="primary", disabled=True, help=MADE_HELP)
+        stop_slot.button(stop_label, key=f"{stop_key}-made", disabled=True, help=STOP_HELP)
     return found if found is not None else partial(kind, run)
