@@ -160,10 +160,10 @@ with save_col:
         st.caption("Train or upload an adapter to download it.")
     else:
         stem = result["stem"]
-        st.download_button("Download adapter (.zip)", adapters.zip_bytes(result, False), f"{stem}.zip",
+        st.download_button("Download adapter (.zip)", adapters.zip_data(result, False), f"{stem}.zip",
                            mime="application/zip", key="lora_download", on_click="ignore",
                            help="A zip holding adapter.safetensors: A, B, rank, α and the target layers.")
-        st.download_button("Download for PEFT (.zip)", adapters.zip_bytes(result, True),
+        st.download_button("Download for PEFT (.zip)", adapters.zip_data(result, True),
                            downloads.peft_zip_name(result), mime="application/zip", key="lora_download_peft",
                            on_click="ignore", help="adapter_model.safetensors and adapter_config.json, as "
                                                    "peft.PeftModel.from_pretrained reads them.")

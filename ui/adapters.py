@@ -110,11 +110,12 @@ def upload(file, base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
     if st.session_state.get("lora_upload_seen") != file.file_id:
         st.session_state.lora_upload_seen = file.file_id
         name = plain(file.name)
-        box = st.empty()  # what the upload is doing: it takes a few passes over the test images
+        box = st.empty()  # what the upload is doing (not st.status: it sleeps 0.05 s as it opens and closes)
+
+        def say(text: str) -> None:
+            box.info(f"{name}: {text}…", icon=":material/hourglass_top:")
         try:
-            with box.status(f"Using {name}…") as status:
-                record = from_upload(base, data, file.name, file.getvalue(), base_key,
-                                     say=lambda text: status.update(label=f"{name}: {text}…"))
+            record = from_upload(base, data, file.name, file.getvalue(), base_key, say)
         except lc.AdapterError as err:
             outcome = ("error", f"**{name} was not used:** {plain(err)}. Your baseline and adapters are unchanged.")
         except Exception:  # anything unforeseen: the details go to the server's log, the page says what it can
@@ -167,6 +168,11 @@ def zip_bytes(record: dict, peft_format: bool) -> bytes:
     if peft_format not in files:
         files[peft_format] = adapter_zip(record["model"], peft_format)
     return files[peft_format]
+
+
+def zip_data(record: dict, peft_format: bool):
+    """zip_bytes for a download button: made when the button is clicked, not on the way to the results."""
+    return lambda: zip_bytes(record, peft_format)
 
 
 def merge_rows(record: dict, data: lc.Dataset, measure: bool) -> list[dict] | None:
