@@ -1,13 +1,15 @@
 """The background jobs behind the Train and Stop buttons, and the baseline store every session shares."""
+import itertools
 import threading
 import time
 
 import pytest
 from conftest import wait_for_steps
+from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
 from ui import baseline as ui_baseline
-from ui import jobs, runs
+from ui import charts, jobs, runs
 
 TINY = dict(hidden1=8, hidden2=8, max_steps=10_000, epochs=200)  # thousands of quick steps: time to stop
 
@@ -115,3 +117,39 @@ def test_jobs_beyond_the_slots_wait_in_line_and_can_be_stopped_there():
         for holder in holders:
             holder.wait(10)
     assert all(h.result is True for h in holders)
+
+
+def _follow_the_sessions_job():
+    import streamlit as st
+
+    from ui import jobs
+    jobs.follow(st.session_state.job, "Training")
+
+
+def test_the_live_chart_waits_for_a_second_of_training_and_is_redrawn_at_most_twice_a_second(monkeypatch):
+    drawn, first_step = [], []
+    monkeypatch.setattr(charts, "loss_curve", lambda losses, title: drawn.append(time.monotonic()))
+    monkeypatch.setattr(charts, "show", lambda fig, key=None, caption=None: None)
+
+    def training(wait_s: float, steps: int):
+        def work(job):
+            time.sleep(wait_s)  # as in line for a slot: no step yet
+            first_step.append(time.monotonic())
+            for step in range(1, steps + 1):
+                job.on_step(step, steps, 1.0 / step)
+                time.sleep(0.1)
+            return "trained"
+        return work
+
+    for wait_s, steps in ((1.5, 5), (0.0, 30)):  # 0.5 s of training after 1.5 s in line; then 3 s of training
+        drawn.clear()
+        first_step.clear()
+        at = AppTest.from_function(_follow_the_sessions_job, default_timeout=60)
+        at.session_state["job"] = job = jobs.Job("live-chart", training(wait_s, steps))
+        at.run()
+        assert not at.exception and job.result == "trained"
+        if steps == 5:
+            assert drawn == []  # the wait in line is no training: the run was too short for a chart
+        else:
+            assert drawn and drawn[0] - first_step[0] >= jobs.LIVE_CHART_AFTER_S
+            assert all(b - a >= jobs.LIVE_CHART_EVERY_S for a, b in itertools.pairwise(drawn))

@@ -22,9 +22,11 @@ from lora_core import executor, parallel
 from lora_core.slots import Busy, Cancelled, TrainingSlots
 from ui import charts, fair, server
 
-POLL_S = 0.25  # how often the live chart and progress bar are redrawn
-LIVE_CHART_AFTER_S = 1.0  # a run shorter than this shows its progress bar only: the browser's drawing of a
-# chart four times a second took the cores from the run's own test pass
+POLL_S = 0.25  # how often the progress bar is redrawn
+LIVE_CHART_AFTER_S = 1.0  # a run shorter than this (counted from its first step, not its wait in line) shows its
+# progress bar only: the browser's drawing of a chart took the cores from the run's own test pass
+LIVE_CHART_EVERY_S = 0.5  # the pause between the live chart's redraws: each builds a plotly figure on the server
+# (20 ms here) and makes the browser draw the chart anew; four a second were a tenth of a 10-student class's server time
 SLOTS = TrainingSlots(server.max_trainings(), fair.per_person())  # one per server process
 THREADS = server.threads_each(SLOTS.limit)  # cores of each job when all SLOTS.limit slots are taken
 # in this process under SLOTS, a lone job on every core; or, for work that can travel, on the Ray cluster
@@ -192,14 +194,14 @@ def failure(what: str, error: Exception) -> str:
 
 
 def follow(job: Job, what: str, live_chart: bool = True) -> None:
-    """Show a progress bar (and, after LIVE_CHART_AFTER_S, the loss curve as it grows) until the job ends; then
-    clear them.
+    """Show a progress bar (and, once the run has trained for LIVE_CHART_AFTER_S, the loss curve as it grows)
+    until the job ends; then clear them.
 
     A rerun (a click anywhere) interrupts this loop, not the job: the next run follows it again.
     """
     bar, chart, note = st.empty(), st.empty(), st.empty()
     note.caption(HEADER_STOP)
-    drawn, shown, since = -1, None, time.monotonic()
+    drawn, shown, training_since, charted = -1, None, None, 0.0
     while True:
         finished = job.done  # read first, so that the last drawing has every step
         step, total = job.step, job.total
@@ -207,11 +209,16 @@ def follow(job: Job, what: str, live_chart: bool = True) -> None:
         if (step, total, text) != shown:  # a queue of waiting sessions sends nothing while nothing moves
             shown = (step, total, text)
             bar.progress(value, text=text)
-        if live_chart and len(job.losses) != drawn and time.monotonic() - since >= LIVE_CHART_AFTER_S:
+        now = time.monotonic()
+        if training_since is None and job.losses:
+            training_since = now
+        if (live_chart and training_since is not None and len(job.losses) != drawn
+                and now - training_since >= LIVE_CHART_AFTER_S and now - charted >= LIVE_CHART_EVERY_S):
             drawn = len(job.losses)
             with chart.container():
                 charts.show(charts.loss_curve(job.losses[:drawn], f"Training loss (live, {drawn:,} steps)"),
                             key=f"live-{job.name}-{drawn}")
+            charted = time.monotonic()  # the pause runs from the end of this drawing
         if finished:
             break
         job.wait(POLL_S)  # returns at once when the job ends: its result is drawn without a poll's delay
