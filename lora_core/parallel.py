@@ -22,6 +22,7 @@ _default = []  # [provider]: the cores of a thread that set none, asked each tim
 _foreground = [0, 0.0]  # passes under way that someone waits for, and when the last one ended (monotonic)
 _foreground_lock = threading.Lock()
 FOREGROUND_GRACE_S = 1.0  # a page's work is several passes with gaps between: background work waits this long
+BACKGROUND_POLL_S = 0.02  # how often a background chunk that waits looks again
 
 
 def cores() -> int:
@@ -72,6 +73,18 @@ def foreground():
             _foreground[1] = time.monotonic()
 
 
+@contextmanager
+def background(busy):
+    """Inside, this thread's passes are work done ahead of a request: each of their chunks first waits while
+    `busy()` holds (a page's pass under way, say), so that whoever waits is slowed by one chunk at most."""
+    previous = getattr(_local, "busy", None)
+    _local.busy = busy
+    try:
+        yield
+    finally:
+        _local.busy = previous
+
+
 def waiting() -> bool:
     """Whether foreground work is under way or ended less than FOREGROUND_GRACE_S ago: background work
     (done ahead of a request) waits for it."""
@@ -91,8 +104,11 @@ def map_ordered(work, items, workers: int | None = None) -> list:
 def _map_ordered(work, items, workers: int | None) -> list:
     items = list(items)
     workers = min(workers or cores(), len(items))
+    busy = getattr(_local, "busy", None)  # set by `background`, in the calling thread
 
     def call(item):
+        while busy is not None and busy():
+            time.sleep(BACKGROUND_POLL_S)
         with one_thread(), using(1):
             return work(item)
 

@@ -132,3 +132,26 @@ def test_a_pages_own_passes_are_foreground_work_and_a_jobs_are_not():
     with parallel.using(2):
         parallel.map_ordered(lambda item: seen.append(parallel.waiting()), [5])
     assert seen[-1] is False and not parallel.waiting()
+
+
+def test_background_passes_wait_before_each_chunk_while_someone_is_busy():
+    asked, free, done = threading.Event(), threading.Event(), []
+
+    def busy() -> bool:
+        asked.set()
+        return not free.is_set()
+
+    def background():
+        with parallel.using(2), parallel.background(busy):
+            parallel.map_ordered(done.append, [1, 2, 3, 4])
+
+    thread = threading.Thread(target=background)
+    thread.start()
+    assert asked.wait(10)  # a chunk asked before it ran...
+    assert done == []  # ...and none ran while busy
+    free.set()
+    thread.join(timeout=10)
+    assert sorted(done) == [1, 2, 3, 4]
+    with parallel.using(2):
+        parallel.map_ordered(done.append, [5])  # outside `background`: nothing to wait for
+    assert done[-1] == 5

@@ -225,8 +225,8 @@ _latest_fill = [0]  # the newest frontier's fill; an older one ends (its tab has
 def _fill_strengths(points: dict, focus: list, base: lc.BaselineRun, data: lc.Dataset, adapters, digits) -> None:
     """The frontier at every strength of the slider, nearest first to the one a page asked for last
     (`focus[0]`, 1 until then), one adapter at a time on every core, only while no training runs and no page
-    computes a pass of its own (it must not slow anyone's): a slider value near the last one is then read, not
-    computed.
+    computes a pass of its own (it must not slow anyone's: it steps aside between adapters and between the
+    chunks of a pass): a slider value near the last one is then read, not computed.
     The page computes one itself if it comes before this. One fill at a time on the server: a newer frontier's
     fill ends this one."""
     _latest_fill[0] += 1
@@ -236,8 +236,11 @@ def _fill_strengths(points: dict, focus: list, base: lc.BaselineRun, data: lc.Da
     def superseded() -> bool:
         return jobs.CLOSING.is_set() or _latest_fill[0] != mine
 
+    def busy() -> bool:
+        return not jobs.CLOSING.is_set() and bool(jobs.SLOTS.running() or parallel.waiting())
+
     def wait_for_a_free_server() -> bool:
-        while jobs.SLOTS.running() or parallel.waiting():
+        while busy():
             if superseded() or time.monotonic() > deadline:
                 return False
             time.sleep(0.1)
@@ -250,7 +253,7 @@ def _fill_strengths(points: dict, focus: list, base: lc.BaselineRun, data: lc.Da
             if not wait_for_a_free_server():
                 return
             try:
-                with parallel.using(parallel.cores()):  # background: not a pass a page waits for
+                with parallel.using(parallel.cores()), parallel.background(busy):
                     found += studies.frontier(base.model, data, {rank: adapter}, digits, strength, base.evaluation)
             except RuntimeError as err:  # the server is stopping: Python's exit makes thread pools refuse work
                 if "after interpreter shutdown" not in str(err):  # (before our atexit hook sets jobs.CLOSING)
