@@ -165,9 +165,17 @@ def test_a_run_that_ends_is_drawn_in_the_same_pass_with_its_buttons_disabled():
     assert metrics(at)["Steps trained"] == "13"
     # redrawn in place once the run had ended, not by a rerun of the page (which would show the first keys)
     assert at.button(key="base_train-made").disabled and at.button(key="base_stop-made").disabled
+    made = layout(at)
     at.run()
     assert at.button(key="base_train").disabled and at.button(key="base_stop").disabled
     assert metrics(at)["Steps trained"] == "13"
+    # the next pass puts every element where this one did: none of its stale elements shows in another's place
+    assert layout(at) == made
+
+
+def layout(at: AppTest) -> list[tuple[int, str]]:
+    """The page's top-level elements in order: their places and kinds."""
+    return [(place, node.type) for place, node in at.main.children.items()]
 
 
 def test_the_notebook_preset_sets_every_setting():

@@ -190,6 +190,10 @@ def controls(kind: str, run: str, label: str, start_work, keep, what: str, help:
     stop_slot.button(stop_label, key=stop_key, on_click=stop, args=(kind,), disabled=job is None,
                      help=STOP_HELP)
     st.caption(fair.caps_note())
+    # The progress of a run followed in this pass. One slot, drawn in every pass whether or not a run is
+    # followed: the page's later elements keep their places, so that the next pass's stale elements (shown
+    # until it redraws them) are the ones it replaces, not others shifted into their place.
+    live = st.empty()
     if note := st.session_state.pop(f"{kind}_note", None):
         st.info(note)
     if refused is not None:
@@ -201,7 +205,9 @@ def controls(kind: str, run: str, label: str, start_work, keep, what: str, help:
     if joined_note:
         st.info("Someone on this server is making exactly this run: you follow it rather than start a copy.")
     if job is not None:
-        follow(job, what)
+        with live.container():
+            follow(job, what)
+        live.empty()
         st.session_state[f"{kind}_job"] = None
         if job.error is not None:
             st.error(jobs.failure(what, job.error))
