@@ -36,17 +36,22 @@ def set_default(provider) -> None:
     _default[:] = [provider]
 
 
-@contextmanager
 def using(n: int):
     """Inside, `cores()` is n in this thread."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"cores must be a positive integer, got {n!r}")
-    previous = getattr(_local, "cores", None)
-    _local.cores = n
+    return _in_this_thread("cores", n)
+
+
+@contextmanager
+def _in_this_thread(name: str, value):
+    """Inside, this thread's setting `name` is `value`; the one before it after."""
+    previous = getattr(_local, name, None)
+    setattr(_local, name, value)
     try:
         yield
     finally:
-        _local.cores = previous
+        setattr(_local, name, previous)
 
 
 @contextmanager
@@ -73,16 +78,10 @@ def foreground():
             _foreground[1] = time.monotonic()
 
 
-@contextmanager
 def background(busy):
     """Inside, this thread's passes are work done ahead of a request: each of their chunks first waits while
     `busy()` holds (a page's pass under way, say), so that whoever waits is slowed by one chunk at most."""
-    previous = getattr(_local, "busy", None)
-    _local.busy = busy
-    try:
-        yield
-    finally:
-        _local.busy = previous
+    return _in_this_thread("busy", busy)
 
 
 def waiting() -> bool:
