@@ -165,7 +165,6 @@ class FinetuneRun:
     after: Evaluation | None
     parameters: dict = field(default_factory=dict)  # count_parameters of the adapted model
     update_norms: list[float] = field(default_factory=list)  # ‖ΔW‖_F over all layers after each step
-    after_logits: torch.Tensor | None = None  # the outputs `after` scored
 
 
 def finetune_lora(base: nn.Module, data: Dataset, config: FinetuneConfig, before: Evaluation | None = None,
@@ -173,7 +172,7 @@ def finetune_lora(base: nn.Module, data: Dataset, config: FinetuneConfig, before
     """Copy `base`, attach LoRA, train it on `config.digits` only, and evaluate before and after.
 
     `on_start(model)` receives the adapted copy before the first step, for views that follow it live.
-    With `evaluated=False` nothing is evaluated (before, after and after_logits are None): for studies
+    With `evaluated=False` nothing is evaluated (before and after are None): for studies
     that read only the adapter, its losses or its norms — a pass over the test images is most of a
     short run's time.
     """
@@ -194,9 +193,8 @@ def finetune_lora(base: nn.Module, data: Dataset, config: FinetuneConfig, before
     losses = train(model, x, y, epochs=_epochs_for(config.steps, config.batch_size, len(x)),
                    batch_size=config.batch_size, lr=config.lr, max_steps=config.steps, seed=config.seed,
                    on_step=track, should_stop=should_stop)
-    after, logits = evaluate(model, data.test_x, data.test_y, return_logits=True) if evaluated else (None, None)
-    return FinetuneRun(config, model, losses, before if evaluated else None, after, count_parameters(model), norms,
-                       logits)
+    after = evaluate(model, data.test_x, data.test_y) if evaluated else None
+    return FinetuneRun(config, model, losses, before if evaluated else None, after, count_parameters(model), norms)
 
 
 # Full finetuning's own learning rate. Measured on the bundled sample (default baseline, 100 steps on digit 2,
