@@ -8,10 +8,16 @@ the result is on screen and the page has stopped running. The baseline action ti
 The slider moves the frontier's strength one step at a time, in a tab that has shown its adapters for
 SETTLE_S seconds (a person reading it), and again in one that has just shown them. Prints the median of
 the repeats with their range.
+
+Both moments are taken in the page, on its own clock: the click (or key, or file) as its event arrives,
+the result when a MutationObserver sees it drawn and the run ended, after the next frame is painted.
+Asking from outside would cost the page what it measures (polling a text locator every 50 ms took a
+fifth of a core from the LoRA page) and see the result late (Playwright's own waits retry at up to
+0.5 s intervals).
 """
 import argparse
+import json
 import os
-import re
 import statistics
 import tempfile
 import time
@@ -30,19 +36,43 @@ STUDIES = {  # page title → its run button and the note it shows until a resul
 }
 
 
-def until(check, what: str, timeout_ms: int = LONG_MS, page=None) -> None:
-    """Poll `check()` until it holds; then wait for the page's run to end."""
-    deadline = time.monotonic() + timeout_ms / 1000
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not appear within {timeout_ms / 1000:g} s")
-        time.sleep(0.05)
-    if page is not None:
-        wait_idle(page, LONG_MS)
+WATCH = """done => {  // the moment of the next action in this tab, and of its result drawn with the run ended
+  const bench = window.__bench = {action: null, result: null};
+  const idle = () => document.querySelector('[data-testid="stApp"][data-test-script-state="notRunning"]');
+  for (const type of ["pointerdown", "keydown", "change"])
+    document.addEventListener(type, () => { bench.action ??= performance.now(); }, {capture: true, once: true});
+  const observer = new MutationObserver(() => {
+    if (bench.action === null || !idle() || !eval(done)()) return;
+    observer.disconnect();
+    requestAnimationFrame(() => setTimeout(() => { bench.result = performance.now(); }));  // once painted
+  });
+  observer.observe(document, {subtree: true, childList: true, characterData: true, attributes: true,
+                              attributeFilter: ["data-test-script-state", "disabled"]});
+}"""
 
 
-def shown(locator) -> bool:
-    return locator.count() > 0 and locator.first.is_visible()
+def text(words: str) -> str:
+    """A page condition (JavaScript): `words` are in the page."""
+    return f"() => document.body.textContent.includes({json.dumps(words)})"
+
+
+def heading(words: str) -> str:
+    return f"() => [...document.querySelectorAll('h1, h2, h3')].some(h => h.textContent.trim() === {json.dumps(words)})"
+
+
+def metric_is(label: str, value: str) -> str:
+    return (f"() => [...document.querySelectorAll('[data-testid=stMetric]')].some(m => "
+            f"m.querySelector('[data-testid=stMetricLabel]')?.textContent.trim() === {json.dumps(label)} && "
+            f"m.querySelector('[data-testid=stMetricValue]')?.textContent.trim() === {json.dumps(value)})")
+
+
+def timed(page, action, done: str, timeout_ms: int = LONG_MS) -> float:
+    """Seconds from `action`'s event in the page to the page showing `done` (a condition) with its run
+    ended, both on the page's clock."""
+    page.evaluate(WATCH, done)
+    action()
+    page.wait_for_function("() => window.__bench.result !== null", polling=100, timeout=timeout_ms)
+    return page.evaluate("() => (window.__bench.result - window.__bench.action) / 1000")
 
 
 class Bench:
@@ -57,22 +87,16 @@ class Bench:
         page = open_app(context, self.url, f"baseline?seed={self.seed}", timeout=LONG_MS)  # a busy machine draws slowly
         if with_baseline:
             press(page, "Train baseline", timeout=LONG_MS)
-            until(lambda: shown(metric(page, "Steps trained")), "the baseline", page=page)
+            metric(page, "Steps trained").wait_for(timeout=LONG_MS)
+            wait_idle(page, LONG_MS)
         return context, page
-
-    def timed(self, page, start, done) -> float:
-        t = time.perf_counter()
-        start()
-        until(done, "the result", page=page)
-        return time.perf_counter() - t
 
     def baseline(self) -> float:
         context, page = self.tab(with_baseline=False)
         try:
             steps = planned_steps(5000, lc.BaselineConfig().epochs, lc.BaselineConfig().batch_size)
-            value = metric(page, "Steps trained")
-            return self.timed(page, page.get_by_role("button", name="Train baseline", exact=True).click,
-                              lambda: shown(value) and value.first.inner_text() == f"{steps:,}")
+            return timed(page, page.get_by_role("button", name="Train baseline", exact=True).click,
+                         metric_is("Steps trained", f"{steps:,}"))
         finally:
             context.close()
 
@@ -80,8 +104,7 @@ class Bench:
         context, page = self.tab()
         try:
             go(page, "LoRA finetuning", "LoRA finetuning")
-            return self.timed(page, page.get_by_role("button", name="Train LoRA", exact=True).click,
-                              lambda: shown(page.get_by_role("heading", name="Proofs")))
+            return timed(page, page.get_by_role("button", name="Train LoRA", exact=True).click, heading("Proofs"))
         finally:
             context.close()
 
@@ -90,8 +113,8 @@ class Bench:
         try:
             go(page, "LoRA finetuning", "LoRA finetuning")
             box = page.get_by_test_id("stFileUploaderDropzoneInput")
-            return self.timed(page, lambda: box.set_input_files(str(self.adapter_file)),
-                              lambda: shown(page.get_by_text("is attached to a copy of your baseline")))
+            return timed(page, lambda: box.set_input_files(str(self.adapter_file)),
+                         text("is attached to a copy of your baseline"))
         finally:
             context.close()
 
@@ -99,8 +122,8 @@ class Bench:
         context, page = self.tab()
         try:
             go(page, "Rank comparison", "Rank comparison")
-            return self.timed(page, page.get_by_role("button", name="Run comparison", exact=True).click,
-                              lambda: shown(page.get_by_text("Last comparison:")))
+            return timed(page, page.get_by_role("button", name="Run comparison", exact=True).click,
+                         text("Last comparison:"))
         finally:
             context.close()
 
@@ -108,8 +131,8 @@ class Bench:
         context, page = self.tab()
         try:
             go(page, "ΔW inspector", "ΔW inspector")
-            return self.timed(page, page.get_by_role("button", name="Train and watch", exact=True).click,
-                              lambda: shown(page.get_by_role("heading", name="One layer's update")))
+            return timed(page, page.get_by_role("button", name="Train and watch", exact=True).click,
+                         heading("One layer's update"))
         finally:
             context.close()
 
@@ -117,9 +140,8 @@ class Bench:
         context, page = self.tab()
         button = STUDIES[title]
         go(page, title, title)
-        note = page.get_by_text(f"Press {button}.")
-        run = page.get_by_role("button", name=button, exact=True)
-        seconds = self.timed(page, run.click, lambda: not shown(note) and run.is_enabled())
+        note = text(f"Press {button}.")  # shown until there is a result
+        seconds = timed(page, page.get_by_role("button", name=button, exact=True).click, f"() => !({note})()")
         if keep_open:
             return seconds, context, page
         context.close()
@@ -131,15 +153,11 @@ class Bench:
             time.sleep(settle_s)
             strength = page.get_by_role("slider", name="Adapter strength")
             strength.focus()
-            times = []
-            for _ in range(repeats):  # 1.0 → 0.95 → 0.9 …: each a value this tab has not shown
-                t = time.perf_counter()
-                strength.press("ArrowLeft")
-                value = re.escape(f"{float(strength.input_value()):g}")  # the chart's caption names it
-                caption = page.get_by_text(re.compile(rf"at strength {value}; the baseline star"))
-                until(lambda caption=caption: shown(caption), "the chart at the new strength", page=page)
-                times.append(time.perf_counter() - t)
-            return times
+            # the chart's caption names the slider's new value
+            caption = ("() => document.body.textContent.includes(`at strength ${Number(document.querySelector("
+                       "'input[type=range][aria-label=\"Adapter strength\"]').value)}; the baseline star`)")
+            # 1.0 → 0.95 → 0.9 …: each a value this tab has not shown
+            return [timed(page, lambda: strength.press("ArrowLeft"), caption) for _ in range(repeats)]
         finally:
             context.close()
 

@@ -218,7 +218,11 @@ if entries:
                 delta=f"{(score.accuracy - base.evaluation.accuracy) * 100:+.2f} points")
     col2.metric("Blend wrong test images", f"{score.wrong:,}", delta=f"{score.wrong - base.evaluation.wrong:+,}",
                 delta_color="inverse")
-    charts.show(charts.before_after(base.evaluation.wrong_per_class, score.wrong_per_class, ctx.data.classes,
-                                    blended, "blend", f"Blend: {label}"), key="lora_blend",
-                caption=f"Misclassified test images per class for the baseline (grey) and the blend (blue): "
-                        f"{base.evaluation.wrong:,} and {score.wrong:,} in all.")
+    if adapters.charted_above(result, score, base.evaluation, blended):  # e.g. a new adapter alone, at strength 1
+        st.caption(f"This blend's misclassified test images per class are the current adapter's, charted above: "
+                   f"{score.wrong:,} in all.")
+    else:
+        charts.show(charts.before_after(base.evaluation.wrong_per_class, score.wrong_per_class, ctx.data.classes,
+                                        blended, "blend", f"Blend: {label}"), key="lora_blend",
+                    caption=f"Misclassified test images per class for the baseline (grey) and the blend (blue): "
+                            f"{base.evaluation.wrong:,} and {score.wrong:,} in all.")
