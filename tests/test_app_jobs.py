@@ -153,3 +153,31 @@ def test_the_live_chart_waits_for_a_second_of_training_and_is_redrawn_at_most_tw
         else:
             assert drawn and drawn[0] - first_step[0] >= jobs.LIVE_CHART_AFTER_S
             assert all(b - a >= jobs.LIVE_CHART_EVERY_S for a, b in itertools.pairwise(drawn))
+
+
+def _controls_of_a_run_that_fails():
+    import time
+
+    import streamlit as st
+
+    from ui import runs
+
+    def work(job):
+        time.sleep(0.2)
+        raise ValueError("the weights overflowed")
+    st.session_state.setdefault("session_id", "a-session-whose-run-fails")
+    runs.controls("failing", st.session_state.run_key, "Train it", work, keep=lambda result: (result, None),
+                  what="Training it", help="Train it.", follow=lambda job, what: job.wait(30))
+
+
+def test_a_run_that_fails_says_why_and_its_train_button_works_again():
+    at = AppTest.from_function(_controls_of_a_run_that_fails, default_timeout=60)
+    at.session_state["run_key"] = f"failing-{time.monotonic_ns()}"  # never stored: each click trains again
+    at.run()
+    train, stop = at.button(key="failing_run"), at.button(key="failing_stop")
+    assert not train.disabled and stop.disabled and not at.error
+    for _ in range(2):  # the message is the run's own, and the buttons are those of a page without a run
+        at.button(key="failing_run").click().run()
+        assert not at.exception
+        assert [e.value for e in at.error] == ["Training it failed: ValueError: the weights overflowed"]
+        assert not at.button(key="failing_run").disabled and at.button(key="failing_stop").disabled

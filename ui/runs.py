@@ -148,7 +148,7 @@ def stop(kind: str) -> None:
     others = job.release(st.session_state.session_id)
     if others:
         st.session_state[f"{kind}_job"] = None
-        st.session_state[f"{kind}_note"] = (
+        st.session_state[f"{kind}_note"] = ("info",
             f"This run goes on for {others} other session(s) with the same settings: it will appear here when "
             "it has finished (click anywhere to look again).")
 
@@ -194,8 +194,8 @@ def controls(kind: str, run: str, label: str, start_work, keep, what: str, help:
     # followed: the page's later elements keep their places, so that the next pass's stale elements (shown
     # until it redraws them) are the ones it replaces, not others shifted into their place.
     live = st.empty()
-    if note := st.session_state.pop(f"{kind}_note", None):
-        st.info(note)
+    if note := st.session_state.pop(f"{kind}_note", None):  # ("info" or "error", what to say)
+        getattr(st, note[0])(note[1])
     if refused is not None:
         st.error(jobs.failure(what, refused.error))
         return partial(kind, run)
@@ -209,12 +209,10 @@ def controls(kind: str, run: str, label: str, start_work, keep, what: str, help:
             follow(job, what)
         live.empty()
         st.session_state[f"{kind}_job"] = None
-        if job.error is not None:
-            st.error(jobs.failure(what, job.error))
-            return partial(kind, run)
-        if job.result is None:
-            st.info("Stopped while waiting for a training slot: nothing was run.")
-            return partial(kind, run)
+        if job.error is not None or job.result is None:  # nothing to draw: the next pass draws Train enabled
+            st.session_state[f"{kind}_note"] = ("error", jobs.failure(what, job.error)) if job.error is not None \
+                else ("info", "Stopped while waiting for a training slot: nothing was run.")
+            st.rerun()
         found = find(run, revive, share=revive is not None)
         if found is None:  # stopped: this session keeps what finished, and its Train button trains the rest
             st.session_state[f"{kind}_partial"] = {"key": run, "result": job.result}
