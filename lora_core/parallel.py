@@ -10,6 +10,7 @@ evaluation, the runs of a study — in threads (torch releases the GIL inside it
 server gives the threads that set nothing (its pages') a default (`set_default`), and otherwise it is what
 torch would use.
 """
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -82,6 +83,17 @@ def background(busy):
     """Inside, this thread's passes are work done ahead of a request: each of their chunks first waits while
     `busy()` holds (a page's pass under way, say), so that whoever waits is slowed by one chunk at most."""
     return _in_this_thread("busy", busy)
+
+
+def idle_priority() -> bool:
+    """From now on this thread, and every thread it starts, runs only on a core that no other work wants
+    (Linux's SCHED_IDLE): for work done ahead of a request, in a thread of its own, which then never slows
+    a page's own run or drawing. Whether the system allowed it (elsewhere `background`'s waits still hold)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: the calling thread, not the process
+    except (AttributeError, OSError):
+        return False
+    return True
 
 
 def waiting() -> bool:

@@ -1,5 +1,6 @@
 """The background jobs behind the Train and Stop buttons, and the baseline store every session shares."""
 import itertools
+import os
 import threading
 import time
 
@@ -181,3 +182,15 @@ def test_a_run_that_fails_says_why_and_its_train_button_works_again():
         assert not at.exception
         assert [e.value for e in at.error] == ["Training it failed: ValueError: the weights overflowed"]
         assert not at.button(key="failing_run").disabled and at.button(key="failing_stop").disabled
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's idle scheduling policy")
+def test_work_done_ahead_of_a_request_runs_at_idle_priority():
+    done, policy = threading.Event(), []
+
+    def ahead():
+        policy.append(os.sched_getscheduler(0))
+        done.set()
+    jobs.in_background(ahead)
+    assert done.wait(30) and policy == [os.SCHED_IDLE]
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER

@@ -1,7 +1,9 @@
 """Several cores, the same numbers: what lora_core.parallel promises, measured on real runs."""
+import os
 import threading
 import time
 
+import pytest
 import torch
 
 from lora_core import FinetuneConfig, adapter_checks, compare_ranks, evaluate, finetune_lora, parallel, train
@@ -154,3 +156,18 @@ def test_background_passes_wait_before_each_chunk_while_someone_is_busy():
     with parallel.using(2):
         parallel.map_ordered(done.append, [5])  # outside `background`: nothing to wait for
     assert done[-1] == 5
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's idle scheduling policy")
+def test_idle_priority_is_this_threads_and_its_childrens_not_the_processes():
+    seen = {}
+
+    def ahead_of_a_request():
+        seen["allowed"] = parallel.idle_priority()
+        seen["own"] = os.sched_getscheduler(0)
+        parallel.map_ordered(lambda _: seen.setdefault("worker", os.sched_getscheduler(0)), range(2), workers=2)
+    thread = threading.Thread(target=ahead_of_a_request)
+    thread.start()
+    thread.join(30)
+    assert seen == {"allowed": True, "own": os.SCHED_IDLE, "worker": os.SCHED_IDLE}  # its pool's threads too
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the caller's threads are untouched

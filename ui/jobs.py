@@ -135,9 +135,13 @@ HEADER_STOP = ("Streamlit's own Stop (top right) only stops this page from updat
 
 
 def in_background(target, *args) -> None:
-    """`target(*args)` in a daemon thread that the interpreter's exit waits for (a little)."""
+    """`target(*args)` in a daemon thread that the interpreter's exit waits for (a little), at idle CPU
+    priority (parallel.idle_priority): work done ahead of anyone's request takes only cores nobody wants."""
+    def run() -> None:
+        parallel.idle_priority()
+        target(*args)
     _background.difference_update([t for t in list(_background) if not t.is_alive()])
-    thread = threading.Thread(target=target, args=args, name=f"lora-lab {target.__name__}", daemon=True)
+    thread = threading.Thread(target=run, name=f"lora-lab {target.__name__}", daemon=True)
     _background.add(thread)
     thread.start()
 
