@@ -21,7 +21,7 @@ LONG_MS = 240_000
 PAGES = [
     ("SVD playground", "SVD playground", None, None, None, 4),
     ("Baseline training", "Baseline training", None, None, None, 2),
-    ("LoRA finetuning", "LoRA finetuning", "Steps", 20, "Train LoRA", 3),
+    ("LoRA finetuning", "LoRA finetuning", "Steps", 20, "Train LoRA", 2),
     ("Rank comparison", "Rank comparison", "Steps per run", 5, "Run comparison", 2),
     ("ΔW inspector", "ΔW inspector", None, None, "Train and watch", 6),
     ("Rank oracle", "Rank oracle", "Steps per run", 10, "Run the oracle", 2),
