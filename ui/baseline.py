@@ -37,9 +37,9 @@ def _keep_stopped(ctx: Context, run: lc.BaselineRun) -> None:
     # a disk that cannot be written keeps it in memory
     runs.store().put(run_key(ctx, exp), works.baseline_record(whole), whole)
     experiment.set_later("base_max_steps", steps)
-    st.session_state.baseline_note = (
-        f"Stopped after {steps:,} of {run.total_steps:,} steps. This partly trained baseline is a run of its own: "
-        f"its step limit is now {steps:,}, so these settings — and a link to them — describe exactly it.")
+    runs.say_next_pass("baseline", f"Stopped after {steps:,} of {run.total_steps:,} steps. This partly trained "
+                                   f"baseline is a run of its own: its step limit is now {steps:,}, so these "
+                                   "settings — and a link to them — describe exactly it.")
 
 
 def controls(ctx: Context, label: str, help: str) -> lc.BaselineRun | None:
@@ -51,8 +51,6 @@ def controls(ctx: Context, label: str, help: str) -> lc.BaselineRun | None:
         keep=keep, revive=revive(ctx), what="Training the baseline", help=help, follow=jobs.follow,
         stop_label="Stop training", buttons=("base_train", "base_stop"),
         cost=(exp.total_steps("baseline", len(ctx.data.train_y)), (exp.baseline.hidden1, exp.baseline.hidden2)))
-    if note := st.session_state.pop("baseline_note", None):
-        st.info(note)
     if found is not None and not found.complete:  # stopped just now: store it as its own run, then show it
         _keep_stopped(ctx, found)
         st.session_state.baseline_partial = None

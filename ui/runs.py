@@ -137,6 +137,11 @@ def partial(kind: str, run: str):
     return held["result"] if held is not None and held["key"] == run else None
 
 
+def say_next_pass(kind: str, text: str, level: str = "info") -> None:
+    """A message (st.info or st.error) under the buttons of this page's `kind` controls in its next pass."""
+    st.session_state[f"{kind}_note"] = (level, text)
+
+
 def stop(kind: str) -> None:
     """A Stop button's callback: this session stops following; the run stops when nobody else follows."""
     job = st.session_state.get(f"{kind}_job")
@@ -148,9 +153,8 @@ def stop(kind: str) -> None:
     others = job.release(st.session_state.session_id)
     if others:
         st.session_state[f"{kind}_job"] = None
-        st.session_state[f"{kind}_note"] = ("info",
-            f"This run goes on for {others} other session(s) with the same settings: it will appear here when "
-            "it has finished (click anywhere to look again).")
+        say_next_pass(kind, f"This run goes on for {others} other session(s) with the same settings: it will "
+                            "appear here when it has finished (click anywhere to look again).")
 
 
 def controls(kind: str, run: str, label: str, start_work, keep, what: str, help: str, follow, revive=None,
@@ -194,7 +198,7 @@ def controls(kind: str, run: str, label: str, start_work, keep, what: str, help:
     # followed: the page's later elements keep their places, so that the next pass's stale elements (shown
     # until it redraws them) are the ones it replaces, not others shifted into their place.
     live = st.empty()
-    if note := st.session_state.pop(f"{kind}_note", None):  # ("info" or "error", what to say)
+    if note := st.session_state.pop(f"{kind}_note", None):  # say_next_pass's
         getattr(st, note[0])(note[1])
     if refused is not None:
         st.error(jobs.failure(what, refused.error))
@@ -210,8 +214,10 @@ def controls(kind: str, run: str, label: str, start_work, keep, what: str, help:
         live.empty()
         st.session_state[f"{kind}_job"] = None
         if job.error is not None or job.result is None:  # nothing to draw: the next pass draws Train enabled
-            st.session_state[f"{kind}_note"] = ("error", jobs.failure(what, job.error)) if job.error is not None \
-                else ("info", "Stopped while waiting for a training slot: nothing was run.")
+            if job.error is not None:
+                say_next_pass(kind, jobs.failure(what, job.error), "error")
+            else:
+                say_next_pass(kind, "Stopped while waiting for a training slot: nothing was run.")
             st.rerun()
         found = find(run, revive, share=revive is not None)
         if found is None:  # stopped: this session keeps what finished, and its Train button trains the rest
