@@ -358,6 +358,8 @@ def test_uploaded_adapter_is_attached_to_a_copy_of_the_baseline(core_baseline, c
     assert blend_charted_above(at, core_lora.after)  # the blend is this adapter alone: its chart is not repeated
     at.toggle(key="lora_adapter_on").set_value(False).run()
     assert chart(at, BEFORE_AFTER)["data"][1]["y"] == core_baseline.evaluation.wrong_per_class
+    # switched off above, the current chart is the baseline's: the blend (still this adapter) has its own
+    assert chart(at, f"Blend: 1·(rank 1 · {name})")["data"][1]["y"] == core_lora.after.wrong_per_class
     upload(at, f"again-{name}", make(core_lora.model))  # a new upload is current and switched on, alone
     assert at.toggle(key="lora_adapter_on").value and metrics(at)["Accuracy after LoRA"] == percent(
         core_lora.after.accuracy)

@@ -213,11 +213,12 @@ def controls(kind: str, run: str, label: str, start_work, keep, what: str, help:
             follow(job, what)
         live.empty()
         st.session_state[f"{kind}_job"] = None
-        if job.error is not None or job.result is None:  # nothing to draw: the next pass draws Train enabled
-            if job.error is not None:
-                say_next_pass(kind, jobs.failure(what, job.error), "error")
-            else:
-                say_next_pass(kind, "Stopped while waiting for a training slot: nothing was run.")
+        # Nothing to draw: the next pass says why, with Train enabled again.
+        if job.error is not None:
+            say_next_pass(kind, jobs.failure(what, job.error), "error")
+            st.rerun()
+        if job.result is None:
+            say_next_pass(kind, "Stopped while waiting for a training slot: nothing was run.")
             st.rerun()
         found = find(run, revive, share=revive is not None)
         if found is None:  # stopped: this session keeps what finished, and its Train button trains the rest
