@@ -1,13 +1,16 @@
 """A trained baseline as a file to use anywhere, and the Python that uses it with a downloaded adapter.
 
 The file is safetensors (never unpickled): the MLP's state_dict, and in its metadata what rebuilding
-and feeding the network needs — the layer sizes and the input normalisation. The snippets load it with
-the PEFT adapter the LoRA page offers, by plain torch + safetensors + peft + numpy (nothing of this
-project) or by lora_core, and print the test accuracy the page shows.
+and feeding the network needs — the layer sizes and the input normalisation. The snippet loads it with
+the PEFT adapter and the test images the LoRA page offers, by plain torch + safetensors + peft + numpy
+(nothing of this project), and prints the test accuracy the page shows.
 """
+import io
 import json
 from pathlib import Path
 
+import numpy as np
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
@@ -18,7 +21,6 @@ from .model import IMAGE_PIXELS, MLP, NUM_CLASSES
 
 FORMAT = "lora-lab-baseline/1"
 EVAL_BATCH = 1_000  # as lora_core.evaluate: the same batches give the same rounding
-SAMPLE_NAME = "mnist_sample.npz"  # lora_core/data/ in this repository: MNIST's official 10,000 test images
 
 
 def baseline_bytes(model: MLP, dataset: str) -> bytes:
@@ -59,23 +61,24 @@ def load_baseline(path) -> nn.Module:
     return model.requires_grad_(False).eval()
 
 
-def _test_images(dataset: str) -> str:
-    """Lines that set `pixels` (N, 28, 28 or 784, uint8) and `labels` (N,) to the dataset's test images."""
-    if dataset == "fashion-mnist":
-        return ('from torchvision.datasets import FashionMNIST\n\n'
-                'test = FashionMNIST("data", train=False, download=True)  # into ./data when missing\n'
-                'pixels, labels = test.data, test.targets\n')
-    return (f'TEST_IMAGES = {SAMPLE_NAME!r}  # lora_core/data/{SAMPLE_NAME} in LoRA Lab: MNIST\'s 10,000 '
-            'test images\n'
-            'with np.load(TEST_IMAGES) as f:\n'
-            '    pixels, labels = torch.from_numpy(f["test_x"]), torch.from_numpy(f["test_y"]).long()\n')
+def test_images_bytes(test_x: torch.Tensor, test_y: torch.Tensor) -> bytes:
+    """A dataset's test images as the page offers them: an .npz of `pixels` (N, 28, 28) uint8 and `labels`
+    (N,) int64, the 0..255 pixels recovered from the normalised ones (exact: the rounding is far below 0.5)."""
+    pixels = (test_x.detach().cpu().double() * STD + MEAN).mul(255).round().clamp(0, 255).to(torch.uint8)
+    out = io.BytesIO()
+    np.savez_compressed(out, pixels=pixels.reshape(-1, 28, 28).numpy(), labels=test_y.cpu().numpy())
+    return out.getvalue()
 
 
-def peft_snippet(baseline_file: str, adapter_zip: str, dataset: str) -> str:
-    """Python that needs only torch, safetensors, peft and numpy: rebuild, load, adapt, score."""
-    return f'''import json
+def peft_snippet(baseline_file: str, adapter_zip: str, test_file: str) -> str:
+    """Python that needs only torch, safetensors, peft and numpy: rebuild, load, adapt, score.
+
+    Written to run both as a file and pasted into Python's prompt: no blank line inside a block (the prompt
+    would end the block there) and one after each block (the prompt needs it to end one)."""
+    return f'''# Needs: pip install torch safetensors peft numpy
+# Save the three downloads into one folder; run this there (python score.py, or paste it into python).
+import json
 import zipfile
-
 import numpy as np
 import torch
 from peft import PeftModel
@@ -85,52 +88,32 @@ from torch import nn
 
 BASELINE = {baseline_file!r}  # "Download the baseline"
 ADAPTER_ZIP = {adapter_zip!r}  # "Download for PEFT"
-
+TEST_IMAGES = {test_file!r}  # "Download the test images"
 with safe_open(BASELINE, "pt") as f:
     info = f.metadata()
+
 sizes = json.loads(info["layer_sizes"])  # [784, hidden 1, hidden 2, 10]
 mean, std = float(info["mean"]), float(info["std"])
-
-
 class MLP(nn.Module):  # LoRA Lab's classifier: 784 → hidden 1 → hidden 2 → 10, with ReLU
     def __init__(self, sizes):
         super().__init__()
         self.linear1 = nn.Linear(sizes[0], sizes[1])
         self.linear2 = nn.Linear(sizes[1], sizes[2])
         self.linear3 = nn.Linear(sizes[2], sizes[3])
-
     def forward(self, x):
         return self.linear3(torch.relu(self.linear2(torch.relu(self.linear1(x)))))
-
 
 model = MLP(sizes)
 model.load_state_dict(load_file(BASELINE))
 zipfile.ZipFile(ADAPTER_ZIP).extractall("adapter")
 model = PeftModel.from_pretrained(model, "adapter").eval()
+with np.load(TEST_IMAGES) as f:
+    pixels, labels = torch.from_numpy(f["pixels"]), torch.from_numpy(f["labels"])
 
-{_test_images(dataset)}x = pixels.reshape(len(pixels), -1).float().div(255).sub(mean).div(std)
+x = pixels.reshape(len(pixels), -1).float().div(255).sub(mean).div(std)
 with torch.no_grad():
     predictions = torch.cat([model(batch).argmax(1) for batch in x.split({EVAL_BATCH})])
+
 right = int((predictions == labels).sum())
 print(f"test accuracy {{right / len(labels):.2%}} ({{right:,}} of {{len(labels):,}} test images right)")
-'''
-
-
-def lora_core_snippet(baseline_file: str, adapter_zip: str, dataset: str) -> str:
-    """The same with lora_core (LoRA Lab's repository on the Python path)."""
-    name = "fashion-mnist" if dataset == "fashion-mnist" else "mnist-sample"  # the sample has MNIST's test set
-    return f'''import zipfile
-
-import lora_core as lc
-from lora_core.export import load_baseline
-
-BASELINE = {baseline_file!r}  # "Download the baseline"
-ADAPTER_ZIP = {adapter_zip!r}  # "Download for PEFT"
-
-zipfile.ZipFile(ADAPTER_ZIP).extractall("adapter")
-model = lc.import_peft(load_baseline(BASELINE), "adapter")
-data = lc.load_dataset({name!r}, root="data")
-result = lc.evaluate(model, data.test_x, data.test_y)
-right = len(data.test_y) - result.wrong
-print(f"test accuracy {{result.accuracy:.2%}} ({{right:,}} of {{len(data.test_y):,}} test images right)")
 '''

@@ -172,13 +172,17 @@ with save_col:
                            key="lora_download_baseline", on_click="ignore",
                            help="The network the adapter was trained on: its weights, with the layer sizes and "
                                 "the input normalisation in the file's metadata.")
+        st.download_button("Download the test images (.npz)", downloads.test_images_data(ctx.data),
+                           downloads.test_images_name(ctx.data.name), mime="application/octet-stream",
+                           key="lora_download_test_images", on_click="ignore",
+                           help=f"The {len(ctx.data.test_y):,} test images the page scores (28×28 pixels, 0–255) "
+                                "and their labels, for the code below.")
 if result is not None:
     with st.expander("Use them in Python: copy as code", icon=":material/code:"):
-        st.caption("Download the baseline and the PEFT zip into one folder, run this there, and it prints the "
-                   "accuracy shown above. The PEFT version needs only torch, safetensors, peft and numpy.")
-        snippets = downloads.snippets(held, result, ctx.data.name)
-        for tab, code in zip(st.tabs(list(snippets)), snippets.values(), strict=True):
-            tab.code(code, language="python")
+        st.caption("Download the baseline, the PEFT zip and the test images into one folder and run this there "
+                   "(as a file, or pasted into python): it prints the accuracy shown above. It needs only torch, "
+                   "safetensors, peft and numpy, nothing of LoRA Lab.")
+        st.code(downloads.snippet(held, result, ctx.data.name), language="python")
 
 if result is not None:
     st.subheader("Merge lab: W + ΔW stored in lower precision")

@@ -1,15 +1,11 @@
-"""The practitioner's path in a real browser: download the baseline and the PEFT adapter with the LoRA page's
-buttons, copy its Python as shown, run it in an empty folder with nothing of this project: it prints the
-accuracy the page shows."""
+"""The practitioner's path in a real browser: download the baseline, the PEFT adapter and the test images with
+the LoRA page's buttons, copy its Python as shown, run it in an empty folder with nothing of this project: it
+prints the accuracy the page shows."""
 import re
-import shutil
 import subprocess
 import sys
 
 from browser_harness import go, metric, open_app, press, set_number
-
-from lora_core import export
-from lora_core.data import SAMPLE_FILE
 
 
 def test_the_downloads_and_the_code_on_the_page_give_the_pages_accuracy(chromium, streamlit_url, tmp_path):
@@ -27,20 +23,20 @@ def test_the_downloads_and_the_code_on_the_page_give_the_pages_accuracy(chromium
         press(tab, "Train LoRA", 180_000)
         shown = metric(tab, "Accuracy after LoRA")
         expect(shown).to_have_text(re.compile(r"\d+\.\d\d%"), timeout=120_000)
-        for button in ("Download for PEFT (.zip)", "Download the baseline (.safetensors)"):
+        for button in ("Download for PEFT (.zip)", "Download the baseline (.safetensors)",
+                       "Download the test images (.npz)"):
             with tab.expect_download() as download:
                 tab.get_by_role("button", name=button).click()
             download.value.save_as(tmp_path / download.value.suggested_filename)
         box = tab.get_by_test_id("stExpander").filter(has_text="Use them in Python: copy as code")
         box.get_by_text("Use them in Python: copy as code").click()
-        block = box.get_by_test_id("stCode").first  # the "With PEFT" tab, shown first
+        block = box.get_by_test_id("stCode")
         expect(block).to_contain_text("PeftModel.from_pretrained")
         code = block.locator("code").text_content()
         accuracy = shown.inner_text().strip()
     finally:
         context.close()
-    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".safetensors", ".zip"]
-    shutil.copy(SAMPLE_FILE, tmp_path / export.SAMPLE_NAME)
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".npz", ".safetensors", ".zip"]
     (tmp_path / "snippet.py").write_text(code)
     done = subprocess.run([sys.executable, "snippet.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})

@@ -1,10 +1,11 @@
 """The practitioner's path: the baseline file the LoRA page offers, and the Python it shows, run as written
 outside the app, print the accuracy the page shows."""
-import shutil
+import io
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import held_baseline, open_session, train_baseline
@@ -16,7 +17,6 @@ from lora_core import export
 from lora_core.data import MEAN, SAMPLE_FILE, STD
 from ui import adapters, downloads
 
-REPO = Path(__file__).resolve().parent.parent
 SETTINGS = {"base_hidden1": 32, "base_hidden2": 16, "base_max_steps": 40, "lora_steps": 30, "lora_rank": 2,
             "lora_targets": ["linear1", "linear3"]}
 
@@ -55,38 +55,52 @@ def page():
 
 
 def offered_files(at: AppTest, folder: Path) -> None:
-    """Write the two files the page offers under the names it offers them, as a browser saves them."""
+    """Write the three files the page offers under the names it offers them, as a browser saves them."""
     held = held_baseline(at)
     record = at.session_state["lora"]
     (folder / downloads.peft_zip_name(record)).write_bytes(adapters.zip_bytes(record, True))
     (folder / downloads.baseline_name(held, "mnist-sample")).write_bytes(
         downloads.baseline_data(held["run"], "mnist-sample")())
+    data = lc.load_dataset("mnist-sample")
+    (folder / downloads.test_images_name("mnist-sample")).write_bytes(downloads.test_images_data(data)())
 
 
-@pytest.mark.parametrize("route", ["With PEFT", "With lora_core"])
-def test_the_code_on_the_page_prints_the_accuracy_on_the_page(page, route, tmp_path):
+@pytest.mark.parametrize("how", ["as a file", "pasted into python's prompt"])
+def test_the_code_on_the_page_prints_the_accuracy_on_the_page(page, how, tmp_path):
     shown = {m.label: m.value for m in page.metric}["Accuracy after LoRA"]
     record = page.session_state["lora"]
     right = 10_000 - record["after"].wrong  # the core's evaluation of the page's adapter
-    codes = [c.value for c in page.code]
-    snippet = dict(zip(["With PEFT", "With lora_core"], codes, strict=True))[route]
+    snippet, = [c.value for c in page.code]
     offered_files(page, tmp_path)
-    shutil.copy(SAMPLE_FILE, tmp_path / export.SAMPLE_NAME)  # the path the snippet documents
-    (tmp_path / "snippet.py").write_text(snippet)
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    if route == "With lora_core":
-        env["PYTHONPATH"] = str(REPO)  # this route uses the repository; the PEFT one runs anywhere
-    done = subprocess.run([sys.executable, "snippet.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # a fresh interpreter in a fresh folder
+    if how == "as a file":
+        (tmp_path / "score.py").write_text(snippet)
+        done = subprocess.run([sys.executable, "score.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+    else:  # -i reads standard input as the interactive prompt does: a blank line inside a block would end it
+        done = subprocess.run([sys.executable, "-i", "-q"], input=snippet, cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == f"test accuracy {shown} ({right:,} of 10,000 test images right)\n"
+    assert "Error" not in done.stderr, done.stderr
+    printed = done.stdout.replace(">>> ", "").replace("... ", "").strip().splitlines()
+    assert printed[-1] == f"test accuracy {shown} ({right:,} of 10,000 test images right)"
+    assert printed[:-1] in ([], ["<All keys matched successfully>"])  # the prompt echoes load_state_dict's value
     assert shown == f"{record['after'].accuracy:.2%}" and record["after"].accuracy != record["before"].accuracy
 
 
-def test_the_peft_route_needs_nothing_of_this_project(page):
-    peft_code = page.code[0].value
-    assert "lora_core" not in peft_code.replace("lora_core/data/", "")
-    assert "import lora_core" in page.code[1].value
+def test_the_code_names_its_packages_and_needs_nothing_of_this_project(page):
+    snippet, = [c.value for c in page.code]
+    assert snippet.startswith("# Needs: pip install torch safetensors peft numpy\n")
+    imported = {line.split()[1].split(".")[0] for line in snippet.splitlines() if line.startswith(("import ", "from "))}
+    assert imported == {"json", "zipfile", "numpy", "torch", "peft", "safetensors"}
+
+
+def test_the_offered_test_images_are_the_datasets_own_pixels():
+    with np.load(io.BytesIO(export.test_images_bytes(*_test_set()))) as f:
+        pixels, labels = f["pixels"], f["labels"]
+    with np.load(SAMPLE_FILE) as f:
+        assert np.array_equal(pixels, f["test_x"].reshape(-1, 28, 28))
+        assert np.array_equal(labels, f["test_y"])
 
 
 def test_the_baseline_file_says_its_sizes_and_normalisation(page, tmp_path):

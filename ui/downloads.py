@@ -1,5 +1,5 @@
-"""The LoRA page's files for use outside the app: the baseline, and the Python that loads it with the
-adapter (lora_core.export), named as the page offers them."""
+"""The LoRA page's files for use outside the app: the baseline, the test images, and the Python that loads
+them with the adapter (lora_core.export), named as the page offers them."""
 import lora_core as lc
 from lora_core import export
 
@@ -19,7 +19,15 @@ def peft_zip_name(result: dict) -> str:
     return f"{result['stem']}-peft.zip"
 
 
-def snippets(held: dict, result: dict, dataset: str) -> dict[str, str]:
-    """Route → Python that scores the current adapter on its baseline, as the page does."""
-    names = baseline_name(held, dataset), peft_zip_name(result), dataset
-    return {"With PEFT": export.peft_snippet(*names), "With lora_core": export.lora_core_snippet(*names)}
+def test_images_name(dataset: str) -> str:
+    return f"{dataset}-test-images.npz"
+
+
+def test_images_data(data: lc.Dataset):
+    """The dataset's test images as an .npz, made when the button is clicked."""
+    return lambda: export.test_images_bytes(data.test_x, data.test_y)
+
+
+def snippet(held: dict, result: dict, dataset: str) -> str:
+    """Python that scores the current adapter on its baseline and the offered test images, as the page does."""
+    return export.peft_snippet(baseline_name(held, dataset), peft_zip_name(result), test_images_name(dataset))
