@@ -18,7 +18,12 @@ DOWNLOAD_TIMEOUT_S = 10  # per connection and per read: offline, a download fail
 
 
 class DatasetUnavailable(RuntimeError):
-    """The dataset's files are missing or unreadable and cannot be downloaded."""
+    """The dataset's files are missing or unreadable and cannot be downloaded. str() has the details for an
+    operator (paths, the network's error); `reason` says why in a user's words, with no path in it."""
+
+    def __init__(self, details: str, reason: str):
+        super().__init__(details)
+        self.reason = reason
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,10 +159,13 @@ def _load_torchvision(name: str, root: Path, device) -> Dataset:
             raise DatasetUnavailable(
                 f"{title} is not in {root} and could not be downloaded ({_one_line(err)}). "
                 f"Put the four {cls.__name__} IDX files in {_raw_folder(cls, root)}, connect to the "
-                f"internet, or {hint}use 'mnist-sample', which is bundled and works offline.") from err
+                f"internet, or {hint}use 'mnist-sample', which is bundled and works offline.",
+                f"{title} is not on this server, and the server could not download it (it may have no "
+                "internet connection).") from err
     except Exception as err:  # files present but unreadable
         raise DatasetUnavailable(f"{title} files under {root} could not be read ({_one_line(err)}); "
-                                 "use 'mnist-sample', which is bundled and works offline.") from err
+                                 "use 'mnist-sample', which is bundled and works offline.",
+                                 f"{title}'s files on this server are damaged.") from err
     classes = DIGITS if name == "mnist" else tuple(cls.classes)
     source = (f"{title} through torchvision from {root}: {len(train.targets):,} training and "
               f"{len(test.targets):,} test images.")

@@ -297,8 +297,9 @@ def test_unavailable_dataset_falls_back_to_the_sample():
     at.run()
     assert not at.exception, at.exception
     assert "MNIST (full" in at.warning[0].value and "bundled MNIST sample is used" in at.warning[0].value
-    assert any("could not be downloaded" in t.value for t in at.text)  # the loader's words, as plain text
+    assert "could not download it" in at.warning[0].value and "/" not in at.warning[0].value  # words, no path
     assert at.query_params.get("dataset") is None  # the link now says what is used: the sample
+    assert at.sidebar.selectbox(key="dataset").value == "mnist-sample"  # and the Dataset box, in this same pass
     assert any("Bundled MNIST sample" in c.value for c in at.sidebar.caption)
     at.switch_page("pages/baseline.py").run()
     assert not at.exception, at.exception

@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 import lora_core as lc
-from ui import experiment, frame, state
+from ui import experiment, frame, server, state
 
 DATA_ENV = "LORA_LAB_DATA"  # where full MNIST / Fashion-MNIST live (or get downloaded to)
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
@@ -55,7 +55,9 @@ def load(name: str, device: str) -> tuple[lc.Dataset, str | None]:
     try:
         return _dataset(name, device, root), None
     except Exception as err:  # DatasetUnavailable or anything else: never a traceback, always the sample
-        message = str(err) if isinstance(err, lc.DatasetUnavailable) else f"{type(err).__name__}: {err}"
+        # the page says why in words; the details (paths, the network's error) are the operator's, in the log
+        server.log.warning("Dataset %s unavailable, the bundled sample used instead: %s", name, err)
+        message = err.reason if isinstance(err, lc.DatasetUnavailable) else "It could not be loaded on this server."
         with failures["lock"]:
             failures["by_key"][key] = (time.monotonic(), message)
         return _dataset("mnist-sample", device, root), message
@@ -75,10 +77,11 @@ def sidebar() -> Context:
             help="The bundled MNIST sample works offline. Full MNIST and Fashion-MNIST are read from "
                  f"the data folder (${DATA_ENV}, default ./data) or downloaded when online.")
         data, fallback = load(name, device)
-        if fallback:  # the experiment (and so the URL) says what is used: the sample, from this run on
+        if fallback:  # the Dataset box, the experiment and the URL say what is used: the sample, drawn anew
             st.session_state.dataset_fallback = (name, fallback)
             experiment.set_later("dataset", "mnist-sample")
-            exp = experiment.replace_current(dataset="mnist-sample")
+            experiment.replace_current(dataset="mnist-sample")
+            st.rerun()
         st.caption(data.source)
         seed = st.number_input(
             "Random seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",
@@ -95,8 +98,8 @@ def warn_fallback(ctx: Context) -> None:
     if ctx.fallback:
         chosen, why = ctx.fallback
         st.warning(f"**{DATASET_LABELS[chosen]} is not available, so the bundled MNIST sample is used instead** "
-                   "(the link now says so too).", icon=":material/warning:")
-        st.text(why)  # the loader's own words: a path or an address, shown as typed
+                   f"(the Dataset box and the link say so too). {why} The server's log has the details.",
+                   icon=":material/warning:")
 
 
 def current() -> Context:
