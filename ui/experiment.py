@@ -6,13 +6,12 @@ the widgets, so the address bar is always a link to what is on screen.
 """
 import re
 from dataclasses import replace
-from urllib.parse import urlencode
 
 import streamlit as st
 
 from lora_core import presets as core
 from lora_core.experiment import Experiment
-from ui import adapters
+from ui import adapters, share_link
 
 # URL field (lora_core.presets.FIELDS) → the session_state key of the widget that shows it
 KEYS = {
@@ -166,8 +165,10 @@ def sidebar(experiment: Experiment) -> None:
     with st.expander("Share this experiment"):
         st.caption("Whoever opens this link sees this experiment: every setting is in it, and runs already made "
                    "on this server are shown at once, without training again. The address bar holds it too.")
-        query = core.to_query(experiment)
-        st.code((st.context.url or "") + "?" + urlencode(query, safe=","), language=None)
+        url, local_only = share_link.link(st.context.url, core.to_query(experiment))
+        st.code(url, language=None)
+        if local_only:
+            st.warning(share_link.local_only_warning(st.get_option("server.port")), icon=":material/wifi_off:")
         st.caption("The same link gives the same numbers on the same server: its runs are stored here. On "
                    "another machine, another CPU or thread count changes float rounding, so the last digits "
                    "may differ.")

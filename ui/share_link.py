@@ -1,0 +1,55 @@
+"""The link a class can open: built from the address the visitor used, or from $LORA_LAB_PUBLIC_URL when
+the operator names the address students reach (behind a proxy, or a teacher browsing on localhost).
+
+A link whose host is this machine's own loopback address opens only on this machine: the page says so,
+with the addresses students could use instead."""
+import ipaddress
+import os
+import socket
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+PUBLIC_URL_ENV = "LORA_LAB_PUBLIC_URL"  # e.g. http://192.168.1.20:8501 or https://lab.school.example
+
+
+def _loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host.endswith(".localhost")
+    return address.is_loopback or address.is_unspecified
+
+
+def network_addresses() -> list[str]:
+    """This machine's IPv4 addresses other than loopback, as its own name resolves (no traffic is sent)."""
+    try:
+        found = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+    except OSError:
+        return []
+    return sorted({info[4][0] for info in found if not _loopback(info[4][0])})
+
+
+def link(browser_url: str | None, query: dict[str, str], public_url: str | None = None) -> tuple[str, bool]:
+    """(the link to `query` on the page the visitor is on, whether it opens only on this machine).
+
+    `public_url` (default: $LORA_LAB_PUBLIC_URL) replaces the scheme, host, port and any path prefix of the
+    visitor's address; the page's own path is kept."""
+    public_url = (os.environ.get(PUBLIC_URL_ENV, "").strip() if public_url is None else public_url) or None
+    if not (browser_url or public_url):  # no address known (a script run without a browser): the query alone
+        return "?" + urlencode(query, safe=","), False
+    seen = urlsplit(browser_url or "")
+    base = urlsplit(public_url) if public_url else seen
+    page = seen.path.rsplit("/", 1)[-1] if seen.path else ""
+    path = base.path.rstrip("/") + "/" + page if public_url else seen.path
+    url = urlunsplit((base.scheme or "http", base.netloc, path, urlencode(query, safe=","), ""))
+    return url, _loopback(base.hostname or "")
+
+
+def local_only_warning(port: int) -> str:
+    """What to do when the link opens only on this machine."""
+    others = [f"http://{a}:{port}" for a in network_addresses()]
+    where = f" (this machine answers at {', '.join(others)} if the server listens on the network)" if others else ""
+    return ("This link starts with this computer's own address, so it opens only here, not on students' "
+            f"machines. Open the app at this machine's network address instead{where}, or have the operator set "
+            f"{PUBLIC_URL_ENV}; README's \"How a class connects\" says how.")
