@@ -91,12 +91,12 @@ for row in full_rows:
             "that far in the same steps, so it learns less and forgets less (Biderman et al., 2024). Full "
             "finetuning is usually run at a smaller learning rate: the other star is the same run at "
             "its own rate.", icon=":material/info:")
-st.dataframe(frame, hide_index=True, column_config={
+st.dataframe(tables.sweep_display(frame), hide_index=True, column_config={
     "trainable": st.column_config.NumberColumn("trainable parameters", format="localized"),
-    "target_wrong": st.column_config.NumberColumn(f"wrong on {names}"),
-    "other_wrong": st.column_config.NumberColumn("wrong on the other classes"),
+    "target_wrong": st.column_config.NumberColumn(f"wrong on {names}", format="localized"),
+    "other_wrong": st.column_config.NumberColumn("wrong on the other classes", format="localized"),
     "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
-    "lr": st.column_config.NumberColumn("learning rate", format="%g"),
+    "lr": st.column_config.TextColumn("learning rate"),
 })
 st.download_button("Download CSV", frame.to_csv(index=False), file_name="lora_rank_comparison.csv",
                    mime="text/csv", key="sweep_download", on_click="ignore",

@@ -282,6 +282,8 @@ def test_rank_comparison_matches_core(data, core_baseline):
     assert table["trainable"].tolist() == [r.trainable for r in rows]
     assert table["target_wrong"].tolist() == [r.target_wrong for r in rows]
     assert table["accuracy"].tolist() == [r.accuracy for r in rows]
+    assert table["rank"].tolist() == [str(r.rank) if r.rank else "—" for r in rows]  # no "None" cell
+    assert table["lr"].tolist() == [f"{r.lr:g}" if r.lr else "—" for r in rows]
     learned, forgotten = charts(at)
     assert learned["layout"]["xaxis"]["type"] == "log"
     assert learned["data"][0]["y"] == [r.target_wrong for r in rows[1:3]]

@@ -19,9 +19,18 @@ def layer_frame(model) -> pd.DataFrame:
 
 
 def sweep_frame(rows: list[lc.SweepRow]) -> pd.DataFrame:
+    """The comparison's rows as numbers (a CSV's empty cell where a row has no rank or learning rate)."""
     frame = pd.DataFrame([asdict(row) for row in rows])
     frame["rank"] = frame["rank"].astype("Int64")
     return frame
+
+
+def sweep_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """sweep_frame for the page: a row without a rank or a learning rate says "—", not "None"."""
+    shown = frame.copy()
+    shown["rank"] = [str(r) if pd.notna(r) else "—" for r in frame["rank"]]
+    shown["lr"] = [f"{lr:g}" if pd.notna(lr) else "—" for lr in frame["lr"]]
+    return shown
 
 
 def percent(share: float, digits: int = 2) -> str:
