@@ -6,9 +6,16 @@ with the addresses students could use instead."""
 import ipaddress
 import os
 import socket
+import struct
+
+try:
+    import fcntl  # Unix only
+except ImportError:
+    fcntl = None
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 PUBLIC_URL_ENV = "LORA_LAB_PUBLIC_URL"  # e.g. http://192.168.1.20:8501 or https://lab.school.example
+SIOCGIFADDR = 0x8915  # Linux: an interface's address
 
 
 def _loopback(host: str) -> bool:
@@ -21,13 +28,27 @@ def _loopback(host: str) -> bool:
     return address.is_loopback or address.is_unspecified
 
 
+def _interface_address(name: str) -> str | None:
+    """An interface's IPv4 address (Linux's SIOCGIFADDR); None where it has none or the call is unknown."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # never connected: nothing is sent
+        try:
+            packed = fcntl.ioctl(probe.fileno(), SIOCGIFADDR, struct.pack("256s", name.encode()[:15]))
+        except OSError:
+            return None
+    return socket.inet_ntoa(packed[20:24])
+
+
 def network_addresses() -> list[str]:
-    """This machine's IPv4 addresses other than loopback, as its own name resolves (no traffic is sent)."""
-    try:
-        found = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
-    except OSError:
-        return []
-    return sorted({info[4][0] for info in found if not _loopback(info[4][0])})
+    """This machine's IPv4 addresses other than loopback: its interfaces', else what its name resolves to."""
+    found = set()
+    if fcntl is not None:
+        found = {a for _, name in socket.if_nameindex() if (a := _interface_address(name)) is not None}
+    if not found:
+        try:
+            found = {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
+        except OSError:
+            pass
+    return sorted(a for a in found if not _loopback(a))
 
 
 def link(browser_url: str | None, query: dict[str, str], public_url: str | None = None) -> tuple[str, bool]:
