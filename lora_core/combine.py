@@ -100,6 +100,10 @@ class Combination:
     layers: dict[str, LayerCombination]
     notes: tuple[str, ...] = field(default=())  # what PEFT would do differently, in words
 
+    @property
+    def parameters(self) -> int:
+        return sum(layer.parameters for layer in self.layers.values())
+
 
 # --- the merge rules, as PEFT's merge_utils applies them ---------------------------------------------
 

@@ -139,6 +139,7 @@ def test_different_ranks_give_peft_s_delta_where_peft_accepts_them(base, method,
     for name, delta in theirs.items():
         assert relative(ours.layers[name].B @ ours.layers[name].A, delta) <= 1e-6, name
     assert ours.adapter.rank == {"cat": 7, "ties_svd": 4}.get(method, 5)
+    assert ours.parameters == ours.adapter.rank * ((784 + 32) + (32 + 16) + (16 + 10))  # r′·(in + out) per layer
 
 
 @pytest.mark.parametrize("method", FACTOR_METHODS)
