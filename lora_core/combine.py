@@ -207,9 +207,10 @@ def _factors_apart(present, config, generator, name: str):
 
 
 def _svd(present, config, generator, name: str, rank: int):
+    """The merged ΔW's top `rank` singular directions: A′ = V_rᵀ, B′ = U_r·S_r, as PEFT computes them."""
     deltas = [(adapter.weights[name][1] @ adapter.weights[name][0]) * _scale(adapter) for adapter, _ in present]
     merged = _merge(deltas, [weight for _, weight in present], config, generator)
-    U, S, Vh = torch.linalg.svd(merged, full_matrices=True)  # PEFT's call: same rounding, same result
+    U, S, Vh = torch.linalg.svd(merged, full_matrices=True)  # PEFT's call: the same rounding
     return Vh[:rank, :], U[:, :rank] @ torch.diag(S[:rank])
 
 
@@ -219,12 +220,12 @@ def _weighted_sum(present, name: str) -> torch.Tensor:
                for adapter, weight in present)
 
 
-def _sum_rank(present, name: str) -> int:
-    """Rank of Σ wᵢΔWᵢ = [B₁ … Bₙ]·[w₁s₁A₁; …; wₙsₙAₙ] from its R-factors: r×r, not out×in."""
+def _sum_singular_values(present, name: str) -> torch.Tensor:
+    """Singular values of Σ wᵢΔWᵢ = [B₁ … Bₙ]·[w₁s₁A₁; …; wₙsₙAₙ] in float64, from the R-factors of those
+    two: those of a (Σrᵢ)×(Σrᵢ) core rather than of the out×in sum."""
     B = torch.cat([adapter.weights[name][1] for adapter, _ in present], dim=1).double()
     A = torch.cat([adapter.weights[name][0] * weight * _scale(adapter) for adapter, weight in present]).double()
-    core = torch.linalg.qr(B).R @ torch.linalg.qr(A.T).R.T
-    return _rank_from_singular_values(torch.linalg.svdvals(core), B.shape[0], A.shape[1])
+    return torch.linalg.svdvals(torch.linalg.qr(B).R @ torch.linalg.qr(A.T).R.T)
 
 
 def _relative_error(A: torch.Tensor, B: torch.Tensor, reference: torch.Tensor) -> float:
@@ -261,9 +262,9 @@ def combine(adapters: list[Adapter], config: CombineConfig) -> Combination:
             A, B = _svd(present, config, generator, name, rank)
         else:
             A, B = _factors_apart(present, config, generator, name)
-        A, B = A.contiguous(), B.contiguous()
-        layers[name] = LayerCombination(A, B, _relative_error(A, B, _weighted_sum(present, name)),
-                                        _sum_rank(present, name))
+        A, B = A.float().contiguous(), B.float().contiguous()
+        sum_rank = _rank_from_singular_values(_sum_singular_values(present, name), *shape)
+        layers[name] = LayerCombination(A, B, _relative_error(A, B, _weighted_sum(present, name)), sum_rank)
     adapter = Adapter(rank, float(rank), {name: (layer.A, layer.B) for name, layer in layers.items()})
     return Combination(config, adapter, layers, _rslora_note(list(adapters), rank))
 

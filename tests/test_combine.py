@@ -1,12 +1,14 @@
 """Adapter arithmetic against PEFT's add_weighted_adapter: the same A and B in, the same ΔW out."""
 import copy
 import io
+import json
 import math
 import zipfile
 
 import numpy as np
 import pytest
 import torch
+from plain_text import as_shown
 
 import lora_core as lc
 from lora_core.adapters import Adapter, adapter_bytes, adapter_zip, read_adapter_bytes, read_upload
@@ -301,3 +303,75 @@ def test_wrong_per_class_of_the_combined_network_matches_plain_torch(two_digits)
     assert wrong_on(evaluation, others) == (sum(wrong) - wrong[2] - wrong[7], int(np.isin(labels, others).sum()))
     alone = evaluate_adapter(base, adapters[0], data.test_x, data.test_y)
     assert alone.wrong_per_class != evaluation.wrong_per_class  # the combination really changed the network
+
+
+# --- the Combine adapters page ------------------------------------------------------------------------
+
+PAGE_SETTINGS = {"base_hidden1": 32, "base_hidden2": 16, "base_max_steps": 40, "lora_steps": 30, "lora_rank": 2}
+
+
+@pytest.fixture(scope="module")
+def page():
+    """A session with a small baseline and two adapters trained on the LoRA page, on digit 2 and on digit 7."""
+    from conftest import open_session, train_baseline
+
+    at = open_session(PAGE_SETTINGS, timeout=180)
+    held = train_baseline(at)
+    at.switch_page("pages/lora.py").run()
+    for digit in (2, 7):
+        at.multiselect(key="lora_classes").set_value([digit]).run()
+        if not at.button(key="lora_train").disabled:
+            at.button(key="lora_train").click().run()
+        assert not at.exception, at.exception
+    at.switch_page("pages/combine.py").run()
+    assert not at.exception, at.exception
+    return at, held["run"]
+
+
+def shown_table(at, column):
+    (table,) = [t.value for t in at.dataframe if column in t.value.columns]
+    return table
+
+
+@pytest.mark.usefixtures("empty_data_root")
+@pytest.mark.parametrize("method, weights", [("cat", (1.0, 1.0)), ("ties", (0.5, 1.5))])
+def test_the_page_shows_the_core_s_combination_and_its_errors(page, method, weights):
+    at, base = page
+    data = lc.load_dataset("mnist-sample")
+    first, second = at.session_state["lora_adapters"]
+    at.selectbox(key="combine_method").set_value(method).run()
+    if uses_density(method):
+        at.slider(key="combine_density").set_value(0.6).run()
+    for entry, weight in zip((first, second), weights, strict=True):
+        at.number_input(key=f"combine_weight_{entry['uid']}").set_value(weight).run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    config = CombineConfig(method, weights, 0.6 if method == "ties" else None)
+    expected = combine([first["adapter"], second["adapter"]], config)
+    layers = shown_table(at, "layer")
+    assert list(layers["layer"]) == list(expected.layers)
+    assert list(layers["rank r′"]) == [expected.adapter.rank] * 3 == [4 if method == "cat" else 2] * 3
+    assert np.allclose(layers["‖ΔW′ − Σ wᵢΔWᵢ‖ / ‖Σ wᵢΔWᵢ‖"], [la.relative_error for la in expected.layers.values()])
+    assert f"rank {expected.adapter.rank}, {expected.parameters:,} parameters" in at.subheader[0].value
+    merged = copy.deepcopy(base.model)  # the combined network, merged and scored with plain torch
+    with torch.no_grad():
+        for name, layer in expected.layers.items():
+            merged.get_submodule(name).weight += layer.B @ layer.A
+        predictions = merged(data.test_x).argmax(dim=1)
+    wrong = [int(((data.test_y == d) & (predictions != d)).sum()) for d in range(10)]
+    scores = shown_table(at, "network").set_index("network")
+    row = scores.loc[f"combined ({method})"]
+    assert (row["wrong on class 2"], row["wrong on class 7"]) == (wrong[2], wrong[7])
+    assert row["wrong on the other classes"] == sum(wrong) - wrong[2] - wrong[7]
+    (bars,) = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert bars["data"][1]["y"] == wrong and bars["data"][0]["y"] == base.evaluation.wrong_per_class
+
+
+@pytest.mark.usefixtures("empty_data_root")
+def test_the_page_refuses_in_words_what_peft_would_fail_on(page):
+    at, _ = page
+    at.selectbox(key="combine_method").set_value("svd").run()
+    at.number_input(key="combine_svd_rank").set_value(12).run()
+    assert not at.exception
+    assert "svd_rank 12, but linear3 (10×16) has rank at most 10" in as_shown(at.error[0].value)
+    at.number_input(key="combine_svd_rank").set_value(4).run()  # the sum of two rank-2 adapters: exact
+    assert not at.error and max(shown_table(at, "layer")["‖ΔW′ − Σ wᵢΔWᵢ‖ / ‖Σ wᵢΔWᵢ‖"]) <= 1e-5

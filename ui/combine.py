@@ -19,7 +19,8 @@ def init_widgets(uids: list[int]) -> None:
     and only adapters still in the list (an old one may have been dropped)."""
     for key, default in DEFAULTS.items():
         st.session_state.setdefault(key, default)
-    chosen = [uid for uid in st.session_state.get("combine_chosen", uids[-2:]) if uid in uids]
+    held = st.session_state.get("combine_chosen", uids[-2:])
+    chosen = [uid for uid in held if uid in uids] if isinstance(held, list) else uids[-2:]
     st.session_state.combine_chosen = chosen
     for uid in chosen:
         st.session_state.setdefault(f"combine_weight_{uid}", 1.0)
