@@ -24,7 +24,7 @@ if len(entries) < 2:
 
 ui_combine.init_widgets(list(entries))
 chosen_uids = st.multiselect("Adapters to combine", list(entries), key="combine_chosen",
-                             format_func=lambda uid: plain(entries[uid]["name"]),
+                             format_func=lambda uid: entries[uid]["name"],  # options are drawn as text
                              help="Your adapters on this baseline, from the LoRA finetuning page.")
 chosen = [entries[uid] for uid in chosen_uids]
 if len(chosen) < 2:
@@ -69,17 +69,18 @@ st.caption("Relative error 0 (to float32 rounding) means the combination is exac
 st.subheader("What the network then gets right and wrong")
 digits = sorted({d for e in chosen for d in e["chosen"]})
 groups = {tables.class_names(ctx.data.classes, e["chosen"]): tuple(e["chosen"]) for e in chosen if e["chosen"]}
-groups["the other classes"] = tuple(d for d in range(len(ctx.data.classes)) if d not in digits)
+groups["the other classes" if digits else "all classes"] = tuple(d for d in range(len(ctx.data.classes))
+                                                               if d not in digits)
 scores = {"baseline": base.evaluation}
 for entry in chosen:
-    scores[plain(entry["name"])] = ui_combine.score(base, ctx.data, (held["key"], entry["uid"]), entry["adapter"])
+    scores[entry["name"]] = ui_combine.score(base, ctx.data, (held["key"], entry["uid"]), entry["adapter"])
 combined = ui_combine.score(base, ctx.data, (held["key"], config, tuple(chosen_uids)), result.adapter)
 scores[f"combined ({method})"] = combined
-together = ui_combine.joint(list(entries.values()), digits) if digits else None
+together = ui_combine.joint([e for e in entries.values() if e not in chosen], digits) if digits else None
 if together is not None:
-    scores[f"{plain(together['name'])} (trained on them together)"] = ui_combine.score(
+    scores[f"{together['name']} (trained on them together)"] = ui_combine.score(
         base, ctx.data, (held["key"], together["uid"]), together["adapter"])
-st.dataframe(ui_combine.rows(scores, groups), hide_index=True,
+st.dataframe(ui_combine.rows(scores, groups), hide_index=True,  # cells are drawn as text, never Markdown
              column_config={"accuracy": st.column_config.NumberColumn(format="percent")})
 if digits and together is None:
     st.caption(f"To compare with one adapter trained on {tables.class_names(ctx.data.classes, digits)} together, "

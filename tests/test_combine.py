@@ -276,6 +276,16 @@ def test_combined_adapter_downloads_in_both_formats_and_loads_back(base, method,
         assert (model(x) - expected(x)).abs().max() <= 1e-5
 
 
+def wrong_per_class(model, deltas: dict, data) -> list[int]:
+    """The model with W + ΔW written into a copy, scored with plain torch: misclassified test images per class."""
+    merged = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, delta in deltas.items():
+            merged.get_submodule(name).weight += delta
+        predictions = merged(data.test_x).argmax(dim=1)
+    return [int(((data.test_y == d) & (predictions != d)).sum()) for d in range(10)]
+
+
 @pytest.fixture(scope="module")
 def two_digits():
     """A small baseline and two adapters trained on the bundled MNIST: one on 2, one on 7."""
@@ -290,13 +300,8 @@ def test_wrong_per_class_of_the_combined_network_matches_plain_torch(two_digits)
     data, base, adapters = two_digits
     combined = combine(adapters, CombineConfig("cat", (1.0, 1.0)))
     evaluation = evaluate_adapter(base, combined.adapter, data.test_x, data.test_y)
-    merged = copy.deepcopy(base)
-    with torch.no_grad():
-        for name, layer in combined.layers.items():
-            merged.get_submodule(name).weight += layer.B @ layer.A
-        predictions = merged(data.test_x).argmax(dim=1).numpy()
+    wrong = wrong_per_class(base, {name: layer.B @ layer.A for name, layer in combined.layers.items()}, data)
     labels = data.test_y.numpy()
-    wrong = [int(np.sum((labels == d) & (predictions != d))) for d in range(10)]
     assert evaluation.wrong_per_class == wrong
     assert wrong_on(evaluation, (2, 7)) == (wrong[2] + wrong[7], int(np.sum((labels == 2) | (labels == 7))))
     others = [d for d in range(10) if d not in (2, 7)]
@@ -312,19 +317,22 @@ PAGE_SETTINGS = {"base_hidden1": 32, "base_hidden2": 16, "base_max_steps": 40, "
 
 @pytest.fixture(scope="module")
 def page():
-    """A session with a small baseline and two adapters trained on the LoRA page, on digit 2 and on digit 7."""
+    """A session with a small baseline and three adapters trained on the LoRA page: on digit 2, on digit 7,
+    and on both together."""
     from conftest import open_session, train_baseline
 
     at = open_session(PAGE_SETTINGS, timeout=180)
     held = train_baseline(at)
     at.switch_page("pages/lora.py").run()
-    for digit in (2, 7):
-        at.multiselect(key="lora_classes").set_value([digit]).run()
+    for digits in ([2], [7], [2, 7]):
+        at.multiselect(key="lora_classes").set_value(digits).run()
         if not at.button(key="lora_train").disabled:
             at.button(key="lora_train").click().run()
         assert not at.exception, at.exception
     at.switch_page("pages/combine.py").run()
     assert not at.exception, at.exception
+    two, seven, _ = at.session_state["lora_adapters"]
+    at.multiselect(key="combine_chosen").set_value([two["uid"], seven["uid"]]).run()
     return at, held["run"]
 
 
@@ -338,30 +346,31 @@ def shown_table(at, column):
 def test_the_page_shows_the_core_s_combination_and_its_errors(page, method, weights):
     at, base = page
     data = lc.load_dataset("mnist-sample")
-    first, second = at.session_state["lora_adapters"]
+    two, seven, together = at.session_state["lora_adapters"]
     at.selectbox(key="combine_method").set_value(method).run()
     if uses_density(method):
         at.slider(key="combine_density").set_value(0.6).run()
-    for entry, weight in zip((first, second), weights, strict=True):
+    for entry, weight in zip((two, seven), weights, strict=True):
         at.number_input(key=f"combine_weight_{entry['uid']}").set_value(weight).run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     config = CombineConfig(method, weights, 0.6 if method == "ties" else None)
-    expected = combine([first["adapter"], second["adapter"]], config)
+    expected = combine([two["adapter"], seven["adapter"]], config)
     layers = shown_table(at, "layer")
     assert list(layers["layer"]) == list(expected.layers)
     assert list(layers["rank r′"]) == [expected.adapter.rank] * 3 == [4 if method == "cat" else 2] * 3
     assert np.allclose(layers["‖ΔW′ − Σ wᵢΔWᵢ‖ / ‖Σ wᵢΔWᵢ‖"], [la.relative_error for la in expected.layers.values()])
     assert f"rank {expected.adapter.rank}, {expected.parameters:,} parameters" in at.subheader[0].value
-    merged = copy.deepcopy(base.model)  # the combined network, merged and scored with plain torch
-    with torch.no_grad():
-        for name, layer in expected.layers.items():
-            merged.get_submodule(name).weight += layer.B @ layer.A
-        predictions = merged(data.test_x).argmax(dim=1)
-    wrong = [int(((data.test_y == d) & (predictions != d)).sum()) for d in range(10)]
+    wrong = wrong_per_class(base.model, {name: la.B @ la.A for name, la in expected.layers.items()}, data)
     scores = shown_table(at, "network").set_index("network")
     row = scores.loc[f"combined ({method})"]
     assert (row["wrong on class 2"], row["wrong on class 7"]) == (wrong[2], wrong[7])
     assert row["wrong on the other classes"] == sum(wrong) - wrong[2] - wrong[7]
+    joint = together["adapter"]  # trained on 2 and 7 together: the row to compare with
+    joint_wrong = wrong_per_class(base.model, {name: joint.alpha / joint.rank * (B @ A)
+                                               for name, (A, B) in joint.weights.items()}, data)
+    row = scores.loc[f"{together['name']} (trained on them together)"]
+    assert (row["wrong on class 2"], row["wrong on the other classes"]) == (
+        joint_wrong[2], sum(joint_wrong) - joint_wrong[2] - joint_wrong[7])
     (bars,) = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert bars["data"][1]["y"] == wrong and bars["data"][0]["y"] == base.evaluation.wrong_per_class
 
