@@ -164,15 +164,21 @@ def _check_compatible(adapters: list[Adapter], config: CombineConfig) -> dict[st
             if shape != (B.shape[0], A.shape[1]):
                 raise ValueError(f"adapter {number}'s {name} is {B.shape[0]}×{A.shape[1]} but an earlier adapter's "
                                  f"is {shape[0]}×{shape[1]}: these adapters belong to different networks")
-    new_rank = combined_rank(adapters, config)
-    for name, (out_f, in_f) in shapes.items():
-        if new_rank > min(out_f, in_f):
-            what = (f"cat's rank is the sum of the ranks, {new_rank}" if config.method == "cat"
-                    else f"svd_rank {new_rank}")
-            raise ValueError(f"{what}, but {name} ({out_f}×{in_f}) has rank at most {min(out_f, in_f)}. "
-                             f"Use an svd method with svd_rank ≤ {min(out_f, in_f)} (PEFT accepts a larger "
-                             "svd_rank here and then fails when the network runs)")
+    _check_rank_fits(combined_rank(adapters, config), config.method, shapes)
     return shapes
+
+
+def _check_rank_fits(rank: int, method: str, shapes: dict[str, tuple[int, int]]) -> None:
+    for name, (out_f, in_f) in shapes.items():
+        most = min(out_f, in_f)
+        if rank <= most:
+            continue
+        if method == "cat":  # PEFT builds it; a LoRA Lab adapter holds at most rank min(out, in) per layer
+            raise ValueError(f"cat's rank is the sum of the ranks, {rank}, but {name} ({out_f}×{in_f}) holds an "
+                             f"adapter of rank at most {most}. Use an svd method with svd_rank ≤ {most}: exact "
+                             f"on {name}, whose update cannot have a higher rank")
+        raise ValueError(f"svd_rank {rank}, but {name} ({out_f}×{in_f}) has rank at most {most}: choose "
+                         f"svd_rank ≤ {most} (PEFT accepts a larger one, then fails when the network runs)")
 
 
 def combined_rank(adapters: list[Adapter], config: CombineConfig) -> int:

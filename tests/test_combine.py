@@ -208,10 +208,14 @@ def test_svd_rank_above_a_layer_s_size_is_refused_before_peft_fails_at_forward(b
         combine(adapters, config)
 
 
-def test_cat_beyond_a_layer_s_rank_is_refused_with_the_way_out():
+def test_cat_beyond_a_layer_s_rank_is_refused_with_the_way_out(base, monkeypatch):
     adapters = [random_adapter(6, 3.0, seed=5), random_adapter(6, 6.0, seed=6)]
-    with pytest.raises(ValueError, match=r"sum of the ranks, 12, but linear3 \(10×16\).*svd_rank ≤ 10"):
+    theirs, _, _ = peft_combined(base, adapters, config_for("cat", (1.0, 1.0)), monkeypatch)  # PEFT builds it
+    with pytest.raises(ValueError, match=r"sum of the ranks, 12, but linear3 \(10×16\).*svd_rank ≤ 10: exact"):
         combine(adapters, config_for("cat", (1.0, 1.0)))
+    way_out = combine(adapters, config_for("svd", (1.0, 1.0), svd_rank=10))
+    linear3 = way_out.layers["linear3"]
+    assert linear3.relative_error <= 1e-5 and relative(linear3.B @ linear3.A, theirs["linear3"]) <= 1e-5
 
 
 def test_rslora_merged_scaling_is_explained_and_not_reproduced(base, monkeypatch):
