@@ -122,12 +122,16 @@ def test_equal_ranks_give_peft_s_delta(base, method, ranks, weights, monkeypatch
     adapters = [random_adapter(r, 2.0 * (i + 1), seed=i) for i, r in enumerate(ranks)]
     config = config_for(method, weights, majority_sign_method="frequency" if len(ranks) == 3 else "total")
     ours = combine(adapters, config)
-    theirs, _, draws = peft_combined(base, adapters, config, monkeypatch)
+    theirs, model, draws = peft_combined(base, adapters, config, monkeypatch)
     assert draws == expected_draws(method, adapters)  # DARE's masks really came through the seeded generator
     for name, delta in theirs.items():
         layer = ours.layers[name]
         assert delta.abs().max() > 1e-3  # a real update: the comparison could fail
         assert relative(layer.B @ layer.A, delta) <= 1e-6, name
+        peft_layer = model.base_model.model.get_submodule(name)  # the factors too, with α = r′
+        assert relative(layer.A, peft_layer.lora_A["combined"].weight) <= 1e-6
+        assert relative(layer.B, peft_layer.lora_B["combined"].weight) <= 1e-6
+        assert peft_layer.scaling["combined"] == 1.0
         assert layer.rank == (sum(ranks) if method == "cat" else max(ranks))
         assert layer.parameters == layer.rank * sum(delta.shape)
 
