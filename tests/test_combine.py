@@ -392,3 +392,14 @@ def test_the_page_refuses_in_words_what_peft_would_fail_on(page):
     assert "svd_rank 12, but linear3 (10×16) has rank at most 10" in as_shown(at.error[0].value)
     at.number_input(key="combine_svd_rank").set_value(4).run()  # the sum of two rank-2 adapters: exact
     assert not at.error and max(shown_table(at, "layer")["‖ΔW′ − Σ wᵢΔWᵢ‖ / ‖Σ wᵢΔWᵢ‖"]) <= 1e-5
+
+
+@pytest.mark.usefixtures("empty_data_root")
+def test_the_page_asks_for_two_adapters_first():
+    from conftest import open_session, train_baseline
+
+    at = open_session(PAGE_SETTINGS, timeout=180)
+    train_baseline(at)
+    at.switch_page("pages/combine.py").run()
+    assert not at.exception and not at.dataframe
+    assert "at least two adapters on this baseline" in at.info[0].value
