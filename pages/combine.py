@@ -82,7 +82,7 @@ if together is not None:
         base, ctx.data, (held["key"], together["uid"]), together["adapter"])
 st.dataframe(ui_combine.rows(scores, groups), hide_index=True,  # cells are drawn as text, never Markdown
              column_config={"accuracy": st.column_config.NumberColumn(format="percent")})
-if digits and together is None:
+if digits and together is None and all(sorted(e["chosen"]) != digits for e in chosen):
     st.caption(f"To compare with one adapter trained on {tables.class_names(ctx.data.classes, digits)} together, "
                "train it on the LoRA finetuning page: it then appears in this table.")
 label = " + ".join(f"{w:g}·({for_chart(e['name'])})" for e, w in zip(chosen, weights, strict=True))
