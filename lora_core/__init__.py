@@ -17,6 +17,7 @@ from .adapters import (
     read_upload,
     save_adapter,
 )
+from .combine import Combination, CombineConfig, combine
 from .data import DATASETS, Dataset, DatasetUnavailable, load_dataset
 from .device import available_devices, pick_device
 from .experiment import Experiment
@@ -83,6 +84,9 @@ __all__ = [
     "merge_precision",
     "read_upload",
     "save_adapter",
+    "Combination",
+    "CombineConfig",
+    "combine",
     "DATASETS",
     "Dataset",
     "DatasetUnavailable",

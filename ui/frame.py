@@ -30,4 +30,5 @@ def navigation():
         st.Page("pages/inits.py", title="Initialisation gallery", icon=":material/eco:"),
         st.Page("pages/scaling.py", title="Scaling explorer", icon=":material/straighten:"),
         st.Page("pages/frontier.py", title="Learn/forget frontier", icon=":material/balance:"),
+        st.Page("pages/combine.py", title="Combine adapters", icon=":material/merge:"),
     ] + extra)
