@@ -24,7 +24,7 @@ cols[2].select_slider("Full finetuning's learning rate", inside.FULL_LEARNING_RA
                       help="Its own, smaller than LoRA's: at LoRA's 1e-3, training all 2.8 M weights on "
                            "one class makes the network answer that class for almost every image.")
 config = inside.study_config("oracle")
-st.caption(f"The LoRA page's other settings: {inside.describe(config, ctx.data.classes, with_rank=False)}.")
+st.caption(tables.study_settings(config, ctx.data.classes, own=("steps",), hidden=("rank",)))
 
 result = inside.run("oracle", held, ctx, config, "Run the oracle", "Full finetuning, then LoRA at each rank",
                     help="Finetune every weight, take the SVD of its update, then train LoRA at each rank and compare.")
