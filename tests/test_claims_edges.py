@@ -223,3 +223,35 @@ def test_startup_line_says_trainings_run_on_one_torch_thread(data, tmp_path):
     finally:
         torch.set_num_threads(previous)
     assert threads and set(threads) == {1}
+
+
+def _weights(config: lc.BaselineConfig) -> int:
+    """The MLP's weights and biases, from its layer sizes: 784·h1 + h1 + h1·h2 + h2 + h2·10 + 10."""
+    h1, h2 = config.hidden1, config.hidden2
+    return 784 * h1 + h1 + h1 * h2 + h2 + h2 * 10 + 10
+
+
+def test_rank_pages_count_the_baselines_own_weights_and_layers():
+    """Rank comparison and oracle: the helps name the baseline's weight count and linear3's rank limit, not the
+    default network's (2.8 M weights, 2000 features)."""
+    ranks = page("pages/ranks.py")
+    assert f"every one of the baseline's {_weights(TIE_BASELINE):,} weights" in ranks.select_slider(
+        key="sweep_full_lr").help
+    assert "linear3 maps 8 features to only 10 classes, so its rank is at most 8" in ranks.multiselect(
+        key="sweep_targets").help
+    oracle = page("pages/oracle.py")
+    assert f"training all {_weights(TIE_BASELINE):,} weights" in oracle.select_slider(key="oracle_full_lr").help
+
+
+def test_collapse_warning_on_two_classes_says_one_of_them(tie_base, data):
+    """Rank comparison: full finetuning at LoRA's rate on two classes answers one of them for almost every
+    image, and the warning says so (not "that")."""
+    at = page("pages/ranks.py", lora_classes=[2, 7], lora_steps=40, sweep_ranks=[1])
+    at.button(key="sweep_run").click().run()
+    assert not at.exception, at.exception
+    config = lc.FinetuneConfig(targets=("linear1", "linear2"), digits=(2, 7), steps=40, seed=TIE["seed"])
+    _, _, evaluation = lc.finetune_full(tie_base.model, data, config)
+    assert evaluation.accuracy < 0.5  # collapsed, so the warning is shown
+    assert float(np.isin(evaluation.predictions.numpy(), [2, 7]).mean()) > 0.9
+    (warning,) = [w.value for w in at.warning if "collapsed" in w.value]
+    assert "answers one of them for every image" in warning
