@@ -104,11 +104,11 @@ def test_study_caption_separates_its_own_settings_from_the_lora_pages(study):
         assert "rank" not in text  # the study's list of ranks is its own widget
 
 
-def _inspected(at, data, base, init: str):
-    """The adapter the inspector trained, trained again here with the same settings; and its ΔW of linear1."""
+def _inspected(data, base, init: str):
+    """The adapter the inspector trained, trained again here with the same settings: linear1's ΔW and A."""
     config = lc.FinetuneConfig(rank=2, steps=3, init=init, targets=("linear1", "linear3"), seed=TIE["seed"])
-    run = lc.finetune_lora(base.model, data, config)
-    return lora_of(run.model.linear1).delta_weight().detach().numpy()  # float32: matrix_rank's tolerance fits
+    lora = lora_of(lc.finetune_lora(base.model, data, config).model.linear1)
+    return lora.delta_weight().detach().numpy(), lora.lora_A.detach().numpy()  # float32: matrix_rank's tolerance
 
 
 @pytest.mark.parametrize("init", ["zeros", "kaiming"])
@@ -119,23 +119,26 @@ def test_inspector_sentences_on_a_zero_and_a_trained_update(init, tie_base, data
               insp_every=0)
     at.button(key="insp_run").click().run()
     assert not at.exception, at.exception
-    delta = _inspected(at, data, tie_base, init)
+    delta, A = _inspected(data, tie_base, init)
     largest, rank = float(np.abs(delta).max()), int(np.linalg.matrix_rank(delta))
     heatmap = caption(at, "Each entry of ΔW of linear1")
     spectra = caption(at, "σ₁ of ΔW is")
     energy = caption(at, "Share of ‖M‖²_F")
     help_text = next(m.help for m in at.metric if m.label == "Energy in the top direction")
+    patterns = caption(at, "2 rows of A")
     assert f"ΔW has {rank} non-zero singular value{'' if rank == 1 else 's'} (r = 2)" in spectra
     if init == "zeros":
         assert largest == 0 and rank == 0
         assert heatmap.endswith("every entry is 0.") and "σ₁ of ΔW is 0," in spectra
         assert "ΔW = 0 holds no energy" in energy and "100 %" not in energy
         assert "ΔW = 0, so no direction holds any" in help_text
+        assert not A.any() and patterns.endswith("drawn square; every entry is 0.")
     else:
         assert rank == 2
         assert f"the largest |entry| is {largest:.3g}." in heatmap
         assert f"ΔW reaches 100 % at k = {rank}" in energy
         assert f"its {rank} non-zero direction(s) hold 100 %" in help_text
+        assert patterns.endswith(f"one colour scale for all, ±{np.abs(A).max():.3g} at its ends.")
 
 
 def test_nonzero_count_against_numpy():
