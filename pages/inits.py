@@ -18,7 +18,7 @@ rank = cols[0].select_slider("Rank r", inside.RANK_CHOICES, key="inits_rank",
 steps = cols[1].number_input("Steps per run", 1, 100_000, key="inits_steps",
                              help="Each of the four runs trains this many steps.")
 config = inside.study_config("inits")
-st.caption(tables.study_settings(config, ctx.data.classes, own=("rank", "steps")))
+st.caption(tables.study_settings(config, ctx.data.classes, own=("rank", "steps"), hidden=("init",)))
 
 result = inside.run("inits", held, ctx, config, "Run the gallery", "Finetuning from four initialisations",
                     help="The same finetune four times, once from each initialisation.")

@@ -84,7 +84,8 @@ STUDIES = {  # page → (its own settings as session keys, how they appear in th
     "scaling": {"scaling_alpha": 5.0, "scaling_steps": 6},
     "frontier": {"frontier_steps": 9},
 }
-LORA_PAGE = {"lora_rank": 1, "lora_alpha": 3.0, "lora_steps": 70, "lora_batch": 12, "lora_classes": [4]}
+LORA_PAGE = {"lora_rank": 1, "lora_alpha": 3.0, "lora_steps": 70, "lora_batch": 12, "lora_classes": [4],
+             "lora_init": "gaussian", "lora_rslora": True}
 
 
 @pytest.mark.parametrize("study", list(STUDIES))
@@ -100,8 +101,11 @@ def test_study_caption_separates_its_own_settings_from_the_lora_pages(study):
     assert f"{steps} steps" in mine and "70 steps" not in text
     if study == "inits":
         assert "rank 2" in mine and "rank 1" not in text
+        assert "init" not in text  # it trains every initialisation
     else:
         assert "rank" not in text  # the study's list of ranks is its own widget
+        assert "init gaussian" in shared
+    assert ("scale" not in text) if study == "scaling" else ("scale α/√r" in shared)  # scaling tries both
 
 
 def _inspected(data, base, init: str):

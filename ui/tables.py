@@ -82,6 +82,8 @@ _SETTING_TEXT = {
     "batch_size": lambda c, classes: f"batch {c.batch_size:,}",
     "lr": lambda c, classes: f"learning rate {c.lr:g}",
     "steps": lambda c, classes: f"{c.steps:,} steps",
+    "init": lambda c, classes: f"init {c.init}",
+    "rslora": lambda c, classes: "scale α/√r" if c.rslora else "scale α/r",
 }
 
 
