@@ -20,8 +20,8 @@ LISTING = Path("docs/figures.toml")
 CHANGED = "code changed since"
 OPEN = re.compile(r"<!-- figure ([\w-]+) -->")
 CLOSE = "<!-- /figure -->"
-# a number with a unit of time, speed, size or ratio: what a benchmark or a load test measures
-MEASURED = re.compile(r"\d[\d,.]*\s?(?:×|ms|s|MB|GB|MiB|KiB|core-s|core-seconds|steps/s|images/s|GFLOP/s)"
+# a number with a unit of time, speed, size, ratio or share: what a benchmark or a load test measures
+MEASURED = re.compile(r"\d[\d,.]*\s?(?:×|%|ms|s|MB|GB|MiB|KiB|core-s|core-seconds|steps/s|images/s|GFLOP/s)"
                       r"(?![\w/])")
 
 
