@@ -267,7 +267,25 @@ def export_peft(model: nn.Module, directory) -> None:
 PEFT_NEUTRAL = {"task_type", "peft_type", "auto_mapping", "peft_version", "base_model_name_or_path", "revision",
                 "inference_mode", "r", "target_modules", "lora_alpha", "lora_dropout", "use_rslora",
                 "init_lora_weights", "runtime_config", "megatron_core", "qalora_group_size", "bias"}
-PEFT_PLAIN_INITS = (True, False, None, "gaussian", "orthogonal")  # others (pissa, olora, …) also change W
+PEFT_PLAIN_INITS = (True, False, None, "gaussian", "orthogonal")
+# PEFT 0.21's starts that subtract s·B₀·A₀ from the base weights (loftq quantises them instead): an adapter
+# trained from one fits those changed weights. eva (B zero) and mica (A zero) leave W alone, but are not read.
+PEFT_BASE_CHANGING = ("pissa", "corda", "olora", "lora_ga", "loftq")
+
+
+def _check_init(init, rank: int) -> None:
+    """AdapterError for a PEFT start that LoRA Lab does not read, or that PEFT itself refuses."""
+    if init == "orthogonal" and rank % 2:
+        raise AdapterError(f"{PEFT_CONFIG}: init_lora_weights = 'orthogonal' needs an even rank, got r = {rank}: "
+                           "PEFT itself refuses to load it")
+    if init in PEFT_PLAIN_INITS:
+        return
+    shown = f"{PEFT_CONFIG}: init_lora_weights = {_shown(init)} is not supported"
+    if isinstance(init, str) and init.lower().startswith(PEFT_BASE_CHANGING):
+        raise AdapterError(f"{shown}: PEFT starts it by changing the base weights, so the adapter fits those "
+                           "changed weights and not this network")
+    raise AdapterError(f"{shown}: LoRA Lab reads adapters started as plain LoRA (true, false, 'gaussian' or "
+                       "'orthogonal')")
 
 
 def _peft_config(config) -> tuple[int, float, tuple[str, ...], bool]:
@@ -287,9 +305,7 @@ def _peft_config(config) -> tuple[int, float, tuple[str, ...], bool]:
     if config.get("bias", "none") != "none":
         raise AdapterError(f"{PEFT_CONFIG}: bias = {_shown(config['bias'])} is not supported: the adapter "
                            "would also change the layers' biases; LoRA Lab reads adapters with bias 'none'")
-    if config.get("init_lora_weights") not in PEFT_PLAIN_INITS:
-        raise AdapterError(f"{PEFT_CONFIG}: init_lora_weights = {_shown(config['init_lora_weights'])} is not "
-                           "supported: that initialisation also changes the base weights")
+    _check_init(config.get("init_lora_weights"), rank)
     for key, value in config.items():
         if key not in PEFT_NEUTRAL and value not in (None, False, "none", "", [], {}):
             raise AdapterError(f"{PEFT_CONFIG}: {_shown(key)} = {_shown(value)} is not supported: LoRA Lab reads "

@@ -22,6 +22,15 @@ def energy(S: torch.Tensor) -> torch.Tensor:
     return squares.cumsum(0) / total if total > 0 else torch.zeros_like(squares)
 
 
+def nonzero_count(S: torch.Tensor) -> int:
+    """How many singular values are non-zero beyond rounding: above len(S)·eps·σ₁ (numpy's matrix_rank
+    tolerance); 0 for a zero matrix."""
+    S = S.double()
+    if len(S) == 0 or float(S.max()) == 0:
+        return 0
+    return int((S > S.max() * len(S) * torch.finfo(torch.float64).eps).sum())
+
+
 def rank_for_energy(energy_curve, share: float) -> int:
     """The smallest k whose top-k directions hold `share` of the energy (energy_curve from `energy`)."""
     return next((k for k, e in enumerate(energy_curve, 1) if e >= share), len(energy_curve))

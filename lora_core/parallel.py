@@ -1,7 +1,7 @@
 """Several cores without changing a single number.
 
 torch's CPU kernels split a product differently for each thread count, and a training's backward pass
-then rounds differently (measured here: the same baseline scored 0.9250 on one thread and 0.9254 on two).
+then rounds differently (every gradient of a batch of 10 differs between one thread and two).
 So every training, and every chunk of an evaluation, runs on one torch thread: its numbers never depend
 on how busy the server was. The cores are used by running several of those at once — the chunks of an
 evaluation, the runs of a study — in threads (torch releases the GIL inside its kernels).

@@ -52,9 +52,8 @@ with left:
 with right:
     wrong = run.evaluation.wrong_per_class
     charts.show(charts.wrong_per_class(wrong, ctx.data.classes), key="base_wrong",
-                caption=f"Misclassified test images of each class, {sum(wrong):,} in all: most for "
-                        f"{ctx.data.classes[wrong.index(max(wrong))]} ({max(wrong):,}), fewest for "
-                        f"{ctx.data.classes[wrong.index(min(wrong))]} ({min(wrong):,}).")
+                caption=f"Misclassified test images of each class, {sum(wrong):,} in all: "
+                        f"{tables.most_and_fewest(wrong, ctx.data.classes)}.")
 
 st.subheader("Parameters per layer")
 st.dataframe(tables.layer_frame(run.model), hide_index=True,

@@ -19,7 +19,7 @@ if not ranks:
     st.error("Choose at least one rank.")
     st.stop()
 config = inside.study_config("frontier")
-st.caption(f"The LoRA page's other settings: {inside.describe(config, ctx.data.classes, with_rank=False)}.")
+st.caption(tables.study_settings(config, ctx.data.classes, own=("steps",), hidden=("rank",)))
 
 result = inside.run("frontier", held, ctx, config, "Train the adapters", "Training one adapter per rank",
                     help="Train one adapter per rank; the strength then needs no training.")

@@ -1,7 +1,7 @@
 import streamlit as st
 
 from lora_core import studies
-from ui import baseline, charts, context, inside
+from ui import baseline, charts, context, inside, tables
 from ui import inside_charts as ic
 
 ctx = context.current()
@@ -18,7 +18,7 @@ rank = cols[0].select_slider("Rank r", inside.RANK_CHOICES, key="inits_rank",
 steps = cols[1].number_input("Steps per run", 1, 100_000, key="inits_steps",
                              help="Each of the four runs trains this many steps.")
 config = inside.study_config("inits")
-st.caption(f"The LoRA page's other settings: {inside.describe(config, ctx.data.classes)}.")
+st.caption(tables.study_settings(config, ctx.data.classes, own=("rank", "steps"), hidden=("init",)))
 
 result = inside.run("inits", held, ctx, config, "Run the gallery", "Finetuning from four initialisations",
                     help="The same finetune four times, once from each initialisation.")

@@ -79,15 +79,18 @@ if st.session_state.get("insp_layer") not in views:
 layer = st.selectbox("Layer", list(views), key="insp_layer")
 view = views[layer]
 delta_energy = anatomy.energy(view.delta_singular_values).tolist()
+nonzero = anatomy.nonzero_count(view.delta_singular_values)
+largest_entry = float(view.delta.abs().max())
 weight_energy = anatomy.energy(view.weight_singular_values).tolist()
 cols = st.columns(4)
 cols[0].metric("Rank r", view.rank)
 cols[1].metric("Effective rank", f"{view.effective_rank:.3f}",
                help="exp of the entropy of the normalised singular values: k when k of them are equal, "
-                    "1 when one direction dominates. It can never exceed r.")
+                    "1 when one direction dominates, 0 when ΔW = 0. It can never exceed r.")
 cols[2].metric("Energy in the top direction", tables.percent(delta_energy[0]),
-               help="Share of ‖ΔW‖²_F that its largest singular direction holds; its r directions hold 100 %, "
-                    "as ΔW has rank at most r.")
+               help="Share of ‖ΔW‖²_F that its largest singular direction holds; "
+                    + (f"its {nonzero} non-zero direction(s) hold 100 %, as ΔW has rank {nonzero} ≤ r."
+                       if nonzero else "ΔW = 0, so no direction holds any."))
 cols[3].metric("‖ΔW‖_F", f"{norms[layer]:.4g}")
 
 left, right = st.columns(2)
@@ -100,7 +103,7 @@ with left:
     fig, stride = figures["drawn"]
     charts.show(fig, key="insp_heatmap",
                 caption=f"Each entry of ΔW of {layer} as a colour, blue +, red −, one entry one square; "
-                        f"the largest |entry| is {charts.color_limit(view.delta.numpy()):.3g}.")
+                        + (f"the largest |entry| is {largest_entry:.3g}." if largest_entry else "every entry is 0."))
     out, inp = view.delta.shape
     st.caption(f"ΔW is {out}×{inp}" + (f"; drawn every {stride}th row and column to stay light in the browser "
                                        "(the numbers and SVDs use the whole matrix)." if stride > 1 else "."))
@@ -109,8 +112,9 @@ with right:
     charts.show(ic.spectra(view.delta_singular_values.tolist(), view.weight_singular_values.tolist(), view.rank,
                            shown, layer), key="insp_spectra",
                 caption=f"σ₁ of ΔW is {float(view.delta_singular_values[0]):.3g}, σ₁ of W "
-                        f"{float(view.weight_singular_values[0]):.3g}; ΔW has {view.rank} non-zero singular "
-                        f"value{'s' if view.rank > 1 else ''}, W {len(view.weight_singular_values)}.")
+                        f"{float(view.weight_singular_values[0]):.3g}; ΔW has {nonzero} non-zero singular "
+                        f"value{'' if nonzero == 1 else 's'} (r = {view.rank}), W "
+                        f"{anatomy.nonzero_count(view.weight_singular_values)}.")
     st.caption(f"The first {shown} of W's {len(view.weight_singular_values)} singular values, and ΔW's r: computed "
                "from B and A alone, since B·A cannot have more than r directions — every other one is zero.")
 
@@ -130,7 +134,9 @@ def energy_view() -> None:
                           f"Energy in the top k directions of {layer}"), key="insp_energy",
                 caption=f"Share of ‖M‖²_F in the top k singular directions: at k = {k}, ΔW "
                         f"{tables.percent(delta_energy[min(k, len(delta_energy)) - 1])} and W "
-                        f"{tables.percent(weight_energy[k - 1])}; ΔW reaches 100 % at k = r = {view.rank}.")
+                        f"{tables.percent(weight_energy[k - 1])}; "
+                        + (f"ΔW reaches 100 % at k = {nonzero}, its rank (r = {view.rank})." if nonzero
+                           else "ΔW = 0 holds no energy at any k."))
 
 
 energy_view()
@@ -146,10 +152,11 @@ if chosen["patterns"] is not None:
                 "noise (kaiming-uniform) and each Adam step moves an entry by up to about the learning rate: at "
                 "1e-3, linear1's A has moved as far as its starting noise (‖A − A₀‖ ≥ ‖A₀‖) within 50 steps.")
     rows_word = "row" if len(patterns) == 1 else f"{len(patterns)} rows"
-    largest = max(charts.color_limit(p) for p in patterns)
+    largest = max(abs(v) for p in patterns for row in p for v in row)
     charts.show(ic.patterns(patterns, f"The {rows_word} of A in linear1, as 28×28 images"), key="insp_patterns",
                 caption=f"{len(patterns)} row{'s' if len(patterns) > 1 else ''} of A, each a weight per pixel "
-                        f"drawn square; one colour scale for all, ±{largest:.3g} at its ends.")
+                        + (f"drawn square; one colour scale for all, ±{largest:.3g} at its ends." if largest
+                           else "drawn square; every entry is 0."))
     if len(chosen["patterns"]) > PATTERNS_SHOWN:
         st.caption(f"The first {PATTERNS_SHOWN} of {len(chosen['patterns'])} rows.")
 

@@ -102,7 +102,8 @@ cols[0].multiselect("Classes to finetune on", list(range(len(ctx.data.classes)))
                                    "notebook finetuned on digit 2, which its baseline got wrong most often "
                                    "(88 test images).")
 cols[1].number_input("Steps", 1, 100_000, key="lora_steps",
-                             help="Training steps of 10 images each on the chosen classes.")
+                             help=f"Training steps of {st.session_state.lora_batch:,} images each (the batch "
+                                  "size, under More settings) on the chosen classes.")
 cols[2].select_slider("Learning rate", state.LEARNING_RATES, key="lora_lr", format_func="{:g}".format,
                            help="How far each Adam step moves A and B.")
 with st.expander("More settings: batch, initialisation, scaling"):

@@ -50,7 +50,8 @@ st.markdown(
   images, rank {TUNE.rank}, α {TUNE.alpha:g}, learning rate {TUNE.lr:g}, on digit
   {", ".join(map(str, TUNE.digits))}.
 - **The data ships with the app**: a bundled sample of real MNIST (all 10,000 test images, 5,000 training
-  images) works offline; full MNIST and Fashion-MNIST are used when present. Accuracies here are therefore
+  images) works offline and is the default; full MNIST or Fashion-MNIST is used only when chosen in the
+  sidebar (downloaded when missing; the sample stands in when it cannot be had). Accuracies here are therefore
   not the notebook's 0.961.
 - **Training trains LoRA's factors directly** (W·x + (α/r)·B·(A·x)) and evaluates whole batches at once;
   the **LoRA finetuning** page proves the original weights unchanged, the adapter switch exact, and the

@@ -1,6 +1,6 @@
 import streamlit as st
 
-from lora_core import anatomy
+from lora_core import anatomy, count_parameters
 from ui import baseline, charts, context, inside, tables
 from ui import inside_charts as ic
 
@@ -21,10 +21,11 @@ steps = cols[1].number_input("Steps per run", 1, 100_000, key="oracle_steps",
                              help="The full finetune and every LoRA run train this many steps.")
 cols[2].select_slider("Full finetuning's learning rate", inside.FULL_LEARNING_RATES, key="oracle_full_lr",
                       format_func="{:g}".format,
-                      help="Its own, smaller than LoRA's: at LoRA's 1e-3, training all 2.8 M weights on "
+                      help=f"Its own, smaller than LoRA's: at LoRA's 1e-3, training all "
+                           f"{count_parameters(base.model)['base']:,} weights on "
                            "one class makes the network answer that class for almost every image.")
 config = inside.study_config("oracle")
-st.caption(f"The LoRA page's other settings: {inside.describe(config, ctx.data.classes, with_rank=False)}.")
+st.caption(tables.study_settings(config, ctx.data.classes, own=("steps",), hidden=("rank",)))
 
 result = inside.run("oracle", held, ctx, config, "Run the oracle", "Full finetuning, then LoRA at each rank",
                     help="Finetune every weight, take the SVD of its update, then train LoRA at each rank and compare.")

@@ -17,9 +17,9 @@ ranks = cols[0].multiselect("Ranks", STUDY_RANKS, key="sweep_ranks",
                             help="Each rank r gives every target layer r·(d+k) trainable parameters: "
                                  "ΔW = (α/r)·B·A with B d×r and A r×k.")
 targets = cols[1].multiselect("Target layers", lc.DEFAULT_TARGETS, key="sweep_targets",
-                              help="linear3 maps 2000 features to only 10 classes, so its rank is at most "
-                                   "10: with it, ranks above 10 are impossible. That is why the default "
-                                   "here adapts linear1 and linear2 only.")
+                              help=f"linear3 maps {base.config.hidden2:,} features to only 10 classes, so its rank "
+                                   f"is at most {min(10, base.config.hidden2)}: with it, larger ranks are impossible. "
+                                   "That is why the default here adapts linear1 and linear2 only.")
 classes = cols[2].multiselect("Classes to finetune on", list(range(len(ctx.data.classes))), key="lora_classes",
                               format_func=lambda i: ctx.data.classes[i],
                               help="Only training images of these classes are shown during finetuning.")
@@ -34,8 +34,9 @@ cols[2].select_slider("Learning rate", state.LEARNING_RATES, key="lora_lr", form
                            "runs at it, for comparison.")
 cols[3].select_slider("Full finetuning's learning rate", inside.FULL_LEARNING_RATES, key="sweep_full_lr",
                       format_func="{:g}".format,
-                      help="Full finetuning's own, smaller learning rate: every one of its 2.8 M weights moves by "
-                           "about this much per Adam step.")
+                      help=f"Full finetuning's own, smaller learning rate: every one of the baseline's "
+                           f"{lc.count_parameters(base.model)['base']:,} weights moves by about this much per "
+                           "Adam step.")
 
 exp = experiment.current()
 if problem := experiment.problem("cmp_ranks", "cmp_targets", "full_lr", "digits", "steps", "alpha", "lr"):
@@ -85,7 +86,8 @@ for row in full_rows:
     if row.lr == c.lr and row.accuracy < 0.5:
         st.warning(
             f"**Full finetuning at LoRA's learning rate {row.lr:g} collapsed to {row.accuracy:.1%} test accuracy.** "
-            f"Shown only {names}, the loss is lowest when the network answers that for every image, and with all "
+            f"Shown only {names}, the loss is lowest when the network answers "
+            f"{'that' if len(c.digits) == 1 else 'one of them'} for every image, and with all "
             f"{row.trainable:,} weights free, each moving by about {row.lr:g} per Adam step, "
             f"{c.steps:,} steps get it there. That is a true result, not a bug: LoRA's low-rank update cannot move "
             "that far in the same steps, so it learns less and forgets less (Biderman et al., 2024). Full "

@@ -22,7 +22,7 @@ if not ranks:
     st.error("Choose at least one rank.")
     st.stop()
 config = inside.study_config("scaling")
-st.caption(f"The LoRA page's other settings: {inside.describe(config, ctx.data.classes, with_rank=False)}.")
+st.caption(tables.study_settings(config, ctx.data.classes, own=("alpha", "steps"), hidden=("rank", "rslora")))
 
 result = inside.run("scaling", held, ctx, config, "Run the sweep", "α/r against α/√r",
                     help="Two runs per rank, one with each scaling rule.")

@@ -274,7 +274,7 @@ def setup() -> None:
         if tidied["partial"] or tidied["evicted"]:
             log.info("LoRA Lab: checkpoint folder tidied: %(partial)d unfinished file(s) and %(evicted)d old "
                      "checkpoint(s) deleted, %(kept_bytes)d bytes kept", tidied)
-        log.info("LoRA Lab: %d training(s) at once, %d torch thread(s) each, checkpoints in %s",
+        log.info("LoRA Lab: %d training(s) at once, each on one torch thread; pages on %d; checkpoints in %s",
                  limit, torch.get_num_threads(), cache_dir())
 
 

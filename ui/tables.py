@@ -60,3 +60,48 @@ def wrong_on(evaluation: lc.Evaluation, classes) -> int:
 def class_names(classes, chosen) -> str:
     """"class 2" or "classes 2, 7": the chosen classes by name."""
     return ("class " if len(chosen) == 1 else "classes ") + ", ".join(classes[c] for c in chosen)
+
+
+def joined(names) -> str:
+    """"2", "2 and 7", "2, 5 and 7"."""
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def most_and_fewest(counts, classes) -> str:
+    """"most for 2 and 7 (1,028 each), fewest for 6 (103)": every class that ties at either end is named."""
+    counts = list(counts)
+    high, low = max(counts), min(counts)
+    if high == low:
+        return f"{high:,} for every class"
+
+    def at(value):
+        chosen = [classes[i] for i, c in enumerate(counts) if c == value]
+        return f"{joined(chosen)} ({value:,}{' each' if len(chosen) > 1 else ''})"
+
+    return f"most for {at(high)}, fewest for {at(low)}"
+
+
+# The FinetuneConfig fields a study may take from the LoRA page, as a caption shows them.
+_SETTING_TEXT = {
+    "rank": lambda c, classes: f"rank {c.rank}",
+    "alpha": lambda c, classes: f"α {c.alpha:g}",
+    "targets": lambda c, classes: "layers " + ", ".join(c.targets),
+    "digits": lambda c, classes: class_names(classes, c.digits),
+    "batch_size": lambda c, classes: f"batch {c.batch_size:,}",
+    "lr": lambda c, classes: f"learning rate {c.lr:g}",
+    "steps": lambda c, classes: f"{c.steps:,} steps",
+    "init": lambda c, classes: f"init {c.init}",
+    "rslora": lambda c, classes: "scale α/√r" if c.rslora else "scale α/r",
+}
+
+
+def study_settings(config: lc.FinetuneConfig, classes, own, hidden=()) -> str:
+    """Which of a study's settings come from the LoRA page and which are the study's own (its knobs above);
+    `hidden`: fields the study varies itself (a list of ranks), shown by its own widgets."""
+    def listed(names):
+        return "; ".join(_SETTING_TEXT[n](config, classes) for n in names)
+
+    shared = [n for n in _SETTING_TEXT if n not in own and n not in hidden]
+    return (f"From the LoRA page: {listed(shared)}. This study's own, set above: {listed(own)}. "
+            f"Seed {config.seed}, from the sidebar.")
