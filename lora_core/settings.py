@@ -6,6 +6,7 @@ stale session (ui.state, ui.experiment) all read this table, so that they accept
 (tests/test_settings.py proves it). A cap is named here, never valued: the server reads its value from
 the environment, and may refuse a value the table allows, with its own message.
 """
+import math
 from dataclasses import dataclass
 
 from .adapters import MAX_STRENGTH
@@ -57,7 +58,10 @@ class Number:
 
 
 def _same(a, b) -> bool:
-    """Equal and of the same kind: True is not 1, "2" is not 2, but 3e-5 may be written 3e-05."""
+    """Equal and of the same type: True is not 1, "2" is not 2; a float equal to the last rounding (a
+    slider's 3 × 0.05 is 0.15000000000000002) is its option."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
     return type(a) is type(b) and a == b
 
 
@@ -78,6 +82,8 @@ class OneOf:
         for option in self.options:
             if text == as_text(option):
                 return option
+        if any(isinstance(option, float) for option in self.options):
+            return self.check(float(text))  # a number written otherwise: 0.0010, 1e-3
         raise ValueError
 
     def describe(self) -> str:
@@ -162,6 +168,7 @@ class Setting:
 
 S = Setting
 SETTINGS = (
+    # the dataset and the seed are drawn in the sidebar (ui.context), with the data folder's words
     S("dataset", ("dataset",), OneOf(DATASETS), "mnist-sample", "dataset", "selectbox", "Dataset", ALL),
     S("seed", ("seed",), Whole(0, 2**31 - 1), 0, "seed", "number_input", "Random seed", ALL),
     S("h1", ("baseline", "hidden1"), Whole(1, MAX_HIDDEN), 1000, "base_hidden1", "number_input",
@@ -181,54 +188,71 @@ SETTINGS = (
       "rougher baseline."),
     # the targets before the rank, which must fit them: a link sets its fields in this order
     S("targets", ("finetune", "targets"), SomeOf(DEFAULT_TARGETS), DEFAULT_TARGETS, "lora_targets",
-      "multiselect", "Target layers", but("compare")),
-    S("rank", ("finetune", "rank"), Whole(1, 64), 1, "lora_rank", "slider", "Rank r", LORA_PAGE),
-    S("alpha", ("finetune", "alpha"), ALPHA, 1.0, "lora_alpha", "number_input", "Alpha α", but("scaling")),
+      "multiselect", "Target layers", but("compare"), "The layers that get an adapter: linear1 is 784→hidden1, "
+      "linear2 hidden1→hidden2, linear3 hidden2→10 (so it allows rank ≤ 10)."),
+    S("rank", ("finetune", "rank"), Whole(1, 64), 1, "lora_rank", "slider", "Rank r", LORA_PAGE,
+      "Size of the adapter: B is d×r and A is r×k, so a layer gets r·(d+k) trainable numbers and ΔW = (α/r)·B·A "
+      "has rank at most r. A rank is at most min(d, k) of every target layer."),
+    S("alpha", ("finetune", "alpha"), ALPHA, 1.0, "lora_alpha", "number_input", "Alpha α", but("scaling"),
+      "Scales the update: ΔW = (α/r)·B·A; a larger α acts like a larger step. Dividing by r spares retuning "
+      "when r changes (Hu et al.), but it also shrinks the update as r grows: after one Adam step ‖ΔW‖ falls "
+      "like 1/√r (see the Scaling explorer)."),
     S("digits", ("finetune", "digits"), SomeOf(CLASSES), (2,), "lora_classes", "multiselect",
-      "Classes to finetune on", ADAPTED),
+      "Classes to finetune on", ADAPTED, "Only training images of these classes are shown to the adapter. "
+      "The notebook finetuned on digit 2, which its baseline got wrong most often (88 test images)."),
     S("steps", ("finetune", "steps"), STEPS, 100, "lora_steps", "number_input", "Steps",
-      LORA_PAGE | {"compare"}, cap="max_steps"),
+      LORA_PAGE | {"compare"}, "Training steps of a batch each on the chosen classes.", cap="max_steps"),
     S("batch", ("finetune", "batch_size"), BATCH, 10, "lora_batch", "number_input", "Batch size", ADAPTED,
       "Training images per step."),
     S("lr", ("finetune", "lr"), OneOf(LEARNING_RATES), 1e-3, "lora_lr", "select_slider", "Learning rate",
-      ADAPTED),
+      ADAPTED, "How far each Adam step moves A and B."),
     S("init", ("finetune", "init"), OneOf(tuple(INITS)), "kaiming", "lora_init", "selectbox", "Initialisation",
-      but("inits")),
+      but("inits"), "How A and B start. With B zero a fresh adapter changes nothing; with both zero nothing "
+      "ever learns (the notebook's bug)."),
     S("rslora", ("finetune", "rslora"), OneOf((False, True)), False, "lora_rslora", "toggle",
-      "rsLoRA: scale by α/√r", but("scaling")),
+      "rsLoRA: scale by α/√r", but("scaling"), "Scale ΔW by α/√r instead of α/r (rank-stabilised LoRA; see "
+      "the Scaling explorer)."),
     S("cmp_ranks", ("compare", "ranks"), SomeOf(STUDY_RANKS), (1, 2, 4, 8, 16), "sweep_ranks", "multiselect",
-      "Ranks", {"compare"}),
-    # linear3 (→ 10 classes) would cap every rank at 10
+      "Ranks", {"compare"}, "Each rank r gives every target layer r·(d+k) trainable parameters: ΔW = (α/r)·B·A "
+      "with B d×r and A r×k."),
     S("cmp_targets", ("compare", "targets"), SomeOf(DEFAULT_TARGETS), ("linear1", "linear2"), "sweep_targets",
-      "multiselect", "Target layers", {"compare"}),
-    # full finetuning at LoRA's learning rate forgets almost everything
+      "multiselect", "Target layers", {"compare"}, "linear3 maps 2000 features to only 10 classes, so its rank "
+      "is at most 10: with it, ranks above 10 are impossible. That is why the default here adapts linear1 and "
+      "linear2 only."),
     S("full_lr", ("compare", "full_lr"), OneOf(FULL_LEARNING_RATES), 3e-5, "sweep_full_lr", "select_slider",
-      "Full finetuning's learning rate", {"compare"}),
+      "Full finetuning's learning rate", {"compare"}, "Full finetuning's own, smaller learning rate: every one "
+      "of its 2.8 M weights moves by about this much per Adam step."),
     S("oracle_ranks", ("oracle", "ranks"), SomeOf(RANKS), (1, 2, 4, 8), "oracle_ranks", "multiselect",
-      "LoRA ranks to compare", {"oracle"}),
+      "LoRA ranks to compare", {"oracle"}, "A LoRA run at each rank, with the same data and steps as the full "
+      "finetune."),
     S("oracle_steps", ("oracle", "steps"), STEPS, 50, "oracle_steps", "number_input", "Steps per run",
-      {"oracle"}, cap="max_steps"),
+      {"oracle"}, "The full finetune and every LoRA run train this many steps.", cap="max_steps"),
     S("oracle_full_lr", ("oracle", "full_lr"), OneOf(FULL_LEARNING_RATES), 3e-5, "oracle_full_lr",
-      "select_slider", "Full finetuning's learning rate", {"oracle"}),
-    S("inits_rank", ("inits", "rank"), OneOf(RANKS), 4, "inits_rank", "select_slider", "Rank r", {"inits"}),
+      "select_slider", "Full finetuning's learning rate", {"oracle"}, "Its own, smaller than LoRA's: at LoRA's "
+      "1e-3, training all 2.8 M weights on one class makes the network answer that class for almost every image."),
+    S("inits_rank", ("inits", "rank"), OneOf(RANKS), 4, "inits_rank", "select_slider", "Rank r", {"inits"},
+      "The same rank for all four runs."),
     S("inits_steps", ("inits", "steps"), STEPS, 50, "inits_steps", "number_input", "Steps per run", {"inits"},
-      cap="max_steps"),
+      "Each of the four runs trains this many steps.", cap="max_steps"),
     S("scaling_ranks", ("scaling", "ranks"), SomeOf(RANKS), (1, 2, 4, 8), "scaling_ranks", "multiselect",
-      "Ranks", {"scaling"}),
+      "Ranks", {"scaling"}, "Each rank is trained twice: once scaled by α/r, once by α/√r."),
     S("scaling_alpha", ("scaling", "alpha"), ALPHA, 8.0, "scaling_alpha", "number_input", "Alpha α (fixed)",
-      {"scaling"}),
+      {"scaling"}, "The same α for every run: only the rank and the scaling rule change."),
     S("scaling_steps", ("scaling", "steps"), STEPS, 50, "scaling_steps", "number_input", "Steps per run",
       {"scaling"}, cap="max_steps"),
     S("frontier_ranks", ("frontier", "ranks"), SomeOf(RANKS), (1, 2, 4, 8), "frontier_ranks", "multiselect",
       "Ranks", {"frontier"}, "One adapter per rank."),
     S("frontier_steps", ("frontier", "steps"), STEPS, 50, "frontier_steps", "number_input", "Steps per adapter",
       {"frontier"}, cap="max_steps"),
-    # s in W + s·ΔW: it moves the points without retraining, so no run depends on it
+    # it moves the points without retraining, so no run depends on it
     S("strength", ("frontier", "strength"), OneOf(STRENGTHS), 1.0, "frontier_strength", "slider",
-      "Adapter strength", frozenset()),
+      "Adapter strength", frozenset(), "W + strength·ΔW: 0 is the baseline, 1 the adapter as trained, above 1 "
+      "an exaggerated update."),
     # steps between live snapshots of ΔW's spectrum in the inspector; 0 = only norms
     S("every", ("inspect_every",), OneOf((0, 5, 10, 25, 50, 100)), 10, "insp_every", "select_slider",
-      "While training, redraw ΔW's singular values every", {"inspect"}),
+      "While training, redraw ΔW's singular values every", {"inspect"}, "‖ΔW‖_F of each layer is redrawn after "
+      "every step (it costs two r×r products). The singular values come from the r×r core of B and A (two thin "
+      "QRs and an r×r SVD), so frequent redraws are cheap too."),
 )
 BY_URL = {s.url: s for s in SETTINGS}
 BY_PATH = {s.path: s for s in SETTINGS}

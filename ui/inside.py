@@ -12,18 +12,14 @@ import streamlit as st
 import lora_core as lc
 from lora_core import anatomy, parallel, studies, works
 from lora_core import presets as core_presets
-from lora_core.adapters import MAX_STRENGTH
 from lora_core.checkpoints import digest
+from lora_core.settings import STRENGTHS
 from ui import adapters as ui_adapters
 from ui import experiment, finetunes, jobs, runs, tables
 
 # The widgets of these pages that only choose what to look at (the study settings are the experiment's:
 # ui.experiment), stored with the app's other defaults (ui/state.py) so that leaving a page keeps them.
 DEFAULTS = {"insp_layer": None, "insp_k": 1, "insp_image": 0, "insp_source": None, "oracle_layer": None}
-RANK_CHOICES = [1, 2, 4, 8, 16, 32, 64]
-FULL_LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3]  # full finetuning's own: smaller than LoRA's
-SNAPSHOT_CHOICES = [0, 5, 10, 25, 50, 100]  # steps between live redraws of the ΔW spectrum; 0 = only norms
-STRENGTH_STEP = 0.05
 PATH_STRENGTHS = (0.0, 0.5, 1.0, 1.5)  # evaluated right after training: the paths drawn (the fill adds the rest)
 INIT_LABELS = {
     "kaiming": "B zero, A kaiming (default)",
@@ -345,7 +341,7 @@ def scaling_frame(rows) -> pd.DataFrame:
 
 
 def strengths() -> list[float]:
-    return [round(i * STRENGTH_STEP, 2) for i in range(int(round(MAX_STRENGTH / STRENGTH_STEP)) + 1)]
+    return list(STRENGTHS)  # the frontier's slider: every value its setting accepts
 
 
 def frontier_points(result: dict, base: lc.BaselineRun, data: lc.Dataset, digits, strength: float):
