@@ -3,8 +3,9 @@ study's own knobs. Everything that changes a number on screen is in it and nothi
 description names the run: a link carries it (lora_core.presets) and a store keys results by it
 (lora_core.store).
 
-Frozen, validated and coerced on construction (lists become tuples, a rank must fit every target layer),
-so an Experiment that exists can run.
+Frozen, validated and coerced on construction by the settings table (lora_core.settings: each field's
+default and accepted values; a set becomes a tuple in its options' order), and a rank must fit every
+target layer, so an Experiment that exists can run.
 """
 from dataclasses import asdict, dataclass, field, replace
 
