@@ -21,7 +21,7 @@ st.caption("The notebook trained 1 epoch at batch 10: choose the preset *the not
 run = baseline.controls(ctx, "Train baseline", "Train a baseline with these settings, or show the one trained "
                                                "already on this server with exactly these settings.")
 if run is None:
-    if problem := experiment.problem("h1", "h2", "epochs", "base_batch", "base_lr", "base_steps"):
+    if problem := experiment.problem_for("baseline", "baseline"):
         st.error(problem)
     st.info(f"No baseline with these settings on {ctx.data.name} yet: press **Train baseline**.")
     st.stop()

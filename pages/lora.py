@@ -98,7 +98,7 @@ with st.expander("More settings: batch, initialisation, scaling"):
     experiment.widget(cols[2], "rslora")
 
 config = None
-if problem := experiment.problem("rank", "alpha", "targets", "digits", "steps", "batch", "lr", "init", "rslora"):
+if problem := experiment.problem_for("finetune", "finetune"):
     st.error(tables.settings_error(ValueError(problem)))
 else:
     try:

@@ -29,7 +29,7 @@ experiment.widget(cols[2], "lr", format_func="{:g}".format,
 experiment.widget(cols[3], "full_lr", format_func="{:g}".format)
 
 exp = experiment.current()
-if problem := experiment.problem("cmp_ranks", "cmp_targets", "full_lr", "digits", "steps", "alpha", "lr"):
+if problem := experiment.problem_for("compare", "compare", "finetune"):
     st.error(tables.settings_error(ValueError(problem)))
     st.stop()
 try:

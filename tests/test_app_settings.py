@@ -36,3 +36,14 @@ def test_layers_picked_out_of_order_are_held_and_linked_in_one_order():
     assert at.session_state["lora_targets"] == ["linear1", "linear3"]
     assert at.session_state["experiment"].finetune.targets == ("linear1", "linear3")
     assert at.query_params["targets"] == "linear1,linear3"
+
+
+def test_a_rank_that_does_not_fit_on_the_lora_page_does_not_stop_a_study_of_ranks():
+    at = open_session(SMALL, base_hidden1=8)
+    train_baseline(at)
+    at.session_state["lora_rank"] = 32  # linear3, a default target, holds rank 10 at most
+    at.switch_page("pages/lora.py").run()
+    assert "does not fit linear3" in texts(at.error)
+    at.switch_page("pages/frontier.py").run()
+    assert not at.exception and not at.error, (at.exception, texts(at.error))
+    assert at.button(key="frontier_run").label == "Train the adapters"

@@ -128,6 +128,12 @@ def problem(*names: str) -> str | None:
     return next((found[n] for n in names if n in found), None)
 
 
+def problem_for(kind: str, *sections: str) -> str | None:
+    """Why a setting of these Experiment sections ("baseline", "finetune", a study's) that run `kind`
+    depends on (lora_core.settings) holds a value that cannot run, if one does."""
+    return problem(*(s.url for s in settings.SETTINGS if s.path[0] in sections and kind in s.affects))
+
+
 def _dismiss() -> None:
     st.session_state[PROBLEMS_KEY] = []
 

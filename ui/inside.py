@@ -12,7 +12,7 @@ import streamlit as st
 import lora_core as lc
 from lora_core import anatomy, parallel, studies, works
 from lora_core.checkpoints import digest
-from lora_core.settings import SETTINGS, STRENGTHS
+from lora_core.settings import STRENGTHS
 from ui import adapters as ui_adapters
 from ui import experiment, finetunes, jobs, runs, tables
 
@@ -33,13 +33,12 @@ INIT_LABELS = {
 def study_config(kind: str) -> lc.FinetuneConfig:
     """The finetune study `kind` trains, from the experiment (the LoRA page's settings and the study's own);
     shows an error and stops the page when it cannot run."""
-    own = [s.url for s in SETTINGS if s.path[0] == kind != "finetune"]
-    if problem := experiment.problem(*own):
+    if kind != "finetune" and (problem := experiment.problem_for(kind, kind)):
         st.error(tables.settings_error(ValueError(problem)))
         st.stop()
-    # only the LoRA page's settings this study depends on (lora_core.settings): a rank that does not fit
-    # there does not stop a study of ranks
-    if problem := experiment.problem(*(s.url for s in SETTINGS if s.path[0] == "finetune" and kind in s.affects)):
+    # only the LoRA page's settings this study depends on: a rank that does not fit there does not stop a
+    # study of ranks
+    if problem := experiment.problem_for(kind, "finetune"):
         st.error(tables.settings_error(ValueError(problem)) + " Fix it on the **LoRA finetuning** page.")
         st.stop()
     try:
