@@ -145,7 +145,7 @@ LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)  # no NaN losses at 
 FULL_LEARNING_RATES = LEARNING_RATES[:5]  # full finetuning's own: smaller than LoRA's
 STRENGTH_STEP = 0.05
 STRENGTHS = tuple(round(i * STRENGTH_STEP, 2) for i in range(round(MAX_STRENGTH / STRENGTH_STEP) + 1))
-MAX_HIDDEN = 4096
+MAX_HIDDEN = 4096  # the widest hidden layer a baseline may have; a server may cap it lower (ui.fair)
 STEPS = Whole(1, 100_000)
 BATCH = Whole(1, 1024)
 ALPHA = Number(0.1, 1000.0)
@@ -163,7 +163,10 @@ class Setting:
     label: str
     affects: frozenset  # the run kinds whose result depends on it (their store keys hold it)
     help: str | None = None
-    cap: str | None = None  # the server limit that applies to it, by name (see ui.state.cap)
+    cap: str | None = None  # the server limit that applies to it, by name (ui.experiment.cap gives its value)
+
+    def __post_init__(self):
+        object.__setattr__(self, "affects", frozenset(self.affects))
 
 
 S = Setting
