@@ -3,23 +3,20 @@ study's own knobs. Everything that changes a number on screen is in it and nothi
 description names the run: a link carries it (lora_core.presets) and a store keys results by it
 (lora_core.store).
 
-Frozen, validated and coerced on construction (lists become tuples, a rank must fit every target layer),
-so an Experiment that exists can run.
+Frozen, validated and coerced on construction by the settings table (lora_core.settings: each field's
+default and accepted values; a set becomes a tuple in its options' order), and a rank must fit every
+target layer, so an Experiment that exists can run.
 """
 from dataclasses import asdict, dataclass, field, replace
 
-from .data import DATASETS
-from .lora import DEFAULT_TARGETS, INITS
+from .lora import INITS
 from .model import IMAGE_PIXELS, NUM_CLASSES
-from .runs import FULL_FINETUNE_LR, BaselineConfig, FinetuneConfig, check_choices
-from .train import _check_positive, planned_steps
+from .runs import BaselineConfig, FinetuneConfig
+from .settings import BY_PATH, KINDS, SETTINGS, STUDY_RANKS, checked, default
+from .train import planned_steps
 
-STUDY_RANKS = (1, 2, 4, 8, 16, 32, 64, 128)  # the ranks a study may compare
-
-
-def _ranks(name: str, values, allowed=STUDY_RANKS) -> tuple[int, ...]:
-    ranks = tuple(sorted(set(check_choices(name, values, allowed))))
-    return ranks
+__all__ = ["STUDY_RANKS", "Experiment", "FrontierStudy", "InitStudy", "OracleStudy", "RankComparison",
+           "ScalingStudy", "get", "with_values"]
 
 
 def _set(obj, **values) -> None:
@@ -27,78 +24,88 @@ def _set(obj, **values) -> None:
         object.__setattr__(obj, name, value)  # coercion inside a frozen dataclass's __post_init__
 
 
+def _check(section, name: str) -> None:
+    """Every field of one study checked and put in its one form by the settings table (lora_core.settings)."""
+    _set(section, **{f: checked(BY_PATH[(name, f)], getattr(section, f)) for f in section.__dataclass_fields__})
+
+
 @dataclass(frozen=True)
 class RankComparison:
     """Rank comparison: the finetune at each of `ranks` on `targets`, and full finetuning at `full_lr`."""
-    ranks: tuple[int, ...] = (1, 2, 4, 8, 16)
-    targets: tuple[str, ...] = ("linear1", "linear2")  # linear3 (→ 10 classes) would cap every rank at 10
-    full_lr: float = FULL_FINETUNE_LR  # full finetuning's own: at LoRA's it forgets almost everything
+    ranks: tuple[int, ...] = default("compare", "ranks")
+    targets: tuple[str, ...] = default("compare", "targets")
+    full_lr: float = default("compare", "full_lr")
 
     def __post_init__(self):
-        _set(self, ranks=_ranks("ranks", self.ranks), targets=check_choices("targets", self.targets, DEFAULT_TARGETS))
-        _check_positive("full_lr", self.full_lr, float)
+        _check(self, "compare")
 
 
 @dataclass(frozen=True)
-class RankStudy:
-    """A study that trains the finetune at several ranks for its own number of steps (oracle, frontier)."""
-    ranks: tuple[int, ...] = (1, 2, 4, 8)
-    steps: int = 50
-
-    def __post_init__(self):
-        _set(self, ranks=_ranks("ranks", self.ranks))
-        _check_positive("steps", self.steps)
-
-
-@dataclass(frozen=True)
-class OracleStudy(RankStudy):
+class OracleStudy:
     """The rank oracle: full finetuning (at its own `full_lr`), then LoRA at each rank."""
-    full_lr: float = FULL_FINETUNE_LR
+    ranks: tuple[int, ...] = default("oracle", "ranks")
+    steps: int = default("oracle", "steps")
+    full_lr: float = default("oracle", "full_lr")
 
     def __post_init__(self):
-        super().__post_init__()
-        _check_positive("full_lr", self.full_lr, float)
+        _check(self, "oracle")
 
 
 @dataclass(frozen=True)
 class InitStudy:
-    rank: int = 4
-    steps: int = 50
+    rank: int = default("inits", "rank")
+    steps: int = default("inits", "steps")
 
     def __post_init__(self):
-        _check_positive("rank", self.rank)
-        _check_positive("steps", self.steps)
+        _check(self, "inits")
 
 
 @dataclass(frozen=True)
 class ScalingStudy:
-    ranks: tuple[int, ...] = (1, 2, 4, 8)
-    alpha: float = 8.0
-    steps: int = 50
+    ranks: tuple[int, ...] = default("scaling", "ranks")
+    alpha: float = default("scaling", "alpha")
+    steps: int = default("scaling", "steps")
 
     def __post_init__(self):
-        _set(self, ranks=_ranks("ranks", self.ranks), alpha=float(self.alpha))
-        _check_positive("alpha", self.alpha, float)
-        _check_positive("steps", self.steps)
+        _check(self, "scaling")
 
 
 @dataclass(frozen=True)
 class FrontierStudy:
-    ranks: tuple[int, ...] = (1, 2, 4, 8)
-    steps: int = 50
-    strength: float = 1.0  # s in W + s·ΔW: moves the points without retraining
+    ranks: tuple[int, ...] = default("frontier", "ranks")
+    steps: int = default("frontier", "steps")
+    strength: float = default("frontier", "strength")
 
     def __post_init__(self):
-        _set(self, ranks=_ranks("ranks", self.ranks), strength=float(self.strength))
-        _check_positive("steps", self.steps)
-        if not 0 <= self.strength <= 1.5:
-            raise ValueError(f"strength must be in 0..1.5, got {self.strength!r}")
+        _check(self, "frontier")
+
+
+def get(experiment, path: tuple[str, ...]):
+    """The value at `path` as the settings table holds it (a baseline without a step limit: 0)."""
+    value = experiment
+    for name in path:
+        value = getattr(value, name)
+    return 0 if path == ("baseline", "max_steps") and value is None else value
+
+
+def with_values(experiment, values: dict[tuple[str, ...], object]):
+    """`experiment` with the values at these paths replaced; a ValueError when the result is invalid."""
+    top, parts = {}, {}
+    for path, value in values.items():
+        if path == ("baseline", "max_steps"):
+            value = value or None
+        if len(path) == 1:
+            top[path[0]] = value
+        else:
+            parts.setdefault(path[0], {})[path[1]] = value
+    changes = {name: replace(getattr(experiment, name), **fields) for name, fields in parts.items()}
+    return replace(experiment, **top, **changes)
 
 
 @dataclass(frozen=True)
 class Experiment:
-    dataset: str = "mnist-sample"
-    seed: int = 0
+    dataset: str = default("dataset")
+    seed: int = default("seed")
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     compare: RankComparison = field(default_factory=RankComparison)
@@ -106,17 +113,20 @@ class Experiment:
     inits: InitStudy = field(default_factory=InitStudy)
     scaling: ScalingStudy = field(default_factory=ScalingStudy)
     frontier: FrontierStudy = field(default_factory=FrontierStudy)
-    inspect_every: int = 10  # steps between live snapshots of ΔW's spectrum in the inspector; 0 = none
+    inspect_every: int = default("inspect_every")
 
     def __post_init__(self):
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**31:
-            raise ValueError(f"seed must be a whole number in 0..{2**31 - 1}, got {self.seed!r}")
-        if isinstance(self.inspect_every, bool) or not isinstance(self.inspect_every, int) or self.inspect_every < 0:
-            raise ValueError(f"inspect_every must be a whole number ≥ 0, got {self.inspect_every!r}")
-        # one seed for the whole experiment: the configs carry it for the core's functions
-        _set(self, baseline=replace(self.baseline, seed=self.seed), finetune=replace(self.finetune, seed=self.seed))
+        # the studies check their own fields; the baseline's and the finetune's configs serve the core with
+        # any values, so the table's bounds on them are checked here
+        parts = {"baseline": {"seed": self.seed}, "finetune": {"seed": self.seed}}  # one seed for the experiment
+        for setting in SETTINGS:
+            section = setting.path[0]
+            if section in parts:
+                parts[section][setting.path[1]] = checked(setting, get(self, setting.path))
+        parts["baseline"]["max_steps"] = parts["baseline"]["max_steps"] or None
+        _set(self, dataset=checked(BY_PATH[("dataset",)], self.dataset), seed=checked(BY_PATH[("seed",)], self.seed),
+             inspect_every=checked(BY_PATH[("inspect_every",)], self.inspect_every),
+             baseline=replace(self.baseline, **parts["baseline"]), finetune=replace(self.finetune, **parts["finetune"]))
 
     def layer_sizes(self) -> dict[str, tuple[int, int]]:
         """(out, in) of each layer of the baseline's MLP."""
@@ -135,18 +145,24 @@ class Experiment:
 
     def study(self, name: str) -> FinetuneConfig:
         """The finetune that `name` trains ("finetune", "compare", "oracle", "inits", "scaling", "frontier"):
-        the finetune's settings with the study's own steps, layers, rank or α; its largest rank checked."""
+        the finetune's settings with the study's own; its largest rank checked. What a study varies itself
+        (the rank, the init, rsLoRA) is set to its own first value, so that the config holds nothing the
+        study does not depend on."""
         f = self.finetune
         if name == "finetune":
             config, ranks = f, [f.rank]
         elif name == "compare":
-            config, ranks = replace(f, targets=self.compare.targets), self.compare.ranks
+            ranks = self.compare.ranks
+            config = replace(f, targets=self.compare.targets, rank=ranks[0])
         elif name == "inits":
-            config, ranks = replace(f, rank=self.inits.rank, steps=self.inits.steps), [self.inits.rank]
+            ranks = [self.inits.rank]
+            config = replace(f, rank=self.inits.rank, steps=self.inits.steps, init=default("finetune", "init"))
         elif name == "scaling":
-            config, ranks = replace(f, alpha=self.scaling.alpha, steps=self.scaling.steps), self.scaling.ranks
+            ranks = self.scaling.ranks
+            config = replace(f, alpha=self.scaling.alpha, steps=self.scaling.steps, rank=ranks[0], rslora=False)
         elif name in ("oracle", "frontier"):
-            config, ranks = replace(f, steps=getattr(self, name).steps), getattr(self, name).ranks
+            ranks = getattr(self, name).ranks
+            config = replace(f, steps=getattr(self, name).steps, rank=ranks[0])
         else:
             raise ValueError(f"unknown study {name!r}")
         self.check_rank(max(ranks), config.targets)
@@ -156,22 +172,13 @@ class Experiment:
         return asdict(self)
 
     def identity(self, kind: str) -> dict:
-        """What determines the result of run `kind` ("baseline", "inspect" or a study name), as plain data.
-
-        A view-only knob (the frontier's strength) is not in it: one stored run serves every value."""
-        described = {"dataset": self.dataset, "baseline": asdict(self.baseline)}
-        if kind == "baseline":
-            return described
-        described["finetune"] = asdict(self.study("finetune" if kind == "inspect" else kind))
-        extra = {"compare": lambda: {"ranks": self.compare.ranks, "full_lr": self.compare.full_lr},
-                 "inspect": lambda: {"every": self.inspect_every}}
-        if kind in ("oracle", "scaling", "frontier"):
-            described["ranks"] = getattr(self, kind).ranks
-        if kind == "oracle":
-            described["full_lr"] = self.oracle.full_lr
-        elif kind in extra:
-            described.update(extra[kind]())
-        return described
+        """What determines the result of run `kind` ("baseline", "inspect" or a study name), as plain data:
+        exactly the settings the table says it depends on (lora_core.settings), so that a setting of
+        another page neither retrains it nor reuses another run for it. A view-only knob (the frontier's
+        strength) is in none: one stored run serves every value."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown run kind {kind!r}; known: {', '.join(KINDS)}")
+        return {s.url: get(self, s.path) for s in SETTINGS if kind in s.affects}
 
     def total_steps(self, kind: str, train_images: int) -> int:
         """Training steps run `kind` takes in all, every run of a study counted (for a server's caps)."""

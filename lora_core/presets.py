@@ -7,149 +7,18 @@ finetune) still open what they opened then. Parsing never raises: a bad value is
 and reported in words.
 """
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 
-from .data import DATASETS
-from .experiment import STUDY_RANKS, Experiment
-from .lora import DEFAULT_TARGETS, INITS
-from .model import NUM_CLASSES
-from .runs import MAX_HIDDEN, NOTEBOOK_BASELINE
+from .experiment import Experiment, get, with_values
+from .runs import NOTEBOOK_BASELINE
+from .settings import SETTINGS, as_text
+
+__all__ = ["DEFAULT", "FIELDS", "NOTEBOOK", "NOTEBOOK_DIFFERENCES", "PRESETS", "VERSION", "from_query", "get",
+           "preset_of", "to_query", "with_values"]
 
 VERSION = 2
-MAX_SEED = 2**31 - 1
-MAX_RANK = 64  # the LoRA page's rank slider
-MAX_ALPHA = 1000.0
-MAX_STEPS = 100_000
-LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)  # the choices the pages offer: no NaN losses
-
-
-@dataclass(frozen=True)
-class Whole:
-    low: int
-    high: int
-
-    def parse(self, text: str) -> int:
-        value = int(text)
-        if not self.low <= value <= self.high:
-            raise ValueError
-        return value
-
-    def describe(self) -> str:
-        return f"a whole number in {self.low}..{self.high:,}"
-
-
-@dataclass(frozen=True)
-class Number:
-    low: float  # exclusive
-    high: float
-
-    def parse(self, text: str) -> float:
-        value = float(text)
-        if not self.low < value <= self.high:  # also refuses nan and inf
-            raise ValueError
-        return value
-
-    def describe(self) -> str:
-        return f"a number in ({self.low:g}, {self.high:g}]"
-
-
-@dataclass(frozen=True)
-class OneOf:
-    options: tuple
-
-    def parse(self, text: str):
-        for option in self.options:
-            if text == _text(option):
-                return option
-        raise ValueError
-
-    def describe(self) -> str:
-        return "one of " + ", ".join(map(_text, self.options))
-
-
-@dataclass(frozen=True)
-class SomeOf:
-    options: tuple
-    ordered: bool = True  # sorted (classes, ranks) rather than in the order given
-
-    def parse(self, text: str) -> tuple:
-        chosen = [OneOf(self.options).parse(part.strip()) for part in text.split(",") if part.strip()]
-        if not chosen:
-            raise ValueError
-        chosen = list(dict.fromkeys(chosen))
-        return tuple(sorted(chosen) if self.ordered else chosen)
-
-    def describe(self) -> str:
-        return "comma-separated, among " + ", ".join(map(_text, self.options))
-
-
-def _text(value) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, (tuple, list)):
-        return ",".join(map(_text, value))
-    if isinstance(value, float):
-        short = f"{value:g}"
-        return short if float(short) == value else repr(value)  # exact: a link must give the same run
-    return str(value)
-
-
-# URL name → (where in the Experiment, what it accepts). v1's names keep their meaning.
-FIELDS = {
-    "dataset": (("dataset",), OneOf(DATASETS)),
-    "seed": (("seed",), Whole(0, MAX_SEED)),
-    "h1": (("baseline", "hidden1"), Whole(1, MAX_HIDDEN)),
-    "h2": (("baseline", "hidden2"), Whole(1, MAX_HIDDEN)),
-    "epochs": (("baseline", "epochs"), Whole(1, 50)),
-    "base_batch": (("baseline", "batch_size"), Whole(1, 1024)),
-    "base_lr": (("baseline", "lr"), OneOf(LEARNING_RATES)),
-    "base_steps": (("baseline", "max_steps"), Whole(0, 1_000_000)),  # 0: no limit
-    "targets": (("finetune", "targets"), SomeOf(DEFAULT_TARGETS)),  # before the rank, which must fit them
-    "rank": (("finetune", "rank"), Whole(1, MAX_RANK)),
-    "alpha": (("finetune", "alpha"), Number(0, MAX_ALPHA)),
-    "digits": (("finetune", "digits"), SomeOf(tuple(range(NUM_CLASSES)))),
-    "steps": (("finetune", "steps"), Whole(1, MAX_STEPS)),
-    "batch": (("finetune", "batch_size"), Whole(1, 1024)),
-    "lr": (("finetune", "lr"), OneOf(LEARNING_RATES)),
-    "init": (("finetune", "init"), OneOf(tuple(INITS))),
-    "rslora": (("finetune", "rslora"), OneOf((False, True))),
-    "cmp_ranks": (("compare", "ranks"), SomeOf(STUDY_RANKS)),
-    "cmp_targets": (("compare", "targets"), SomeOf(DEFAULT_TARGETS)),
-    "full_lr": (("compare", "full_lr"), OneOf(LEARNING_RATES)),
-    "oracle_ranks": (("oracle", "ranks"), SomeOf(STUDY_RANKS[:-1])),
-    "oracle_steps": (("oracle", "steps"), Whole(1, MAX_STEPS)),
-    "oracle_full_lr": (("oracle", "full_lr"), OneOf(LEARNING_RATES)),
-    "inits_rank": (("inits", "rank"), OneOf(STUDY_RANKS[:-1])),
-    "inits_steps": (("inits", "steps"), Whole(1, MAX_STEPS)),
-    "scaling_ranks": (("scaling", "ranks"), SomeOf(STUDY_RANKS[:-1])),
-    "scaling_alpha": (("scaling", "alpha"), Number(0, MAX_ALPHA)),
-    "scaling_steps": (("scaling", "steps"), Whole(1, MAX_STEPS)),
-    "frontier_ranks": (("frontier", "ranks"), SomeOf(STUDY_RANKS[:-1])),
-    "frontier_steps": (("frontier", "steps"), Whole(1, MAX_STEPS)),
-    "strength": (("frontier", "strength"), OneOf(tuple(round(i * 0.05, 2) for i in range(31)))),
-    "every": (("inspect_every",), OneOf((0, 5, 10, 25, 50, 100))),
-}
-
-
-def get(experiment: Experiment, path: tuple[str, ...]):
-    value = experiment
-    for name in path:
-        value = getattr(value, name)
-    return 0 if path == ("baseline", "max_steps") and value is None else value
-
-
-def with_values(experiment: Experiment, values: dict[tuple[str, ...], object]) -> Experiment:
-    """`experiment` with the values at these paths replaced; a ValueError when the result is invalid."""
-    top, parts = {}, {}
-    for path, value in values.items():
-        if path == ("baseline", "max_steps"):
-            value = value or None
-        if len(path) == 1:
-            top[path[0]] = value
-        else:
-            parts.setdefault(path[0], {})[path[1]] = value
-    changes = {name: replace(getattr(experiment, name), **fields) for name, fields in parts.items()}
-    return replace(experiment, **top, **changes)
+# URL name → (where in the Experiment, what it accepts), from the settings table. v1's names keep their
+# meaning; the table's order is the order a link's fields are applied (the targets before the rank).
+FIELDS = {s.url: (s.path, s.accepts) for s in SETTINGS}
 
 
 NOTEBOOK = Experiment(baseline=NOTEBOOK_BASELINE)  # its finetune is the default: rank 1, α 1, digit 2, 100 steps
@@ -186,7 +55,7 @@ def to_query(experiment: Experiment) -> dict[str, str]:
     for name, (path, _) in FIELDS.items():
         value = get(experiment, path)
         if value != get(DEFAULT, path):
-            query[name] = _text(value)
+            query[name] = as_text(value)
     return query
 
 
@@ -225,7 +94,7 @@ def from_query(params: Mapping) -> tuple[Experiment, list[str]]:
         if raw is None:
             continue
         path, accepts = FIELDS[name]
-        kept = _text(get(experiment, path))
+        kept = as_text(get(experiment, path))
         try:
             value = accepts.parse(raw)
         except (ValueError, TypeError, OverflowError):

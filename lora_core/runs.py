@@ -25,34 +25,36 @@ from .lora import (
 )
 from .model import IMAGE_PIXELS, MLP, NUM_CLASSES
 from .parallel import map_ordered
+from .settings import MAX_HIDDEN, default
 from .train import Evaluation, _check_positive, evaluate, logits_of, planned_steps, train
 
-MAX_HIDDEN = 4096  # the widest hidden layer a baseline may have
 # the largest rank each layer can hold whatever the hidden sizes: min(out, in) at its widest
 RANK_LIMITS = {"linear1": IMAGE_PIXELS, "linear2": MAX_HIDDEN, "linear3": NUM_CLASSES}
 
 
 def check_choices(name: str, values, allowed) -> tuple:
-    """`values` as a tuple in the order given, each once; a ValueError naming the value when any is not
-    one of `allowed` or there are none. Accepts any iterable but a string, so lists from a widget work."""
+    """`values` as a tuple in `allowed`'s order, each once: the same choice is the same config whatever
+    order it was picked in. A ValueError naming the value when any is not one of `allowed` or there are
+    none. Accepts any iterable but a string, so lists from a widget work."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise ValueError(f"{name} must be a list of choices, got {values!r}")
     chosen = tuple(dict.fromkeys(values))
     allowed = tuple(allowed)
     if not chosen or any(isinstance(v, bool) or v not in allowed for v in chosen):
         raise ValueError(f"{name} must be a non-empty selection of {', '.join(map(str, allowed))}; got {values!r}")
-    return chosen
+    return tuple(option for option in allowed if option in chosen)
 
 
 @dataclass(frozen=True)
 class BaselineConfig:
-    hidden1: int = 1000
-    hidden2: int = 2000
-    epochs: int = 3
-    batch_size: int = 64  # large enough to be quick on a laptop CPU, small enough to learn well in a few epochs
-    lr: float = 1e-3
-    max_steps: int | None = None
-    seed: int = 0
+    # defaults from the settings table (lora_core.settings), which also bounds them in an Experiment
+    hidden1: int = default("baseline", "hidden1")
+    hidden2: int = default("baseline", "hidden2")
+    epochs: int = default("baseline", "epochs")
+    batch_size: int = default("baseline", "batch_size")
+    lr: float = default("baseline", "lr")
+    max_steps: int | None = default("baseline", "max_steps")
+    seed: int = default("seed")
 
     def __post_init__(self):
         for name in ("hidden1", "hidden2", "epochs", "batch_size"):
@@ -70,21 +72,22 @@ NOTEBOOK_BASELINE = BaselineConfig(epochs=1, batch_size=10)  # the notebook's se
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    rank: int = 1
-    alpha: float = 1.0
-    targets: tuple[str, ...] = DEFAULT_TARGETS
-    digits: tuple[int, ...] = (2,)  # the classes finetuned on
-    steps: int = 100
-    lr: float = 1e-3
-    batch_size: int = 10
-    seed: int = 0
-    init: str = "kaiming"  # how A and B start: lora.INITS
-    rslora: bool = False  # scale ΔW by α/√r instead of α/r
+    # defaults from the settings table (lora_core.settings); a study sets its own ranks (up to 128) here
+    rank: int = default("finetune", "rank")
+    alpha: float = default("finetune", "alpha")
+    targets: tuple[str, ...] = default("finetune", "targets")
+    digits: tuple[int, ...] = default("finetune", "digits")  # the classes finetuned on
+    steps: int = default("finetune", "steps")
+    lr: float = default("finetune", "lr")
+    batch_size: int = default("finetune", "batch_size")
+    seed: int = default("seed")
+    init: str = default("finetune", "init")  # how A and B start: lora.INITS
+    rslora: bool = default("finetune", "rslora")  # scale ΔW by α/√r instead of α/r
 
     def __post_init__(self):
         # coerced here so that a config built from widget lists is hashable and equal to the same run's
         object.__setattr__(self, "targets", check_choices("targets", self.targets, DEFAULT_TARGETS))
-        object.__setattr__(self, "digits", tuple(sorted(check_choices("digits", self.digits, range(NUM_CLASSES)))))
+        object.__setattr__(self, "digits", check_choices("digits", self.digits, range(NUM_CLASSES)))
         if isinstance(self.alpha, int) and not isinstance(self.alpha, bool):
             object.__setattr__(self, "alpha", float(self.alpha))
         _check_positive("rank", self.rank)

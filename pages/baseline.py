@@ -1,6 +1,6 @@
 import streamlit as st
 
-from ui import baseline, charts, context, experiment, state, tables
+from ui import baseline, charts, context, experiment, tables
 
 ctx = context.current()
 st.title("Baseline training")
@@ -9,26 +9,19 @@ st.markdown("The notebook's classifier — 784 pixels → hidden layer 1 → hid
 
 
 cols = st.columns(6)
-cols[0].number_input("Hidden layer 1 size", 1, 4096, step=100, key="base_hidden1",
-                               help="Neurons in the first hidden layer: linear1 has a 784 × this weight.")
-cols[1].number_input("Hidden layer 2 size", 1, 4096, step=100, key="base_hidden2",
-                               help="Neurons in the second hidden layer: linear2 is hidden1 → hidden2.")
-cols[2].number_input("Epochs", 1, 50, key="base_epochs",
-                              help="Passes over all training images, each in a new random order.")
-cols[3].number_input("Batch size", 1, 1024, key="base_batch",
-                             help="Images per step: one gradient step per batch. Small batches take more, "
-                                  "noisier steps per epoch.")
-cols[4].select_slider("Learning rate", state.LEARNING_RATES, key="base_lr", format_func="{:g}".format,
-                           help="How far each Adam step moves the weights.")
-cols[5].number_input("Step limit (0 = none)", 0, 1_000_000, key="base_max_steps",
-                                 help="Stop after this many steps even if the epochs are not done: "
-                                      "a quick, rougher baseline.")
+# labels, bounds and help from the settings table (lora_core.settings)
+experiment.widget(cols[0], "h1", step=100)
+experiment.widget(cols[1], "h2", step=100)
+experiment.widget(cols[2], "epochs")
+experiment.widget(cols[3], "base_batch")
+experiment.widget(cols[4], "base_lr", format_func="{:g}".format)
+experiment.widget(cols[5], "base_steps")
 st.caption("The notebook trained 1 epoch at batch 10: choose the preset *the notebook* in the sidebar.")
 
 run = baseline.controls(ctx, "Train baseline", "Train a baseline with these settings, or show the one trained "
                                                "already on this server with exactly these settings.")
 if run is None:
-    if problem := experiment.problem("h1", "h2", "epochs", "base_batch", "base_lr", "base_steps"):
+    if problem := experiment.problem_for("baseline", "baseline"):
         st.error(problem)
     st.info(f"No baseline with these settings on {ctx.data.name} yet: press **Train baseline**.")
     st.stop()

@@ -1,7 +1,7 @@
 import streamlit as st
 
 from lora_core.adapters import MAX_STRENGTH
-from ui import baseline, charts, context, inside, tables
+from ui import baseline, charts, context, experiment, inside, tables
 from ui import inside_charts as ic
 
 ctx = context.current()
@@ -13,8 +13,8 @@ held = baseline.require(ctx)
 base = held["run"]
 
 cols = st.columns(2)
-ranks = cols[0].multiselect("Ranks", inside.RANK_CHOICES, key="frontier_ranks", help="One adapter per rank.")
-steps = cols[1].number_input("Steps per adapter", 1, 100_000, key="frontier_steps")
+ranks = experiment.widget(cols[0], "frontier_ranks")  # labels, bounds and help: lora_core.settings
+steps = experiment.widget(cols[1], "frontier_steps")
 if not ranks:
     st.error("Choose at least one rank.")
     st.stop()
@@ -34,9 +34,7 @@ st.caption(f"Adapters trained with {inside.describe(result['config'], ctx.data.c
 @st.fragment
 def strength_view() -> None:
     """The slider and what it moves: a new strength reruns this alone, not the page."""
-    strength = round(st.slider("Adapter strength", 0.0, MAX_STRENGTH, step=inside.STRENGTH_STEP,
-                               key="frontier_strength", help="W + strength·ΔW: 0 is the baseline, 1 the adapter as "
-                                                             "trained, above 1 an exaggerated update."), 2)
+    strength = round(experiment.widget(st, "strength"), 2)  # on the grid whatever the slider's rounding
     with st.spinner(f"Evaluating every adapter at strength {strength:g}…"):
         points = inside.frontier_points(result, base, ctx.data, digits, strength)
     paths = {rank: [(p.other_wrong, p.target_wrong) for s in sorted(result["points"])

@@ -1,7 +1,7 @@
 import streamlit as st
 
 from lora_core import studies
-from ui import baseline, charts, context, inside, tables
+from ui import baseline, charts, context, experiment, inside, tables
 from ui import inside_charts as ic
 
 ctx = context.current()
@@ -13,10 +13,8 @@ held = baseline.require(ctx)
 base = held["run"]
 
 cols = st.columns(2)
-rank = cols[0].select_slider("Rank r", inside.RANK_CHOICES, key="inits_rank",
-                             help="The same rank for all four runs.")
-steps = cols[1].number_input("Steps per run", 1, 100_000, key="inits_steps",
-                             help="Each of the four runs trains this many steps.")
+rank = experiment.widget(cols[0], "inits_rank")  # labels, bounds and help: lora_core.settings
+steps = experiment.widget(cols[1], "inits_steps")
 config = inside.study_config("inits")
 st.caption(tables.study_settings(config, ctx.data.classes, own=("rank", "steps"), hidden=("init",)))
 

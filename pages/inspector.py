@@ -2,7 +2,7 @@ import streamlit as st
 
 from lora_core import anatomy
 from lora_core.data import MEAN, STD
-from ui import baseline, charts, context, inside, state, tables
+from ui import baseline, charts, context, experiment, inside, state, tables
 from ui import inside_charts as ic
 from ui.plain import plain
 
@@ -19,11 +19,7 @@ config = inside.study_config("finetune")
 
 st.caption(f"**Train and watch** uses the LoRA page's settings (and a shared link's): "
            f"{inside.describe(config, ctx.data.classes)}.")
-every = st.select_slider(
-    "While training, redraw ΔW's singular values every", inside.SNAPSHOT_CHOICES, key="insp_every",
-    format_func=lambda n: "— never (‖ΔW‖ only)" if n == 0 else f"{n} steps",
-    help="‖ΔW‖_F of each layer is redrawn after every step (it costs two r×r products). The singular values "
-         "come from the r×r core of B and A (two thin QRs and an r×r SVD), so frequent redraws are cheap too.")
+every = experiment.widget(st, "every", format_func=lambda n: "— never (‖ΔW‖ only)" if n == 0 else f"{n} steps")
 
 
 def draw_live(job, tick: int) -> None:

@@ -3,7 +3,7 @@ import streamlit as st
 import lora_core as lc
 from lora_core import works
 from lora_core.adapters import MAX_ADAPTER_BYTES
-from ui import adapters, baseline, charts, context, downloads, experiment, finetunes, inside, state, tables
+from ui import adapters, baseline, charts, context, downloads, experiment, finetunes, inside, tables
 from ui.plain import for_chart, plain
 
 
@@ -83,40 +83,23 @@ st.caption(f"Adapting your baseline: test accuracy {tables.percent(base.evaluati
            f"{len(base.losses):,} training steps" + (" (stopped early)." if not base.complete else "."))
 
 cols = st.columns(3)
-cols[0].slider("Rank r", 1, 64, key="lora_rank",
-                      help="Size of the adapter: B is d×r and A is r×k, so a layer gets r·(d+k) trainable "
-                           "numbers and ΔW = (α/r)·B·A has rank at most r. A rank is at most min(d, k) of "
-                           "every target layer.")
-cols[1].number_input("Alpha α", 0.1, 1000.0, step=0.5, key="lora_alpha",
-                     help="Scales the update: ΔW = (α/r)·B·A; a larger α acts like a larger step. "
-                          "Dividing by r spares retuning when r changes (Hu et al.), but it also "
-                          "shrinks the update as r grows: after one Adam step ‖ΔW‖ falls like 1/√r "
-                          "(see the Scaling explorer).")
-cols[2].multiselect("Target layers", lc.DEFAULT_TARGETS, key="lora_targets",
-                              help="The layers that get an adapter: linear1 is 784→hidden1, linear2 "
-                                   "hidden1→hidden2, linear3 hidden2→10 (so it allows rank ≤ 10).")
+# labels, bounds and help from the settings table (lora_core.settings)
+experiment.widget(cols[0], "rank")
+experiment.widget(cols[1], "alpha", step=0.5)
+experiment.widget(cols[2], "targets")
 cols = st.columns(3)
-cols[0].multiselect("Classes to finetune on", list(range(len(ctx.data.classes))), key="lora_classes",
-                              format_func=lambda i: ctx.data.classes[i],
-                              help="Only training images of these classes are shown to the adapter. The "
-                                   "notebook finetuned on digit 2, which its baseline got wrong most often "
-                                   "(88 test images).")
-cols[1].number_input("Steps", 1, 100_000, key="lora_steps",
-                             help=f"Training steps of {st.session_state.lora_batch:,} images each (the batch "
-                                  "size, under More settings) on the chosen classes.")
-cols[2].select_slider("Learning rate", state.LEARNING_RATES, key="lora_lr", format_func="{:g}".format,
-                           help="How far each Adam step moves A and B.")
+experiment.widget(cols[0], "digits", format_func=lambda i: ctx.data.classes[i])
+experiment.widget(cols[1], "steps", help=f"Training steps of {st.session_state.lora_batch:,} images each (the batch "
+                                         "size, under More settings) on the chosen classes.")
+experiment.widget(cols[2], "lr", format_func="{:g}".format)
 with st.expander("More settings: batch, initialisation, scaling"):
     cols = st.columns(3)
-    cols[0].number_input("Batch size", 1, 1024, key="lora_batch", help="Training images per step.")
-    cols[1].selectbox("Initialisation", list(lc.lora.INITS), key="lora_init", format_func=inside.INIT_LABELS.get,
-                      help="How A and B start. With B zero a fresh adapter changes nothing; with both zero "
-                           "nothing ever learns (the notebook's bug).")
-    cols[2].toggle("rsLoRA: scale by α/√r", key="lora_rslora",
-                   help="Scale ΔW by α/√r instead of α/r (rank-stabilised LoRA; see the Scaling explorer).")
+    experiment.widget(cols[0], "batch")
+    experiment.widget(cols[1], "init", format_func=inside.INIT_LABELS.get)
+    experiment.widget(cols[2], "rslora")
 
 config = None
-if problem := experiment.problem("rank", "alpha", "targets", "digits", "steps", "batch", "lr", "init", "rslora"):
+if problem := experiment.problem_for("finetune", "finetune"):
     st.error(tables.settings_error(ValueError(problem)))
 else:
     try:

@@ -1,7 +1,7 @@
 import streamlit as st
 
 from lora_core import anatomy, count_parameters
-from ui import baseline, charts, context, inside, tables
+from ui import baseline, charts, context, experiment, inside, tables
 from ui import inside_charts as ic
 
 ctx = context.current()
@@ -15,15 +15,12 @@ held = baseline.require(ctx)
 base = held["run"]
 
 cols = st.columns(3)
-ranks = cols[0].multiselect("LoRA ranks to compare", inside.RANK_CHOICES, key="oracle_ranks",
-                            help="A LoRA run at each rank, with the same data and steps as the full finetune.")
-steps = cols[1].number_input("Steps per run", 1, 100_000, key="oracle_steps",
-                             help="The full finetune and every LoRA run train this many steps.")
-cols[2].select_slider("Full finetuning's learning rate", inside.FULL_LEARNING_RATES, key="oracle_full_lr",
-                      format_func="{:g}".format,
-                      help=f"Its own, smaller than LoRA's: at LoRA's 1e-3, training all "
-                           f"{count_parameters(base.model)['base']:,} weights on "
-                           "one class makes the network answer that class for almost every image.")
+ranks = experiment.widget(cols[0], "oracle_ranks")  # labels, bounds and help: lora_core.settings
+steps = experiment.widget(cols[1], "oracle_steps")
+experiment.widget(cols[2], "oracle_full_lr", format_func="{:g}".format,
+                  help=f"Its own, smaller than LoRA's: at LoRA's 1e-3, training all "
+                       f"{count_parameters(base.model)['base']:,} weights on "
+                       "one class makes the network answer that class for almost every image.")
 config = inside.study_config("oracle")
 st.caption(tables.study_settings(config, ctx.data.classes, own=("steps",), hidden=("rank",)))
 

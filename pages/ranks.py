@@ -1,8 +1,7 @@
 import streamlit as st
 
 import lora_core as lc
-from lora_core.experiment import STUDY_RANKS
-from ui import baseline, charts, context, experiment, inside, jobs, runs, state, tables
+from ui import baseline, charts, context, experiment, jobs, runs, tables
 
 ctx = context.current()
 st.title("Rank comparison")
@@ -13,33 +12,31 @@ held = baseline.require(ctx)
 base = held["run"]
 
 cols = st.columns(3)
-ranks = cols[0].multiselect("Ranks", STUDY_RANKS, key="sweep_ranks",
-                            help="Each rank r gives every target layer r·(d+k) trainable parameters: "
-                                 "ΔW = (α/r)·B·A with B d×r and A r×k.")
-targets = cols[1].multiselect("Target layers", lc.DEFAULT_TARGETS, key="sweep_targets",
-                              help=f"linear3 maps {base.config.hidden2:,} features to only 10 classes, so its rank "
-                                   f"is at most {min(10, base.config.hidden2)}: with it, larger ranks are impossible. "
-                                   "That is why the default here adapts linear1 and linear2 only.")
-classes = cols[2].multiselect("Classes to finetune on", list(range(len(ctx.data.classes))), key="lora_classes",
-                              format_func=lambda i: ctx.data.classes[i],
-                              help="Only training images of these classes are shown during finetuning.")
+# labels, bounds and help from the settings table (lora_core.settings); the LoRA page's settings say here
+# what they mean for a comparison
+ranks = experiment.widget(cols[0], "cmp_ranks")
+targets = experiment.widget(cols[1], "cmp_targets",
+                            help=f"linear3 maps {base.config.hidden2:,} features to only 10 classes, so its rank "
+                                 f"is at most {min(10, base.config.hidden2)}: with it, larger ranks are impossible. "
+                                 "That is why the default here adapts linear1 and linear2 only.")
+classes = experiment.widget(cols[2], "digits", format_func=lambda i: ctx.data.classes[i],
+                            help="Only training images of these classes are shown during finetuning.")
 cols = st.columns(4)
-cols[0].number_input("Steps per run", 1, 100_000, key="lora_steps",
-                     help="Every run — each rank and the full finetune — trains this many steps (the LoRA page's "
-                          "steps).")
-cols[1].number_input("Alpha α", 0.1, 1000.0, step=0.5, key="lora_alpha",
-                     help="Scales the update: ΔW = (α/r)·B·A, the same α for every rank (the LoRA page's α).")
-cols[2].select_slider("Learning rate", state.LEARNING_RATES, key="lora_lr", format_func="{:g}".format,
-                      help="The same Adam learning rate for every LoRA run (the LoRA page's); full finetuning also "
-                           "runs at it, for comparison.")
-cols[3].select_slider("Full finetuning's learning rate", inside.FULL_LEARNING_RATES, key="sweep_full_lr",
-                      format_func="{:g}".format,
-                      help=f"Full finetuning's own, smaller learning rate: every one of the baseline's "
-                           f"{lc.count_parameters(base.model)['base']:,} weights moves by about this much per "
-                           "Adam step.")
+experiment.widget(cols[0], "steps", label="Steps per run",
+                  help="Every run — each rank and the full finetune — trains this many steps (the LoRA page's "
+                       "steps).")
+experiment.widget(cols[1], "alpha", step=0.5,
+                  help="Scales the update: ΔW = (α/r)·B·A, the same α for every rank (the LoRA page's α).")
+experiment.widget(cols[2], "lr", format_func="{:g}".format,
+                  help="The same Adam learning rate for every LoRA run (the LoRA page's); full finetuning also "
+                       "runs at it, for comparison.")
+experiment.widget(cols[3], "full_lr", format_func="{:g}".format,
+                  help=f"Full finetuning's own, smaller learning rate: every one of the baseline's "
+                       f"{lc.count_parameters(base.model)['base']:,} weights moves by about this much per "
+                       "Adam step.")
 
 exp = experiment.current()
-if problem := experiment.problem("cmp_ranks", "cmp_targets", "full_lr", "digits", "steps", "alpha", "lr"):
+if problem := experiment.problem_for("compare", "compare", "finetune"):
     st.error(tables.settings_error(ValueError(problem)))
     st.stop()
 try:

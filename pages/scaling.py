@@ -1,7 +1,7 @@
 import streamlit as st
 
 from lora_core import studies
-from ui import baseline, charts, context, inside, tables
+from ui import baseline, charts, context, experiment, inside, tables
 from ui import inside_charts as ic
 
 ctx = context.current()
@@ -13,11 +13,9 @@ held = baseline.require(ctx)
 base = held["run"]
 
 cols = st.columns(3)
-ranks = cols[0].multiselect("Ranks", inside.RANK_CHOICES, key="scaling_ranks",
-                            help="Each rank is trained twice: once scaled by α/r, once by α/√r.")
-alpha = cols[1].number_input("Alpha α (fixed)", 0.1, 1000.0, step=1.0, key="scaling_alpha",
-                             help="The same α for every run: only the rank and the scaling rule change.")
-steps = cols[2].number_input("Steps per run", 1, 100_000, key="scaling_steps")
+ranks = experiment.widget(cols[0], "scaling_ranks")  # labels, bounds and help: lora_core.settings
+alpha = experiment.widget(cols[1], "scaling_alpha", step=1.0)
+steps = experiment.widget(cols[2], "scaling_steps")
 if not ranks:
     st.error("Choose at least one rank.")
     st.stop()

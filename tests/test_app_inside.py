@@ -238,7 +238,7 @@ def test_a_bad_link_warns_and_keeps_the_defaults():
     assert not at.exception, at.exception
     assert "not all usable" in at.warning[0].value
     lines = "\n".join(t.value for t in at.text)  # the link's values, as plain text
-    assert "rank='abc'" in lines and "1..64" in lines and "alpha='2000'" in lines and "(0, 1000]" in lines
+    assert "rank='abc'" in lines and "1..64" in lines and "alpha='2000'" in lines and "0.1..1000" in lines
     assert at.session_state["lora_rank"] == 1 and at.session_state["seed"] == 5
     assert at.session_state["lora_alpha"] == 1.0  # 2000 is refused: the α input takes at most 1000
     assert at.query_params == {"v": "2", "seed": "5"}

@@ -15,7 +15,7 @@ from ui import baseline as ui_baseline
 from ui import jobs, runs, server
 
 SMALL = {"base_hidden1": 32, "base_hidden2": 32, "base_max_steps": 10, "lora_steps": 5}
-LONG = lc.BaselineConfig(hidden1=8, hidden2=8, epochs=200, max_steps=10_000)  # time to stop it midway
+LONG = lc.BaselineConfig(hidden1=8, hidden2=8, epochs=50, batch_size=16, max_steps=10_000)  # time to stop it midway
 
 
 

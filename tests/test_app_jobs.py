@@ -12,7 +12,7 @@ import lora_core as lc
 from ui import baseline as ui_baseline
 from ui import charts, jobs, runs
 
-TINY = dict(hidden1=8, hidden2=8, max_steps=10_000, epochs=200)  # thousands of quick steps: time to stop
+TINY = dict(hidden1=8, hidden2=8, max_steps=10_000, epochs=50, batch_size=16)  # thousands of quick steps: time to stop
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 import lora_core as lc
 from lora_core import presets, works
 from lora_core.checkpoints import load_tensors
+from lora_core.settings import Number, OneOf, SomeOf, Whole
 from ui import baseline as ui_baseline
 from ui import runs, state
 
@@ -133,18 +134,20 @@ def test_learning_rates_stay_in_the_inputs_range(key, value):
 
 
 @pytest.mark.parametrize("value, default, limit, expected", [
-    (10**9, 100, state.Range(int, 1, 100_000), 100_000),
-    (-5, 0, state.Range(int, 0, 9), 0),
-    (3.0, 1, state.Range(int, 1, 64), 3),
-    (3.5, 1, state.Range(int, 1, 64), 1),
-    (True, 1, state.Range(int, 1, 64), 1),
-    (float("inf"), 1.0, state.Range(float, 0.1, 1000.0), 1.0),
-    (5000, 1.0, state.Range(float, 0.1, 1000.0), 1000.0),
-    ("7", 1, state.Range(int, 1, 64), 1),
-    (0.001, 0.001, state.OneOf((1e-4, 1e-3)), 0.001),
-    (1, True, state.OneOf((True, False)), True),
-    ([7, "2", 7, 11, True, 3], [2], state.SomeOf(tuple(range(10))), [7, 3]),
-    ("linear1", ["linear1"], state.SomeOf(lc.DEFAULT_TARGETS), ["linear1"]),
+    (10**9, 100, Whole(1, 100_000), 100_000),
+    (-5, 0, Whole(0, 9), 0),
+    (3.0, 1, Whole(1, 64), 3),
+    (3.5, 1, Whole(1, 64), 1),
+    (True, 1, Whole(1, 64), 1),
+    (float("inf"), 1.0, Number(0.1, 1000.0), 1.0),
+    (5000, 1.0, Number(0.1, 1000.0), 1000.0),
+    ("7", 1, Whole(1, 64), 1),
+    (0.001, 0.001, OneOf((1e-4, 1e-3)), 0.001),
+    (0.05 * 3, 1.0, OneOf((0.1, 0.15)), 0.15),  # a slider's rounding is its option
+    (1, True, OneOf((True, False)), True),
+    ([7, "2", 7, 11, True, 3], [2], SomeOf(tuple(range(10))), [3, 7]),  # the options' order, each once
+    ("linear1", ["linear1"], SomeOf(lc.DEFAULT_TARGETS), ["linear1"]),
+    (["linear3", "linear1"], ["linear1"], SomeOf(lc.DEFAULT_TARGETS), ["linear1", "linear3"]),
     ([1, 2], [1, 2, 4], None, [1, 2]),
     (["a"], [1, 2, 4], None, [1, 2, 4]),
     (3, 2.0, None, 3.0),

@@ -83,8 +83,8 @@ def sidebar() -> Context:
             experiment.replace_current(dataset="mnist-sample")
             st.rerun()
         st.caption(data.source)
-        seed = st.number_input(
-            "Random seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",
+        seed = experiment.widget(
+            st, "seed", step=1,
             help="Seeds the initial weights, the order of the training images, the adapter's random A "
                  "and the SVD playground's matrices. The same settings give the same numbers on the same "
                  "server (its runs are stored and shared); another CPU or torch thread count rounds floats "

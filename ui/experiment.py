@@ -10,24 +10,37 @@ from dataclasses import replace
 import streamlit as st
 
 from lora_core import presets as core
+from lora_core import settings
 from lora_core.experiment import Experiment
-from ui import adapters, share_link
+from ui import adapters, fair, share_link
 
-# URL field (lora_core.presets.FIELDS) → the session_state key of the widget that shows it
-KEYS = {
-    "dataset": "dataset", "seed": "seed",
-    "h1": "base_hidden1", "h2": "base_hidden2", "epochs": "base_epochs", "base_batch": "base_batch",
-    "base_lr": "base_lr", "base_steps": "base_max_steps",
-    "rank": "lora_rank", "alpha": "lora_alpha", "targets": "lora_targets", "digits": "lora_classes",
-    "steps": "lora_steps", "batch": "lora_batch", "lr": "lora_lr", "init": "lora_init", "rslora": "lora_rslora",
-    "cmp_ranks": "sweep_ranks", "cmp_targets": "sweep_targets", "full_lr": "sweep_full_lr",
-    "oracle_ranks": "oracle_ranks", "oracle_steps": "oracle_steps", "oracle_full_lr": "oracle_full_lr",
-    "inits_rank": "inits_rank", "inits_steps": "inits_steps",
-    "scaling_ranks": "scaling_ranks", "scaling_alpha": "scaling_alpha", "scaling_steps": "scaling_steps",
-    "frontier_ranks": "frontier_ranks", "frontier_steps": "frontier_steps", "strength": "frontier_strength",
-    "every": "insp_every",
-}
-assert set(KEYS) == set(core.FIELDS), "every field of the description has a widget"
+# URL field → the session_state key of the widget that shows it (lora_core.settings)
+KEYS = {s.url: s.key for s in settings.SETTINGS}
+# the server limit a setting names (lora_core.settings.Setting.cap): its value, and what it means
+CAPS = {"max_hidden": fair.max_hidden, "max_steps": fair.max_steps}
+CAP_NOTES = {"max_hidden": "This server trains hidden layers of at most {:,} neurons.",
+             "max_steps": "This server runs at most {:,} training steps in one training, every run of a study "
+                          "counted."}
+
+
+def cap(name: str) -> int:
+    """The value this server gives the limit `name`."""
+    return CAPS[name]()
+
+
+def widget(container, url: str, **extra):
+    """Draw the widget of setting `url` (its link name) in `container` (st, a column): its label, bounds or
+    options, help and cap from the settings table; `extra` adds what only the page knows (a step, a
+    format, another label or help)."""
+    setting = settings.BY_URL[url]
+    text = extra.pop("help", setting.help)
+    if setting.cap:
+        text = " ".join(filter(None, [text, CAP_NOTES[setting.cap].format(cap(setting.cap))]))
+    draw = getattr(container, setting.widget)
+    return draw(extra.pop("label", setting.label), key=setting.key, help=text, **settings.widget_bounds(setting),
+                **extra)
+
+
 UPLOADS = "uploads"  # not part of the experiment: the uploaded adapters a reload or a link brings back
 UPLOAD_NAME = re.compile(adapters.UPLOAD_PREFIX + "[0-9a-f]{32}")
 PROBLEMS_KEY = "experiment_problems"
@@ -112,6 +125,12 @@ def problem(*names: str) -> str | None:
     """Why one of these URL fields' widgets holds a value that cannot run, if one does."""
     found = st.session_state.get("experiment_field_problems", {})
     return next((found[n] for n in names if n in found), None)
+
+
+def problem_for(kind: str, *sections: str) -> str | None:
+    """Why a setting of these Experiment sections ("baseline", "finetune", a study's) that run `kind`
+    depends on (lora_core.settings) holds a value that cannot run, if one does."""
+    return problem(*(s.url for s in settings.SETTINGS if s.path[0] in sections and kind in s.affects))
 
 
 def _dismiss() -> None:

@@ -11,19 +11,14 @@ import streamlit as st
 
 import lora_core as lc
 from lora_core import anatomy, parallel, studies, works
-from lora_core import presets as core_presets
-from lora_core.adapters import MAX_STRENGTH
 from lora_core.checkpoints import digest
+from lora_core.settings import STRENGTHS
 from ui import adapters as ui_adapters
 from ui import experiment, finetunes, jobs, runs, tables
 
 # The widgets of these pages that only choose what to look at (the study settings are the experiment's:
 # ui.experiment), stored with the app's other defaults (ui/state.py) so that leaving a page keeps them.
 DEFAULTS = {"insp_layer": None, "insp_k": 1, "insp_image": 0, "insp_source": None, "oracle_layer": None}
-RANK_CHOICES = [1, 2, 4, 8, 16, 32, 64]
-FULL_LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3]  # full finetuning's own: smaller than LoRA's
-SNAPSHOT_CHOICES = [0, 5, 10, 25, 50, 100]  # steps between live redraws of the ΔW spectrum; 0 = only norms
-STRENGTH_STEP = 0.05
 PATH_STRENGTHS = (0.0, 0.5, 1.0, 1.5)  # evaluated right after training: the paths drawn (the fill adds the rest)
 INIT_LABELS = {
     "kaiming": "B zero, A kaiming (default)",
@@ -38,11 +33,12 @@ INIT_LABELS = {
 def study_config(kind: str) -> lc.FinetuneConfig:
     """The finetune study `kind` trains, from the experiment (the LoRA page's settings and the study's own);
     shows an error and stops the page when it cannot run."""
-    own = [name for name in core_presets.FIELDS if name.startswith(f"{kind}_")]
-    if problem := experiment.problem(*own):
+    if kind != "finetune" and (problem := experiment.problem_for(kind, kind)):
         st.error(tables.settings_error(ValueError(problem)))
         st.stop()
-    if problem := experiment.problem("rank", "alpha", "targets", "digits", "steps", "batch", "lr", "init", "rslora"):
+    # only the LoRA page's settings this study depends on: a rank that does not fit there does not stop a
+    # study of ranks
+    if problem := experiment.problem_for(kind, "finetune"):
         st.error(tables.settings_error(ValueError(problem)) + " Fix it on the **LoRA finetuning** page.")
         st.stop()
     try:
@@ -345,7 +341,7 @@ def scaling_frame(rows) -> pd.DataFrame:
 
 
 def strengths() -> list[float]:
-    return [round(i * STRENGTH_STEP, 2) for i in range(int(round(MAX_STRENGTH / STRENGTH_STEP)) + 1)]
+    return list(STRENGTHS)  # the frontier's slider: every value its setting accepts
 
 
 def frontier_points(result: dict, base: lc.BaselineRun, data: lc.Dataset, digits, strength: float):
