@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from lora_core import FinetuneRun, SweepRow, copy_model, lora_layers, lora_of
+from lora_core import Evaluation, FinetuneConfig, SweepRow, copy_model, lora_layers, lora_of
 from lora_core.lora import DEFAULT_TARGETS
 from lora_core.model import IMAGE_PIXELS, NUM_CLASSES
 from lora_core.train import logits_of
@@ -15,16 +15,15 @@ def _expect(question: Question, kind: str) -> None:
         raise ValueError(f"this computes the answer to {kind}, not to {question.kind}")
 
 
-def still_wrong(question: Question, run: FinetuneRun) -> int:
-    """Test images of the question's digit still misclassified after the finetune it describes."""
+def still_wrong(question: Question, config: FinetuneConfig, after: Evaluation) -> int:
+    """Test images of the question's digit still misclassified after the finetune it describes: from the
+    finished run's config and evaluation (a FinetuneRun's, or a stored record's)."""
     _expect(question, "still_wrong")
-    p, config = question.params, run.config
+    p = question.params
     if (config.rank, config.digits, config.steps) != (p["rank"], (p["digit"],), p["steps"]):
         raise ValueError(f"the run (rank {config.rank}, digits {config.digits}, {config.steps} steps) is not the "
                          f"one the question describes")
-    if run.after is None:
-        raise ValueError("the run was not evaluated")
-    return int(run.after.wrong_per_class[p["digit"]])
+    return int(after.wrong_per_class[p["digit"]])
 
 
 def least_forgetting(question: Question, rows: list[SweepRow]) -> list[str]:

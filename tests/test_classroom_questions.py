@@ -61,10 +61,11 @@ def test_still_wrong_counts_the_digit_s_test_images_the_finetuned_network_gets_w
     predictions = logits_of(lc.merged_copy(rank1_on_2.model), data.test_x).argmax(dim=1)
     twos = data.test_y == 2
     by_hand = int((predictions[twos] != 2).sum())
-    assert computed.still_wrong(question, rank1_on_2) == by_hand
+    assert computed.still_wrong(question, rank1_on_2.config, rank1_on_2.after) == by_hand
     assert 0 < int(twos.sum())
     with pytest.raises(ValueError, match="not the one the question describes"):
-        computed.still_wrong(Question("still_wrong", {"digit": 3, "rank": 1, "steps": 100}), rank1_on_2)
+        computed.still_wrong(Question("still_wrong", {"digit": 3, "rank": 1, "steps": 100}), rank1_on_2.config,
+                             rank1_on_2.after)
 
 
 def test_strength_zero_gives_back_the_original_network_bit_for_bit(small_baseline, rank1_on_2, data):
