@@ -1,0 +1,75 @@
+"""The Class page through Streamlit's AppTest: a teacher's session and students' sessions on one server's
+class database; the answer it reveals is checked against count_parameters."""
+import pytest
+from conftest import APP
+from plain_text import as_shown
+from streamlit.testing.v1 import AppTest
+
+import classroom as cr
+import lora_core as lc
+from ui import classroom as uc
+
+PAGE = "pages/class.py"
+
+
+@pytest.fixture(autouse=True)
+def embedded_database(monkeypatch):
+    monkeypatch.delenv(cr.DATABASE_ENV, raising=False)  # SQLite in the test session's cache folder
+
+
+def on_page(**query):
+    """A new session on the Class page, opened with a link carrying `query`."""
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.switch_page(PAGE)
+    for name, value in query.items():
+        at.query_params[name] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def button(at, label):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_a_teacher_starts_a_class_students_join_answer_and_see_the_measured_answer():
+    teacher = on_page()
+    button(teacher, "Start a class").click().run()
+    code, key = teacher.session_state[uc.TEACHER]
+    assert cr.teacher_class(uc.engine(), code, key).code == code
+    assert any(c.value.endswith(f"?class={code}") for c in teacher.code)  # the join link, also drawn as a QR code
+
+    hostile = "[x](http://e.x) **<b>"  # at most MAX_NICKNAME characters
+    student = on_page(**{"class": code})
+    assert student.text_input(key="class_code").value == code  # the link fills the code in
+    student.text_input(key="class_nickname").set_value(hostile)
+    next(b for b in student.button if b.label == "Join").click().run()
+    assert not student.exception, student.exception
+    assert cr.roster(uc.engine(), code) == [hostile]
+
+    choice = teacher.selectbox(key="class_question")
+    choice.select_index(next(i for i, o in enumerate(choice.options) if o.startswith("How many trainable"))).run()
+    button(teacher, "Ask").click().run()
+    asked = cr.asked_questions(uc.engine(), code)[-1]
+    assert asked.question.kind == "rank_parameters"
+    expected = lc.count_parameters(lc.add_lora(lc.MLP(asked.question.params["hidden1"],
+                                                      asked.question.params["hidden2"]),
+                                               asked.question.params["rank"]))["lora"]
+    assert asked.answer == expected  # computed when asked: a closed form, checked against the model's count
+
+    student.run()
+    student.number_input[0].set_value(1234)
+    next(b for b in student.button if b.label == "Commit").click().run()
+    assert cr.summary(uc.engine(), code, asked.id).answered == {1: 1}
+
+    student_entry = cr.check_student(uc.engine(), code, *student.session_state[uc.STUDENT][1:])
+    cr.post(uc.engine(), code, student_entry.id, student.session_state[uc.STUDENT][2], "ab" * 32,
+            cr.RunNumbers(0.93, 12, 40, 6794, "rank 1"))
+    teacher.run()
+    button(teacher, "Reveal the distribution").click().run()
+    button(teacher, "Reveal the answer").click().run()
+    assert not teacher.exception, teacher.exception
+    assert cr.summary(uc.engine(), code, asked.id).answer == expected
+    assert any(f"Measured: {expected}" in s.value for s in teacher.success)
+    assert any(hostile in as_shown(c.value) for c in teacher.caption)  # the scatter's words: plain text
+    assert list(teacher.dataframe[-1].value["students"]) == [hostile]
