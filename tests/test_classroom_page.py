@@ -1,7 +1,7 @@
 """The Class page through Streamlit's AppTest: a teacher's session and students' sessions on one server's
 class database; the answer it reveals is checked against count_parameters."""
 import pytest
-from conftest import APP
+from conftest import APP, open_session, train_baseline
 from plain_text import as_shown
 from streamlit.testing.v1 import AppTest
 
@@ -17,10 +17,12 @@ def embedded_database(monkeypatch):
     monkeypatch.delenv(cr.DATABASE_ENV, raising=False)  # SQLite in the test session's cache folder
 
 
-def on_page(**query):
-    """A new session on the Class page, opened with a link carrying `query`."""
+def on_page(settings: dict | None = None, /, **query):
+    """A new session on the Class page with `settings`, opened with a link carrying `query`."""
     at = AppTest.from_file(APP, default_timeout=300)
     at.switch_page(PAGE)
+    for name, value in (settings or {}).items():
+        at.session_state[name] = value
     for name, value in query.items():
         at.query_params[name] = value
     at.run()
@@ -73,3 +75,38 @@ def test_a_teacher_starts_a_class_students_join_answer_and_see_the_measured_answ
     assert any(f"Measured: {expected}" in s.value for s in teacher.success)
     assert any(hostile in as_shown(c.value) for c in teacher.caption)  # the scatter's words: plain text
     assert list(teacher.dataframe[-1].value["students"]) == [hostile]
+
+
+SMALL = {"base_hidden1": 32, "base_hidden2": 32, "base_max_steps": 10, "lora_steps": 5}
+
+
+def test_a_student_s_finished_finetune_reaches_the_board_and_answers_the_teacher_s_questions(data):
+    student = open_session(SMALL)
+    held = train_baseline(student)
+    student.switch_page("pages/lora.py").run()
+    student.button(key="lora_train").click().run()
+    assert not student.exception, student.exception
+    config = student.session_state["experiment"].finetune
+    core = lc.finetune_lora(held["run"].model, data, config)  # the same finetune, called directly
+
+    teacher = on_page(SMALL)  # the class's experiment: the one the student trained
+    button(teacher, "Start a class").click().run()
+    code = teacher.session_state[uc.TEACHER][0]
+    student.switch_page(PAGE).run()
+    student.text_input(key="class_code").set_value(code)
+    student.text_input(key="class_nickname").set_value("Ada")
+    next(b for b in student.button if b.label == "Join").click().run()
+    student.run()  # the board's refresh puts the finished finetune on it
+    [entry] = cr.read(uc.engine(), code)
+    target = sum(core.after.wrong_per_class[d] for d in config.digits)
+    assert (entry.nickname, entry.accuracy, entry.target_wrong, entry.other_wrong, entry.trainable) == \
+        ("Ada", core.after.accuracy, target, core.after.wrong - target, core.parameters["trainable"])
+
+    choice = teacher.run().selectbox(key="class_question")
+    for prompt in ("With rank", "Will the adapter"):
+        choice.select_index(next(i for i, o in enumerate(choice.options) if o.startswith(prompt))).run()
+        button(teacher, "Ask").click().run()
+        assert not teacher.exception, teacher.exception
+    still_wrong, strength_zero = cr.asked_questions(uc.engine(), code)
+    assert still_wrong.answer == core.after.wrong_per_class[config.digits[0]]
+    assert strength_zero.answer == ["yes"]

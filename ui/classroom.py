@@ -14,7 +14,7 @@ import streamlit as st
 import classroom as cr
 import lora_core as lc
 from classroom import computed
-from ui import baseline, experiment, runs, server, share_link
+from ui import experiment, runs, server, share_link
 
 TEACHER, STUDENT, POSTED = "class_teacher", "class_student", "class_posted"
 QUERY_KEY, JOIN_CODE = "class", "class_join_code"
@@ -119,6 +119,8 @@ def computed_answer(question: cr.Question, ctx):
         return None
     if question.kind == "still_wrong":
         return computed.still_wrong(question, record["config"], record["after"])
+    from ui import baseline  # here: ui.frame imports this module, and ui.baseline imports the frame's ui.context
+
     base = store.get(baseline.run_key(ctx, exp), baseline.revive(ctx))
     if base is None:
         return None
