@@ -125,8 +125,8 @@ if teacher:
     shown = settings[0].toggle("Students see the board", value=info.settings["board_for_students"])
     if shown != info.settings["board_for_students"]:
         attempt(cr.set_settings, db, code, uc.teacher_key(), info.settings["locked"], info.settings["hidden"], shown)
-    if settings[1].button("Close the class", icon=":material/lock:"):
-        attempt(cr.close_class, db, code, uc.teacher_key())
+    toggle = (cr.close_class, "Close the class") if info.is_open else (cr.reopen_class, "Reopen the class")
+    settings[1].button(toggle[1]) and attempt(toggle[0], db, code, uc.teacher_key()) and st.rerun()
     st.download_button("Answers as CSV", cr.answers_csv(db, code), f"class-{code}-answers.csv", "text/csv",
                        on_click="ignore")
 else:

@@ -110,3 +110,23 @@ def test_a_student_s_finished_finetune_reaches_the_board_and_answers_the_teacher
     still_wrong, strength_zero = cr.asked_questions(uc.engine(), code)
     assert still_wrong.answer == core.after.wrong_per_class[config.digits[0]]
     assert strength_zero.answer == ["yes"]
+
+
+def test_the_teacher_closes_and_reopens_the_class_and_a_wrong_code_is_said_in_words():
+    teacher = on_page()
+    button(teacher, "Start a class").click().run()
+    code = teacher.session_state[uc.TEACHER][0]
+    button(teacher, "Close the class").click().run()
+    assert not cr.find_class(uc.engine(), code).is_open
+    assert any("is closed" in w.value for w in teacher.warning)
+    student = on_page(**{"class": code})
+    student.text_input(key="class_nickname").set_value("Ada")
+    next(b for b in student.button if b.label == "Join").click().run()
+    assert [as_shown(e.value) for e in student.error] == [f"class {code} is closed"]
+    button(teacher, "Reopen the class").click().run()
+    assert cr.find_class(uc.engine(), code).is_open
+    wrong = next(c * cr.CODE_LENGTH for c in cr.CODE_ALPHABET if c * cr.CODE_LENGTH != code)
+    student.text_input(key="class_code").set_value(wrong)
+    next(b for b in student.button if b.label == "Join").click().run()
+    assert not student.exception and uc.STUDENT not in student.session_state
+    assert [as_shown(e.value) for e in student.error] == [f"no class has the code {wrong}: check it with your teacher"]
