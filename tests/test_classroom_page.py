@@ -111,6 +111,12 @@ def test_a_student_s_finished_finetune_reaches_the_board_and_answers_the_teacher
     assert still_wrong.answer == core.after.wrong_per_class[config.digits[0]]
     assert strength_zero.answer == ["yes"]
 
+    student.switch_page("pages/lora.py").run()
+    student.number_input(key="lora_steps").set_value(6).run()
+    student.button(key="lora_train").click().run()  # finished on the LoRA page: on the board without a visit
+    assert not student.exception, student.exception
+    assert [e.changes for e in cr.read(uc.engine(), code)] == ["steps 5", "steps 6"]
+
 
 def test_the_teacher_closes_and_reopens_the_class_and_a_wrong_code_is_said_in_words():
     teacher = on_page()

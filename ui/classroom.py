@@ -15,6 +15,7 @@ import classroom as cr
 import lora_core as lc
 from classroom import computed
 from ui import experiment, runs, server, share_link
+from ui.plain import plain
 
 TEACHER, STUDENT, POSTED = "class_teacher", "class_student", "class_posted"
 QUERY_KEY, JOIN_CODE = "class", "class_join_code"
@@ -144,13 +145,20 @@ def run_numbers(record: dict) -> cr.RunNumbers:
 
 
 def post_finished_runs() -> int:
-    """Put this student's finished finetunes (those the LoRA page showed) on the board; how many are new."""
+    """Put this student's finished finetunes (those the LoRA page showed) on the class board: how many are
+    new. Nothing for a session in no class; a refusal (the class closed, the student's limit) is a toast."""
+    if STUDENT not in st.session_state:
+        return 0
     code, (student_id, token) = st.session_state[STUDENT][0], student_id_token()
     posted = st.session_state.setdefault(POSTED, set())
     added = 0
     for key in sorted(st.session_state.get(SHOWN_FINETUNES, ())):
         record = None if key in posted else runs.store().get(key)
-        if record is not None and record.get("after") is not None:
+        if record is None or record.get("after") is None:
+            continue
+        try:
             added += cr.post(engine(), code, student_id, token, key, run_numbers(record))
-            posted.add(key)
+        except cr.ClassroomError as error:
+            st.toast(plain(f"Not put on the class board: {error}"))
+        posted.add(key)
     return added
