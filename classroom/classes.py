@@ -127,9 +127,9 @@ def join(engine: sa.Engine, code, nickname) -> Student:
     return Student(student_id, info.id, nickname, token)
 
 
-def check_student(engine: sa.Engine, code, student_id, token, need_open: bool = True) -> Student:
-    """The student, when `token` is theirs and they are in the class `code`; ClassroomError otherwise."""
-    info = open_class(engine, code) if need_open else find_class(engine, code)
+def check_student(engine: sa.Engine, code, student_id, token) -> Student:
+    """The student, when `token` is theirs and they are in the open class `code`; ClassroomError otherwise."""
+    info = open_class(engine, code)
     with engine.connect() as conn:
         row = conn.execute(sa.select(students).where(students.c.id == student_id,
                                                      students.c.class_id == info.id)).first()

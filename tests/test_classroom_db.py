@@ -410,3 +410,13 @@ def test_a_choice_question_counts_every_choice(db):
     cr.advance(db, info.code, key, qid, cr.ANSWER)
     assert cr.summary(db, info.code, qid).answer == ["rank 1"]
     assert [a.phase for a in cr.asked_questions(db, info.code)] == [cr.ANSWER]
+
+
+def test_a_full_class_refuses_one_more_student(db, monkeypatch):
+    monkeypatch.setattr(cr.classes, "MAX_STUDENTS", 3)
+    info, _ = cr.create_class(db)
+    for n in range(3):
+        cr.join(db, info.code, f"s{n}")
+    with pytest.raises(ClassroomError, match=f"class {info.code} is full .3 students."):
+        cr.join(db, info.code, "one more")
+    assert cr.roster(db, info.code) == ["s0", "s1", "s2"]
