@@ -1,5 +1,8 @@
 """The Class page through Streamlit's AppTest: a teacher's session and students' sessions on one server's
 class database; the answer it reveals is checked against count_parameters."""
+import html
+import json
+
 import pytest
 from conftest import APP, open_session, train_baseline
 from plain_text import as_shown
@@ -75,6 +78,10 @@ def test_a_teacher_starts_a_class_students_join_answer_and_see_the_measured_answ
     assert any(f"Measured: {expected}" in s.value for s in teacher.success)
     assert any(hostile in as_shown(c.value) for c in teacher.caption)  # the scatter's words: plain text
     assert list(teacher.dataframe[-1].value["students"]) == [hostile]
+    [scatter] = [json.loads(c.proto.spec) for c in teacher.get("plotly_chart")]
+    point = scatter["data"][0]
+    assert (point["x"], point["y"], point["customdata"]) == ([12], [40], ["rank 1"])
+    assert point["text"] == [html.escape(hostile)]  # plotly's own HTML subset shows the tags as written
 
 
 SMALL = {"base_hidden1": 32, "base_hidden2": 32, "base_max_steps": 10, "lora_steps": 5}

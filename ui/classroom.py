@@ -43,6 +43,16 @@ def remember_join_code() -> None:
             pass  # not a code: the page's Join box stays empty
 
 
+def attempt(action, *args) -> bool:
+    """action(*args); False, with its reason shown in words, when the class refuses it."""
+    try:
+        action(*args)
+    except cr.ClassroomError as error:
+        st.error(plain(error))
+        return False
+    return True
+
+
 def role() -> tuple[str, str] | None:
     """("teacher", code) or ("student", code) for this session, or None."""
     if TEACHER in st.session_state:
@@ -89,6 +99,7 @@ def local_only_warning() -> str:
     return share_link.local_only_warning(st.get_option("server.port"))
 
 
+@st.cache_data(show_spinner=False, max_entries=100)
 def qr_png(link: str) -> bytes:
     out = io.BytesIO()
     segno.make(link, error="m").save(out, kind="png", scale=8, border=2)
