@@ -7,11 +7,12 @@ cd "$(dirname "$0")/.."
 requirements=requirements.txt
 if [[ "${1:-}" == "--test" ]]; then
   requirements=requirements-test.txt
-  if ! command -v chromium >/dev/null || [[ ! -d /usr/share/datasets/fashion-mnist ]]; then
+  if ! command -v chromium >/dev/null || [[ ! -d /usr/share/datasets/fashion-mnist ]] \
+      || ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     sudo=""; [[ $(id -u) -ne 0 ]] && sudo=sudo
     $sudo apt-get update -q
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q \
-      chromium dataset-fashion-mnist
+      chromium dataset-fashion-mnist postgresql
   fi
 fi
 [[ -x .venv/bin/python ]] || python3 -m venv .venv

@@ -4,7 +4,7 @@ import streamlit as st
 
 import lora_core as lc
 from lora_core import works
-from ui import adapters, experiment, jobs, runs
+from ui import adapters, classroom, experiment, jobs, runs
 
 
 def revive(base: lc.BaselineRun):
@@ -34,3 +34,4 @@ def train_controls(ctx, held: dict, config: lc.FinetuneConfig) -> None:
             result = revive(held["run"])(result)
         entry = adapters.from_training(result, held["key"], ctx.data.classes)
         adapters.make_current(entry, lc.adapter_of(result["run"].model))
+        classroom.post_finished_runs()  # a student in a class: the finished run goes to the class board

@@ -1,7 +1,7 @@
 """The app's pages, declared once: the frame uses them, and so does a page that ran without the frame."""
 import streamlit as st
 
-from ui import operator
+from ui import classroom, operator
 
 # Captions carry the charts' text alternatives and their key numbers, so they must read from the back of a
 # classroom: 16 px, the size of the body text and of the charts' own labels (Streamlit draws them at 14 px),
@@ -16,6 +16,7 @@ def readable_captions() -> None:
 
 
 def navigation():
+    classroom.remember_join_code()
     extra = [st.Page("pages/operator.py", title="Operator", icon=":material/admin_panel_settings:")] \
         if operator.allowed() else []
     return st.navigation([
@@ -31,4 +32,5 @@ def navigation():
         st.Page("pages/scaling.py", title="Scaling explorer", icon=":material/straighten:"),
         st.Page("pages/frontier.py", title="Learn/forget frontier", icon=":material/balance:"),
         st.Page("pages/combine.py", title="Combine adapters", icon=":material/merge:"),
+        st.Page("pages/class.py", title="Class", icon=":material/groups:"),
     ] + extra)

@@ -1,0 +1,175 @@
+"""The Class page's glue: the class database of this server, who this session is in a class (the teacher
+key or the student's token stays in this session only), the questions the current experiment offers with
+answers computed from its stored runs, and a student's finished finetunes put on the board.
+
+Uses of other ui modules, kept few: server.cache_dir (where SQLite lives), runs.store / runs.key (finished
+runs by key), baseline.run_key / baseline.revive (the class's baseline), experiment.current, share_link.link.
+"""
+import io
+from dataclasses import fields
+
+import segno
+import streamlit as st
+
+import classroom as cr
+import lora_core as lc
+from classroom import computed
+from ui import experiment, runs, server, share_link
+from ui.plain import plain
+
+TEACHER, STUDENT, POSTED = "class_teacher", "class_student", "class_posted"
+QUERY_KEY, JOIN_CODE = "class", "class_join_code"
+PROOF_IMAGES = 256  # test images the strength-0 question compares outputs on
+SHOWN_FINETUNES = "lora_shown"  # the LoRA page's finetune keys this session has shown (ui.finetunes)
+
+
+@st.cache_resource(show_spinner=False)
+def _database(url: str):
+    return cr.open_database(url)
+
+
+def engine():
+    """This server's class database (LORA_LAB_DATABASE_URL, else SQLite in the cache folder)."""
+    return _database(cr.database_url(server.cache_dir()))
+
+
+def remember_join_code() -> None:
+    """Keep a join link's ?class=CODE for the Class page: call before the experiment rewrites the address."""
+    given = st.query_params.get(QUERY_KEY)
+    if given is not None:
+        try:
+            st.session_state[JOIN_CODE] = cr.normal_code(given)
+        except cr.ClassroomError:
+            pass  # not a code: the page's Join box stays empty
+
+
+def attempt(action, *args) -> bool:
+    """action(*args); False, with its reason shown in words, when the class refuses it."""
+    try:
+        action(*args)
+    except cr.ClassroomError as error:
+        st.error(plain(error))
+        return False
+    return True
+
+
+def role() -> tuple[str, str] | None:
+    """("teacher", code) or ("student", code) for this session, or None."""
+    if TEACHER in st.session_state:
+        return "teacher", st.session_state[TEACHER][0]
+    if STUDENT in st.session_state:
+        return "student", st.session_state[STUDENT][0]
+    return None
+
+
+def start_class() -> None:
+    info, key = cr.create_class(engine())
+    st.session_state[TEACHER] = (info.code, key)
+
+
+def take_over(code: str, key: str) -> None:
+    """The teacher reopens a class from another session with its code and key."""
+    info = cr.teacher_class(engine(), code, key)
+    st.session_state[TEACHER] = (info.code, key)
+
+
+def join(code: str, nickname: str) -> None:
+    student = cr.join(engine(), code, nickname)
+    st.session_state[STUDENT] = (cr.normal_code(code), student.id, student.token)
+
+
+def teacher_key() -> str:
+    return st.session_state[TEACHER][1]
+
+
+def student_id_token() -> tuple[int, str]:
+    return st.session_state[STUDENT][1], st.session_state[STUDENT][2]
+
+
+def leave() -> None:
+    for name in (TEACHER, STUDENT, POSTED):
+        st.session_state.pop(name, None)
+
+
+def join_link(code: str) -> tuple[str, bool]:
+    return share_link.link(st.context.url, {QUERY_KEY: code})
+
+
+def local_only_warning() -> str:
+    return share_link.local_only_warning(st.get_option("server.port"))
+
+
+@st.cache_data(show_spinner=False, max_entries=100)
+def qr_png(link: str) -> bytes:
+    out = io.BytesIO()
+    segno.make(link, error="m").save(out, kind="png", scale=8, border=2)
+    return out.getvalue()
+
+
+def offered_questions() -> list[cr.Question]:
+    """The questions the current experiment poses: its finetune, its rank comparison, its adapter."""
+    exp = experiment.current()
+    f, b = exp.finetune, exp.baseline
+    offered = [cr.Question("still_wrong", {"digit": f.digits[0], "rank": f.rank, "steps": f.steps})] \
+        if len(f.digits) == 1 else []
+    if len(exp.compare.ranks) <= 4:
+        offered.append(cr.Question("least_forgetting", {"ranks": sorted(exp.compare.ranks)}))
+    return [*offered, cr.Question("strength_zero"),
+            cr.Question("rank_parameters", {"rank": f.rank, "hidden1": b.hidden1, "hidden2": b.hidden2})]
+
+
+def computed_answer(question: cr.Question, ctx):
+    """The question's answer from the current experiment's stored runs; None while a run it needs is not made."""
+    exp, store = experiment.current(), runs.store()
+    if question.kind == "rank_parameters":
+        return computed.rank_parameters(question, exp.finetune.targets)
+    if question.kind == "least_forgetting":
+        found = store.get(runs.key(exp, "compare", ctx.device))
+        return None if found is None else computed.least_forgetting(question, found["rows"])
+    record = store.get(runs.key(exp, "finetune", ctx.device))
+    if record is None:
+        return None
+    if question.kind == "still_wrong":
+        return computed.still_wrong(question, record["config"], record["after"])
+    from ui import baseline  # here: ui.frame imports this module, and ui.baseline imports the frame's ui.context
+
+    base = store.get(baseline.run_key(ctx, exp), baseline.revive(ctx))
+    if base is None:
+        return None
+    tuned = lc.attach(lc.copy_model(base.model), record["adapter"])
+    return computed.strength_zero(question, base.model, tuned, ctx.data.test_x[:PROOF_IMAGES])
+
+
+def describe_changes(config: lc.FinetuneConfig) -> str:
+    """What a finetune changed from the app's default finetune, e.g. "rank 4, steps 300"."""
+    default = lc.FinetuneConfig(seed=config.seed)
+    changed = [f"{f.name} {getattr(config, f.name)}" for f in fields(config)
+               if getattr(config, f.name) != getattr(default, f.name)]
+    return ", ".join(changed) or "the default finetune"
+
+
+def run_numbers(record: dict) -> cr.RunNumbers:
+    config, after = record["config"], record["after"]
+    target = sum(after.wrong_per_class[d] for d in config.digits)
+    return cr.RunNumbers(float(after.accuracy), int(target), int(after.wrong - target),
+                         int(record["parameters"]["trainable"]), describe_changes(config)[:cr.board.MAX_CHANGES])
+
+
+def post_finished_runs() -> int:
+    """Put this student's finished finetunes (those the LoRA page showed) on the class board: how many are
+    new. Nothing for a session in no class; a refusal (the class closed, the student's limit) is a toast."""
+    if STUDENT not in st.session_state:
+        return 0
+    code, (student_id, token) = st.session_state[STUDENT][0], student_id_token()
+    posted = st.session_state.setdefault(POSTED, set())
+    added = 0
+    for key in sorted(st.session_state.get(SHOWN_FINETUNES, ())):
+        record = None if key in posted else runs.store().get(key)
+        if record is None or record.get("after") is None:
+            continue
+        try:
+            added += cr.post(engine(), code, student_id, token, key, run_numbers(record))
+        except cr.ClassroomError as error:
+            st.toast(plain(f"Not put on the class board: {error}"))
+        posted.add(key)
+    return added
