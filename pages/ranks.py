@@ -2,6 +2,7 @@ import streamlit as st
 
 import lora_core as lc
 from lora_core.experiment import STUDY_RANKS
+from service.kinds import Kind
 from ui import baseline, charts, context, experiment, inside, jobs, runs, state, tables
 
 ctx = context.current()
@@ -48,7 +49,7 @@ except ValueError as err:
     st.stop()
 
 result = runs.controls(
-    "sweep", runs.key(exp, "compare", ctx.device), "Run comparison",
+    Kind.COMPARE, runs.key(exp, Kind.COMPARE, ctx.device), "Run comparison",
     start_work=jobs.compare(base, ctx.data, exp.compare.ranks, config, exp.compare.full_lr),
     keep=lambda found: (found, found) if not found["stopped"] else None, what="Comparing ranks",
     follow=lambda job, what: jobs.follow(job, what, live_chart=False), stop_label="Stop comparison",

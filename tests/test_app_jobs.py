@@ -9,6 +9,7 @@ from conftest import wait_for_steps
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
+from service.kinds import Kind
 from ui import baseline as ui_baseline
 from ui import charts, jobs, runs
 
@@ -83,8 +84,8 @@ def test_a_finished_baseline_is_found_not_retrained(data):
 
 
 def test_stopping_keeps_every_whole_step(data):
-    job = jobs.Job("test", lambda job: lc.train_baseline(lc.BaselineConfig(seed=103, **TINY), data,
-                                                          on_step=job.on_step, should_stop=job.should_stop))
+    job = jobs.Job(Kind.BASELINE, lambda job: lc.train_baseline(lc.BaselineConfig(seed=103, **TINY), data,
+                                                                   on_step=job.on_step, should_stop=job.should_stop))
     wait_for_steps(job, 3)
     job.stop()
     job.wait(60)
@@ -96,15 +97,15 @@ def test_stopping_keeps_every_whole_step(data):
 def test_an_error_in_a_job_is_kept_for_the_page():
     def fail(job):
         raise ValueError("rank must be an integer in 1..10")
-    job = jobs.Job("failing", fail)
+    job = jobs.Job(Kind.FINETUNE, fail)
     job.wait(10)
     assert job.done and isinstance(job.error, ValueError) and job.result is None
 
 
 def test_jobs_beyond_the_slots_wait_in_line_and_can_be_stopped_there():
     release = threading.Event()
-    holders = [jobs.Job(f"holder-{i}", lambda job: release.wait(30)) for i in range(jobs.SLOTS.limit)]
-    queued = jobs.Job("queued", lambda job: "ran")
+    holders = [jobs.Job(Kind.BASELINE, lambda job: release.wait(30)) for i in range(jobs.SLOTS.limit)]
+    queued = jobs.Job(Kind.BASELINE, lambda job: "ran")
     try:
         deadline = time.monotonic() + 10
         while queued.place != 1 and time.monotonic() < deadline:
@@ -146,7 +147,7 @@ def test_the_live_chart_waits_for_a_second_of_training_and_is_redrawn_at_most_tw
         drawn.clear()
         first_step.clear()
         at = AppTest.from_function(_follow_the_sessions_job, default_timeout=60)
-        at.session_state["job"] = job = jobs.Job("live-chart", training(wait_s, steps))
+        at.session_state["job"] = job = jobs.Job(Kind.BASELINE, training(wait_s, steps))
         at.run()
         assert not at.exception and job.result == "trained"
         if steps == 5:
@@ -167,7 +168,7 @@ def _controls_of_a_run_that_fails():
         time.sleep(0.2)
         raise ValueError("the weights overflowed")
     st.session_state.setdefault("session_id", "a-session-whose-run-fails")
-    runs.controls("failing", st.session_state.run_key, "Train it", work, keep=lambda result: (result, None),
+    runs.controls("oracle", st.session_state.run_key, "Train it", work, keep=lambda result: (result, None),
                   what="Training it", help="Train it.", follow=lambda job, what: job.wait(30))
 
 
@@ -175,13 +176,13 @@ def test_a_run_that_fails_says_why_and_its_train_button_works_again():
     at = AppTest.from_function(_controls_of_a_run_that_fails, default_timeout=60)
     at.session_state["run_key"] = f"failing-{time.monotonic_ns()}"  # never stored: each click trains again
     at.run()
-    train, stop = at.button(key="failing_run"), at.button(key="failing_stop")
+    train, stop = at.button(key="oracle_run"), at.button(key="oracle_stop")
     assert not train.disabled and stop.disabled and not at.error
     for _ in range(2):  # the message is the run's own, and the buttons are those of a page without a run
-        at.button(key="failing_run").click().run()
+        at.button(key="oracle_run").click().run()
         assert not at.exception
         assert [e.value for e in at.error] == ["Training it failed: ValueError: the weights overflowed"]
-        assert not at.button(key="failing_run").disabled and at.button(key="failing_stop").disabled
+        assert not at.button(key="oracle_run").disabled and at.button(key="oracle_stop").disabled
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's idle scheduling policy")

@@ -7,6 +7,7 @@ import torch
 import lora_core as lc
 from lora_core import executor, works
 from lora_core.slots import Cancelled, TrainingSlots
+from service.kinds import Kind
 
 SMALL = lc.BaselineConfig(hidden1=32, hidden2=16, max_steps=40, seed=7)
 FINETUNE = lc.FinetuneConfig(rank=2, steps=15, digits=(3,))
@@ -104,7 +105,7 @@ def test_a_page_job_runs_work_through_the_executor(data, base):
     """ui.jobs.Job keeps its interface: a Work runs like a closure did, with the same progress."""
     from ui import jobs
 
-    job = jobs.Job("executor-test", works.baseline_work(data, SMALL), shared=True)
+    job = jobs.Job(Kind.BASELINE, works.baseline_work(data, SMALL), shared=True)
     job.wait(60)
     assert job.done and job.error is None and job.place == 0
     assert job.result.losses == job.losses == base.losses

@@ -7,12 +7,13 @@ import streamlit as st
 
 import lora_core as lc
 from lora_core import presets, works
+from service.kinds import Kind
 from ui import experiment, jobs, runs
 from ui.context import Context
 
 
 def run_key(ctx: Context, exp: lc.Experiment | None = None) -> str:
-    return runs.key(exp or experiment.current(), "baseline", ctx.device)
+    return runs.key(exp or experiment.current(), Kind.BASELINE, ctx.device)
 
 
 def revive(ctx: Context):
@@ -46,7 +47,7 @@ def controls(ctx: Context, label: str, help: str) -> lc.BaselineRun | None:
     """Train and Stop for the experiment's baseline; the baseline when it exists."""
     exp = experiment.current()
     found = runs.controls(
-        "baseline", run_key(ctx, exp), label,
+        Kind.BASELINE, run_key(ctx, exp), label,
         start_work=works.baseline_work(ctx.data, exp.baseline),  # in this process, or on a cluster
         keep=keep, revive=revive(ctx), what="Training the baseline", help=help, follow=jobs.follow,
         stop_label="Stop training", buttons=("base_train", "base_stop"),

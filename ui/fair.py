@@ -17,12 +17,6 @@ MAX_STEPS_ENV, DEFAULT_MAX_STEPS = "LORA_LAB_MAX_STEPS", 10_000
 MAX_HIDDEN_ENV, DEFAULT_MAX_HIDDEN = "LORA_LAB_MAX_HIDDEN", 2048
 PER_PERSON_ENV, DEFAULT_PER_PERSON = "LORA_LAB_TRAININGS_PER_PERSON", 1
 
-# what a job is, by its name's first word (ui.jobs, ui.inside name them), for a refusal
-KINDS = {"baseline": "a baseline training", "finetune": "an adapter training (LoRA finetuning)",
-         "sweep": "a rank comparison", "inspect": "an adapter training (ΔW inspector)",
-         "oracle": "a rank oracle study", "inits": "an initialisation gallery study",
-         "scaling": "a scaling study", "frontier": "a learn/forget frontier study"}
-
 
 class Refused(RuntimeError):
     """A training this server does not start, with the reason in the user's words."""
@@ -63,7 +57,7 @@ def check_cost(steps: int, hidden: tuple[int, ...] = ()) -> None:
 def busy(held: list) -> Refused:
     """The refusal of a second training while `held` (jobs of the same person) run or wait."""
     job = held[0]
-    what = KINDS.get(job.name.split("-")[0], "a training")
+    what = job.kind.described
     where = ("waiting for a slot" if job.place > 0 else f"at step {job.step:,} of {job.total:,}" if job.total
              else "starting")
     return Refused(f"Not started: you already have {what} {where}, maybe in another tab. Each person runs "

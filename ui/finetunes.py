@@ -4,6 +4,7 @@ import streamlit as st
 
 import lora_core as lc
 from lora_core import works
+from service.kinds import Kind
 from ui import adapters, experiment, jobs, runs
 
 
@@ -21,9 +22,9 @@ def keep(result: dict):
 def train_controls(ctx, held: dict, config: lc.FinetuneConfig) -> None:
     """Train LoRA and Stop; the finetune these settings describe becomes the current adapter when it is new
     here — trained just now, stored by someone earlier, or opened from a link."""
-    key = runs.key(experiment.current(), "finetune", ctx.device)
+    key = runs.key(experiment.current(), Kind.FINETUNE, ctx.device)
     result = runs.controls(
-        "lora", key, "Train LoRA", start_work=works.finetune_work(held["run"], ctx.data, config), keep=keep,
+        Kind.FINETUNE, key, "Train LoRA", start_work=works.finetune_work(held["run"], ctx.data, config), keep=keep,
         what="Training the adapter", follow=jobs.follow, stop_label="Stop training",
         buttons=("lora_train", "lora_stop"), cost=(config.steps, ()),
         help="Copy the baseline, attach the adapter, and train A and B on the chosen classes.")

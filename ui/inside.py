@@ -14,6 +14,7 @@ from lora_core import anatomy, parallel, studies, works
 from lora_core import presets as core_presets
 from lora_core.adapters import MAX_STRENGTH
 from lora_core.checkpoints import digest
+from service.kinds import Kind
 from ui import adapters as ui_adapters
 from ui import experiment, finetunes, jobs, runs, tables
 
@@ -195,14 +196,15 @@ def work_for(kind: str, held: dict, data: lc.Dataset, config: lc.FinetuneConfig,
     }[kind]()
 
 
-def run(kind: str, held: dict, ctx, config: lc.FinetuneConfig, label: str, what: str, help: str, draw=None):
+def run(kind: Kind, held: dict, ctx, config: lc.FinetuneConfig, label: str, what: str, help: str, draw=None):
     """Run and Stop for the study `kind` the experiment describes; its result (stored, or this session's
     stopped one) or None."""
+    kind = Kind(kind)
     exp, base = experiment.current(), held["run"]
     work = work_for(kind, held, ctx.data, config, exp)
-    inspecting = kind == "inspect"
+    inspecting = kind is Kind.INSPECT
     key = runs.key(exp, kind, ctx.device)
-    result = runs.controls("insp" if inspecting else kind, key, label, work,
+    result = runs.controls(kind, key, label, work,
                            keep=_keep_inspection if inspecting else _keep,
                            what=what, help=help, follow=lambda job, text: follow(job, text, draw),
                            cost=(exp.total_steps(kind, len(ctx.data.train_y)), ()))

@@ -11,7 +11,7 @@ import time
 
 import streamlit as st
 
-from ui import fair, jobs
+from ui import jobs
 
 TOKEN_ENV = "LORA_LAB_OPERATOR_TOKEN"
 QUERY_KEY = "operator"
@@ -43,7 +43,7 @@ def rows(now: float | None = None) -> list[dict]:
     for job in sorted(places, key=lambda job: (places[job], job.created)):
         place = places[job]
         found.append({
-            "job": job.name, "what": fair.KINDS.get(job.name.split("-")[0], "a training"),
+            "job": job.name, "what": job.kind.described,
             "state": ("stopping" if job.stopping else "running" if place == 0 else f"queued, place {place}"),
             "step": job.step, "of": job.total, "elapsed (s)": round(now - job.created, 1),
             "session": _owner(job, "session"), "browser": _owner(job, "browser"),

@@ -1,0 +1,1 @@
+"""What makes and keeps the app's runs, without Streamlit: the kinds of run (kinds)."""
