@@ -139,9 +139,10 @@ class RunStore:
     carrying the adapter, for the session that asked). Memory is bounded by the records' tensor bytes.
     """
 
-    def __init__(self, directory: Path | str | None, max_bytes: int = 512 * 2**20):
+    def __init__(self, directory: Path | str | None, max_bytes: int = 512 * 2**20, problem=None):
         self.directory = Path(directory) if directory is not None else None
         self.max_bytes = max_bytes
+        self.problem = problem or (lambda record: None)  # why a record is not the whole run it claims to be
         self._lock = threading.Lock()
         self._memory: OrderedDict[str, tuple[object, bool, int]] = OrderedDict()  # key → (value, live?, bytes)
         self.writes = 0  # runs put: a test can see that a run was stored once
@@ -172,6 +173,8 @@ class RunStore:
                 raise ValueError("not a verified run file")
             tensors, info = loaded
             record = decode(tensors, info["value"])
+            if (problem := self.problem(record)) is not None:
+                raise ValueError(problem)
             value = revive(record) if revive is not None else record
         except (ValueError, TypeError, KeyError, RuntimeError):
             self.damaged.add(key)  # damaged or foreign: the run is made again, never half-read
@@ -184,7 +187,10 @@ class RunStore:
         """Keep a finished run: `record` (plain data) on disk, `live` (default: the record) in memory.
 
         A disk that cannot be written only costs the copy on disk (the error is returned, for the log):
-        the run stays in memory."""
+        the run stays in memory. A record that contradicts what it describes (`problem`) is refused with a
+        ValueError: what is stored under a key is always the whole run of that key."""
+        if (problem := self.problem(record)) is not None:
+            raise ValueError(f"not stored: {problem}")
         tensors, structure = encode(record)
         self._remember(key, record if live is None else live, live is not None, nbytes(tensors))
         self.writes += 1
@@ -200,6 +206,27 @@ class RunStore:
     def forget(self, key: str) -> None:
         with self._lock:
             self._memory.pop(key, None)
+
+    def delete(self, key: str) -> bool:
+        """Forget the run `key` in memory and on disk; whether there was a file to delete."""
+        self.forget(key)
+        path = self.path(key)
+        try:
+            path.unlink()
+        except (OSError, AttributeError):  # gone already, or a store without a folder (path None)
+            return False
+        return True
+
+    def files(self) -> list[tuple[str, int, float]]:
+        """(key, bytes, last used as a Unix time) of every run on disk, most recently used first."""
+        found = []
+        for path in self.directory.glob("*.safetensors") if self.directory is not None else ():
+            try:
+                info = path.stat()
+            except OSError:  # gone meanwhile
+                continue
+            found.append((path.name.removesuffix(".safetensors"), info.st_size, info.st_mtime))
+        return sorted(found, key=lambda row: row[2], reverse=True)
 
     def _remember(self, key: str, value, live: bool, size: int) -> None:
         with self._lock:

@@ -35,6 +35,44 @@ def baseline_record(run: BaselineRun) -> dict:
             "evaluation": run.evaluation, "total_steps": run.total_steps, "test_logits": run.test_logits}
 
 
+def baseline_problem(record: dict) -> str | None:
+    """How a baseline record contradicts its own config, or None: a whole run trained at least one step,
+    every step of it (its step limit included) has its loss."""
+    config, losses, total = record.get("config"), record.get("losses"), record.get("total_steps")
+    if not isinstance(losses, list) or not losses:
+        return "a baseline that trained no step"
+    if not isinstance(total, int) or len(losses) != total:
+        return f"a baseline of {len(losses):,} losses for {total!r} steps"
+    if config.max_steps is not None and total > config.max_steps:
+        return f"a baseline of {total:,} steps over its limit of {config.max_steps:,}"
+    return None
+
+
+def finetune_problem(record: dict) -> str | None:
+    """How a finetune record contradicts its config, or None: it trained exactly its steps."""
+    losses = record.get("losses")
+    if not isinstance(losses, list) or len(losses) != record["config"].steps:
+        return f"a finetune of {len(losses or ()):,} losses for {record['config'].steps:,} steps"
+    return None
+
+
+def record_problem(record) -> str | None:
+    """Why a record cannot be the whole run its key describes, or None (the run store refuses it): a
+    stopped study, or a baseline or finetune whose losses disagree with its steps (lora_core.store)."""
+    if not isinstance(record, dict):
+        return None
+    if record.get("stopped"):
+        return "a stopped run"
+    config = record.get("config")
+    if isinstance(config, BaselineConfig) and "state" in record:
+        return baseline_problem(record)
+    if isinstance(config, FinetuneConfig) and "adapter" in record:
+        return finetune_problem(record)
+    if isinstance(record.get("finetune"), dict):  # an inspection: its finetune's record inside
+        return record_problem(record["finetune"])
+    return None
+
+
 def baseline_from_record(stored: dict, device) -> BaselineRun:
     """A stored baseline as a BaselineRun on `device`, read-only; a ValueError when the record is not one."""
     config, losses = stored.get("config"), stored.get("losses")

@@ -5,13 +5,15 @@ import threading
 import time
 
 import pytest
-from conftest import wait_for_steps
+from conftest import open_session, wait_for_steps
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
+from lora_core import executor
+from lora_core.slots import TrainingSlots
 from service.kinds import Kind
 from ui import baseline as ui_baseline
-from ui import charts, jobs, runs
+from ui import charts, jobs, runs, server
 
 TINY = dict(hidden1=8, hidden2=8, max_steps=10_000, epochs=200)  # thousands of quick steps: time to stop
 
@@ -195,3 +197,51 @@ def test_work_done_ahead_of_a_request_runs_at_idle_priority():
     jobs.in_background(ahead)
     assert done.wait(30) and policy == [os.SCHED_IDLE]
     assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
+# --- a run stopped before its first step is never stored ---------------------------------------------------
+
+def test_a_queued_baseline_stopped_just_as_its_slot_frees_trains_nothing_and_stores_nothing(data, monkeypatch):
+    """One slot: A's run holds it, B's waits; B's Stop and the end of A's run arrive together."""
+    slots = TrainingSlots(limit=1)
+    monkeypatch.setattr(jobs, "SLOTS", slots)
+    monkeypatch.setattr(jobs, "EXECUTOR", executor.InProcess(slots, server.threads_each))
+    release = threading.Event()
+    holder = jobs.Job(Kind.BASELINE, lambda job: release.wait(30))
+
+    class StoppedAsItsSlotFrees(jobs.Job):
+        """Its Stop comes as it waits in line, together with the end of the run before it."""
+        @property
+        def place(self) -> int:
+            return self._place
+
+        @place.setter
+        def place(self, value: int) -> None:
+            self._place = value
+            if value == 1 and not self.stopping:
+                self.stop()  # the slot frees once this job sleeps in line again, with its Stop already set
+                release.set()
+
+    monkeypatch.setattr(jobs, "Job", StoppedAsItsSlotFrees)
+    config = lc.BaselineConfig(hidden1=16, hidden2=16, epochs=1, batch_size=64, seed=6_001)
+    key, how, queued = start_baseline(config, data, "b")
+    assert how == "started"
+    queued.wait(60)
+    holder.wait(60)
+    assert queued.done and holder.done and release.is_set()
+    assert queued.result is None and queued.error is None and queued.losses == []
+    assert runs.find(key) is None and not runs.store().path(key).exists()
+
+
+def test_a_baseline_stopped_before_its_first_step_is_not_kept_as_the_whole_run(data):
+    at = open_session(base_hidden1=16, base_hidden2=16, base_epochs=1, base_batch=64, base_max_steps=0,
+                      seed=6_002)
+    exp = at.session_state["experiment"]
+    key = runs.key(exp, Kind.BASELINE, "cpu")
+    zero = lc.train_baseline(exp.baseline, data, should_stop=lambda: True)  # what a Stop before step 1 returns
+    at.session_state["baseline_partial"] = {"key": key, "result": zero}
+    at.switch_page("pages/baseline.py").run()
+    assert not at.exception, at.exception
+    assert "Stopped before the first step: nothing was trained or kept." in [i.value for i in at.info]
+    assert runs.find(key) is None and at.session_state["base_max_steps"] == 0
+    assert not at.button(key="base_train").disabled

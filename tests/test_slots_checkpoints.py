@@ -42,6 +42,36 @@ def test_at_most_limit_run_at_once_and_queue_places_are_seen():
     assert places[4] >= {3} and 0 not in places and slots.position(0) == -1
 
 
+
+def test_a_wait_given_up_just_as_its_slot_frees_runs_nothing():
+    """Stop and the slot's release arrive together, while the queued one sleeps: it must wake stopped, not run."""
+    slots = TrainingSlots(limit=1)
+    holder = slots.slot("holder")
+    holder.__enter__()
+    stop, ran, outcome = threading.Event(), [], []
+
+    def stop_and_free_the_slot() -> None:
+        stop.set()
+        slots.leave("holder")  # waits for the queued one's lock to be free: it is asleep in the queue then
+
+    def seen_waiting(place: int) -> None:
+        if not stop.is_set() and place == 1:
+            threading.Thread(target=stop_and_free_the_slot).start()
+
+    def queued() -> None:
+        try:
+            with slots.slot("queued", on_wait=seen_waiting, cancelled=stop.is_set):
+                ran.append(True)
+        except Cancelled as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=queued)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert ran == [] and len(outcome) == 1
+    assert slots.running() == 0 and slots.tickets() == []
+
 def test_a_cancelled_wait_gives_its_place_up():
     slots = TrainingSlots(limit=1)
     with slots.slot("a"):

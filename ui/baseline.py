@@ -1,7 +1,8 @@
 """The baseline the experiment describes: found in the run store, followed while it trains, or trained.
 
 A stopped baseline is its own run: its step limit becomes the number of steps it took, so the settings
-(and a link to them) describe exactly the partly trained network, which is then stored like any other.
+(and a link to them) describe exactly the partly trained network, which is then stored like any other; one
+stopped before its first step is no run at all.
 """
 import streamlit as st
 
@@ -31,8 +32,12 @@ def keep(run: lc.BaselineRun):
 
 
 def _keep_stopped(ctx: Context, run: lc.BaselineRun) -> None:
-    """A stopped baseline becomes the run 'these settings, step limit = the steps it took'."""
+    """A stopped baseline becomes the run 'these settings, step limit = the steps it took'; one stopped
+    before its first step is nothing (its limit, 0, would read as "no limit": the whole run's settings)."""
     steps = len(run.losses)
+    if steps == 0:
+        runs.say_next_pass("baseline", "Stopped before the first step: nothing was trained or kept.")
+        return
     exp = presets.with_values(experiment.current(), {("baseline", "max_steps"): steps})
     whole = lc.BaselineRun(exp.baseline, run.model, run.losses, run.evaluation, steps)
     # a disk that cannot be written keeps it in memory

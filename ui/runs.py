@@ -15,7 +15,7 @@ import time
 
 import streamlit as st
 
-from lora_core import run_claims
+from lora_core import run_claims, works
 from lora_core.checkpoints import tidy
 from lora_core.store import RunStore, environment, run_key
 from service.kinds import Kind
@@ -38,7 +38,7 @@ def store() -> RunStore:
     """The server's run store, made on first use (after the environment names its folder)."""
     with _lock:
         if not _store:
-            _store.append(RunStore(server.runs_dir(), STORE_BYTES))
+            _store.append(RunStore(server.runs_dir(), STORE_BYTES, problem=works.record_problem))
         return _store[0]
 
 
