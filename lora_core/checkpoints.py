@@ -71,13 +71,36 @@ def _read_regular_file(path, limit: int) -> bytes | None:
     return blob if len(blob) <= limit else None
 
 
+def safetensors_metadata(blob: bytes) -> dict[str, str]:
+    """The `__metadata__` of a safetensors file's bytes (an 8-byte little-endian length, then a JSON header),
+    or {} when it has none; a ValueError when the header is not JSON of that shape."""
+    length = int.from_bytes(blob[:8], "little")
+    if len(blob) < 8 or length > min(MAX_HEADER_BYTES, len(blob) - 8):
+        raise ValueError("no safetensors header")
+    header = json.loads(blob[8:8 + length])
+    metadata = header.get("__metadata__", {}) if isinstance(header, dict) else None
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError("the safetensors metadata is not a table of texts")
+    return metadata
+
+
+def read_info(path) -> dict | None:
+    """The `info` a checkpoint was saved with, reading its header only; None when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None
+            length = int.from_bytes(f.read(8), "little")
+            metadata = safetensors_metadata(length.to_bytes(8, "little") + f.read(min(length, MAX_HEADER_BYTES)))
+        info = json.loads(metadata.get("info", "{}"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
 def _header(blob: bytes) -> tuple[dict, dict]:
     """(metadata, info) of a checkpoint; ValueError when either is not a JSON object of the right shape."""
-    length = int.from_bytes(blob[:8], "little")
-    header = json.loads(blob[8:8 + length])
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise ValueError("no metadata")
+    metadata = safetensors_metadata(blob)
     info = json.loads(metadata.get("info", "{}"))
     if not isinstance(info, dict):
         raise ValueError("info is not an object")

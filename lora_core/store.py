@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoints import load_tensors, save_tensors
+from .checkpoints import load_tensors, read_info, save_tensors
 
 FORMAT = "lora-lab-run/3"  # 3: a finetune's proofs compare outputs on works.PROOF_IMAGES (256) test images
 MAX_RUN_BYTES = 2**30  # the largest run file read back (a baseline of 4096-wide layers is about 90 MB)
@@ -216,6 +216,21 @@ class RunStore:
         except (OSError, AttributeError):  # gone already, or a store without a folder (path None)
             return False
         return True
+
+    def summary(self, key: str) -> str:
+        """What the file of run `key` holds, from its header alone: its config and steps, or its kind."""
+        info = read_info(self.path(key)) if self.path(key) is not None else None
+        value = info.get("value") if info is not None else None
+        if not isinstance(value, dict) or not isinstance(value.get("dict"), list):
+            return "unreadable" if info is None else "a stored value"
+        fields = {k: v for k, v in (item for item in value["dict"] if isinstance(item, list) and len(item) == 2)
+                  if isinstance(k, str)}
+        config, losses = fields.get("config"), fields.get("losses")
+        if isinstance(config, dict) and isinstance(config.get("fields"), dict):
+            settings = ", ".join(f"{k}={v}" for k, v in config["fields"].items() if not isinstance(v, dict))
+            steps = f"; {len(losses['list']):,} steps trained" if isinstance(losses, dict) and "list" in losses else ""
+            return f"{config.get('dataclass')}({settings}){steps}"
+        return "upload: " + str(fields["filename"]) if "filename" in fields else "a study: " + ", ".join(fields)
 
     def files(self) -> list[tuple[str, int, float]]:
         """(key, bytes, last used as a Unix time) of every run on disk, most recently used first."""

@@ -11,11 +11,11 @@ from streamlit.testing.v1 import AppTest
 from streamlit.web.server.starlette.starlette_app_utils import generate_xsrf_token_string
 
 import lora_core as lc
-from lora_core import executor
+from lora_core import executor, works
 from lora_core.slots import Busy, Cancelled, TrainingSlots
 from lora_core.train import planned_steps
 from service.kinds import Kind
-from ui import fair, jobs, operator, server
+from ui import fair, jobs, operator, runs, server
 
 APP = "../app.py"  # relative to this file
 
@@ -261,3 +261,23 @@ def test_a_refused_training_and_the_operator_page_name_the_jobs_real_kind(monkey
         finetune.stop()
         finetune.wait(60)
     assert finetune.done
+
+
+def test_the_operator_deletes_a_stored_run_and_it_is_made_again_when_asked(monkeypatch, data):
+    monkeypatch.setenv(operator.TOKEN_ENV, "s3cret-token")
+    config = lc.BaselineConfig(hidden1=8, hidden2=8, max_steps=4, seed=6_003)
+    run = lc.train_baseline(config, data)
+    key = runs.key(lc.Experiment(baseline=config, seed=config.seed), Kind.BASELINE, "cpu")
+    runs.store().put(key, works.baseline_record(run), run)
+    at = operator_session("s3cret-token")
+    at.switch_page("pages/operator.py").run()
+    assert not at.exception, at.exception
+    table = at.dataframe[-1].value
+    (row,) = [i for i, run_key in enumerate(table["run"]) if run_key == key]
+    assert table["holds"][row] == (f"BaselineConfig(hidden1=8, hidden2=8, epochs=3, batch_size=64, lr=0.001, "
+                                   f"max_steps=4, seed=6003); {len(run.losses)} steps trained")
+    at.selectbox(key="op_delete_run").set_value(key).run()
+    at.button(key="op_delete").click().run()
+    assert not at.exception, at.exception
+    assert runs.find(key) is None and not runs.store().path(key).exists()
+    assert not any("run" in frame.value.columns and key in list(frame.value["run"]) for frame in at.dataframe)
