@@ -1,4 +1,5 @@
 """The executor seam in process: Work gives the numbers lora_core gives, through the same slots as today."""
+import logging
 import sys
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 import lora_core as lc
 from lora_core import executor, works
 from lora_core.slots import Cancelled, TrainingSlots
+from service import executors
 from service.kinds import Kind
 
 SMALL = lc.BaselineConfig(hidden1=32, hidden2=16, max_steps=40, seed=7)
@@ -68,36 +70,39 @@ def test_work_refuses_a_function_a_cluster_could_not_import(data):
 
 def test_the_backend_comes_from_the_environment(monkeypatch):
     slots = TrainingSlots(2)
-    monkeypatch.delenv(executor.RAY_ADDRESS_ENV, raising=False)
-    local = executor.from_env(slots, lambda running: 3)
+    monkeypatch.delenv(executors.RAY_ADDRESS_ENV, raising=False)
+    local = executors.from_env(slots, lambda running: 3)
     assert isinstance(local, executor.InProcess) and local.slots is slots and local.cores_for(1) == 3
-    monkeypatch.setenv(executor.RAY_ADDRESS_ENV, "auto")
+    monkeypatch.setenv(executors.RAY_ADDRESS_ENV, "auto")
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     monkeypatch.delitem(sys.modules, "lora_core.ray_executor", raising=False)
     with pytest.raises(RuntimeError, match="requirements-cluster.txt"):
-        executor.from_env(slots, lambda running: 3)
+        executors.from_env(slots, lambda running: 3)
 
 
-@pytest.mark.parametrize("name, value, problem", [
-    (executor.RAY_CPUS_ENV, "two", "not an integer ≥ 1"),
-    (executor.RAY_CPUS_ENV, "0", "not an integer ≥ 1"),
-    (executor.RAY_GPUS_ENV, "-0.5", "not a number ≥ 0"),
-    (executor.RAY_GPUS_ENV, "nan", "not a number ≥ 0"),
+@pytest.mark.parametrize("name, value, problem, used", [
+    (executors.RAY_CPUS_ENV, "two", "not an integer ≥ 1", ("cpus", 1)),
+    (executors.RAY_CPUS_ENV, "0", "not an integer ≥ 1", ("cpus", 1)),
+    (executors.RAY_GPUS_ENV, "-0.5", "not a number ≥ 0", ("gpus", 0.0)),
+    (executors.RAY_GPUS_ENV, "nan", "not a number ≥ 0", ("gpus", 0.0)),
 ])
-def test_a_bad_cluster_setting_is_named(monkeypatch, name, value, problem):
+def test_a_bad_cluster_setting_is_named_and_its_default_used(monkeypatch, caplog, name, value, problem, used):
+    """The one policy of every server setting (service.environment): named in the log, never a traceback."""
     pytest.importorskip("ray")
-    monkeypatch.setenv(executor.RAY_ADDRESS_ENV, "auto")
+    monkeypatch.setenv(executors.RAY_ADDRESS_ENV, "auto")
     monkeypatch.setenv(name, value)
-    with pytest.raises(ValueError, match=f"{name}='{value}' is {problem}"):
-        executor.from_env(TrainingSlots(1), lambda running: 1)
+    with caplog.at_level(logging.WARNING, logger="lora_lab"):
+        remote = executors.from_env(TrainingSlots(1), lambda running: 1)
+    assert f"{name}='{value}' is {problem}; using {used[1]}" in caplog.text
+    assert getattr(remote, used[0]) == used[1]
 
 
 def test_good_cluster_settings_reach_the_executor(monkeypatch):
     pytest.importorskip("ray")
-    monkeypatch.setenv(executor.RAY_ADDRESS_ENV, "auto")
-    monkeypatch.setenv(executor.RAY_CPUS_ENV, "2")
-    monkeypatch.setenv(executor.RAY_GPUS_ENV, "0.25")
-    remote = executor.from_env(TrainingSlots(1), lambda running: 1)  # connects on its first training, not here
+    monkeypatch.setenv(executors.RAY_ADDRESS_ENV, "auto")
+    monkeypatch.setenv(executors.RAY_CPUS_ENV, "2")
+    monkeypatch.setenv(executors.RAY_GPUS_ENV, "0.25")
+    remote = executors.from_env(TrainingSlots(1), lambda running: 1)  # connects on its first training, not here
     assert (remote.address, remote.cpus, remote.gpus, remote.device) == ("auto", 2, 0.25, "cuda")
 
 

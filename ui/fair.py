@@ -11,6 +11,7 @@ A training over a limit is refused when it is asked for, with the reason; nothin
 Reusing a baseline someone trained already, or following one that trains, costs nothing and is never
 refused.
 """
+from service import environment
 from ui import server
 
 MAX_STEPS_ENV, DEFAULT_MAX_STEPS = "LORA_LAB_MAX_STEPS", 10_000
@@ -23,15 +24,15 @@ class Refused(RuntimeError):
 
 
 def max_steps() -> int:
-    return server.env_number(MAX_STEPS_ENV, DEFAULT_MAX_STEPS)
+    return environment.number(MAX_STEPS_ENV, DEFAULT_MAX_STEPS)
 
 
 def max_hidden() -> int:
-    return server.env_number(MAX_HIDDEN_ENV, DEFAULT_MAX_HIDDEN)
+    return environment.number(MAX_HIDDEN_ENV, DEFAULT_MAX_HIDDEN)
 
 
 def per_person() -> int:
-    return server.env_number(PER_PERSON_ENV, DEFAULT_PER_PERSON)
+    return environment.number(PER_PERSON_ENV, DEFAULT_PER_PERSON)
 
 
 def owners(session_id: str | None) -> tuple:

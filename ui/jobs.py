@@ -21,6 +21,7 @@ import streamlit as st
 import lora_core as lc
 from lora_core import executor, parallel
 from lora_core.slots import Busy, Cancelled, TrainingSlots
+from service import executors
 from service.kinds import Kind
 from ui import charts, fair, server
 
@@ -33,7 +34,7 @@ SLOTS = TrainingSlots(server.max_trainings(), fair.per_person())  # one per serv
 THREADS = server.threads_each(SLOTS.limit)  # cores of each job when all SLOTS.limit slots are taken
 # in this process under SLOTS, a lone job on every core; or, for work that can travel, on the Ray cluster
 # of LORA_LAB_RAY_ADDRESS
-EXECUTOR = executor.from_env(SLOTS, server.threads_each)
+EXECUTOR = executors.from_env(SLOTS, server.threads_each)
 # A page's own passes (an upload's evaluation, a slider's new value) run in Streamlit's script threads,
 # which set no cores: they get a training's share as if they were one more (every core on an idle server).
 parallel.set_default(lambda: server.threads_each(SLOTS.running() + 1))

@@ -31,24 +31,10 @@ from torch import nn
 
 from lora_core.checkpoints import tidy
 from lora_core.slots import default_limit, threads_per_run
+from service.environment import number as env_number
 from ui import streamlit_private
 
 log = get_logger("lora_lab")
-
-
-def env_number(name: str, default, kind=int, low=1):
-    """The environment variable as a number ≥ low, or the default (and a warning) when it is not one."""
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = kind(text)
-        if not low <= value < float("inf"):  # also refuses nan
-            raise ValueError
-        return value
-    except ValueError:
-        log.warning("%s=%r is not a %s ≥ %s; using %s", name, text, kind.__name__, low, default)
-        return default
 
 
 MAX_TRAININGS_ENV = "LORA_LAB_MAX_TRAININGS"  # trainings at once on this server (default: one per core)
