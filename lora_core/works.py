@@ -127,22 +127,31 @@ def adapter_results(base: BaselineRun, model, data: Dataset, on: Evaluation | No
     return {"after": on, "off": off, "merged": merged_evaluation, "checks": checks}
 
 
-def finetune_record(result: dict) -> dict:
+@dataclasses.dataclass
+class CheckedFinetune:
+    """A finetune as the LoRA page shows it: its run (a copy of the baseline carrying the adapter), its
+    evaluations with the adapter off and merged, and the proofs (adapter_results; None where not made)."""
+    run: FinetuneRun
+    off: Evaluation | None
+    merged: Evaluation | None = None
+    checks: dict | None = None
+
+
+def finetune_record(finetune: CheckedFinetune) -> dict:
     """What the store keeps of a finetune: the adapter alone (kilobytes), its curves, evaluations and proofs."""
-    run = result["run"]
+    run = finetune.run
     return {"config": run.config, "adapter": adapter_of(run.model), "losses": run.losses, "before": run.before,
-            "after": run.after, "off": result["off"], "merged": result.get("merged"), "checks": result["checks"],
+            "after": run.after, "off": finetune.off, "merged": finetune.merged, "checks": finetune.checks,
             "parameters": run.parameters, "update_norms": run.update_norms}
 
 
-def finetune_from_record(stored: dict, base: BaselineRun) -> dict:
-    """A stored finetune as a page's result {"run", "after", "off", "merged", "checks"}: its adapter
-    attached to a copy of `base`."""
+def finetune_from_record(stored: dict, base: BaselineRun) -> CheckedFinetune:
+    """A finetune's record (stored, or just trained) as the page uses it: its adapter attached to a copy
+    of `base`."""
     model = attach(copy_model(base.model), stored["adapter"])
     run = FinetuneRun(stored["config"], model, stored["losses"], stored["before"], stored["after"],
                       stored["parameters"], stored["update_norms"])
-    return {"run": run, "after": stored["after"], "off": stored["off"], "merged": stored.get("merged"),
-            "checks": stored["checks"]}
+    return CheckedFinetune(run, stored["off"], stored.get("merged"), stored["checks"])
 
 
 def checked_finetune(progress, data: Dataset, base: BaselineRun, config: FinetuneConfig) -> dict:
@@ -156,12 +165,14 @@ def checked_finetune(progress, data: Dataset, base: BaselineRun, config: Finetun
 
     def say(text: str) -> None:
         progress.label = text
-    return on_cpu(finetune_record({"run": run, **adapter_results(base, run.model, data, run.after, say)}))
+    found = adapter_results(base, run.model, data, run.after, say)
+    return on_cpu(finetune_record(CheckedFinetune(run, found["off"], found["merged"], found["checks"])))
 
 
 def finetune_work(base: BaselineRun, data: Dataset, config: FinetuneConfig) -> Work:
-    """The finetune of `base` a page asks for; a cluster's worker gets `base` (weights and outputs) with it."""
-    return Work(checked_finetune, data, (base, config), lambda record: finetune_from_record(record, base))
+    """The finetune of `base` a page asks for, as its record (finetune_from_record makes it usable); a
+    cluster's worker gets `base` (weights and outputs) with it."""
+    return Work(checked_finetune, data, (base, config))
 
 
 def on_device(value, device):

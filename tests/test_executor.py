@@ -38,18 +38,19 @@ def test_a_baseline_as_work_is_the_baseline_trained_here(data, base):
 
 def test_a_finetune_as_work_is_the_finetune_run_here(data, base):
     """The LoRA page's job, its adapter carried back as tensors and attached to a copy of the baseline."""
-    result = executor.InProcess(TrainingSlots(1), lambda running: torch.get_num_threads()).run(
+    record = executor.InProcess(TrainingSlots(1), lambda running: torch.get_num_threads()).run(
         executor.Progress(), works.finetune_work(base, data, FINETUNE))
+    result = works.finetune_from_record(record, base)
     here = lc.finetune_lora(base.model, data, FINETUNE, before=base.evaluation)
-    run = result["run"]
+    run = result.run
     assert run.losses == here.losses and run.update_norms == here.update_norms
     assert run.after.wrong_per_class == here.after.wrong_per_class
     assert same_weights(run.model, here.model) and run.parameters == lc.count_parameters(run.model)
     assert lc.evaluate(run.model, data.test_x, data.test_y).wrong_per_class == here.after.wrong_per_class
     with lc.lora_enabled(here.model, False):
-        assert result["off"].wrong_per_class == lc.evaluate(here.model, data.test_x, data.test_y).wrong_per_class
+        assert result.off.wrong_per_class == lc.evaluate(here.model, data.test_x, data.test_y).wrong_per_class
     probe = data.test_x[:works.PROOF_IMAGES]
-    assert result["checks"] == lc.adapter_checks(base.model, here.model, probe)
+    assert result.checks == lc.adapter_checks(base.model, here.model, probe)
 
 
 def test_work_waits_in_line_and_a_stop_there_runs_nothing(data):

@@ -164,7 +164,7 @@ def test_the_store_refuses_a_record_that_contradicts_its_description(tmp_path, b
     zero = stopped_baseline(data, 0)
     assert zero.losses == [] and zero.total_steps > 0
     stopped = lc.finetune_lora(base.model, data, lc.FinetuneConfig(steps=5), should_stop=lambda: True)
-    finetune = works.finetune_record({"run": stopped, "off": None, "checks": None})
+    finetune = works.finetune_record(works.CheckedFinetune(stopped, None))
     refused = {
         "no step": works.baseline_record(zero),
         "stopped at 3": works.baseline_record(stopped_baseline(data, 3)),  # its config names the whole run

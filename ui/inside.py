@@ -174,13 +174,12 @@ def _keep_inspection(result: dict):
     if result.get("stopped"):
         return None
     stored = {k: v for k, v in result.items() if k != "run"}
-    return dict(stored, finetune=works.finetune_record({"run": result["run"], "off": None, "checks": None})), None
+    return dict(stored, finetune=works.finetune_record(works.CheckedFinetune(result["run"], None))), None
 
 
 def _revive_inspection(base: lc.BaselineRun):
     def build(stored: dict) -> dict:
-        finetune = finetunes.revive(base)(stored["finetune"])
-        return dict(stored, run=finetune["run"])
+        return dict(stored, run=finetunes.revive(base)(stored["finetune"]).run)
     return build
 
 
