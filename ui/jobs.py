@@ -62,6 +62,7 @@ class Job(executor.Progress):
         self.name = self.kind.job_name(next(_numbers))
         self.created = time.monotonic()
         self.result, self.error = None, None
+        self.live = None  # what the work shows while it runs, for a page to draw (ui.inside.LiveInspection)
         self.cores = THREADS  # the cores it may use, set when it gets its slot
         self.watchers: set[str] = set()  # the sessions following this job
         self._watchers_lock = threading.Lock()
