@@ -1,4 +1,5 @@
-"""Model checkpoints on disk: written atomically, verified on reading, never unpickled; a bounded cache.
+"""Tensor files on disk (the run store's): written atomically, verified on reading, never unpickled; a
+bounded folder.
 
 A checkpoint is a safetensors file whose metadata holds the SHA-256 of its tensors: a partial write, a
 flipped byte, a foreign file or anything else that is not exactly what was saved reads as None (retrain),
@@ -17,7 +18,6 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
-from torch import nn
 
 FORMAT = "lora-lab-checkpoint/1"
 PARTIAL = ".partial"  # suffix of a file being written; renamed into place when complete
@@ -50,11 +50,6 @@ def save_tensors(tensors: dict[str, torch.Tensor], path, info: dict | None = Non
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def save_checkpoint(model: nn.Module, path, info: dict | None = None) -> None:
-    """Write the model's state_dict to `path`, atomically (save_tensors)."""
-    save_tensors(model.state_dict(), path, info)
 
 
 def _read_regular_file(path, limit: int) -> bytes | None:
@@ -125,30 +120,6 @@ def load_tensors(path, limit: int) -> tuple[dict[str, torch.Tensor], dict] | Non
     except OSError:  # a read-only folder still serves its files
         pass
     return tensors, info
-
-
-def _fits(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> bool:
-    """Exactly the model's tensors: the same names, shapes and dtypes, and only finite numbers."""
-    if set(tensors) != set(expected):
-        return False
-    for name, tensor in tensors.items():
-        want = expected[name]
-        if tensor.shape != want.shape or tensor.dtype != want.dtype:
-            return False
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            return False
-    return True
-
-
-def load_checkpoint(model: nn.Module, path) -> dict | None:
-    """Load `path` into `model` and return its info, or None when it is missing or damaged in any way
-    (the model is then untouched)."""
-    expected = model.state_dict()
-    loaded = load_tensors(path, sum(t.numel() * t.element_size() for t in expected.values()))
-    if loaded is None or not _fits(loaded[0], expected):
-        return None
-    model.load_state_dict(loaded[0])
-    return loaded[1]
 
 
 def tidy(folder, max_bytes: float, partial_age_s: float = PARTIAL_AGE_S, now: float | None = None) -> dict:

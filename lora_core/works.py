@@ -79,8 +79,12 @@ def baseline_from_record(stored: dict, device) -> BaselineRun:
     if not isinstance(config, BaselineConfig) or not isinstance(losses, list) or \
             not all(type(v) is float for v in losses):
         raise ValueError("not a stored baseline")
+    state = stored.get("state")
+    if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) and t.dtype == torch.float32
+                                              and bool(torch.isfinite(t).all()) for t in state.values()):
+        raise ValueError("not a stored baseline: its weights are not finite float32 tensors")
     model = new_model(config.hidden1, config.hidden2, config.seed, device)
-    model.load_state_dict(stored["state"])
+    model.load_state_dict(state)  # a RuntimeError when a tensor is missing, extra or of another shape
     for param in model.parameters():
         param.requires_grad_(False)  # a baseline is shared by every session
     logits = stored.get("test_logits")

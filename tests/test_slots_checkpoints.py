@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lora_core import MLP
-from lora_core.checkpoints import load_checkpoint, save_checkpoint
+from lora_core.checkpoints import load_tensors, save_tensors
 from lora_core.slots import Cancelled, TrainingSlots, threads_per_run
 
 
@@ -72,6 +72,7 @@ def test_a_wait_given_up_just_as_its_slot_frees_runs_nothing():
     assert ran == [] and len(outcome) == 1
     assert slots.running() == 0 and slots.tickets() == []
 
+
 def test_a_cancelled_wait_gives_its_place_up():
     slots = TrainingSlots(limit=1)
     with slots.slot("a"):
@@ -101,17 +102,17 @@ def mlp(seed):
 
 def test_checkpoint_round_trip(tmp_path):
     model = mlp(0)
-    save_checkpoint(model, tmp_path / "m.safetensors", {"steps": 12})
-    fresh = mlp(1)
-    assert load_checkpoint(fresh, tmp_path / "m.safetensors") == {"steps": 12}
-    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values(), strict=True))
+    save_tensors(model.state_dict(), tmp_path / "m.safetensors", {"steps": 12})
+    tensors, info = load_tensors(tmp_path / "m.safetensors", 2**20)
+    assert info == {"steps": 12} and tensors.keys() == model.state_dict().keys()
+    assert all(torch.equal(tensors[k], v) for k, v in model.state_dict().items())
     assert not list(tmp_path.glob("*.partial"))
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "missing", "other shape"])
-def test_corrupt_or_partial_checkpoints_read_as_none_and_leave_the_model(tmp_path, damage):
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "missing"])
+def test_corrupt_or_partial_checkpoints_read_as_none(tmp_path, damage):
     path = tmp_path / "m.safetensors"
-    save_checkpoint(mlp(0), path)
+    save_tensors(mlp(0).state_dict(), path)
     blob = path.read_bytes()
     if damage == "truncate":
         path.write_bytes(blob[: len(blob) // 2])
@@ -119,20 +120,15 @@ def test_corrupt_or_partial_checkpoints_read_as_none_and_leave_the_model(tmp_pat
         path.write_bytes(blob[:-100] + bytes([blob[-100] ^ 0xFF]) + blob[-99:])
     elif damage == "garbage":
         path.write_bytes(b"\x00garbage" * 10)
-    elif damage == "missing":
-        path.unlink()
     else:
-        save_checkpoint(MLP(32, 8), path)
-    model = mlp(1)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    assert load_checkpoint(model, path) is None
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+        path.unlink()
+    assert load_tensors(path, 2**20) is None
 
 
 def test_a_failed_write_leaves_the_old_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "m.safetensors"
-    save_checkpoint(mlp(0), path, {"v": 1})
+    save_tensors(mlp(0).state_dict(), path, {"v": 1})
     monkeypatch.setattr("os.fsync", lambda fd: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError):
-        save_checkpoint(mlp(1), path, {"v": 2})
-    assert load_checkpoint(mlp(2), path) == {"v": 1} and not list(tmp_path.glob("*.partial"))
+        save_tensors(mlp(1).state_dict(), path, {"v": 2})
+    assert load_tensors(path, 2**20)[1] == {"v": 1} and not list(tmp_path.glob("*.partial"))
