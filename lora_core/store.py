@@ -21,7 +21,7 @@ import torch
 
 from .checkpoints import load_tensors, read_info, save_tensors
 
-FORMAT = "lora-lab-run/3"  # 3: a finetune's proofs compare outputs on works.PROOF_IMAGES (256) test images
+FORMAT = "lora-lab-run/3"  # a new number when what a record holds, or how it is computed, changes
 MAX_RUN_BYTES = 2**30  # the largest run file read back (a baseline of 4096-wide layers is about 90 MB)
 
 

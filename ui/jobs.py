@@ -27,9 +27,9 @@ from ui import charts, fair, server
 
 POLL_S = 0.25  # how often the progress bar is redrawn
 LIVE_CHART_AFTER_S = 1.0  # a run shorter than this (counted from its first step, not its wait in line) shows its
-# progress bar only: the browser's drawing of a chart took the cores from the run's own test pass
+# progress bar only: drawing a chart would take the cores from the run's own test pass
 LIVE_CHART_EVERY_S = 0.5  # the pause between the live chart's redraws: each builds a plotly figure on the server
-# (20 ms here) and makes the browser draw the chart anew; four a second were a tenth of a 10-student class's server time
+# and makes the browser draw the chart anew, which a class's server pays for every follower
 SLOTS = TrainingSlots(server.max_trainings(), fair.per_person())  # one per server process
 THREADS = server.threads_each(SLOTS.limit)  # cores of each job when all SLOTS.limit slots are taken
 # in this process under SLOTS, a lone job on every core; or, for work that can travel, on the Ray cluster

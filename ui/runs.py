@@ -232,8 +232,8 @@ def controls(of: Kind, run: str, label: str, start_work, keep, what: str, help: 
         if found is None:  # stopped: this session keeps what finished, and its Train button trains the rest
             st.session_state[f"{prefix}_partial"] = {"key": run, "result": job.result}
             st.rerun()
-        # Stored: the page goes on to draw it in this same pass (a rerun from the top took a fifth of a
-        # LoRA click). Both buttons are now disabled, as a stored run's are; being redrawn in this pass
+        # Stored: the page goes on to draw it in this same pass (a rerun from the top would add a large share
+        # of a LoRA click's time). Both buttons are now disabled, as a stored run's are; being redrawn in this pass
         # they need keys of their own, which no click can reach.
         run_slot.button(label, key=f"{run_key}-made", type="primary", disabled=True, help=MADE_HELP)
         stop_slot.button(stop_label, key=f"{stop_key}-made", disabled=True, help=STOP_HELP)
