@@ -21,6 +21,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .checkpoints import safetensors_metadata
 from .lora import (
     LoRAParametrization,
     add_lora,
@@ -187,11 +188,11 @@ def _layer_names(value, where: str) -> tuple[str, ...]:
 
 
 def _safetensors_metadata(blob: bytes) -> dict:
-    """The header's __metadata__ (safetensors: 8-byte little-endian length, then a JSON header)."""
-    length = int.from_bytes(blob[:8], "little")
-    header = _json(blob[8:8 + length], "the safetensors header")
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
-    return metadata if isinstance(metadata, dict) else {}
+    """The header's __metadata__ ({} when it has none)."""
+    try:
+        return safetensors_metadata(blob)
+    except (ValueError, RecursionError):  # bad JSON or bytes, or nesting deeper than Python recurses
+        raise AdapterError("the safetensors header is not valid JSON") from None
 
 
 def _read_safetensors(blob: bytes) -> tuple[dict, dict]:

@@ -1,4 +1,5 @@
-"""Model checkpoints on disk: written atomically, verified on reading, never unpickled; a bounded cache.
+"""Tensor files on disk (the run store's): written atomically, verified on reading, never unpickled; a
+bounded folder.
 
 A checkpoint is a safetensors file whose metadata holds the SHA-256 of its tensors: a partial write, a
 flipped byte, a foreign file or anything else that is not exactly what was saved reads as None (retrain),
@@ -17,7 +18,6 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
-from torch import nn
 
 FORMAT = "lora-lab-checkpoint/1"
 PARTIAL = ".partial"  # suffix of a file being written; renamed into place when complete
@@ -52,11 +52,6 @@ def save_tensors(tensors: dict[str, torch.Tensor], path, info: dict | None = Non
         raise
 
 
-def save_checkpoint(model: nn.Module, path, info: dict | None = None) -> None:
-    """Write the model's state_dict to `path`, atomically (save_tensors)."""
-    save_tensors(model.state_dict(), path, info)
-
-
 def _read_regular_file(path, limit: int) -> bytes | None:
     """The bytes of `path`, or None unless it is a regular file of at most `limit` bytes.
 
@@ -71,13 +66,36 @@ def _read_regular_file(path, limit: int) -> bytes | None:
     return blob if len(blob) <= limit else None
 
 
+def safetensors_metadata(blob: bytes) -> dict[str, str]:
+    """The `__metadata__` of a safetensors file's bytes (an 8-byte little-endian length, then a JSON header),
+    or {} when it has none; a ValueError when the header is not JSON of that shape."""
+    length = int.from_bytes(blob[:8], "little")
+    if len(blob) < 8 or length > min(MAX_HEADER_BYTES, len(blob) - 8):
+        raise ValueError("no safetensors header")
+    header = json.loads(blob[8:8 + length])
+    metadata = header.get("__metadata__", {}) if isinstance(header, dict) else None
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError("the safetensors metadata is not a table of texts")
+    return metadata
+
+
+def read_info(path) -> dict | None:
+    """The `info` a checkpoint was saved with, reading its header only; None when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None
+            length = int.from_bytes(f.read(8), "little")
+            metadata = safetensors_metadata(length.to_bytes(8, "little") + f.read(min(length, MAX_HEADER_BYTES)))
+        info = json.loads(metadata.get("info", "{}"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
 def _header(blob: bytes) -> tuple[dict, dict]:
     """(metadata, info) of a checkpoint; ValueError when either is not a JSON object of the right shape."""
-    length = int.from_bytes(blob[:8], "little")
-    header = json.loads(blob[8:8 + length])
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise ValueError("no metadata")
+    metadata = safetensors_metadata(blob)
     info = json.loads(metadata.get("info", "{}"))
     if not isinstance(info, dict):
         raise ValueError("info is not an object")
@@ -102,30 +120,6 @@ def load_tensors(path, limit: int) -> tuple[dict[str, torch.Tensor], dict] | Non
     except OSError:  # a read-only folder still serves its files
         pass
     return tensors, info
-
-
-def _fits(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> bool:
-    """Exactly the model's tensors: the same names, shapes and dtypes, and only finite numbers."""
-    if set(tensors) != set(expected):
-        return False
-    for name, tensor in tensors.items():
-        want = expected[name]
-        if tensor.shape != want.shape or tensor.dtype != want.dtype:
-            return False
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            return False
-    return True
-
-
-def load_checkpoint(model: nn.Module, path) -> dict | None:
-    """Load `path` into `model` and return its info, or None when it is missing or damaged in any way
-    (the model is then untouched)."""
-    expected = model.state_dict()
-    loaded = load_tensors(path, sum(t.numel() * t.element_size() for t in expected.values()))
-    if loaded is None or not _fits(loaded[0], expected):
-        return None
-    model.load_state_dict(loaded[0])
-    return loaded[1]
 
 
 def tidy(folder, max_bytes: float, partial_age_s: float = PARTIAL_AGE_S, now: float | None = None) -> dict:

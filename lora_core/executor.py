@@ -5,11 +5,9 @@ name, on a cluster) and picklable arguments. `fn(progress, data, *args)` reports
 `progress.on_step(step, total, loss)` / `on_progress(done, total, label)`, may set `progress.label`, stops
 between two steps once `progress.should_stop()`, and returns plain data (lora_core.works: what the run
 store keeps); `unpack`, run where the work was submitted, turns that back into what a page uses. Anything
-else (a closure `work(progress)`: the studies) runs in process.
-
-`from_env(slots, cores_for)` chooses: in process unless LORA_LAB_RAY_ADDRESS is set.
+else (a closure `work(progress)`: the studies) runs in process. Which of them a server uses is chosen
+from its environment by service.executors.
 """
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,10 +17,6 @@ import torch
 from . import parallel
 from .data import Dataset
 from .slots import TrainingSlots
-
-RAY_ADDRESS_ENV = "LORA_LAB_RAY_ADDRESS"  # "auto" or "host:6379": trainings run on that Ray cluster
-RAY_CPUS_ENV = "LORA_LAB_RAY_CPUS"  # CPUs each training asks of the cluster (its evaluation's cores), default 1
-RAY_GPUS_ENV = "LORA_LAB_RAY_GPUS"  # GPUs (a fraction allowed) each training asks for; > 0 trains on cuda
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,32 +104,3 @@ class TrainingWorkerLost(RuntimeError):
         super().__init__("The training worker was lost before the training finished (a machine of the "
                          "cluster stopped or ran out of memory). Your settings are kept: train again.")
         self.detail = detail
-
-
-def _number(name: str, default, kind, low):
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        value = low - 1
-    if not low <= value < float("inf"):
-        raise ValueError(f"{name}={text!r} is not {'an integer' if kind is int else 'a number'} ≥ {low}")
-    return value
-
-
-def from_env(slots: TrainingSlots, cores_for: Callable[[int], int]):
-    """InProcess(slots, cores_for); a RayExecutor when LORA_LAB_RAY_ADDRESS is set (work that cannot
-    travel still runs in process under `slots`)."""
-    local = InProcess(slots, cores_for)
-    address = os.environ.get(RAY_ADDRESS_ENV, "").strip()
-    if not address:
-        return local
-    try:
-        from .ray_executor import RayExecutor
-    except ImportError as err:
-        raise RuntimeError(f"{RAY_ADDRESS_ENV} is set but Ray is not installed ({err}): install it with "
-                           f"`pip install -r requirements-cluster.txt`, or unset {RAY_ADDRESS_ENV}") from err
-    return RayExecutor(address, local, cpus=_number(RAY_CPUS_ENV, 1, int, low=1),
-                       gpus=_number(RAY_GPUS_ENV, 0.0, float, low=0))

@@ -16,6 +16,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
+from .checkpoints import safetensors_metadata
 from .data import MEAN, STD
 from .model import IMAGE_PIXELS, MLP, NUM_CLASSES
 
@@ -37,8 +38,7 @@ def read_baseline(blob: bytes) -> tuple[MLP, dict]:
     """(the MLP with the file's weights, its metadata); ValueError saying why when it is not a baseline."""
     try:
         tensors = load_safetensors(blob)
-        header = json.loads(blob[8:8 + int.from_bytes(blob[:8], "little")])
-        metadata = header.get("__metadata__") or {}
+        metadata = safetensors_metadata(blob)
         sizes = json.loads(metadata.get("layer_sizes", "null"))
     except (SafetensorError, ValueError, UnicodeDecodeError, AttributeError) as err:
         raise ValueError(f"not a readable safetensors file ({err})") from None

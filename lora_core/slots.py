@@ -89,9 +89,12 @@ class TrainingSlots:
         with self._changed:
             self._waiting.append(ticket)
             try:
-                while self._waiting[0] is not ticket or len(self._running) >= self.limit:
+                while True:
+                    # Stop is looked at before the slot is taken too: given up as the slot frees, it runs nothing
                     if cancelled is not None and cancelled():
                         raise Cancelled(ticket)
+                    if self._waiting[0] is ticket and len(self._running) < self.limit:
+                        break
                     if on_wait is not None:
                         on_wait(self._waiting.index(ticket) + 1)
                     self._changed.wait(timeout=0.2)

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoints import load_tensors, save_tensors
+from .checkpoints import load_tensors, read_info, save_tensors
 
-FORMAT = "lora-lab-run/3"  # 3: a finetune's proofs compare outputs on works.PROOF_IMAGES (256) test images
+FORMAT = "lora-lab-run/3"  # a new number when what a record holds, or how it is computed, changes
 MAX_RUN_BYTES = 2**30  # the largest run file read back (a baseline of 4096-wide layers is about 90 MB)
 
 
@@ -139,9 +139,10 @@ class RunStore:
     carrying the adapter, for the session that asked). Memory is bounded by the records' tensor bytes.
     """
 
-    def __init__(self, directory: Path | str | None, max_bytes: int = 512 * 2**20):
+    def __init__(self, directory: Path | str | None, max_bytes: int = 512 * 2**20, problem=None):
         self.directory = Path(directory) if directory is not None else None
         self.max_bytes = max_bytes
+        self.problem = problem or (lambda record: None)  # why a record is not the whole run it claims to be
         self._lock = threading.Lock()
         self._memory: OrderedDict[str, tuple[object, bool, int]] = OrderedDict()  # key → (value, live?, bytes)
         self.writes = 0  # runs put: a test can see that a run was stored once
@@ -172,6 +173,8 @@ class RunStore:
                 raise ValueError("not a verified run file")
             tensors, info = loaded
             record = decode(tensors, info["value"])
+            if (problem := self.problem(record)) is not None:
+                raise ValueError(problem)
             value = revive(record) if revive is not None else record
         except (ValueError, TypeError, KeyError, RuntimeError):
             self.damaged.add(key)  # damaged or foreign: the run is made again, never half-read
@@ -184,7 +187,10 @@ class RunStore:
         """Keep a finished run: `record` (plain data) on disk, `live` (default: the record) in memory.
 
         A disk that cannot be written only costs the copy on disk (the error is returned, for the log):
-        the run stays in memory."""
+        the run stays in memory. A record that contradicts what it describes (`problem`) is refused with a
+        ValueError: what is stored under a key is always the whole run of that key."""
+        if (problem := self.problem(record)) is not None:
+            raise ValueError(f"not stored: {problem}")
         tensors, structure = encode(record)
         self._remember(key, record if live is None else live, live is not None, nbytes(tensors))
         self.writes += 1
@@ -200,6 +206,42 @@ class RunStore:
     def forget(self, key: str) -> None:
         with self._lock:
             self._memory.pop(key, None)
+
+    def delete(self, key: str) -> bool:
+        """Forget the run `key` in memory and on disk; whether there was a file to delete."""
+        self.forget(key)
+        path = self.path(key)
+        try:
+            path.unlink()
+        except (OSError, AttributeError):  # gone already, or a store without a folder (path None)
+            return False
+        return True
+
+    def summary(self, key: str) -> str:
+        """What the file of run `key` holds, from its header alone: its config and steps, or its kind."""
+        info = read_info(self.path(key)) if self.path(key) is not None else None
+        value = info.get("value") if info is not None else None
+        if not isinstance(value, dict) or not isinstance(value.get("dict"), list):
+            return "unreadable" if info is None else "a stored value"
+        fields = {k: v for k, v in (item for item in value["dict"] if isinstance(item, list) and len(item) == 2)
+                  if isinstance(k, str)}
+        config, losses = fields.get("config"), fields.get("losses")
+        if isinstance(config, dict) and isinstance(config.get("fields"), dict):
+            settings = ", ".join(f"{k}={v}" for k, v in config["fields"].items() if not isinstance(v, dict))
+            steps = f"; {len(losses['list']):,} steps trained" if isinstance(losses, dict) and "list" in losses else ""
+            return f"{config.get('dataclass')}({settings}){steps}"
+        return "upload: " + str(fields["filename"]) if "filename" in fields else "a study: " + ", ".join(fields)
+
+    def files(self) -> list[tuple[str, int, float]]:
+        """(key, bytes, last used as a Unix time) of every run on disk, most recently used first."""
+        found = []
+        for path in self.directory.glob("*.safetensors") if self.directory is not None else ():
+            try:
+                info = path.stat()
+            except OSError:  # gone meanwhile
+                continue
+            found.append((path.name.removesuffix(".safetensors"), info.st_size, info.st_mtime))
+        return sorted(found, key=lambda row: row[2], reverse=True)
 
     def _remember(self, key: str, value, live: bool, size: int) -> None:
         with self._lock:

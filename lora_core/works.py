@@ -35,14 +35,56 @@ def baseline_record(run: BaselineRun) -> dict:
             "evaluation": run.evaluation, "total_steps": run.total_steps, "test_logits": run.test_logits}
 
 
+def baseline_problem(record: dict) -> str | None:
+    """How a baseline record contradicts its own config, or None: a whole run trained at least one step,
+    every step of it (its step limit included) has its loss."""
+    config, losses, total = record.get("config"), record.get("losses"), record.get("total_steps")
+    if not isinstance(losses, list) or not losses:
+        return "a baseline that trained no step"
+    if not isinstance(total, int) or len(losses) != total:
+        return f"a baseline of {len(losses):,} losses for {total!r} steps"
+    if config.max_steps is not None and total > config.max_steps:
+        return f"a baseline of {total:,} steps over its limit of {config.max_steps:,}"
+    return None
+
+
+def finetune_problem(record: dict) -> str | None:
+    """How a finetune record contradicts its config, or None: it trained exactly its steps."""
+    losses = record.get("losses")
+    if not isinstance(losses, list) or len(losses) != record["config"].steps:
+        return f"a finetune of {len(losses or ()):,} losses for {record['config'].steps:,} steps"
+    return None
+
+
+def record_problem(record) -> str | None:
+    """Why a record cannot be the whole run its key describes, or None (the run store refuses it): a
+    stopped study, or a baseline or finetune whose losses disagree with its steps (lora_core.store)."""
+    if not isinstance(record, dict):
+        return None
+    if record.get("stopped"):
+        return "a stopped run"
+    config = record.get("config")
+    if isinstance(config, BaselineConfig) and "state" in record:
+        return baseline_problem(record)
+    if isinstance(config, FinetuneConfig) and "adapter" in record:
+        return finetune_problem(record)
+    if isinstance(record.get("finetune"), dict):  # an inspection: its finetune's record inside
+        return record_problem(record["finetune"])
+    return None
+
+
 def baseline_from_record(stored: dict, device) -> BaselineRun:
     """A stored baseline as a BaselineRun on `device`, read-only; a ValueError when the record is not one."""
     config, losses = stored.get("config"), stored.get("losses")
     if not isinstance(config, BaselineConfig) or not isinstance(losses, list) or \
             not all(type(v) is float for v in losses):
         raise ValueError("not a stored baseline")
+    state = stored.get("state")
+    if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) and t.dtype == torch.float32
+                                              and bool(torch.isfinite(t).all()) for t in state.values()):
+        raise ValueError("not a stored baseline: its weights are not finite float32 tensors")
     model = new_model(config.hidden1, config.hidden2, config.seed, device)
-    model.load_state_dict(stored["state"])
+    model.load_state_dict(state)  # a RuntimeError when a tensor is missing, extra or of another shape
     for param in model.parameters():
         param.requires_grad_(False)  # a baseline is shared by every session
     logits = stored.get("test_logits")
@@ -89,22 +131,31 @@ def adapter_results(base: BaselineRun, model, data: Dataset, on: Evaluation | No
     return {"after": on, "off": off, "merged": merged_evaluation, "checks": checks}
 
 
-def finetune_record(result: dict) -> dict:
+@dataclasses.dataclass
+class CheckedFinetune:
+    """A finetune as the LoRA page shows it: its run (a copy of the baseline carrying the adapter), its
+    evaluations with the adapter off and merged, and the proofs (adapter_results; None where not made)."""
+    run: FinetuneRun
+    off: Evaluation | None
+    merged: Evaluation | None = None
+    checks: dict | None = None
+
+
+def finetune_record(finetune: CheckedFinetune) -> dict:
     """What the store keeps of a finetune: the adapter alone (kilobytes), its curves, evaluations and proofs."""
-    run = result["run"]
+    run = finetune.run
     return {"config": run.config, "adapter": adapter_of(run.model), "losses": run.losses, "before": run.before,
-            "after": run.after, "off": result["off"], "merged": result.get("merged"), "checks": result["checks"],
+            "after": run.after, "off": finetune.off, "merged": finetune.merged, "checks": finetune.checks,
             "parameters": run.parameters, "update_norms": run.update_norms}
 
 
-def finetune_from_record(stored: dict, base: BaselineRun) -> dict:
-    """A stored finetune as a page's result {"run", "after", "off", "merged", "checks"}: its adapter
-    attached to a copy of `base`."""
+def finetune_from_record(stored: dict, base: BaselineRun) -> CheckedFinetune:
+    """A finetune's record (stored, or just trained) as the page uses it: its adapter attached to a copy
+    of `base`."""
     model = attach(copy_model(base.model), stored["adapter"])
     run = FinetuneRun(stored["config"], model, stored["losses"], stored["before"], stored["after"],
                       stored["parameters"], stored["update_norms"])
-    return {"run": run, "after": stored["after"], "off": stored["off"], "merged": stored.get("merged"),
-            "checks": stored["checks"]}
+    return CheckedFinetune(run, stored["off"], stored.get("merged"), stored["checks"])
 
 
 def checked_finetune(progress, data: Dataset, base: BaselineRun, config: FinetuneConfig) -> dict:
@@ -118,12 +169,14 @@ def checked_finetune(progress, data: Dataset, base: BaselineRun, config: Finetun
 
     def say(text: str) -> None:
         progress.label = text
-    return on_cpu(finetune_record({"run": run, **adapter_results(base, run.model, data, run.after, say)}))
+    found = adapter_results(base, run.model, data, run.after, say)
+    return on_cpu(finetune_record(CheckedFinetune(run, found["off"], found["merged"], found["checks"])))
 
 
 def finetune_work(base: BaselineRun, data: Dataset, config: FinetuneConfig) -> Work:
-    """The finetune of `base` a page asks for; a cluster's worker gets `base` (weights and outputs) with it."""
-    return Work(checked_finetune, data, (base, config), lambda record: finetune_from_record(record, base))
+    """The finetune of `base` a page asks for, as its record (finetune_from_record makes it usable); a
+    cluster's worker gets `base` (weights and outputs) with it."""
+    return Work(checked_finetune, data, (base, config))
 
 
 def on_device(value, device):

@@ -25,13 +25,13 @@ every = experiment.widget(st, "every", format_func=lambda n: "— never (‖ΔW�
 def draw_live(job, tick: int) -> None:
     left, right = st.columns(2)
     with left:
-        charts.show(ic.norm_curves(job.norms, f"‖ΔW‖_F of each layer (live, step {job.step:,})"),
+        charts.show(ic.norm_curves(job.live.norms, f"‖ΔW‖_F of each layer (live, step {job.step:,})"),
                     key=f"insp_live_norms_{tick}",
                     caption="‖ΔW‖_F of each layer so far: " + ", ".join(
-                        f"{n} {v[-1]:.3g}" for n, v in job.norms.items()) + ".")
+                        f"{n} {v[-1]:.3g}" for n, v in job.live.norms.items()) + ".")
     with right:
-        if job.snapshots:
-            step, spectra = job.snapshots[-1]
+        if job.live.snapshots:
+            step, spectra = job.live.snapshots[-1]
             charts.show(ic.live_spectra(spectra, step), key=f"insp_live_spectra_{tick}",
                         caption=f"ΔW's singular values at step {step:,}; largest: " + ", ".join(
                             f"{n} {max(v, default=0):.3g}" for n, v in spectra.items()) + ".")

@@ -1,6 +1,7 @@
 import streamlit as st
 
 import lora_core as lc
+from service.kinds import Kind
 from ui import baseline, charts, context, experiment, jobs, runs, tables
 
 ctx = context.current()
@@ -46,7 +47,7 @@ except ValueError as err:
     st.stop()
 
 result = runs.controls(
-    "sweep", runs.key(exp, "compare", ctx.device), "Run comparison",
+    Kind.COMPARE, runs.key(exp, Kind.COMPARE, ctx.device), "Run comparison",
     start_work=jobs.compare(base, ctx.data, exp.compare.ranks, config, exp.compare.full_lr),
     keep=lambda found: (found, found) if not found["stopped"] else None, what="Comparing ranks",
     follow=lambda job, what: jobs.follow(job, what, live_chart=False), stop_label="Stop comparison",

@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
 from lora_core import anatomy, presets, studies
+from service.kinds import Kind
 from ui import inside, jobs, runs
 
 SMALL_BASELINE = lc.BaselineConfig(hidden1=64, hidden2=32, max_steps=30)
@@ -294,8 +295,8 @@ def test_stop_keeps_the_partly_trained_adapter_and_ends_a_study_between_steps(da
     held = {"run": lc.BaselineRun(SMALL_BASELINE, base, [], lc.evaluate(base, data.test_x, data.test_y), 0),
             "key": "test"}
     experiment = presets.with_values(lc.Experiment(), {("inspect_every",): 0})
-    live = jobs.Job("live", inside.work_for("inspect", held, data, lc.FinetuneConfig(steps=5_000), experiment))
-    study = jobs.Job("gallery", inside.work_for("inits", held, data, lc.FinetuneConfig(steps=2_000), experiment))
+    live = jobs.Job(Kind.INSPECT, inside.work_for("inspect", held, data, lc.FinetuneConfig(steps=5_000), experiment))
+    study = jobs.Job(Kind.INITS, inside.work_for("inits", held, data, lc.FinetuneConfig(steps=2_000), experiment))
     # the study is stopped three quarters in: with its runs trained together (as many as the job has cores),
     # at most that many are unfinished then, so at least one has finished
     for job, steps in ((live, 3), (study, 6_000)):

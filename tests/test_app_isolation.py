@@ -11,6 +11,7 @@ from conftest import open_session, train_baseline, wait_for_steps
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
+from service.kinds import Kind
 from ui import baseline as ui_baseline
 from ui import jobs, runs, server
 
@@ -84,8 +85,8 @@ def test_two_sessions_share_the_data_and_the_baseline_but_never_an_adapter():
 def test_a_closed_session_stops_its_training_and_the_model_keeps_every_whole_step(data):
     at = open_session(SMALL)
     session_id = at.session_state["session_id"]
-    job = jobs.Job("closed-tab", lambda job: lc.train_baseline(LONG, data, on_step=job.on_step,
-                                                                 should_stop=job.should_stop))
+    job = jobs.Job(Kind.BASELINE, lambda job: lc.train_baseline(LONG, data, on_step=job.on_step,
+                                                                    should_stop=job.should_stop))
     job.watch(session_id)  # as a page's own job is followed by its session
     wait_for_steps(job, 3)
     del at
@@ -170,7 +171,7 @@ def test_the_training_limit_and_torch_threads_come_from_the_environment(monkeypa
 
 @pytest.mark.parametrize("value, expected", [
     ({"a": [1, {"m": torch.nn.Linear(1, 1)}]}, True),
-    (jobs.Job("no model", lambda job: 1), False),
+    (jobs.Job(Kind.BASELINE, lambda job: 1), False),
     ({"tensor": torch.zeros(3), "text": "x"}, False),
 ])
 def test_what_counts_as_a_model_to_free(value, expected):

@@ -5,12 +5,15 @@ import threading
 import time
 
 import pytest
-from conftest import wait_for_steps
+from conftest import open_session, wait_for_steps
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
+from lora_core import executor
+from lora_core.slots import TrainingSlots
+from service.kinds import Kind
 from ui import baseline as ui_baseline
-from ui import charts, jobs, runs
+from ui import charts, jobs, runs, server
 
 TINY = dict(hidden1=8, hidden2=8, max_steps=10_000, epochs=50, batch_size=16)  # thousands of quick steps: time to stop
 
@@ -83,8 +86,8 @@ def test_a_finished_baseline_is_found_not_retrained(data):
 
 
 def test_stopping_keeps_every_whole_step(data):
-    job = jobs.Job("test", lambda job: lc.train_baseline(lc.BaselineConfig(seed=103, **TINY), data,
-                                                          on_step=job.on_step, should_stop=job.should_stop))
+    job = jobs.Job(Kind.BASELINE, lambda job: lc.train_baseline(lc.BaselineConfig(seed=103, **TINY), data,
+                                                                   on_step=job.on_step, should_stop=job.should_stop))
     wait_for_steps(job, 3)
     job.stop()
     job.wait(60)
@@ -96,15 +99,15 @@ def test_stopping_keeps_every_whole_step(data):
 def test_an_error_in_a_job_is_kept_for_the_page():
     def fail(job):
         raise ValueError("rank must be an integer in 1..10")
-    job = jobs.Job("failing", fail)
+    job = jobs.Job(Kind.FINETUNE, fail)
     job.wait(10)
     assert job.done and isinstance(job.error, ValueError) and job.result is None
 
 
 def test_jobs_beyond_the_slots_wait_in_line_and_can_be_stopped_there():
     release = threading.Event()
-    holders = [jobs.Job(f"holder-{i}", lambda job: release.wait(30)) for i in range(jobs.SLOTS.limit)]
-    queued = jobs.Job("queued", lambda job: "ran")
+    holders = [jobs.Job(Kind.BASELINE, lambda job: release.wait(30)) for i in range(jobs.SLOTS.limit)]
+    queued = jobs.Job(Kind.BASELINE, lambda job: "ran")
     try:
         deadline = time.monotonic() + 10
         while queued.place != 1 and time.monotonic() < deadline:
@@ -146,7 +149,7 @@ def test_the_live_chart_waits_for_a_second_of_training_and_is_redrawn_at_most_tw
         drawn.clear()
         first_step.clear()
         at = AppTest.from_function(_follow_the_sessions_job, default_timeout=60)
-        at.session_state["job"] = job = jobs.Job("live-chart", training(wait_s, steps))
+        at.session_state["job"] = job = jobs.Job(Kind.BASELINE, training(wait_s, steps))
         at.run()
         assert not at.exception and job.result == "trained"
         if steps == 5:
@@ -167,7 +170,7 @@ def _controls_of_a_run_that_fails():
         time.sleep(0.2)
         raise ValueError("the weights overflowed")
     st.session_state.setdefault("session_id", "a-session-whose-run-fails")
-    runs.controls("failing", st.session_state.run_key, "Train it", work, keep=lambda result: (result, None),
+    runs.controls("oracle", st.session_state.run_key, "Train it", work, keep=lambda result: (result, None),
                   what="Training it", help="Train it.", follow=lambda job, what: job.wait(30))
 
 
@@ -175,13 +178,13 @@ def test_a_run_that_fails_says_why_and_its_train_button_works_again():
     at = AppTest.from_function(_controls_of_a_run_that_fails, default_timeout=60)
     at.session_state["run_key"] = f"failing-{time.monotonic_ns()}"  # never stored: each click trains again
     at.run()
-    train, stop = at.button(key="failing_run"), at.button(key="failing_stop")
+    train, stop = at.button(key="oracle_run"), at.button(key="oracle_stop")
     assert not train.disabled and stop.disabled and not at.error
     for _ in range(2):  # the message is the run's own, and the buttons are those of a page without a run
-        at.button(key="failing_run").click().run()
+        at.button(key="oracle_run").click().run()
         assert not at.exception
         assert [e.value for e in at.error] == ["Training it failed: ValueError: the weights overflowed"]
-        assert not at.button(key="failing_run").disabled and at.button(key="failing_stop").disabled
+        assert not at.button(key="oracle_run").disabled and at.button(key="oracle_stop").disabled
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's idle scheduling policy")
@@ -194,3 +197,51 @@ def test_work_done_ahead_of_a_request_runs_at_idle_priority():
     jobs.in_background(ahead)
     assert done.wait(30) and policy == [os.SCHED_IDLE]
     assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
+# --- a run stopped before its first step is never stored ---------------------------------------------------
+
+def test_a_queued_baseline_stopped_just_as_its_slot_frees_trains_nothing_and_stores_nothing(data, monkeypatch):
+    """One slot: A's run holds it, B's waits; B's Stop and the end of A's run arrive together."""
+    slots = TrainingSlots(limit=1)
+    monkeypatch.setattr(jobs, "SLOTS", slots)
+    monkeypatch.setattr(jobs, "EXECUTOR", executor.InProcess(slots, server.threads_each))
+    release = threading.Event()
+    holder = jobs.Job(Kind.BASELINE, lambda job: release.wait(30))
+
+    class StoppedAsItsSlotFrees(jobs.Job):
+        """Its Stop comes as it waits in line, together with the end of the run before it."""
+        @property
+        def place(self) -> int:
+            return self._place
+
+        @place.setter
+        def place(self, value: int) -> None:
+            self._place = value
+            if value == 1 and not self.stopping:
+                self.stop()  # the slot frees once this job sleeps in line again, with its Stop already set
+                release.set()
+
+    monkeypatch.setattr(jobs, "Job", StoppedAsItsSlotFrees)
+    config = lc.BaselineConfig(hidden1=16, hidden2=16, epochs=1, batch_size=64, seed=6_001)
+    key, how, queued = start_baseline(config, data, "b")
+    assert how == "started"
+    queued.wait(60)
+    holder.wait(60)
+    assert queued.done and holder.done and release.is_set()
+    assert queued.result is None and queued.error is None and queued.losses == []
+    assert runs.find(key) is None and not runs.store().path(key).exists()
+
+
+def test_a_baseline_stopped_before_its_first_step_is_not_kept_as_the_whole_run(data):
+    at = open_session(base_hidden1=16, base_hidden2=16, base_epochs=1, base_batch=64, base_max_steps=0,
+                      seed=6_002)
+    exp = at.session_state["experiment"]
+    key = runs.key(exp, Kind.BASELINE, "cpu")
+    zero = lc.train_baseline(exp.baseline, data, should_stop=lambda: True)  # what a Stop before step 1 returns
+    at.session_state["baseline_partial"] = {"key": key, "result": zero}
+    at.switch_page("pages/baseline.py").run()
+    assert not at.exception, at.exception
+    assert "Stopped before the first step: nothing was trained or kept." in [i.value for i in at.info]
+    assert runs.find(key) is None and at.session_state["base_max_steps"] == 0
+    assert not at.button(key="base_train").disabled

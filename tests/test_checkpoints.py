@@ -9,12 +9,19 @@ from safetensors.torch import save as save_safetensors
 
 import lora_core as lc
 from lora_core import works
-from lora_core.checkpoints import FORMAT, digest, load_checkpoint, save_checkpoint, tidy
+from lora_core.checkpoints import FORMAT, digest, load_tensors, save_tensors, tidy
+from lora_core.store import RunStore
+
+LIMIT = 2**20  # bytes of tensors read back: far more than these files hold
 
 
 def mlp(seed):
     torch.manual_seed(seed)
     return lc.MLP(32, 16)
+
+
+def save(model, path, info: dict | None = None) -> None:
+    save_tensors(model.state_dict(), path, info)
 
 
 def forged(tensors: dict, info='{"v": 1}', **metadata) -> bytes:
@@ -42,11 +49,6 @@ DAMAGES = {
     "info nested too deep": lambda p, good: _write(p, forged(state(), info="[" * 100_000 + "]" * 100_000)),
     "digest of other tensors": lambda p, good: _write(p, forged(state(), sha256="0" * 64)),
     "other format": lambda p, good: _write(p, forged(state(), format="something-else/1")),
-    "a tensor missing": lambda p, good: _write(p, forged({k: v for k, v in state().items() if k != "linear3.bias"})),
-    "an extra tensor": lambda p, good: _write(p, forged({**state(), "extra": torch.zeros(3)})),
-    "wrong shape": lambda p, good: _write(p, forged({**state(), "linear3.bias": torch.zeros(11)})),
-    "wrong dtype": lambda p, good: _write(p, forged({k: v.double() for k, v in state().items()})),
-    "NaN weights": lambda p, good: _write(p, forged({**state(), "linear2.weight": torch.full((16, 32), torch.nan)})),
     "a directory": lambda p, good: p.mkdir(),
     "a FIFO": lambda p, good: os.mkfifo(p),  # opened the ordinary way, reading it would wait for a writer
     "a dangling symlink": lambda p, good: p.symlink_to(p.parent / "nowhere"),
@@ -56,48 +58,63 @@ DAMAGES = {
 
 
 @pytest.mark.parametrize("damage", DAMAGES)
-def test_every_damaged_checkpoint_reads_as_none_and_leaves_the_model(tmp_path, damage):
+def test_every_damaged_checkpoint_reads_as_none(tmp_path, damage):
     saved = tmp_path / "saved.safetensors"
-    save_checkpoint(mlp(0), saved, {"v": 1})
+    save(mlp(0), saved, {"v": 1})
     path = tmp_path / "m.safetensors"
     DAMAGES[damage](path, saved.read_bytes())
-    model = mlp(1)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
     outcome = []
-    reader = threading.Thread(target=lambda: outcome.append(load_checkpoint(model, path)), daemon=True)
+    reader = threading.Thread(target=lambda: outcome.append(load_tensors(path, LIMIT)), daemon=True)
     reader.start()
     reader.join(30)  # a FIFO or a device must not hold the reader
     assert outcome == [None]
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_the_forgery_helper_makes_a_loadable_checkpoint(tmp_path):
     """The damages above are each the only thing wrong: undamaged, the same file loads."""
     (tmp_path / "m.safetensors").write_bytes(forged(state(0)))
-    model = mlp(1)
-    assert load_checkpoint(model, tmp_path / "m.safetensors") == {"v": 1}
-    assert torch.equal(model.linear1.weight, mlp(0).linear1.weight)
+    tensors, info = load_tensors(tmp_path / "m.safetensors", LIMIT)
+    assert info == {"v": 1} and torch.equal(tensors["linear1.weight"], mlp(0).linear1.weight)
+
+
+WEIGHT_DAMAGES = {
+    "a tensor missing": lambda s: {k: v for k, v in s.items() if k != "linear3.bias"},
+    "an extra tensor": lambda s: {**s, "extra": torch.zeros(3)},
+    "wrong shape": lambda s: {**s, "linear3.bias": torch.zeros(11)},
+    "wrong dtype": lambda s: {k: v.double() for k, v in s.items()},
+    "NaN weights": lambda s: {**s, "linear2.weight": torch.full((16, 32), torch.nan)},
+}
+
+
+@pytest.mark.parametrize("damage", WEIGHT_DAMAGES)
+def test_a_stored_baseline_whose_weights_are_not_its_networks_is_never_served(tmp_path, data, damage):
+    """A verified file whose weights do not fit the network its config describes reads as damaged."""
+    run = lc.train_baseline(lc.BaselineConfig(hidden1=32, hidden2=16, max_steps=2), data)
+    record = works.baseline_record(run)
+    RunStore(tmp_path).put("k", dict(record, state=WEIGHT_DAMAGES[damage](record["state"])))
+    store = RunStore(tmp_path, problem=works.record_problem)
+    assert store.get("k", lambda stored: works.baseline_from_record(stored, "cpu")) is None
+    assert store.damaged == {"k"}
+    RunStore(tmp_path).put("k", record)  # undamaged, the same record is served
+    assert store.get("k", lambda stored: works.baseline_from_record(stored, "cpu")) is not None
 
 
 def test_an_unreadable_checkpoint_reads_as_none(tmp_path):
     """chmod 000 stops every user but root; as root the read is made as `nobody` (seteuid), so the kernel
     really refuses it with PermissionError, as it would for a server running as an ordinary user."""
     path = tmp_path / "m.safetensors"
-    save_checkpoint(mlp(0), path, {"v": 1})
+    save(mlp(0), path, {"v": 1})
     path.chmod(0)
-    model = mlp(1)
-    before = model.linear1.weight.clone()
     as_root = os.geteuid() == 0
     if as_root:
         os.seteuid(65534)
     try:
         with pytest.raises(PermissionError):
             path.read_bytes()
-        assert load_checkpoint(model, path) is None
+        assert load_tensors(path, LIMIT) is None
     finally:
         if as_root:
             os.seteuid(0)
-    assert torch.equal(model.linear1.weight, before)
 
 
 def sized(path: Path, size: int, mtime: float) -> Path:
@@ -127,9 +144,9 @@ def test_tidy_deletes_leftover_partials_but_not_a_write_in_progress(tmp_path):
 
 def test_loading_marks_a_checkpoint_as_recently_used(tmp_path):
     path = tmp_path / "m.safetensors"
-    save_checkpoint(mlp(0), path)
+    save(mlp(0), path)
     os.utime(path, (1, 1))
-    assert load_checkpoint(mlp(1), path) is not None
+    assert load_tensors(path, LIMIT) is not None
     assert path.stat().st_mtime > 1
 
 

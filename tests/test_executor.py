@@ -1,4 +1,5 @@
 """The executor seam in process: Work gives the numbers lora_core gives, through the same slots as today."""
+import logging
 import sys
 
 import pytest
@@ -7,6 +8,8 @@ import torch
 import lora_core as lc
 from lora_core import executor, works
 from lora_core.slots import Cancelled, TrainingSlots
+from service import executors
+from service.kinds import Kind
 
 SMALL = lc.BaselineConfig(hidden1=32, hidden2=16, max_steps=40, seed=7)
 FINETUNE = lc.FinetuneConfig(rank=2, steps=15, digits=(3,))
@@ -35,18 +38,19 @@ def test_a_baseline_as_work_is_the_baseline_trained_here(data, base):
 
 def test_a_finetune_as_work_is_the_finetune_run_here(data, base):
     """The LoRA page's job, its adapter carried back as tensors and attached to a copy of the baseline."""
-    result = executor.InProcess(TrainingSlots(1), lambda running: torch.get_num_threads()).run(
+    record = executor.InProcess(TrainingSlots(1), lambda running: torch.get_num_threads()).run(
         executor.Progress(), works.finetune_work(base, data, FINETUNE))
+    result = works.finetune_from_record(record, base)
     here = lc.finetune_lora(base.model, data, FINETUNE, before=base.evaluation)
-    run = result["run"]
+    run = result.run
     assert run.losses == here.losses and run.update_norms == here.update_norms
     assert run.after.wrong_per_class == here.after.wrong_per_class
     assert same_weights(run.model, here.model) and run.parameters == lc.count_parameters(run.model)
     assert lc.evaluate(run.model, data.test_x, data.test_y).wrong_per_class == here.after.wrong_per_class
     with lc.lora_enabled(here.model, False):
-        assert result["off"].wrong_per_class == lc.evaluate(here.model, data.test_x, data.test_y).wrong_per_class
+        assert result.off.wrong_per_class == lc.evaluate(here.model, data.test_x, data.test_y).wrong_per_class
     probe = data.test_x[:works.PROOF_IMAGES]
-    assert result["checks"] == lc.adapter_checks(base.model, here.model, probe)
+    assert result.checks == lc.adapter_checks(base.model, here.model, probe)
 
 
 def test_work_waits_in_line_and_a_stop_there_runs_nothing(data):
@@ -67,36 +71,39 @@ def test_work_refuses_a_function_a_cluster_could_not_import(data):
 
 def test_the_backend_comes_from_the_environment(monkeypatch):
     slots = TrainingSlots(2)
-    monkeypatch.delenv(executor.RAY_ADDRESS_ENV, raising=False)
-    local = executor.from_env(slots, lambda running: 3)
+    monkeypatch.delenv(executors.RAY_ADDRESS_ENV, raising=False)
+    local = executors.from_env(slots, lambda running: 3)
     assert isinstance(local, executor.InProcess) and local.slots is slots and local.cores_for(1) == 3
-    monkeypatch.setenv(executor.RAY_ADDRESS_ENV, "auto")
+    monkeypatch.setenv(executors.RAY_ADDRESS_ENV, "auto")
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     monkeypatch.delitem(sys.modules, "lora_core.ray_executor", raising=False)
     with pytest.raises(RuntimeError, match="requirements-cluster.txt"):
-        executor.from_env(slots, lambda running: 3)
+        executors.from_env(slots, lambda running: 3)
 
 
-@pytest.mark.parametrize("name, value, problem", [
-    (executor.RAY_CPUS_ENV, "two", "not an integer ≥ 1"),
-    (executor.RAY_CPUS_ENV, "0", "not an integer ≥ 1"),
-    (executor.RAY_GPUS_ENV, "-0.5", "not a number ≥ 0"),
-    (executor.RAY_GPUS_ENV, "nan", "not a number ≥ 0"),
+@pytest.mark.parametrize("name, value, problem, used", [
+    (executors.RAY_CPUS_ENV, "two", "not an integer ≥ 1", ("cpus", 1)),
+    (executors.RAY_CPUS_ENV, "0", "not an integer ≥ 1", ("cpus", 1)),
+    (executors.RAY_GPUS_ENV, "-0.5", "not a number ≥ 0", ("gpus", 0.0)),
+    (executors.RAY_GPUS_ENV, "nan", "not a number ≥ 0", ("gpus", 0.0)),
 ])
-def test_a_bad_cluster_setting_is_named(monkeypatch, name, value, problem):
+def test_a_bad_cluster_setting_is_named_and_its_default_used(monkeypatch, caplog, name, value, problem, used):
+    """The one policy of every server setting (service.environment): named in the log, never a traceback."""
     pytest.importorskip("ray")
-    monkeypatch.setenv(executor.RAY_ADDRESS_ENV, "auto")
+    monkeypatch.setenv(executors.RAY_ADDRESS_ENV, "auto")
     monkeypatch.setenv(name, value)
-    with pytest.raises(ValueError, match=f"{name}='{value}' is {problem}"):
-        executor.from_env(TrainingSlots(1), lambda running: 1)
+    with caplog.at_level(logging.WARNING, logger="lora_lab"):
+        remote = executors.from_env(TrainingSlots(1), lambda running: 1)
+    assert f"{name}='{value}' is {problem}; using {used[1]}" in caplog.text
+    assert getattr(remote, used[0]) == used[1]
 
 
 def test_good_cluster_settings_reach_the_executor(monkeypatch):
     pytest.importorskip("ray")
-    monkeypatch.setenv(executor.RAY_ADDRESS_ENV, "auto")
-    monkeypatch.setenv(executor.RAY_CPUS_ENV, "2")
-    monkeypatch.setenv(executor.RAY_GPUS_ENV, "0.25")
-    remote = executor.from_env(TrainingSlots(1), lambda running: 1)  # connects on its first training, not here
+    monkeypatch.setenv(executors.RAY_ADDRESS_ENV, "auto")
+    monkeypatch.setenv(executors.RAY_CPUS_ENV, "2")
+    monkeypatch.setenv(executors.RAY_GPUS_ENV, "0.25")
+    remote = executors.from_env(TrainingSlots(1), lambda running: 1)  # connects on its first training, not here
     assert (remote.address, remote.cpus, remote.gpus, remote.device) == ("auto", 2, 0.25, "cuda")
 
 
@@ -104,7 +111,7 @@ def test_a_page_job_runs_work_through_the_executor(data, base):
     """ui.jobs.Job keeps its interface: a Work runs like a closure did, with the same progress."""
     from ui import jobs
 
-    job = jobs.Job("executor-test", works.baseline_work(data, SMALL), shared=True)
+    job = jobs.Job(Kind.BASELINE, works.baseline_work(data, SMALL), shared=True)
     job.wait(60)
     assert job.done and job.error is None and job.place == 0
     assert job.result.losses == job.losses == base.losses

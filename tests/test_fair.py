@@ -5,15 +5,17 @@ import time
 from contextlib import ExitStack
 
 import pytest
-from conftest import held_baseline
+import streamlit as st
+from conftest import held_baseline, train_baseline
 from streamlit.testing.v1 import AppTest
 from streamlit.web.server.starlette.starlette_app_utils import generate_xsrf_token_string
 
 import lora_core as lc
-from lora_core import executor
+from lora_core import executor, works
 from lora_core.slots import Busy, Cancelled, TrainingSlots
 from lora_core.train import planned_steps
-from ui import fair, jobs, operator, server
+from service.kinds import Kind
+from ui import fair, jobs, operator, runs, server
 
 APP = "../app.py"  # relative to this file
 
@@ -90,22 +92,22 @@ def slots(monkeypatch):
     return fresh
 
 
-def blocking_job(name: str, owners: tuple, release: threading.Event, **cost) -> jobs.Job:
+def blocking_job(kind: Kind, owners: tuple, release: threading.Event, **cost) -> jobs.Job:
     def work(job):
         job.total = 100
         while not release.is_set() and not job.should_stop():
             job.step = min(job.step + 1, 99)
             time.sleep(0.01)
         return "done"
-    return jobs.Job(f"{name}-{time.monotonic_ns()}", work, shared=True, owners=owners, **cost)
+    return jobs.Job(kind, work, shared=True, owners=owners, **cost)
 
 
 def test_a_second_training_of_one_browser_is_refused_and_another_students_runs(slots):
     release = threading.Event()
     try:
-        first = blocking_job("finetune", tab("a1", "browser-a"), release)
-        second = blocking_job("sweep", tab("a2", "browser-a"), release)
-        other = blocking_job("finetune", tab("b1", "browser-b"), release)
+        first = blocking_job(Kind.FINETUNE, tab("a1", "browser-a"), release)
+        second = blocking_job(Kind.COMPARE, tab("a2", "browser-a"), release)
+        other = blocking_job(Kind.FINETUNE, tab("b1", "browser-b"), release)
         assert second.done and second.refused and second.result is None
         message = jobs.failure("Training", second.error)
         assert message.startswith("Not started: you already have an adapter training (LoRA finetuning)")
@@ -120,7 +122,7 @@ def test_a_second_training_of_one_browser_is_refused_and_another_students_runs(s
         job.wait(30)
         assert job.result == "done"
     assert slots.held_by(("browser", "browser-a")) == []  # ended: a may train again
-    third = blocking_job("finetune", tab("a2", "browser-a"), release)
+    third = blocking_job(Kind.FINETUNE, tab("a2", "browser-a"), release)
     third.wait(30)
     assert third.result == "done"
 
@@ -130,7 +132,7 @@ def test_a_second_training_of_one_browser_is_refused_and_another_students_runs(s
     ({"hidden": (fair.DEFAULT_MAX_HIDDEN + 1, 8)}, f"larger than this server allows ({fair.DEFAULT_MAX_HIDDEN:,})"),
 ])
 def test_a_training_over_a_cap_is_refused_with_the_cap(slots, cost, words):
-    job = blocking_job("baseline", tab("c", "browser-c"), threading.Event(), **cost)
+    job = blocking_job(Kind.BASELINE, tab("c", "browser-c"), threading.Event(), **cost)
     assert job.refused and job.done and words in str(job.error)
     assert slots.held_by(("session", "c")) == []  # a refusal holds nothing
 
@@ -205,8 +207,8 @@ def test_the_operator_sees_every_training_and_stops_one(monkeypatch, slots):
     monkeypatch.setenv(operator.TOKEN_ENV, "s3cret-token")
     release = threading.Event()
     try:
-        running = blocking_job("finetune", tab("student-one", "browser-one"), release)
-        queued = [blocking_job("sweep", tab(f"student-{i}", f"browser-{i}"), release) for i in (2, 3)]
+        running = blocking_job(Kind.FINETUNE, tab("student-one", "browser-one"), release)
+        queued = [blocking_job(Kind.COMPARE, tab(f"student-{i}", f"browser-{i}"), release) for i in (2, 3)]
         deadline = time.monotonic() + 30
         while not (running.step and slots.position(queued[-1]) == 1) and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -228,3 +230,54 @@ def test_the_operator_sees_every_training_and_stops_one(monkeypatch, slots):
         release.set()
         for job in queued:
             job.wait(30)
+
+
+def test_a_refused_training_and_the_operator_page_name_the_jobs_real_kind(monkeypatch, slots):
+    """The LoRA page's own finetune (named by the page, not by this test) is what a second training of the
+    same person is refused for, and what the operator's page lists."""
+    monkeypatch.setenv(operator.TOKEN_ENV, "s3cret-token")
+    at = open_session(base_max_steps=30)
+    assert train_baseline(at)["run"] is not None
+    # the LoRA page's Train starts the finetune and leaves the page at once, rather than following it to its end
+    monkeypatch.setattr(jobs, "follow", lambda job, what, live_chart=True: st.stop())
+    at.switch_page("pages/lora.py").run()
+    at.number_input(key="lora_steps").set_value(fair.DEFAULT_MAX_STEPS).run()
+    at.button(key="lora_train").click().run()
+    assert not at.exception, at.exception
+    (finetune,) = slots.tickets()
+    try:
+        at.switch_page("pages/inspector.py").run()
+        at.button(key="insp_run").click().run()
+        assert not at.exception, at.exception
+        refusals = [e.value for e in at.error if e.value.startswith("Not started")]
+        assert len(refusals) == 1
+        assert refusals[0].startswith("Not started: you already have an adapter training (LoRA finetuning) ")
+        assert [row["what"] for row in operator.rows()] == ["an adapter training (LoRA finetuning)"]
+        op = operator_session("s3cret-token")
+        op.switch_page("pages/operator.py").run()
+        assert list(op.dataframe[0].value["what"]) == ["an adapter training (LoRA finetuning)"]
+        assert finetune.name.startswith("finetune-")
+    finally:
+        finetune.stop()
+        finetune.wait(60)
+    assert finetune.done
+
+
+def test_the_operator_deletes_a_stored_run_and_it_is_made_again_when_asked(monkeypatch, data):
+    monkeypatch.setenv(operator.TOKEN_ENV, "s3cret-token")
+    config = lc.BaselineConfig(hidden1=8, hidden2=8, max_steps=4, seed=6_003)
+    run = lc.train_baseline(config, data)
+    key = runs.key(lc.Experiment(baseline=config, seed=config.seed), Kind.BASELINE, "cpu")
+    runs.store().put(key, works.baseline_record(run), run)
+    at = operator_session("s3cret-token")
+    at.switch_page("pages/operator.py").run()
+    assert not at.exception, at.exception
+    table = at.dataframe[-1].value
+    (row,) = [i for i, run_key in enumerate(table["run"]) if run_key == key]
+    assert table["holds"][row] == (f"BaselineConfig(hidden1=8, hidden2=8, epochs=3, batch_size=64, lr=0.001, "
+                                   f"max_steps=4, seed=6003); {len(run.losses)} steps trained")
+    at.selectbox(key="op_delete_run").set_value(key).run()
+    at.button(key="op_delete").click().run()
+    assert not at.exception, at.exception
+    assert runs.find(key) is None and not runs.store().path(key).exists()
+    assert not any("run" in frame.value.columns and key in list(frame.value["run"]) for frame in at.dataframe)

@@ -99,14 +99,15 @@ def test_a_baseline_and_a_finetune_on_the_cluster_match_in_process(remote, data)
     assert there.evaluation.wrong_per_class == here.evaluation.wrong_per_class
     assert (there.evaluation.confusion == here.evaluation.confusion).all()
 
-    tuned_there = remote.run(executor.Progress(), works.finetune_work(here, data, FINETUNE))
-    tuned_here = in_process(works.finetune_work(here, data, FINETUNE))
-    assert tuned_there["run"].losses == tuned_here["run"].losses
-    assert tuned_there["run"].update_norms == tuned_here["run"].update_norms
-    assert same_weights(tuned_there["run"].model, tuned_here["run"].model)
-    assert tuned_there["run"].after.wrong_per_class == tuned_here["run"].after.wrong_per_class
-    assert tuned_there["off"].wrong_per_class == tuned_here["off"].wrong_per_class
-    assert tuned_there["checks"] == tuned_here["checks"]
+    tuned_there = works.finetune_from_record(remote.run(executor.Progress(), works.finetune_work(here, data, FINETUNE)),
+                                             here)
+    tuned_here = works.finetune_from_record(in_process(works.finetune_work(here, data, FINETUNE)), here)
+    assert tuned_there.run.losses == tuned_here.run.losses
+    assert tuned_there.run.update_norms == tuned_here.run.update_norms
+    assert same_weights(tuned_there.run.model, tuned_here.run.model)
+    assert tuned_there.run.after.wrong_per_class == tuned_here.run.after.wrong_per_class
+    assert tuned_there.off.wrong_per_class == tuned_here.off.wrong_per_class
+    assert tuned_there.checks == tuned_here.checks
 
 
 def test_a_training_that_fails_on_the_cluster_raises_its_own_error(remote, data):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import lora_core as lc
-from lora_core import studies
+from lora_core import studies, works
 from lora_core.experiment import Experiment
 from lora_core.presets import with_values
 from lora_core.store import RunStore, decode, encode, environment, run_key
@@ -150,3 +150,49 @@ def test_tensors_held_twice_or_sharing_memory_are_stored_and_read_back(tmp_path)
     assert all(torch.equal(back[name], value) for name, value in record.items())
     tensors, _ = encode(record)
     assert len(tensors) == 3  # the tensor held twice is written once
+
+
+# --- what is stored under a key is the whole run of that key ---------------------------------------------
+
+def stopped_baseline(data, steps: int) -> lc.BaselineRun:
+    config = lc.BaselineConfig(hidden1=16, hidden2=16, epochs=1, batch_size=64, seed=5)
+    return lc.train_baseline(config, data, should_stop=lambda taken=[]: taken.append(1) or len(taken) > steps)
+
+
+def test_the_store_refuses_a_record_that_contradicts_its_description(tmp_path, base, data):
+    store = RunStore(tmp_path, problem=works.record_problem)
+    zero = stopped_baseline(data, 0)
+    assert zero.losses == [] and zero.total_steps > 0
+    stopped = lc.finetune_lora(base.model, data, lc.FinetuneConfig(steps=5), should_stop=lambda: True)
+    finetune = works.finetune_record(works.CheckedFinetune(stopped, None))
+    refused = {
+        "no step": works.baseline_record(zero),
+        "stopped at 3": works.baseline_record(stopped_baseline(data, 3)),  # its config names the whole run
+        "no step, as its own run": works.baseline_record(
+            lc.BaselineRun(zero.config, zero.model, [], zero.evaluation, 0)),
+        "finetune": finetune,
+        "study": {"rows": [], "stopped": True},
+    }
+    for name, record in refused.items():
+        with pytest.raises(ValueError, match="not stored"):
+            store.put(name, record)
+        assert store.get(name) is None and not store.path(name).exists(), name
+    assert store.writes == 0
+    assert store.put("whole", works.baseline_record(base)) is None and store.get("whole") is not None
+
+
+def test_a_contradicting_file_already_on_disk_is_never_served(tmp_path, data):
+    """A run an older server stored after 0 steps under the whole run's key is read as damaged: made again."""
+    RunStore(tmp_path).put("poisoned", works.baseline_record(stopped_baseline(data, 0)))
+    checked = RunStore(tmp_path, problem=works.record_problem)
+    assert checked.get("poisoned") is None and checked.damaged == {"poisoned"}
+
+
+def test_a_stored_run_can_be_deleted_from_memory_and_disk(tmp_path):
+    store = RunStore(tmp_path)
+    store.put("a", {"w": torch.ones(3)})
+    store.put("b", {"w": torch.ones(300)})
+    assert sorted((key, size > 0) for key, size, _ in store.files()) == [("a", True), ("b", True)]
+    assert store.delete("a") and not store.delete("a")
+    assert store.get("a") is None and [key for key, *_ in store.files()] == ["b"]
+    assert not RunStore(None).delete("b")

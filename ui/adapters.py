@@ -34,9 +34,9 @@ def current(base_key) -> dict | None:
     return held if held is not None and held["base_key"] == base_key else None
 
 
-def from_training(result: dict, base_key, classes) -> dict:
-    """The current-adapter record of a finished finetune job (its result: run, off, merged, checks)."""
-    run = result["run"]
+def from_training(finetune: works.CheckedFinetune, base_key, classes) -> dict:
+    """The current-adapter record of a finetune."""
+    run = finetune.run
     c = run.config
     names = tables.class_names(classes, c.digits)
     warning = None
@@ -45,7 +45,7 @@ def from_training(result: dict, base_key, classes) -> dict:
                    "partly trained adapter's.")
     return {
         "name": f"rank {c.rank} · {names}", "model": run.model, "before": run.before, "after": run.after,
-        "off": result["off"], "merged": result.get("merged"), "checks": result["checks"], "losses": run.losses,
+        "off": finetune.off, "merged": finetune.merged, "checks": finetune.checks, "losses": run.losses,
         "chosen": c.digits,
         "base_key": base_key, "warning": warning, "source": "trained",
         "stem": f"lora-adapter-rank{c.rank}-" + "-".join(classes[d] for d in c.digits).replace(" ", "_"),

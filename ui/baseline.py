@@ -1,18 +1,20 @@
 """The baseline the experiment describes: found in the run store, followed while it trains, or trained.
 
 A stopped baseline is its own run: its step limit becomes the number of steps it took, so the settings
-(and a link to them) describe exactly the partly trained network, which is then stored like any other.
+(and a link to them) describe exactly the partly trained network, which is then stored like any other; one
+stopped before its first step is no run at all.
 """
 import streamlit as st
 
 import lora_core as lc
 from lora_core import presets, works
+from service.kinds import Kind
 from ui import experiment, jobs, runs
 from ui.context import Context
 
 
 def run_key(ctx: Context, exp: lc.Experiment | None = None) -> str:
-    return runs.key(exp or experiment.current(), "baseline", ctx.device)
+    return runs.key(exp or experiment.current(), Kind.BASELINE, ctx.device)
 
 
 def revive(ctx: Context):
@@ -30,8 +32,12 @@ def keep(run: lc.BaselineRun):
 
 
 def _keep_stopped(ctx: Context, run: lc.BaselineRun) -> None:
-    """A stopped baseline becomes the run 'these settings, step limit = the steps it took'."""
+    """A stopped baseline becomes the run 'these settings, step limit = the steps it took'; one stopped
+    before its first step is nothing (its limit, 0, would read as "no limit": the whole run's settings)."""
     steps = len(run.losses)
+    if steps == 0:
+        runs.say_next_pass("baseline", "Stopped before the first step: nothing was trained or kept.")
+        return
     exp = presets.with_values(experiment.current(), {("baseline", "max_steps"): steps})
     whole = lc.BaselineRun(exp.baseline, run.model, run.losses, run.evaluation, steps)
     # a disk that cannot be written keeps it in memory
@@ -46,7 +52,7 @@ def controls(ctx: Context, label: str, help: str) -> lc.BaselineRun | None:
     """Train and Stop for the experiment's baseline; the baseline when it exists."""
     exp = experiment.current()
     found = runs.controls(
-        "baseline", run_key(ctx, exp), label,
+        Kind.BASELINE, run_key(ctx, exp), label,
         start_work=works.baseline_work(ctx.data, exp.baseline),  # in this process, or on a cluster
         keep=keep, revive=revive(ctx), what="Training the baseline", help=help, follow=jobs.follow,
         stop_label="Stop training", buttons=("base_train", "base_stop"),

@@ -11,17 +11,12 @@ A training over a limit is refused when it is asked for, with the reason; nothin
 Reusing a baseline someone trained already, or following one that trains, costs nothing and is never
 refused.
 """
+from service import environment
 from ui import server
 
 MAX_STEPS_ENV, DEFAULT_MAX_STEPS = "LORA_LAB_MAX_STEPS", 10_000
 MAX_HIDDEN_ENV, DEFAULT_MAX_HIDDEN = "LORA_LAB_MAX_HIDDEN", 2048
 PER_PERSON_ENV, DEFAULT_PER_PERSON = "LORA_LAB_TRAININGS_PER_PERSON", 1
-
-# what a job is, by its name's first word (ui.jobs, ui.inside name them), for a refusal
-KINDS = {"baseline": "a baseline training", "finetune": "an adapter training (LoRA finetuning)",
-         "sweep": "a rank comparison", "inspect": "an adapter training (ΔW inspector)",
-         "oracle": "a rank oracle study", "inits": "an initialisation gallery study",
-         "scaling": "a scaling study", "frontier": "a learn/forget frontier study"}
 
 
 class Refused(RuntimeError):
@@ -29,15 +24,15 @@ class Refused(RuntimeError):
 
 
 def max_steps() -> int:
-    return server.env_number(MAX_STEPS_ENV, DEFAULT_MAX_STEPS)
+    return environment.number(MAX_STEPS_ENV, DEFAULT_MAX_STEPS)
 
 
 def max_hidden() -> int:
-    return server.env_number(MAX_HIDDEN_ENV, DEFAULT_MAX_HIDDEN)
+    return environment.number(MAX_HIDDEN_ENV, DEFAULT_MAX_HIDDEN)
 
 
 def per_person() -> int:
-    return server.env_number(PER_PERSON_ENV, DEFAULT_PER_PERSON)
+    return environment.number(PER_PERSON_ENV, DEFAULT_PER_PERSON)
 
 
 def owners(session_id: str | None) -> tuple:
@@ -63,7 +58,7 @@ def check_cost(steps: int, hidden: tuple[int, ...] = ()) -> None:
 def busy(held: list) -> Refused:
     """The refusal of a second training while `held` (jobs of the same person) run or wait."""
     job = held[0]
-    what = KINDS.get(job.name.split("-")[0], "a training")
+    what = job.kind.described
     where = ("waiting for a slot" if job.place > 0 else f"at step {job.step:,} of {job.total:,}" if job.total
              else "starting")
     return Refused(f"Not started: you already have {what} {where}, maybe in another tab. Each person runs "

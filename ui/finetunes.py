@@ -1,37 +1,36 @@
-"""The finetune the experiment describes, as a stored run: what the store keeps of it, how a page gets
-it back onto the baseline, and the LoRA page's Train and Stop."""
+"""The finetune the experiment describes, as a stored run: its record (stored, trained just now, or
+stopped) is what the LoRA page's Train and Stop give; the page attaches its adapter to the baseline."""
 import streamlit as st
 
 import lora_core as lc
 from lora_core import works
+from service.kinds import Kind
 from ui import adapters, classroom, experiment, jobs, runs
 
 
 def revive(base: lc.BaselineRun):
-    """A stored finetune back as a job's result: its adapter attached to a copy of `base`."""
+    """A finetune's record back as what the page shows: its adapter attached to a copy of `base`."""
     return lambda stored: works.finetune_from_record(stored, base)
 
 
-def keep(result: dict):
+def keep(record: dict):
     """Memory keeps the record (the adapter, kilobytes), not the model: each session gets its own copy."""
-    run = result["run"]
-    return (works.finetune_record(result), None) if len(run.losses) == run.config.steps else None
+    return (record, None) if len(record["losses"]) == record["config"].steps else None
 
 
 def train_controls(ctx, held: dict, config: lc.FinetuneConfig) -> None:
     """Train LoRA and Stop; the finetune these settings describe becomes the current adapter when it is new
     here — trained just now, stored by someone earlier, or opened from a link."""
-    key = runs.key(experiment.current(), "finetune", ctx.device)
-    result = runs.controls(
-        "lora", key, "Train LoRA", start_work=works.finetune_work(held["run"], ctx.data, config), keep=keep,
+    key = runs.key(experiment.current(), Kind.FINETUNE, ctx.device)
+    record = runs.controls(
+        Kind.FINETUNE, key, "Train LoRA", start_work=works.finetune_work(held["run"], ctx.data, config), keep=keep,
         what="Training the adapter", follow=jobs.follow, stop_label="Stop training",
         buttons=("lora_train", "lora_stop"), cost=(config.steps, ()),
         help="Copy the baseline, attach the adapter, and train A and B on the chosen classes.")
     shown = st.session_state.setdefault("lora_shown", set())
-    if result is not None and key not in shown:
+    if record is not None and key not in shown:
         shown.add(key)  # made current once: an upload made later stays current
-        if "adapter" in result:  # the stored record: its adapter onto a copy of this baseline
-            result = revive(held["run"])(result)
-        entry = adapters.from_training(result, held["key"], ctx.data.classes)
-        adapters.make_current(entry, lc.adapter_of(result["run"].model))
+        finetune = revive(held["run"])(record)
+        entry = adapters.from_training(finetune, held["key"], ctx.data.classes)
+        adapters.make_current(entry, lc.adapter_of(finetune.run.model))
         classroom.post_finished_runs()  # a student in a class: the finished run goes to the class board

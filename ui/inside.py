@@ -4,7 +4,7 @@ their background jobs, and core results reshaped into rows for tables and charts
 Every number comes from lora_core (anatomy, studies, runs); nothing here computes on tensors.
 """
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 import streamlit as st
@@ -13,6 +13,7 @@ import lora_core as lc
 from lora_core import anatomy, parallel, studies, works
 from lora_core.checkpoints import digest
 from lora_core.settings import STRENGTHS
+from service.kinds import Kind
 from ui import adapters as ui_adapters
 from ui import experiment, finetunes, jobs, runs, tables
 
@@ -78,31 +79,39 @@ def delta_spectra(model) -> dict[str, list[float]]:
     return {name: S.tolist() for name, S in anatomy.delta_spectra(model).items()}
 
 
+@dataclass
+class LiveInspection:
+    """What the inspector draws of an adapter while it trains: each layer's ‖ΔW‖_F after each step (step 0
+    first), and every few steps ΔW's singular values, (step, layer → top-r σ)."""
+    norms: dict[str, list[float]] = field(default_factory=dict)
+    snapshots: list[tuple[int, dict[str, list[float]]]] = field(default_factory=list)
+
+
 def _inspect(base: lc.BaselineRun, base_key: str, data: lc.Dataset, config: lc.FinetuneConfig, every: int):
-    """A LoRA finetune the page looks into while it trains.
+    """A LoRA finetune the page looks into while it trains, through `job.live` (a LiveInspection).
 
     `finetune_lora(on_start=…)` hands over the adapted model before the first step; every step adds each
-    layer's ‖ΔW‖_F to `job.norms`, every `every` steps a snapshot of ΔW's r singular values to
-    `job.snapshots` (from the factors: cheap, so optional and sparse; at step 0 they are all zero, B being
-    zero)."""
+    layer's ‖ΔW‖_F, every `every` steps a snapshot of ΔW's r singular values (from the factors: cheap, so
+    optional and sparse; at step 0 they are all zero, B being zero)."""
     def work(job: jobs.Job) -> dict:
-        job.norms, job.snapshots = {}, []  # layer → ‖ΔW_l‖_F after each step; (step, layer → top-r σ of ΔW)
+        live = job.live = LiveInspection()
+        adapted = []
 
         def on_start(model) -> None:
-            job.model = model
-            job.norms = {name: [value] for name, value in anatomy.layer_update_norms(model).items()}  # step 0
+            adapted.append(model)
+            live.norms = {name: [value] for name, value in anatomy.layer_update_norms(model).items()}  # step 0
 
         def on_step(step: int, total: int, loss: float) -> None:
-            for name, value in anatomy.layer_update_norms(job.model).items():
-                job.norms[name].append(value)
+            for name, value in anatomy.layer_update_norms(adapted[0]).items():
+                live.norms[name].append(value)
             if every and (step % every == 0 or step == total):
-                job.snapshots.append((step, delta_spectra(job.model)))
+                live.snapshots.append((step, delta_spectra(adapted[0])))
             job.on_step(step, total, loss)
 
         run = lc.finetune_lora(base.model, data, config, on_step=on_step, should_stop=job.should_stop,
                                on_start=on_start, evaluated=False)  # the inspector shows no accuracy
         job.label = "computing the SVDs of W and ΔW"
-        return {"run": run, "norms": job.norms, "snapshots": job.snapshots, "config": config,
+        return {"run": run, "norms": live.norms, "snapshots": live.snapshots, "config": config,
                 "stopped": len(run.losses) < config.steps, **inspection(run.model)}
     return work
 
@@ -169,13 +178,12 @@ def _keep_inspection(result: dict):
     if result.get("stopped"):
         return None
     stored = {k: v for k, v in result.items() if k != "run"}
-    return dict(stored, finetune=works.finetune_record({"run": result["run"], "off": None, "checks": None})), None
+    return dict(stored, finetune=works.finetune_record(works.CheckedFinetune(result["run"], None))), None
 
 
 def _revive_inspection(base: lc.BaselineRun):
     def build(stored: dict) -> dict:
-        finetune = finetunes.revive(base)(stored["finetune"])
-        return dict(stored, run=finetune["run"])
+        return dict(stored, run=finetunes.revive(base)(stored["finetune"]).run)
     return build
 
 
@@ -191,14 +199,15 @@ def work_for(kind: str, held: dict, data: lc.Dataset, config: lc.FinetuneConfig,
     }[kind]()
 
 
-def run(kind: str, held: dict, ctx, config: lc.FinetuneConfig, label: str, what: str, help: str, draw=None):
+def run(kind: Kind, held: dict, ctx, config: lc.FinetuneConfig, label: str, what: str, help: str, draw=None):
     """Run and Stop for the study `kind` the experiment describes; its result (stored, or this session's
     stopped one) or None."""
+    kind = Kind(kind)
     exp, base = experiment.current(), held["run"]
     work = work_for(kind, held, ctx.data, config, exp)
-    inspecting = kind == "inspect"
+    inspecting = kind is Kind.INSPECT
     key = runs.key(exp, kind, ctx.device)
-    result = runs.controls("insp" if inspecting else kind, key, label, work,
+    result = runs.controls(kind, key, label, work,
                            keep=_keep_inspection if inspecting else _keep,
                            what=what, help=help, follow=lambda job, text: follow(job, text, draw),
                            cost=(exp.total_steps(kind, len(ctx.data.train_y)), ()))

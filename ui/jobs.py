@@ -12,6 +12,7 @@ When the last of them stops following — Stop, or the sweep of ui.server after 
 Finished runs are kept by ui.runs.
 """
 import atexit
+import itertools
 import threading
 import time
 
@@ -20,28 +21,32 @@ import streamlit as st
 import lora_core as lc
 from lora_core import executor, parallel
 from lora_core.slots import Busy, Cancelled, TrainingSlots
+from service import executors
+from service.kinds import Kind
 from ui import charts, fair, server
 
 POLL_S = 0.25  # how often the progress bar is redrawn
 LIVE_CHART_AFTER_S = 1.0  # a run shorter than this (counted from its first step, not its wait in line) shows its
-# progress bar only: the browser's drawing of a chart took the cores from the run's own test pass
+# progress bar only: drawing a chart would take the cores from the run's own test pass
 LIVE_CHART_EVERY_S = 0.5  # the pause between the live chart's redraws: each builds a plotly figure on the server
-# (20 ms here) and makes the browser draw the chart anew; four a second were a tenth of a 10-student class's server time
+# and makes the browser draw the chart anew, which a class's server pays for every follower
 SLOTS = TrainingSlots(server.max_trainings(), fair.per_person())  # one per server process
 THREADS = server.threads_each(SLOTS.limit)  # cores of each job when all SLOTS.limit slots are taken
 # in this process under SLOTS, a lone job on every core; or, for work that can travel, on the Ray cluster
 # of LORA_LAB_RAY_ADDRESS
-EXECUTOR = executor.from_env(SLOTS, server.threads_each)
+EXECUTOR = executors.from_env(SLOTS, server.threads_each)
 # A page's own passes (an upload's evaluation, a slider's new value) run in Streamlit's script threads,
 # which set no cores: they get a training's share as if they were one more (every core on an idle server).
 parallel.set_default(lambda: server.threads_each(SLOTS.running() + 1))
 CLOSING = threading.Event()  # the interpreter is ending: background work stops at its next check
+_numbers = itertools.count(1)  # tells jobs of one kind apart in their names
 _background: set[threading.Thread] = set()  # work done ahead of a request, in daemon threads
 
 
 class Job(executor.Progress):
-    """Runs `work` in a daemon thread through EXECUTOR: a callable `work(job)`, which reports through
-    on_step/on_progress and obeys should_stop, or a lora_core.executor.Work, which may run on a cluster.
+    """A run of `kind` (service.kinds.Kind): `work` in a daemon thread through EXECUTOR, a callable
+    `work(job)`, which reports through on_step/on_progress and obeys should_stop, or a
+    lora_core.executor.Work, which may run on a cluster. Its name is its kind and a number.
 
     Started from a page, the job is followed by that page's session and counts against it (ui.fair);
     `shared=True` leaves the followers to `watch`, and whom it counts against to `owners`. It stops when
@@ -50,19 +55,21 @@ class Job(executor.Progress):
     ended, before it counts as done.
     """
 
-    def __init__(self, name: str, work, shared: bool = False, owners: tuple = (), steps: int = 0,
+    def __init__(self, kind: Kind, work, shared: bool = False, owners: tuple = (), steps: int = 0,
                  hidden: tuple[int, ...] = (), settle=None):
         super().__init__()  # losses, step, total, label, place, cores, Stop
-        self.name = name
+        self.kind = Kind(kind)
+        self.name = self.kind.job_name(next(_numbers))
         self.created = time.monotonic()
         self.result, self.error = None, None
+        self.live = None  # what the work shows while it runs, for a page to draw (ui.inside.LiveInspection)
         self.cores = THREADS  # the cores it may use, set when it gets its slot
         self.watchers: set[str] = set()  # the sessions following this job
         self._watchers_lock = threading.Lock()
         self._settle = settle
         owner = None if shared else server.current_session_id()
         self.owners = owners if shared else fair.owners(owner)
-        self._thread = threading.Thread(target=self._run, args=(work,), name=f"lora-lab {name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(work,), name=f"lora-lab {self.name}", daemon=True)
         try:
             fair.check_cost(steps, hidden)
             SLOTS.admit(self, self.owners)

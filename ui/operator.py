@@ -1,4 +1,5 @@
-"""The operator's view of the server: every training running or queued, whose it is, and a Stop for each.
+"""The operator's view of the server: every training running or queued, whose it is, and a Stop for each;
+every run stored on disk, and a Delete for one (a run that should not be served: it is made again when asked).
 
 It is a page of the app shown only to a session that opened the app with `?operator=TOKEN`, TOKEN being
 $LORA_LAB_OPERATOR_TOKEN; without that variable there is no operator page at all. The token travels in
@@ -11,7 +12,7 @@ import time
 
 import streamlit as st
 
-from ui import fair, jobs
+from ui import jobs, runs
 
 TOKEN_ENV = "LORA_LAB_OPERATOR_TOKEN"
 QUERY_KEY = "operator"
@@ -43,7 +44,7 @@ def rows(now: float | None = None) -> list[dict]:
     for job in sorted(places, key=lambda job: (places[job], job.created)):
         place = places[job]
         found.append({
-            "job": job.name, "what": fair.KINDS.get(job.name.split("-")[0], "a training"),
+            "job": job.name, "what": job.kind.described,
             "state": ("stopping" if job.stopping else "running" if place == 0 else f"queued, place {place}"),
             "step": job.step, "of": job.total, "elapsed (s)": round(now - job.created, 1),
             "session": _owner(job, "session"), "browser": _owner(job, "browser"),
@@ -59,3 +60,18 @@ def stop(name: str) -> bool:
             job.stop()
             return True
     return False
+
+
+def stored(limit: int = 500) -> list[dict]:
+    """The runs on disk, most recently used first (at most `limit`): key, what they hold, size, last use."""
+    store = runs.store()
+    return [{"run": key, "holds": store.summary(key), "size (MB)": round(size / 2**20, 2),
+             "last used": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(used))}
+            for key, size, used in store.files()[:limit]]
+
+
+def delete(key: str) -> bool:
+    """Delete the stored run `key` from memory and disk; whether it was on disk."""
+    deleted = runs.store().delete(key)
+    runs.server.log.warning("LoRA Lab operator: stored run %s deleted", key[:12])
+    return deleted
