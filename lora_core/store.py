@@ -21,14 +21,26 @@ import torch
 
 from .checkpoints import load_tensors, read_info, save_tensors
 
-FORMAT = "lora-lab-run/3"  # a new number when what a record holds, or how it is computed, changes
+FORMAT = "lora-lab-run/3"  # a new number when what a record holds changes
+
+
+def code_version(folder: Path = Path(__file__).parent) -> str:
+    """A digest of the code that computes runs (this package's sources): servers on different code never
+    share a run, and a change to how a number is computed makes its runs anew, with no number to bump."""
+    digest = hashlib.sha256()
+    for source in sorted(folder.rglob("*.py")):
+        digest.update(source.relative_to(folder).as_posix().encode() + b"\0" + source.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+CODE = code_version()
 MAX_RUN_BYTES = 2**30  # the largest run file read back (a baseline of 4096-wide layers is about 90 MB)
 
 
 def run_key(kind: str, identity: dict, environment: dict) -> str:
     """A stable name for a run: the same description on the same software gives the same key."""
-    text = json.dumps({"format": FORMAT, "kind": kind, "run": identity, "env": environment}, sort_keys=True,
-                      default=str)
+    text = json.dumps({"format": FORMAT, "code": CODE, "kind": kind, "run": identity, "env": environment},
+                      sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
