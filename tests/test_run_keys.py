@@ -4,6 +4,8 @@ import shutil
 import time
 from pathlib import Path
 
+import torch
+
 from lora_core import store
 
 PACKAGE = Path(store.__file__).parent
@@ -44,3 +46,20 @@ def test_lapsed_claims_are_swept_and_live_ones_kept(tmp_path):
         assert sorted(p.name for p in tmp_path.iterdir()) == [".live-run.claim"] and live.held()
     finally:
         live.release()
+
+
+def test_a_run_served_from_memory_is_not_the_first_the_folders_bound_deletes(tmp_path):
+    from lora_core.checkpoints import tidy
+
+    runs = store.RunStore(tmp_path)
+    record = {"weights": torch.zeros(64, 64)}  # 16 KiB of tensors each
+    for key in ("in-use", "old-1", "old-2"):
+        runs.put(key, record)
+    long_ago = time.time() - 3600
+    for key in ("in-use", "old-1", "old-2"):
+        os.utime(runs.path(key), (long_ago, long_ago))  # written an hour ago, all three
+    os.utime(runs.path("old-2"), (long_ago + 1, long_ago + 1))
+    assert runs.get("in-use") is not None  # served from memory: the class uses it
+    size = runs.path("in-use").stat().st_size
+    tidy(tmp_path, max_bytes=2.5 * size)  # room for two of the three
+    assert sorted(p.stem for p in tmp_path.glob("*.safetensors")) == ["in-use", "old-2"]
