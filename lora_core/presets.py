@@ -19,6 +19,7 @@ VERSION = 2
 MAX_SEED = 2**31 - 1
 MAX_RANK = 64  # the LoRA page's rank slider
 MAX_ALPHA = 1000.0
+MAX_LORAPLUS_RATIO = 100.0  # the largest ratio of B's learning rate to A's that a link may ask for
 MAX_STEPS = 100_000
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)  # the choices the pages offer: no NaN losses
 
@@ -113,6 +114,8 @@ FIELDS = {
     "lr": (("finetune", "lr"), OneOf(LEARNING_RATES)),
     "init": (("finetune", "init"), OneOf(tuple(INITS))),
     "rslora": (("finetune", "rslora"), OneOf((False, True))),
+    "dora": (("finetune", "dora"), OneOf((False, True))),
+    "loraplus": (("finetune", "loraplus_ratio"), Number(0, MAX_LORAPLUS_RATIO)),
     "cmp_ranks": (("compare", "ranks"), SomeOf(STUDY_RANKS)),
     "cmp_targets": (("compare", "targets"), SomeOf(DEFAULT_TARGETS)),
     "full_lr": (("compare", "full_lr"), OneOf(LEARNING_RATES)),

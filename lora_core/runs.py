@@ -82,7 +82,7 @@ class FinetuneConfig:
     init: str = "kaiming"  # how A and B start: lora.INIT_CHOICES or "pissa_niter_K" (inits.check_init)
     rslora: bool = False  # scale ΔW by α/√r instead of α/r
     dora: bool = False  # DoRA: a trained magnitude per output neuron (lora.LoRAParametrization)
-    loraplus_ratio: float | None = None  # LoRA+: B's learning rate is lr × this; None trains A and B alike
+    loraplus_ratio: float = 1.0  # LoRA+: B's learning rate (and DoRA's m's) is lr × this; 1 is plain LoRA
 
     def __post_init__(self):
         # coerced here so that a config built from widget lists is hashable and equal to the same run's
@@ -104,8 +104,9 @@ class FinetuneConfig:
         for name in ("rslora", "dora"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if self.loraplus_ratio is not None:
-            check_ratio(self.loraplus_ratio)
+        if isinstance(self.loraplus_ratio, int) and not isinstance(self.loraplus_ratio, bool):
+            object.__setattr__(self, "loraplus_ratio", float(self.loraplus_ratio))
+        check_ratio(self.loraplus_ratio)
 
 
 @dataclass
@@ -195,7 +196,7 @@ def finetune_lora(base: nn.Module, data: Dataset, config: FinetuneConfig, before
 
     if on_start is not None:
         on_start(model)
-    optimizer = None if config.loraplus_ratio is None else loraplus_optimizer(config.loraplus_ratio)
+    optimizer = None if config.loraplus_ratio == 1 else loraplus_optimizer(config.loraplus_ratio)
     losses = train(model, x, y, epochs=_epochs_for(config.steps, config.batch_size, len(x)),
                    batch_size=config.batch_size, lr=config.lr, max_steps=config.steps, seed=config.seed,
                    on_step=track, should_stop=should_stop, optimizer_factory=optimizer)

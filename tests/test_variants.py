@@ -224,3 +224,13 @@ def test_learning_curves_share_batches(data, small_mlp):
         assert curve.target_wrong + curve.other_wrong == round((1 - curve.accuracy) * len(data.test_y))
     assert by_label["PiSSA"].losses[1:] != plain.losses[1:]  # the variants really train differently
     assert by_label["PiSSA"].update_norms[0] < 1.0  # measured against W, not W_res: small after one step
+
+
+@pytest.mark.parametrize("field, value, words", [("dora", 1, "dora must be True or False"),
+                                                 ("loraplus_ratio", 0.0, "LoRA\\+ ratio"),
+                                                 ("loraplus_ratio", float("inf"), "LoRA\\+ ratio"),
+                                                 ("loraplus_ratio", True, "LoRA\\+ ratio")])
+def test_variant_settings_are_validated(field, value, words):
+    with pytest.raises(ValueError, match=words):
+        lc.FinetuneConfig(**{field: value})
+    assert lc.FinetuneConfig(loraplus_ratio=16).loraplus_ratio == 16.0  # an int from a widget, as a float
