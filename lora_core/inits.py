@@ -93,8 +93,10 @@ def base_init(init: str, W: torch.Tensor, rank: int, scale: float,
     """
     W = W.detach().float()
     if init == "olora":
-        Q, R = torch.linalg.qr(W)
-        return R[:rank].contiguous(), Q[:, :rank].contiguous()
+        # Householder QR fixes Q's first r columns from W's first r columns alone, and R_r = Q_rᵀ·W: PEFT's
+        # Q[:, :r] and R[:r] of the whole W, for a QR of out×r rather than out×in
+        Q = torch.linalg.qr(W[:, :rank]).Q
+        return (Q.T @ W).contiguous(), Q.contiguous()
     niter = pissa_niter(init)
     if niter is None:
         U, S, Vh = torch.linalg.svd(W, full_matrices=False)

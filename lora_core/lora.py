@@ -66,10 +66,17 @@ class LoRAParametrization(nn.Module):
         gram = (self.lora_B.T @ self.lora_B) @ (self.lora_A @ self.lora_A.T)  # (r, r)
         return self.scale * gram.trace().clamp_min(0).sqrt()
 
+    def row_terms(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per output row i: ‖W_i‖², ⟨W_i, (B·A)_i⟩ and ‖(B·A)_i‖², each (out,), from the r-wide products
+        W·Aᵀ and A·Aᵀ: B·A (out×in) is never formed."""
+        A, B = self.lora_A, self.lora_B
+        return torch.linalg.vector_norm(W, dim=1) ** 2, (B * (W @ A.T)).sum(1), ((B @ (A @ A.T)) * B).sum(1)
+
     def row_norm(self, W: torch.Tensor) -> torch.Tensor:
         """‖W + s·B·A‖ of each output neuron's row, (out,), detached: DoRA's denominator."""
         with torch.no_grad():
-            return torch.linalg.vector_norm(W + self.delta_weight(), dim=1)
+            weight, cross, low = self.row_terms(W)
+            return (weight + 2 * self.scale * cross + self.scale ** 2 * low).clamp_min(0).sqrt()
 
     @torch.no_grad()
     def init_magnitude(self, W: torch.Tensor) -> None:
@@ -249,6 +256,12 @@ def update_norm(model: nn.Module) -> float:
 
 def _update_norm(layer: nn.Linear) -> float:
     lora = lora_of(layer)
+    if lora.dora and lora.enabled and moved_part(lora) is None:
+        # row i of W′ − W is (c−1)·W_i + c·s·(B·A)_i with c = m/n: its norm from the same three row terms
+        weight, cross, low = lora.row_terms(original_weight(layer))
+        c = lora.lora_magnitude / lora.row_norm(original_weight(layer))
+        rows = (c - 1) ** 2 * weight + 2 * (c - 1) * c * lora.scale * cross + (c * lora.scale) ** 2 * low
+        return float(rows.sum().clamp_min(0).sqrt())
     if lora.dora or not lora.enabled:
         return float(torch.linalg.norm(layer_update(layer)))
     A, B = base_relative_factors(lora)  # ‖BA‖_F² = trace((BᵀB)(AAᵀ)): r×r products, no dense ΔW

@@ -9,7 +9,7 @@ import torch
 
 import lora_core as lc
 from lora_core import inits, variants
-from lora_core.lora import add_lora, lora_layers, lora_of, original_weight
+from lora_core.lora import add_lora, lora_layers, lora_of, original_weight, update_norm
 from lora_core.loraplus import loraplus_groups, loraplus_optimizer
 
 peft = pytest.importorskip("peft")
@@ -234,3 +234,17 @@ def test_variant_settings_are_validated(field, value, words):
     with pytest.raises(ValueError, match=words):
         lc.FinetuneConfig(**{field: value})
     assert lc.FinetuneConfig(loraplus_ratio=16).loraplus_ratio == 16.0  # an int from a widget, as a float
+
+
+@pytest.mark.parametrize("init", ["kaiming", "pissa"])
+def test_update_norm_is_the_dense_difference(mlp, init):
+    """update_norm's closed forms (DoRA's row terms, PiSSA's converted factors) against W′ − W formed
+    densely in float64 from the parametrized weight and the base model's own."""
+    ours = add_lora(copy.deepcopy(mlp), RANK, ALPHA, TARGETS, seed=2, init=init, dora=True)
+    gen = torch.Generator().manual_seed(9)
+    with torch.no_grad():
+        for param in (p for name, p in ours.named_parameters() if "lora_" in name):
+            param.add_(torch.randn(param.shape, generator=gen) * 0.1 * param.abs().max())
+        dense = sum(float(torch.linalg.norm(getattr(ours, n).weight.double() - getattr(mlp, n).weight.double())) ** 2
+                    for n in TARGETS) ** 0.5
+    assert abs(update_norm(ours) - dense) <= 1e-4 * dense
