@@ -70,12 +70,20 @@ class LoRAParametrization(nn.Module):
         """Per output row i: ‖W_i‖², ⟨W_i, (B·A)_i⟩ and ‖(B·A)_i‖², each (out,), from the r-wide products
         W·Aᵀ and A·Aᵀ: B·A (out×in) is never formed."""
         A, B = self.lora_A, self.lora_B
-        return torch.linalg.vector_norm(W, dim=1) ** 2, (B * (W @ A.T)).sum(1), ((B @ (A @ A.T)) * B).sum(1)
+        return self._weight_rows(W), (B * (W @ A.T)).sum(1), ((B @ (A @ A.T)) * B).sum(1)
 
-    def row_norm(self, W: torch.Tensor) -> torch.Tensor:
+    def _weight_rows(self, W: torch.Tensor) -> torch.Tensor:
+        """‖W_i‖² per row, kept while W is the same tensor unchanged: the base weight is frozen, and reading
+        all of it every step would be most of DoRA's extra cost."""
+        key = (W.data_ptr(), W._version, tuple(W.shape), W.device)
+        if getattr(self, "_weight_rows_of", (None,))[0] != key:
+            self._weight_rows_of = (key, torch.linalg.vector_norm(W.detach(), dim=1) ** 2)
+        return self._weight_rows_of[1]
+
+    def row_norm(self, W: torch.Tensor, terms=None) -> torch.Tensor:
         """‖W + s·B·A‖ of each output neuron's row, (out,), detached: DoRA's denominator."""
         with torch.no_grad():
-            weight, cross, low = self.row_terms(W)
+            weight, cross, low = self.row_terms(W) if terms is None else terms
             return (weight + 2 * self.scale * cross + self.scale ** 2 * low).clamp_min(0).sqrt()
 
     @torch.no_grad()
@@ -258,8 +266,8 @@ def _update_norm(layer: nn.Linear) -> float:
     lora = lora_of(layer)
     if lora.dora and lora.enabled and moved_part(lora) is None:
         # row i of W′ − W is (c−1)·W_i + c·s·(B·A)_i with c = m/n: its norm from the same three row terms
-        weight, cross, low = lora.row_terms(original_weight(layer))
-        c = lora.lora_magnitude / lora.row_norm(original_weight(layer))
+        weight, cross, low = terms = lora.row_terms(original_weight(layer))
+        c = lora.lora_magnitude / lora.row_norm(original_weight(layer), terms)
         rows = (c - 1) ** 2 * weight + 2 * (c - 1) * c * lora.scale * cross + (c * lora.scale) ** 2 * low
         return float(rows.sum().clamp_min(0).sqrt())
     if lora.dora or not lora.enabled:
