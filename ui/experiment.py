@@ -21,6 +21,7 @@ KEYS = {
     "base_lr": "base_lr", "base_steps": "base_max_steps",
     "rank": "lora_rank", "alpha": "lora_alpha", "targets": "lora_targets", "digits": "lora_classes",
     "steps": "lora_steps", "batch": "lora_batch", "lr": "lora_lr", "init": "lora_init", "rslora": "lora_rslora",
+    "dora": "lora_dora", "loraplus": "lora_loraplus",  # no widget draws these yet: they keep their defaults
     "cmp_ranks": "sweep_ranks", "cmp_targets": "sweep_targets", "full_lr": "sweep_full_lr",
     "oracle_ranks": "oracle_ranks", "oracle_steps": "oracle_steps", "oracle_full_lr": "oracle_full_lr",
     "inits_rank": "inits_rank", "inits_steps": "inits_steps",

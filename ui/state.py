@@ -54,6 +54,7 @@ LIMITS = {
     "lora_targets": SomeOf(lc.DEFAULT_TARGETS), "lora_classes": SomeOf(CLASSES),
     "lora_steps": Range(int, 1, 100_000), "lora_lr": OneOf(presets.LEARNING_RATES),
     "lora_batch": Range(int, 1, 1024), "lora_init": OneOf(tuple(lc.lora.INITS)), "lora_rslora": OneOf((True, False)),
+    "lora_dora": OneOf((True, False)), "lora_loraplus": Range(float, 0.1, presets.MAX_LORAPLUS_RATIO),
     "lora_adapter_on": OneOf((True, False)),
     "sweep_ranks": SomeOf(STUDY_RANKS), "sweep_targets": SomeOf(lc.DEFAULT_TARGETS),
     "sweep_full_lr": OneOf(tuple(inside.FULL_LEARNING_RATES)),
