@@ -33,6 +33,7 @@ from lora_core.adapters import (
     read_upload,
     save_adapter,
 )
+from lora_core.lora import original_weight
 from scripts.upload_memory import lying_zip
 
 peft = pytest.importorskip("peft")
@@ -457,3 +458,14 @@ def test_dora_magnitude_of_the_wrong_shape_is_refused(base):
     bad = type(adapter)(adapter.rank, adapter.alpha, adapter.weights, adapter.rslora, short)
     with pytest.raises(AdapterError, match="one per output neuron"):
         attach(copy.deepcopy(base), bad)
+
+
+def test_merge_precision_of_a_dora_adapter_merges_its_rescaled_weight(base, x):
+    """DoRA's merge adds W′ − W (the rescaled rows), not s·B·A: in float32 nothing flips."""
+    model = trained_variant(base, "kaiming", True, False)
+    rows = {row["dtype"]: row for row in merge_precision(model, x)}
+    assert rows["float32"]["flipped"] == 0 and rows["float32"]["max_abs_error"] < 1e-5
+    with torch.no_grad():
+        plain_merge = {name: original_weight(layer) + lora_of(layer).delta_weight()
+                       for name, layer in lora_layers(model).items()}
+        assert max(float((getattr(model, name).weight - W).abs().max()) for name, W in plain_merge.items()) > 1e-3
