@@ -458,10 +458,11 @@ def read_upload(filename: str, blob: bytes) -> Adapter:
 # --- several adapters on one base ------------------------------------------------------------------
 
 def blend(base: nn.Module, adapters: list[Adapter], strengths: list[float]) -> nn.Module:
-    """A merged copy of `base` with W + Σ sᵢ·(αᵢ/rᵢ)·Bᵢ·Aᵢ: switching and blending need no retraining.
+    """A merged copy of `base` with W + Σ sᵢ·ΔWᵢ: switching and blending need no retraining.
 
-    Each adapter becomes one LoRA parametrization, chained on the same weight, so ΔW is computed by
-    the same `delta_weight` as everywhere else; the strength scales it.
+    Each plain adapter becomes one LoRA parametrization, chained on the same weight, so ΔWᵢ = (αᵢ/rᵢ)·Bᵢ·Aᵢ
+    is computed by the same `delta_weight` as everywhere else; the strength scales it. A DoRA adapter's
+    ΔWᵢ = W′ᵢ − W depends on W: it is taken on the base's own weight, then scaled and added the same way.
     """
     if len(adapters) != len(strengths):
         raise ValueError(f"{len(adapters)} adapters but {len(strengths)} strengths")
@@ -469,23 +470,38 @@ def blend(base: nn.Module, adapters: list[Adapter], strengths: list[float]) -> n
         if not 0 <= s <= MAX_STRENGTH:
             raise ValueError(f"strength must be in 0..{MAX_STRENGTH}, got {s!r}")
     model = copy_model(base)
+    dora_updates = []  # (layer, sᵢ·(W′ᵢ − W)), added once the plain ones are merged
     for adapter, strength in zip(adapters, strengths, strict=True):
         check_fits(model, adapter)
-        if adapter.magnitudes is not None:
-            raise AdapterError("a DoRA adapter rescales each output neuron's whole weight, so it does not add a "
-                               "ΔW that a strength could scale or another adapter's could join: attach it alone")
         if strength == 0:
             continue
-        for name, (A, B) in adapter.weights.items():
+        for name in adapter.targets:
             layer = model.get_submodule(name)
-            lora = LoRAParametrization(layer.out_features, layer.in_features, adapter.rank, adapter.alpha,
-                                       rslora=adapter.rslora)
-            with torch.no_grad():
-                lora.lora_A.copy_(A)
-                lora.lora_B.copy_(B)
+            lora = _parametrization(layer, adapter, name)
+            if lora.dora:
+                with torch.no_grad():
+                    dora_updates.append((name, strength * lora.to(layer.weight.device).update(layer.weight)))
+                continue
             lora.scale *= strength
             parametrize.register_parametrization(layer, "weight", lora.to(layer.weight.device))
-    return merge_lora(model)
+    merged = merge_lora(model)
+    with torch.no_grad():
+        for name, update in dora_updates:
+            merged.get_submodule(name).weight.add_(update)
+    return merged
+
+
+def _parametrization(layer: nn.Linear, adapter: Adapter, name: str) -> LoRAParametrization:
+    """A parametrization carrying `adapter`'s tensors for `layer` (on the CPU)."""
+    lora = LoRAParametrization(layer.out_features, layer.in_features, adapter.rank, adapter.alpha,
+                               rslora=adapter.rslora, dora=adapter.magnitudes is not None)
+    A, B = adapter.weights[name]
+    with torch.no_grad():
+        lora.lora_A.copy_(A)
+        lora.lora_B.copy_(B)
+        if lora.dora:
+            lora.lora_magnitude.copy_(adapter.magnitudes[name])
+    return lora
 
 
 # --- merge precision -------------------------------------------------------------------------------

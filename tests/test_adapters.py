@@ -446,10 +446,24 @@ def test_pissa_finetune_exports_with_its_accuracy(small_mlp, data, tmp_path):
     assert (logits - our_logits).abs().max() <= 1e-5 * our_logits.abs().max()
 
 
-def test_dora_adapters_are_not_blended(base):
-    adapter = adapter_of(trained_variant(base, "kaiming", True, False))
-    with pytest.raises(AdapterError, match="DoRA"):
-        blend(base, [adapter], [1.0])
+def test_a_dora_adapter_blends_by_its_update_on_the_base(base, x):
+    """Strength 1 alone is the attached DoRA network; strength s adds s·(W′ − W), W′ formed here in float64
+    from m, A, B and the base's W; beside a plain adapter the two updates add."""
+    dora, plain = trained_variant(base, "kaiming", True, False), trained_looking(base, rank=2)
+    adapter, other = adapter_of(dora), adapter_of(plain)
+    with torch.no_grad():
+        assert (blend(base, [adapter], [1.0])(x) - dora(x)).abs().max() <= 1e-5 * dora(x).abs().max()
+        blended = blend(base, [adapter, other], [0.5, 1.0])
+        for name in ("linear1", "linear3"):
+            W = getattr(base, name).weight.double()
+            A, B = (t.double() for t in adapter.weights[name])
+            direction = W + (adapter.alpha / adapter.rank) * B @ A
+            W_dora = adapter.magnitudes[name].double()[:, None] * direction / direction.norm(dim=1, keepdim=True)
+            expected = W + 0.5 * (W_dora - W)
+            if name in other.weights:
+                A2, B2 = (t.double() for t in other.weights[name])
+                expected = expected + (other.alpha / other.rank) * B2 @ A2
+            assert (getattr(blended, name).weight.double() - expected).abs().max() <= 1e-5 * W.abs().max()
 
 
 def test_dora_magnitude_of_the_wrong_shape_is_refused(base):
