@@ -75,10 +75,10 @@ class LoRAParametrization(nn.Module):
     def _weight_rows(self, W: torch.Tensor) -> torch.Tensor:
         """‖W_i‖² per row, kept while W is the same tensor unchanged: the base weight is frozen, and reading
         all of it every step would be most of DoRA's extra cost."""
-        key = (W.data_ptr(), W._version, tuple(W.shape), W.device)
-        if getattr(self, "_weight_rows_of", (None,))[0] != key:
-            self._weight_rows_of = (key, torch.linalg.vector_norm(W.detach(), dim=1) ** 2)
-        return self._weight_rows_of[1]
+        cached = getattr(self, "_weight_rows_of", None)  # (W, its version, ‖W_i‖²)
+        if cached is None or cached[0] is not W or cached[1] != W._version:
+            cached = self._weight_rows_of = (W, W._version, torch.linalg.vector_norm(W.detach(), dim=1) ** 2)
+        return cached[2]
 
     def row_norm(self, W: torch.Tensor, terms=None) -> torch.Tensor:
         """‖W + s·B·A‖ of each output neuron's row, (out,), detached: DoRA's denominator."""
