@@ -11,6 +11,7 @@ import lora_core as lc
 from lora_core import inits, variants
 from lora_core.lora import add_lora, lora_layers, lora_of, original_weight, update_norm
 from lora_core.loraplus import loraplus_groups, loraplus_optimizer
+from lora_core.parallel import one_thread
 
 peft = pytest.importorskip("peft")
 from peft.optimizers import create_loraplus_optimizer  # noqa: E402
@@ -50,7 +51,8 @@ def twins(mlp, init="kaiming", dora=False, rslora=False):
     peft_init = {"kaiming": True}.get(init, init)
     config = peft.LoraConfig(r=RANK, lora_alpha=ALPHA, target_modules=TARGETS, lora_dropout=0.0,
                              use_rslora=rslora, use_dora=dora, init_lora_weights=peft_init)
-    theirs = peft.get_peft_model(copy.deepcopy(mlp), config)
+    with one_thread():  # where our inits run: singular vectors of close singular values move by 1e-4 with the
+        theirs = peft.get_peft_model(copy.deepcopy(mlp), config)  # rounding of another thread count
     if init not in ("pissa", "olora"):  # the deterministic ones are compared, not copied
         with torch.no_grad():
             for name, layer in lora_layers(ours).items():
@@ -101,10 +103,11 @@ def test_pissa_niter_draws_as_peft(mlp):
     for name in TARGETS:
         layer = peft_layer(theirs, name)
         W = layer.base_layer.weight.detach().clone()
-        with torch.random.fork_rng():
+        with torch.random.fork_rng(), one_thread():
             torch.manual_seed(5)
             layer.pissa_init("default", "pissa_niter_3")
-        A, B = inits.base_init("pissa_niter_3", W, RANK, ALPHA / RANK, torch.Generator().manual_seed(5))
+        with one_thread():
+            A, B = inits.base_init("pissa_niter_3", W, RANK, ALPHA / RANK, torch.Generator().manual_seed(5))
         assert relative(A, layer.lora_A["default"].weight) <= TOLERANCE
         assert relative(B, layer.lora_B["default"].weight) <= TOLERANCE
 
