@@ -44,12 +44,13 @@ def planned_steps(n: int, epochs: int, batch_size: int, max_steps: int | None = 
 
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1, batch_size: int = 10,
           lr: float = 1e-3, max_steps: int | None = None, seed: int = 0, on_step=None,
-          should_stop=None) -> list[float]:
+          should_stop=None, optimizer_factory=None) -> list[float]:
     """Minimise cross-entropy with Adam over `epochs` shuffled passes; return the loss of every step.
 
     Ends early after `max_steps` steps, or when `should_stop()` turns true (checked between steps, so
     the model always holds whole steps). `on_step(step, total, loss)` follows progress. Only the
-    parameters that require grad are trained; LoRA layers train through their factored path. It runs
+    parameters that require grad are trained, by Adam, or by `optimizer_factory(model, lr, device)` (e.g.
+    LoRA+'s groups); LoRA layers train through their factored path. It runs
     on one torch thread (lora_core.parallel): the same arguments give the same numbers on any server.
     """
     _check_positive("epochs", epochs)
@@ -62,7 +63,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no parameters that require grad")
-    optimizer = make_optimizer(params, lr, x.device)
+    optimizer = (make_optimizer(params, lr, x.device) if optimizer_factory is None
+                 else optimizer_factory(model, lr, x.device))
     total = planned_steps(len(x), epochs, batch_size, max_steps)
     generator = torch.Generator().manual_seed(seed)  # shuffles on the CPU: identical order on every device
     losses: list[float] = []

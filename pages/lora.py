@@ -93,11 +93,14 @@ experiment.widget(cols[0], "digits", format_func=lambda i: ctx.data.classes[i])
 experiment.widget(cols[1], "steps", help=f"Training steps of {st.session_state.lora_batch:,} images each (the batch "
                                          "size, under More settings) on the chosen classes.")
 experiment.widget(cols[2], "lr", format_func="{:g}".format)
-with st.expander("More settings: batch, initialisation, scaling"):
+with st.expander("More settings: batch, initialisation, scaling, DoRA, LoRA+"):
     cols = st.columns(3)
     experiment.widget(cols[0], "batch")
     experiment.widget(cols[1], "init", format_func=inside.INIT_LABELS.get)
     experiment.widget(cols[2], "rslora")
+    cols = st.columns(3)
+    experiment.widget(cols[0], "dora")
+    experiment.widget(cols[1], "loraplus", step=1.0)
 
 config = None
 if problem := experiment.problem_for("finetune", "finetune"):
