@@ -205,9 +205,12 @@ class FixedSplit:
         self.cores = cores
         self._products = _FixedProducts(pool, min(cores, PRODUCT_CHUNKS))
 
+    @contextmanager
     def products(self):
-        """Inside, this thread's large products are computed in fixed blocks (forward and backward passes)."""
-        return self._products
+        """Inside, this thread runs torch on one thread and its large products in fixed blocks (a training's
+        forward and backward passes): no kernel of it sees how many cores there are."""
+        with one_thread(), self._products:
+            yield
 
     @contextmanager
     def elementwise(self):
