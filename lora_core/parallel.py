@@ -140,6 +140,14 @@ def _map_ordered(work, items, workers: int | None) -> list:
         return list(pool.map(call, items))
 
 
+def _oversubscribed() -> bool:
+    """Whether the last minute had more runnable work than the machine has cores (Linux's load average)."""
+    try:
+        return os.getloadavg()[0] > (os.cpu_count() or 1)
+    except OSError:
+        return False
+
+
 def _one_torch_thread() -> None:
     torch.set_num_threads(1)
 
@@ -164,6 +172,7 @@ class _FixedProducts(TorchDispatchMode):
     def __init__(self, pool: ThreadPoolExecutor | None, workers: int):
         super().__init__()
         self.pool, self.workers = pool, workers
+        self.stolen = 0  # blocks the caller did itself because no helper was free to start them
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -188,13 +197,17 @@ class _FixedProducts(TorchDispatchMode):
                     torch.addmm(c[rows, cols], a[rows], b[:, cols], beta=beta, alpha=alpha, out=out[rows, cols])
 
         parts = _bounds(m if by_rows else n)
-        helped = [self.pool.submit(block, part) for i, part in enumerate(parts) if i % self.workers] \
+        helped = [(part, self.pool.submit(block, part)) for i, part in enumerate(parts) if i % self.workers] \
             if self.pool is not None else []
         for i, part in enumerate(parts):
             if self.pool is None or i % self.workers == 0:
                 block(part)
-        for future in helped:
-            future.result()
+        for part, future in helped:
+            if future.cancel():  # no helper has started it (a busy machine): the caller does it, not waits
+                block(part)
+                self.stolen += 1
+            else:
+                future.result()
         return out
 
 
@@ -209,15 +222,19 @@ class FixedSplit:
     def products(self):
         """Inside, this thread runs torch on one thread and its large products in fixed blocks (a training's
         forward and backward passes): no kernel of it sees how many cores there are."""
+        self._products.stolen = 0
         with one_thread(), self._products:
             yield
 
     @contextmanager
     def elementwise(self):
         """Inside, torch uses every core of the training in this thread: only for elementwise work (an
-        optimizer's update), whose every element is the same computation however the elements are shared."""
+        optimizer's update), whose every element is the same computation however the elements are shared.
+        One core when the machine is busy (the last products found no helper free, or more runnable work than
+        cores): torch's threads wait for each other at every kernel, several times slower when one of them
+        waits for a core. Either way the same bits."""
         previous = torch.get_num_threads()
-        torch.set_num_threads(self.cores)
+        torch.set_num_threads(1 if self._products.stolen or _oversubscribed() else self.cores)
         try:
             yield
         finally:
