@@ -6,7 +6,8 @@ computation here therefore has a split that depends on the shapes alone, never o
 
 - a training's large products (`fixed_split`) are cut into PRODUCT_CHUNKS blocks of rows or columns, never
   along the sum, each block a one-thread product; the blocks run on the cores the training has, in any order,
-  and land in their own place of the result. Its optimizer's update is elementwise: it runs on every core.
+  and land in their own place of the result. Its optimizer's update is elementwise: it runs on every core
+  (on one when the machine is busy: the same bits, faster there).
 - the chunks of an evaluation, the runs of a study (`map_ordered`) each run on one torch thread, several at
   once in threads (torch releases the GIL inside its kernels).
 
