@@ -1,4 +1,5 @@
-"""Fixtures and helpers every test module shares: the data, a baseline, AppTest sessions, the real browser.
+"""Fixtures and helpers every test module shares: the data, baselines trained once per session, AppTest sessions,
+the real browser.
 
 Test modules import the helpers (`from conftest import open_session`); pytest finds the fixtures itself.
 Every test that drives the real browser (it uses the `chromium` fixture) is marked `browser`, so
