@@ -212,7 +212,8 @@ def test_frontier_matches_core_and_moves_without_retraining(data, base):
         assert table["errors on the other classes"].tolist() == [p.other_wrong for p in points]
         chart = charts(at)[f"Learned against forgotten, at strength {strength:g}"]["data"]
         assert [(t["x"], t["y"]) for t in chart[-2:]] == [([p.other_wrong], [p.target_wrong]) for p in points]
-        assert any(f"at strength {strength:g}; the baseline star at " in c.value for c in at.caption)
+        assert any(f"at strength {strength:g}, on all 10,000 test images; the baseline star at " in c.value
+                   for c in at.caption)
     before = lc.evaluate(base, data.test_x, data.test_y)
     assert table["errors on class 2"].tolist() == [before.wrong_per_class[2]] * 2  # strength 0: the baseline
     # the paths' strengths were evaluated with the training, 0.8 when it was chosen (or by the background fill
