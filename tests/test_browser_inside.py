@@ -97,4 +97,5 @@ def test_frontier(context, streamlit_url):
     strength.focus()
     expect(strength).to_be_focused()  # the keys must reach the slider, not the page
     slide_to(page, strength, "0.8", "ArrowLeft")
-    expect(page.get_by_text(re.compile(r"at strength 0\.8, on all 10,000 test images; the baseline star"))).to_be_visible()  # the caption
+    caption = re.compile(r"at strength 0\.8, on all 10,000 test images; the baseline star")
+    expect(page.get_by_text(caption)).to_be_visible()  # the caption
