@@ -2,6 +2,7 @@
 scripts/screenshots.py use too."""
 from benchmarks.browser import (
     CHROMIUM,
+    CHROMIUM_ARGS,
     RUN_MS,
     chart_when,
     chromium,
@@ -18,5 +19,5 @@ from benchmarks.browser import (
     wait_idle,
 )
 
-__all__ = ["CHROMIUM", "RUN_MS", "chart_when", "chromium", "click", "free_port", "go", "metric", "open_app", "press",
-           "problems", "rerun", "set_number", "streamlit_server", "wait_idle"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "RUN_MS", "chart_when", "chromium", "click", "free_port", "go", "metric",
+           "open_app", "press", "problems", "rerun", "set_number", "streamlit_server", "wait_idle"]

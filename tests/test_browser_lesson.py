@@ -13,7 +13,7 @@ PUBLIC_NAME = "lab.school.test"  # the name students type; only their browsers k
 
 
 def test_a_first_lesson_has_no_dead_end(chromium, tmp_path_factory):
-    from playwright.sync_api import expect, sync_playwright  # noqa: F401  (expect below)
+    from playwright.sync_api import expect
 
     root = tmp_path_factory.mktemp("lesson")
     port = free_port()
@@ -37,45 +37,44 @@ def test_a_first_lesson_has_no_dead_end(chromium, tmp_path_factory):
             assert not problems(tab)
         finally:
             teacher.close()
-        _students(link, shown, tmp_path_factory.mktemp("student"))
+        _students(chromium.browser_type, link, shown, tmp_path_factory.mktemp("student"))
 
 
-def _students(link: str, shown: str, folder) -> None:
+def _students(browser_type, link: str, shown: str, folder) -> None:
     """Three phones on another machine's address: each sees the teacher's run at once; one downloads the files
     and runs the code as shown, another uploads the adapter the first downloaded."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(  # another machine: the school's name resolves to the server
-            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {PUBLIC_NAME} 127.0.0.1"])
-        try:
-            phones = [browser.new_context(viewport={"width": 390, "height": 844}, accept_downloads=True)
-                      for _ in range(3)]
-            tabs = []
-            for phone in phones:
-                tab = phone.new_page()
-                tab.goto(link, timeout=120_000)
-                expect(metric(tab, "Accuracy after LoRA")).to_have_text(shown, timeout=120_000)  # stored: no training
-                assert tab.get_by_role("button", name="Train LoRA", exact=True).is_disabled()
-                tabs.append(tab)
-            for button in ("Download for PEFT (.zip)", "Download the baseline (.safetensors)",
-                           "Download the test images (.npz)"):
-                with tabs[0].expect_download() as download:
-                    tabs[0].get_by_role("button", name=button).click()
-                download.value.save_as(folder / download.value.suggested_filename)
-            box = tabs[0].get_by_test_id("stExpander").filter(has_text="Use them in Python: copy as code")
-            box.get_by_text("Use them in Python: copy as code").click()
-            code = box.get_by_test_id("stCode").locator("code").text_content()
-            (folder / "score.py").write_text(code)
-            done = subprocess.run([sys.executable, "score.py"], cwd=folder, capture_output=True, text=True,
-                                  timeout=300, env={"PATH": "/usr/bin:/bin", "HOME": str(folder)})
-            assert done.returncode == 0, done.stderr
-            assert done.stdout.startswith(f"test accuracy {shown} (")
-            zip_file, = folder.glob("*-peft.zip")
-            tabs[1].get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(zip_file))
-            expect(tabs[1].get_by_text("is attached to a copy of your baseline")).to_be_visible(timeout=RUN_MS)
-            expect(metric(tabs[1], "Accuracy after LoRA")).to_have_text(shown, timeout=RUN_MS)
-            for tab in tabs:
-                assert not problems(tab)
-        finally:
-            browser.close()
+    browser = browser_type.launch(  # another machine: the school's name resolves to the server
+        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {PUBLIC_NAME} 127.0.0.1"])
+    try:
+        phones = [browser.new_context(viewport={"width": 390, "height": 844}, accept_downloads=True)
+                  for _ in range(3)]
+        tabs = []
+        for phone in phones:
+            tab = phone.new_page()
+            tab.goto(link, timeout=120_000)
+            expect(metric(tab, "Accuracy after LoRA")).to_have_text(shown, timeout=120_000)  # stored: no training
+            assert tab.get_by_role("button", name="Train LoRA", exact=True).is_disabled()
+            tabs.append(tab)
+        for button in ("Download for PEFT (.zip)", "Download the baseline (.safetensors)",
+                       "Download the test images (.npz)"):
+            with tabs[0].expect_download() as download:
+                tabs[0].get_by_role("button", name=button).click()
+            download.value.save_as(folder / download.value.suggested_filename)
+        box = tabs[0].get_by_test_id("stExpander").filter(has_text="Use them in Python: copy as code")
+        box.get_by_text("Use them in Python: copy as code").click()
+        code = box.get_by_test_id("stCode").locator("code").text_content()
+        (folder / "score.py").write_text(code)
+        done = subprocess.run([sys.executable, "score.py"], cwd=folder, capture_output=True, text=True,
+                              timeout=300, env={"PATH": "/usr/bin:/bin", "HOME": str(folder)})
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"test accuracy {shown} (")
+        zip_file, = folder.glob("*-peft.zip")
+        tabs[1].get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(zip_file))
+        expect(tabs[1].get_by_text("is attached to a copy of your baseline")).to_be_visible(timeout=RUN_MS)
+        expect(metric(tabs[1], "Accuracy after LoRA")).to_have_text(shown, timeout=RUN_MS)
+        for tab in tabs:
+            assert not problems(tab)
+    finally:
+        browser.close()
