@@ -1,8 +1,10 @@
 import streamlit as st
 
 import lora_core as lc
+from service import jobs, runs
 from service.kinds import Kind
-from ui import baseline, charts, context, experiment, jobs, runs, tables
+from service.runs import Run
+from ui import baseline, charts, context, experiment, progress, run_controls, tables
 
 ctx = context.current()
 st.title("Rank comparison")
@@ -46,13 +48,14 @@ except ValueError as err:
     st.error(tables.settings_error(err))
     st.stop()
 
-result = runs.controls(
-    Kind.COMPARE, runs.key(exp, Kind.COMPARE, ctx.device), "Run comparison",
-    start_work=jobs.compare(base, ctx.data, exp.compare.ranks, config, exp.compare.full_lr),
-    keep=lambda found: (found, found) if not found["stopped"] else None, what="Comparing ranks",
-    follow=lambda job, what: jobs.follow(job, what, live_chart=False), stop_label="Stop comparison",
-    help="Finetune at every chosen rank, then every weight, from the same baseline.",
-    cost=(exp.total_steps("compare", len(ctx.data.train_y)), ()))
+result = run_controls.controls(
+    Run(runs.key(exp, Kind.COMPARE, ctx.device), Kind.COMPARE,
+        work=jobs.compare(base, ctx.data, exp.compare.ranks, config, exp.compare.full_lr),
+        keep=lambda found: (found, found) if not found["stopped"] else None,
+        steps=exp.total_steps("compare", len(ctx.data.train_y))),
+    "Run comparison", what="Comparing ranks",
+    follow=lambda job, what: progress.follow(job, what, live_chart=False), stop_label="Stop comparison",
+    help="Finetune at every chosen rank, then every weight, from the same baseline.")
 if result is None:
     st.info("Press **Run comparison**.")
     st.stop()

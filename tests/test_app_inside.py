@@ -15,8 +15,9 @@ from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
 from lora_core import anatomy, presets, studies
+from service import jobs, runs
 from service.kinds import Kind
-from ui import inside, jobs, runs
+from ui import inside
 
 SMALL_BASELINE = lc.BaselineConfig(hidden1=64, hidden2=32, max_steps=30)
 SMALL = {"base_hidden1": 64, "base_hidden2": 32, "base_max_steps": 30}

@@ -15,7 +15,8 @@ import streamlit as st
 import lora_core as lc
 from lora_core import works
 from lora_core.adapters import MAX_STRENGTH, adapter_zip, read_upload
-from ui import runs, server, tables
+from service import runs
+from ui import server, tables
 from ui.plain import plain
 
 PROBE_IMAGES = 256  # test images an uploaded adapter must give finite outputs on

@@ -13,9 +13,11 @@ import lora_core as lc
 from lora_core import anatomy, parallel, studies, works
 from lora_core.checkpoints import digest
 from lora_core.settings import STRENGTHS
+from service import jobs, runs
 from service.kinds import Kind
+from service.runs import Run
 from ui import adapters as ui_adapters
-from ui import experiment, finetunes, jobs, runs, tables
+from ui import experiment, finetunes, progress, run_controls, tables
 
 # The widgets of these pages that only choose what to look at (the study settings are the experiment's:
 # ui.experiment), stored with the app's other defaults (ui/state.py) so that leaving a page keeps them.
@@ -207,10 +209,10 @@ def run(kind: Kind, held: dict, ctx, config: lc.FinetuneConfig, label: str, what
     work = work_for(kind, held, ctx.data, config, exp)
     inspecting = kind is Kind.INSPECT
     key = runs.key(exp, kind, ctx.device)
-    result = runs.controls(kind, key, label, work,
-                           keep=_keep_inspection if inspecting else _keep,
-                           what=what, help=help, follow=lambda job, text: follow(job, text, draw),
-                           cost=(exp.total_steps(kind, len(ctx.data.train_y)), ()))
+    run = Run(key, kind, work=work, keep=_keep_inspection if inspecting else _keep,
+              steps=exp.total_steps(kind, len(ctx.data.train_y)))
+    result = run_controls.controls(run, label, what=what, help=help,
+                                   follow=lambda job, text: follow(job, text, draw))
     if inspecting and result is not None and "finetune" in result:  # stored: once per session onto a copy
         held_key, revived = st.session_state.get("insp_revived", (None, None))
         if held_key != key:
@@ -283,7 +285,7 @@ def follow(job: jobs.Job, what: str, draw=None) -> None:
                 draw(job, tick)  # element keys must differ on every redraw within one run
         if finished:
             break
-        job.wait(jobs.POLL_S * 2)  # returns at once when the job ends
+        job.wait(progress.POLL_S * 2)  # returns at once when the job ends
     bar.empty()
     live.empty()
 

@@ -12,7 +12,8 @@ import time
 
 import streamlit as st
 
-from ui import jobs, runs
+from service import jobs, runs
+from service.environment import log
 
 TOKEN_ENV = "LORA_LAB_OPERATOR_TOKEN"
 QUERY_KEY = "operator"
@@ -73,5 +74,5 @@ def stored(limit: int = 500) -> list[dict]:
 def delete(key: str) -> bool:
     """Delete the stored run `key` from memory and disk; whether it was on disk."""
     deleted = runs.store().delete(key)
-    runs.server.log.warning("LoRA Lab operator: stored run %s deleted", key[:12])
+    log.warning("LoRA Lab operator: stored run %s deleted", key[:12])
     return deleted
