@@ -8,7 +8,7 @@ import peft
 import torch
 
 import lora_core
-from lora_core.runs import new_model
+from lora_core.finetuning import new_model
 
 from . import notebook
 from .machine import OtherLoad, wait_quiet

@@ -10,8 +10,7 @@ import torch
 from .adapters import adapter_of, attach
 from .data import Dataset
 from .executor import Work
-from .lora import copy_model, lora_enabled
-from .runs import (
+from .finetuning import (
     BaselineConfig,
     BaselineRun,
     FinetuneConfig,
@@ -23,6 +22,7 @@ from .runs import (
     same_network,
     train_baseline,
 )
+from .lora import copy_model, lora_enabled
 from .train import Evaluation, evaluate, logits_of
 
 # --- baseline ------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The "Inside the update" pages' shared parts: their widget defaults, the run settings they start from,
 their background jobs, and core results reshaped into rows for tables and charts.
 
-Every number comes from lora_core (anatomy, studies, runs); nothing here computes on tensors.
+Every number comes from lora_core (anatomy, studies, finetuning); nothing here computes on tensors.
 """
 import time
 from dataclasses import asdict, dataclass, field
