@@ -56,6 +56,7 @@ from .lora import (
     set_lora_enabled,
 )
 from .model import MLP, layer_table
+from .results import Comparison, FrontierStudy, GalleryStudy, Inspection, OracleStudy, ScalingStudy, Upload
 from .svd import (
     Playground,
     numerical_rank,
@@ -69,6 +70,13 @@ from .svd import (
 from .train import Evaluation, TrainingDiverged, evaluate, train
 
 __all__ = [
+    "Comparison",
+    "FrontierStudy",
+    "GalleryStudy",
+    "Inspection",
+    "OracleStudy",
+    "ScalingStudy",
+    "Upload",
     "MAX_ADAPTER_BYTES",
     "MAX_STRENGTH",
     "Adapter",

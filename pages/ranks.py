@@ -1,6 +1,7 @@
 import streamlit as st
 
 import lora_core as lc
+from lora_core.results import expecting
 from service import jobs, runs
 from service.kinds import Kind
 from service.runs import Run
@@ -51,7 +52,7 @@ except ValueError as err:
 result = run_controls.controls(
     Run(runs.key(exp, Kind.COMPARE, ctx.device), Kind.COMPARE,
         work=jobs.compare(base, ctx.data, exp.compare.ranks, config, exp.compare.full_lr),
-        keep=lambda found: (found, found) if not found["stopped"] else None,
+        keep=lambda found: (found, found) if not found.stopped else None, revive=expecting(lc.Comparison),
         steps=exp.total_steps("compare", len(ctx.data.train_y))),
     "Run comparison", what="Comparing ranks",
     follow=lambda job, what: progress.follow(job, what, live_chart=False), stop_label="Stop comparison",
@@ -59,7 +60,7 @@ result = run_controls.controls(
 if result is None:
     st.info("Press **Run comparison**.")
     st.stop()
-if result["stopped"]:
+if result.stopped:
     st.warning("Stopped early: only the runs that finished are shown.")
 c = config
 names = tables.class_names(ctx.data.classes, c.digits)
@@ -67,10 +68,10 @@ st.caption(f"Last comparison: α {c.alpha:g} on {', '.join(c.targets)}; {c.steps
            f"learning rate {c.lr:g} for LoRA, full finetuning at {c.lr:g} and at its own "
            f"{exp.compare.full_lr:g}.")
 
-frame = tables.sweep_frame(result["rows"])
-rows = {row.method: row for row in result["rows"]}
-baseline_row, lora_rows = rows["baseline"], [r for r in result["rows"] if r.rank is not None]
-full_rows = [r for r in result["rows"] if r.method.startswith("full finetune")]
+frame = tables.sweep_frame(result.rows)
+rows = {row.method: row for row in result.rows}
+baseline_row, lora_rows = rows["baseline"], [r for r in result.rows if r.rank is not None]
+full_rows = [r for r in result.rows if r.method.startswith("full finetune")]
 left, right = st.columns(2)
 with left:
     charts.show(charts.sweep(frame, "target_wrong", f"errors on {names}", "What is learned"),

@@ -216,12 +216,12 @@ def failure(what: str, error: Exception) -> str:
 
 def compare(base: lc.BaselineRun, data: lc.Dataset, ranks, config: lc.FinetuneConfig, full_lr: float):
     """The work of a rank comparison job; after a Stop it returns only the runs that finished."""
-    def work(job: Job) -> dict:
+    def work(job: Job) -> lc.Comparison:
         def on_progress(done: int, total: int, label: str) -> None:
             job.on_progress(done, total, "full finetuning, the reference" if label == "full" else label)
 
         rows = lc.compare_ranks(base.model, data, ranks, config, on_progress=on_progress,
                                 should_stop=job.should_stop, full_lr=full_lr, before=base.evaluation,
                                 workers=job.cores)
-        return {"rows": rows, "stopped": job.stopping}
+        return lc.Comparison(rows, job.stopping)
     return work

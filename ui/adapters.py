@@ -138,7 +138,7 @@ def upload(file, base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
 def keep_upload(filename: str, blob: bytes, adapter: lc.Adapter) -> None:
     """Store an upload by the hash of its bytes and name it in the URL, so that a reload (or the link) keeps it."""
     digest = UPLOAD_PREFIX + hashlib.sha256(blob).hexdigest()[:32]
-    runs.store().put(digest, {"filename": filename, "adapter": adapter})
+    runs.store().put(digest, lc.Upload(filename, adapter))
     held = [d for d in st.session_state.get(UPLOADS_KEY, []) if d != digest]
     st.session_state[UPLOADS_KEY] = (held + [digest])[-MAX_KEPT:]
 
@@ -152,10 +152,10 @@ def restore_uploads(base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
     restored = []
     for digest in pending:
         stored = runs.find(digest)
-        if stored is None:
+        if not isinstance(stored, lc.Upload):  # gone, or stored by an older version
             continue
         try:
-            record = uploaded(base, data, stored["filename"], stored["adapter"], base_key)
+            record = uploaded(base, data, stored.filename, stored.adapter, base_key)
         except lc.AdapterError:
             continue
         restored.append(digest)

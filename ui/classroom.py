@@ -126,7 +126,7 @@ def computed_answer(question: cr.Question, ctx):
         return computed.rank_parameters(question, exp.finetune.targets)
     if question.kind == "least_forgetting":
         found = store.get(runs.key(exp, "compare", ctx.device))
-        return None if found is None else computed.least_forgetting(question, found["rows"])
+        return computed.least_forgetting(question, found.rows) if isinstance(found, lc.Comparison) else None
     record = store.get(runs.key(exp, "finetune", ctx.device))
     if record is None:
         return None
