@@ -56,7 +56,7 @@ from .lora import (
     set_lora_enabled,
 )
 from .model import MLP, layer_table
-from .results import Comparison, FrontierStudy, GalleryStudy, Inspection, OracleStudy, ScalingStudy, Upload
+from .results import Comparison, FrontierStudy, GalleryStudy, Inspection, OracleStudy, ScalingStudy
 from .svd import (
     Playground,
     numerical_rank,
@@ -76,7 +76,6 @@ __all__ = [
     "Inspection",
     "OracleStudy",
     "ScalingStudy",
-    "Upload",
     "MAX_ADAPTER_BYTES",
     "MAX_STRENGTH",
     "Adapter",

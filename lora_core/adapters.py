@@ -1,7 +1,9 @@
 """Adapters as files: our safetensors format, PEFT's on-disk format, zips for the browser, and blends.
 
-An `Adapter` is the trained part alone — per layer A (r×in) and B (out×r), with r and α — detached from
-any model, so that it can be saved, checked against a model before anything changes, and combined.
+An `Adapter` is the trained part alone — per layer A (r×in) and B (out×r), with r and α, and DoRA's
+magnitudes — detached from any model, so that it can be saved, checked against a model before anything
+changes, and combined. It always applies to the base model's own weights: an adapter whose init moved part
+of W into it (PiSSA, OLoRA) is converted as PEFT's `path_initial_model_for_weight_conversion` does.
 Files are safetensors only: loading never unpickles.
 """
 import io
@@ -25,10 +27,12 @@ from .checkpoints import safetensors_metadata
 from .lora import (
     LoRAParametrization,
     add_lora,
+    base_relative_factors,
     copy_model,
     lora_layers,
     lora_of,
     merge_lora,
+    moved_part,
     original_weight,
     remove_lora,
 )
@@ -39,6 +43,7 @@ FORMAT = "lora-lab-adapter/1"
 ADAPTER_FILE = "adapter.safetensors"
 PEFT_WEIGHTS, PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
 PEFT_PREFIX = "base_model.model."  # without it PEFT only warns and keeps its own initial weights
+PEFT_MAGNITUDE = "lora_magnitude_vector"  # DoRA's m in PEFT's files
 MAX_STRENGTH = 1.5
 MAX_ZIP_ENTRIES = 64  # an adapter zip holds one or two files; thousands of entries are a zip built to hurt
 SHOWN_CHARS = 60  # a value from a file is quoted in a message up to this length
@@ -56,6 +61,7 @@ class Adapter:
     alpha: float
     weights: dict[str, tuple[torch.Tensor, torch.Tensor]]  # layer → (A (r, in), B (out, r))
     rslora: bool = False  # ΔW scaled by α/√r rather than α/r
+    magnitudes: dict[str, torch.Tensor] | None = None  # DoRA: layer → m (out,); None for plain LoRA
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -63,18 +69,29 @@ class Adapter:
 
     def __repr__(self) -> str:
         rslora = ", rslora" if self.rslora else ""
-        return f"Adapter(rank={self.rank}, alpha={self.alpha:g}{rslora}, targets={self.targets})"
+        dora = ", dora" if self.magnitudes is not None else ""
+        return f"Adapter(rank={self.rank}, alpha={self.alpha:g}{rslora}{dora}, targets={self.targets})"
 
 
 def adapter_of(model: nn.Module) -> Adapter:
-    """The model's adapter, copied to the CPU."""
+    """The model's adapter, copied to the CPU, for the base model's own weights.
+
+    After PiSSA or OLoRA the layers hold W_res = W − s·B₀·A₀, so the adapter becomes PEFT's conversion
+    A′ = [A; A₀], B′ = [B | −B₀] at rank 2r, with α doubled (×√2 with rsLoRA) to keep s: on W it computes
+    W + s·(B·A − B₀·A₀) = W_res + s·B·A, the trained network. DoRA's norms see that same sum, so m carries over.
+    """
     layers = lora_layers(model)
     if not layers:
         raise AdapterError("the model has no LoRA adapter")
     first = lora_of(next(iter(layers.values())))
-    weights = {name: (lora_of(layer).lora_A.detach().cpu().clone(), lora_of(layer).lora_B.detach().cpu().clone())
+    weights = {name: tuple(t.detach().cpu().clone() for t in base_relative_factors(lora_of(layer)))
                for name, layer in layers.items()}
-    return Adapter(first.rank, first.alpha, weights, first.rslora)
+    rank, alpha = first.rank, first.alpha
+    if moved_part(first) is not None:
+        rank, alpha = 2 * rank, alpha * (2 ** 0.5 if first.rslora else 2)
+    magnitudes = ({name: lora_of(layer).lora_magnitude.detach().cpu().clone() for name, layer in layers.items()}
+                  if first.dora else None)
+    return Adapter(rank, alpha, weights, first.rslora, magnitudes)
 
 
 def check_fits(model: nn.Module, adapter: Adapter) -> None:
@@ -98,6 +115,7 @@ def check_fits(model: nn.Module, adapter: Adapter) -> None:
         for label, tensor in (("A", A), ("B", B)):
             if not torch.isfinite(tensor).all():
                 raise AdapterError(f"{name}: {label} holds NaN or infinite values")
+        _check_magnitude(adapter, name, out_f)
         lora = LoRAParametrization(out_f, in_f, adapter.rank, adapter.alpha, rslora=adapter.rslora)
         with torch.no_grad():
             lora.lora_A.copy_(A)
@@ -105,6 +123,19 @@ def check_fits(model: nn.Module, adapter: Adapter) -> None:
             if not torch.isfinite(lora.delta_weight()).all():  # finite A and B, but α·B·A overflows
                 raise AdapterError(f"{name}: the update ΔW = (α/r)·B·A is too large to compute (α = "
                                    f"{adapter.alpha:g}): it holds infinite or NaN values")
+
+
+def _check_magnitude(adapter: Adapter, name: str, out_features: int) -> None:
+    if adapter.magnitudes is None:
+        return
+    m = adapter.magnitudes.get(name)
+    if m is None:
+        raise AdapterError(f"{name}: the DoRA adapter has no magnitude vector for this layer")
+    if tuple(m.shape) != (out_features,):
+        raise AdapterError(f"{name}: the DoRA magnitude has shape {tuple(m.shape)}, but this layer needs "
+                           f"({out_features},): one per output neuron")
+    if not torch.isfinite(m).all():
+        raise AdapterError(f"{name}: the DoRA magnitude holds NaN or infinite values")
 
 
 @torch.no_grad()
@@ -118,12 +149,15 @@ def check_outputs(model: nn.Module, x: torch.Tensor) -> None:
 def attach(model: nn.Module, adapter: Adapter) -> nn.Module:
     """Add LoRA to `model` (which must have none) carrying exactly `adapter`'s weights."""
     check_fits(model, adapter)  # before anything on the model changes
-    add_lora(model, adapter.rank, adapter.alpha, adapter.targets, rslora=adapter.rslora)
+    add_lora(model, adapter.rank, adapter.alpha, adapter.targets, rslora=adapter.rslora,
+             dora=adapter.magnitudes is not None)
     with torch.no_grad():
         for name, (A, B) in adapter.weights.items():
             lora = lora_of(model.get_submodule(name))
             lora.lora_A.copy_(A)
             lora.lora_B.copy_(B)
+            if adapter.magnitudes is not None:
+                lora.lora_magnitude.copy_(adapter.magnitudes[name])
     return model
 
 
@@ -135,9 +169,12 @@ def adapter_bytes(model: nn.Module) -> bytes:
     tensors = {}
     for name, (A, B) in adapter.weights.items():
         tensors[f"{name}.lora_A"], tensors[f"{name}.lora_B"] = A.contiguous(), B.contiguous()
+        if adapter.magnitudes is not None:
+            tensors[f"{name}.lora_magnitude"] = adapter.magnitudes[name].contiguous()
     shapes = {name: list(original_weight(layer).shape) for name, layer in lora_layers(model).items()}
     metadata = {"format": FORMAT, "rank": str(adapter.rank), "alpha": repr(adapter.alpha),
-                "rslora": json.dumps(adapter.rslora), "targets": json.dumps(adapter.targets),
+                "rslora": json.dumps(adapter.rslora), "dora": json.dumps(adapter.magnitudes is not None),
+                "targets": json.dumps(adapter.targets),
                 "base_shapes": json.dumps(shapes)}
     return save_safetensors(tensors, metadata=metadata)
 
@@ -227,14 +264,17 @@ def read_adapter_bytes(blob: bytes) -> Adapter:
     except ValueError:
         raise AdapterError(f"{where}: alpha must be a positive finite number, got {_shown(meta['alpha'])}") from None
     targets = _layer_names(_json(meta["targets"], "the adapter's list of target layers"), where)
-    rslora = _json(meta.get("rslora", "false"), "the adapter's rslora flag")
-    if not isinstance(rslora, bool):
-        raise AdapterError(f"{where}: rslora must be true or false, got {_shown(rslora)}")
-    absent = [f"{name}.lora_{m}" for name in targets for m in "AB" if f"{name}.lora_{m}" not in tensors]
+    rslora, dora = (_json(meta.get(key, "false"), f"the adapter's {key} flag") for key in ("rslora", "dora"))
+    for key, flag in (("rslora", rslora), ("dora", dora)):
+        if not isinstance(flag, bool):
+            raise AdapterError(f"{where}: {key} must be true or false, got {_shown(flag)}")
+    parts = ("A", "B", "magnitude") if dora else ("A", "B")
+    absent = [f"{name}.lora_{m}" for name in targets for m in parts if f"{name}.lora_{m}" not in tensors]
     if absent:
         raise AdapterError(f"the adapter file is incomplete: it lacks the tensors {_shown(absent)}")
     weights = {name: (tensors[f"{name}.lora_A"].float(), tensors[f"{name}.lora_B"].float()) for name in targets}
-    return Adapter(rank, alpha, weights, rslora)
+    magnitudes = {name: tensors[f"{name}.lora_magnitude"].float() for name in targets} if dora else None
+    return Adapter(rank, alpha, weights, rslora, magnitudes)
 
 
 def load_adapter(model: nn.Module, path) -> nn.Module:
@@ -255,10 +295,13 @@ def export_peft(model: nn.Module, directory) -> None:
     for name, (A, B) in adapter.weights.items():
         tensors[f"{PEFT_PREFIX}{name}.lora_A.weight"] = A.contiguous()  # (r, in)
         tensors[f"{PEFT_PREFIX}{name}.lora_B.weight"] = B.contiguous()  # (out, r)
+        if adapter.magnitudes is not None:  # PEFT's key in its files (in memory it adds .default.weight)
+            tensors[f"{PEFT_PREFIX}{name}.{PEFT_MAGNITUDE}"] = adapter.magnitudes[name].contiguous()  # (out,)
     (directory / PEFT_WEIGHTS).write_bytes(save_safetensors(tensors, metadata={"format": "pt"}))
     config = {"peft_type": "LORA", "r": adapter.rank, "lora_alpha": adapter.alpha,
               "target_modules": list(adapter.targets), "lora_dropout": 0.0, "bias": "none",
-              "fan_in_fan_out": False, "use_rslora": adapter.rslora, "use_dora": False, "init_lora_weights": True,
+              "fan_in_fan_out": False, "use_rslora": adapter.rslora, "use_dora": adapter.magnitudes is not None,
+              "init_lora_weights": True,
               "inference_mode": True, "task_type": None, "base_model_name_or_path": None}
     (directory / PEFT_CONFIG).write_text(json.dumps(config, indent=2))
 
@@ -267,7 +310,7 @@ def export_peft(model: nn.Module, directory) -> None:
 # (absent, null, false, empty or "none"), or the adapter is refused, as PEFT refuses what it cannot do.
 PEFT_NEUTRAL = {"task_type", "peft_type", "auto_mapping", "peft_version", "base_model_name_or_path", "revision",
                 "inference_mode", "r", "target_modules", "lora_alpha", "lora_dropout", "use_rslora",
-                "init_lora_weights", "runtime_config", "megatron_core", "qalora_group_size", "bias"}
+                "init_lora_weights", "runtime_config", "megatron_core", "qalora_group_size", "bias", "use_dora"}
 PEFT_PLAIN_INITS = (True, False, None, "gaussian", "orthogonal")
 # PEFT 0.21's starts that subtract s·B₀·A₀ from the base weights (loftq quantises them instead): an adapter
 # trained from one fits those changed weights. eva (B zero) and mica (A zero) leave W alone, but are not read.
@@ -284,13 +327,15 @@ def _check_init(init, rank: int) -> None:
     shown = f"{PEFT_CONFIG}: init_lora_weights = {_shown(init)} is not supported"
     if isinstance(init, str) and init.lower().startswith(PEFT_BASE_CHANGING):
         raise AdapterError(f"{shown}: PEFT starts it by changing the base weights, so the adapter fits those "
-                           "changed weights and not this network")
+                           "changed weights and not this network. Save it from PEFT with save_pretrained(..., "
+                           "path_initial_model_for_weight_conversion=...): that converts it to plain LoRA on the "
+                           "original weights, which LoRA Lab reads")
     raise AdapterError(f"{shown}: LoRA Lab reads adapters started as plain LoRA (true, false, 'gaussian' or "
                        "'orthogonal')")
 
 
-def _peft_config(config) -> tuple[int, float, tuple[str, ...], bool]:
-    """(rank, alpha, targets, rslora) of a PEFT LoRA config, or AdapterError naming what is not supported."""
+def _peft_config(config) -> tuple[int, float, tuple[str, ...], bool, bool]:
+    """(rank, alpha, targets, rslora, dora) of a PEFT LoRA config, or AdapterError naming what is not supported."""
     if not isinstance(config, dict):
         raise AdapterError(f"{PEFT_CONFIG} must hold a JSON object, got {_shown(config)}")
     if config.get("peft_type") != "LORA":
@@ -311,25 +356,29 @@ def _peft_config(config) -> tuple[int, float, tuple[str, ...], bool]:
         if key not in PEFT_NEUTRAL and value not in (None, False, "none", "", [], {}):
             raise AdapterError(f"{PEFT_CONFIG}: {_shown(key)} = {_shown(value)} is not supported: LoRA Lab reads "
                                "plain LoRA on Linear layers, W + (α/r)·B·A")
-    rslora = config.get("use_rslora", False)
-    if not isinstance(rslora, bool):
-        raise AdapterError(f"{PEFT_CONFIG}: use_rslora must be true or false, got {_shown(rslora)}")
-    return rank, alpha, targets, rslora
+    flags = [config.get(key, False) for key in ("use_rslora", "use_dora")]
+    for key, flag in zip(("use_rslora", "use_dora"), flags, strict=True):
+        if not isinstance(flag, bool):
+            raise AdapterError(f"{PEFT_CONFIG}: {key} must be true or false, got {_shown(flag)}")
+    return rank, alpha, targets, *flags
 
 
 def _read_peft(config_text, weights_blob: bytes) -> Adapter:
-    rank, alpha, targets, rslora = _peft_config(_json(config_text, PEFT_CONFIG))
+    rank, alpha, targets, rslora, dora = _peft_config(_json(config_text, PEFT_CONFIG))
     tensors, _ = _read_safetensors(weights_blob)
     weights = {}
     for key, tensor in tensors.items():
         name = key.removeprefix(PEFT_PREFIX).replace(".default.", ".")  # adapter name is optional
-        for part, index in ((".lora_A.weight", 0), (".lora_B.weight", 1)):
+        for part, index in ((".lora_A.weight", 0), (".lora_B.weight", 1), (f".{PEFT_MAGNITUDE}", 2)):
             if name.endswith(part):
-                weights.setdefault(name.removesuffix(part), [None, None])[index] = tensor.float()
-    missing = [t for t in targets if t not in weights or None in weights[t]]
+                weights.setdefault(name.removesuffix(part), [None, None, None])[index] = tensor.float()
+    parts = 3 if dora else 2
+    missing = [t for t in targets if t not in weights or None in weights[t][:parts]]
     if missing:
-        raise AdapterError(f"{PEFT_WEIGHTS} lacks lora_A/lora_B weights for {_shown(missing)}")
-    return Adapter(rank, alpha, {t: tuple(weights[t]) for t in targets}, rslora)
+        what = "lora_A/lora_B weights or DoRA magnitudes" if dora else "lora_A/lora_B weights"
+        raise AdapterError(f"{PEFT_WEIGHTS} lacks {what} for {_shown(missing)}")
+    magnitudes = {t: weights[t][2] for t in targets} if dora else None
+    return Adapter(rank, alpha, {t: tuple(weights[t][:2]) for t in targets}, rslora, magnitudes)
 
 
 def read_peft(directory) -> Adapter:
@@ -423,10 +472,11 @@ def read_upload(filename: str, blob: bytes) -> Adapter:
 # --- several adapters on one base ------------------------------------------------------------------
 
 def blend(base: nn.Module, adapters: list[Adapter], strengths: list[float]) -> nn.Module:
-    """A merged copy of `base` with W + Σ sᵢ·(αᵢ/rᵢ)·Bᵢ·Aᵢ: switching and blending need no retraining.
+    """A merged copy of `base` with W + Σ sᵢ·ΔWᵢ: switching and blending need no retraining.
 
-    Each adapter becomes one LoRA parametrization, chained on the same weight, so ΔW is computed by
-    the same `delta_weight` as everywhere else; the strength scales it.
+    Each plain adapter becomes one LoRA parametrization, chained on the same weight, so ΔWᵢ = (αᵢ/rᵢ)·Bᵢ·Aᵢ
+    is computed by the same `delta_weight` as everywhere else; the strength scales it. A DoRA adapter's
+    ΔWᵢ = W′ᵢ − W depends on W: it is taken on the base's own weight, then scaled and added the same way.
     """
     if len(adapters) != len(strengths):
         raise ValueError(f"{len(adapters)} adapters but {len(strengths)} strengths")
@@ -434,20 +484,38 @@ def blend(base: nn.Module, adapters: list[Adapter], strengths: list[float]) -> n
         if not 0 <= s <= MAX_STRENGTH:
             raise ValueError(f"strength must be in 0..{MAX_STRENGTH}, got {s!r}")
     model = copy_model(base)
+    dora_updates = []  # (layer, sᵢ·(W′ᵢ − W)), added once the plain ones are merged
     for adapter, strength in zip(adapters, strengths, strict=True):
         check_fits(model, adapter)
         if strength == 0:
             continue
-        for name, (A, B) in adapter.weights.items():
+        for name in adapter.targets:
             layer = model.get_submodule(name)
-            lora = LoRAParametrization(layer.out_features, layer.in_features, adapter.rank, adapter.alpha,
-                                       rslora=adapter.rslora)
-            with torch.no_grad():
-                lora.lora_A.copy_(A)
-                lora.lora_B.copy_(B)
+            lora = _parametrization(layer, adapter, name)
+            if lora.dora:
+                with torch.no_grad():
+                    dora_updates.append((name, strength * lora.to(layer.weight.device).update(layer.weight)))
+                continue
             lora.scale *= strength
             parametrize.register_parametrization(layer, "weight", lora.to(layer.weight.device))
-    return merge_lora(model)
+    merged = merge_lora(model)
+    with torch.no_grad():
+        for name, update in dora_updates:
+            merged.get_submodule(name).weight.add_(update)
+    return merged
+
+
+def _parametrization(layer: nn.Linear, adapter: Adapter, name: str) -> LoRAParametrization:
+    """A parametrization carrying `adapter`'s tensors for `layer` (on the CPU)."""
+    lora = LoRAParametrization(layer.out_features, layer.in_features, adapter.rank, adapter.alpha,
+                               rslora=adapter.rslora, dora=adapter.magnitudes is not None)
+    A, B = adapter.weights[name]
+    with torch.no_grad():
+        lora.lora_A.copy_(A)
+        lora.lora_B.copy_(B)
+        if lora.dora:
+            lora.lora_magnitude.copy_(adapter.magnitudes[name])
+    return lora
 
 
 # --- merge precision -------------------------------------------------------------------------------
@@ -466,7 +534,8 @@ def merge_precision(model: nn.Module, x: torch.Tensor, dtypes=MERGE_DTYPES, refe
     model.eval()
     reference_predictions = logits_of(model, x).argmax(dim=1) if reference is None else reference
     layers = lora_layers(model)
-    parts = {name: (original_weight(layer), lora_of(layer).delta_weight()) for name, layer in layers.items()}
+    parts = {name: (original_weight(layer), lora_of(layer).update(original_weight(layer)))
+             for name, layer in layers.items()}
     rows = []
     for dtype in dtypes:
         merged = remove_lora(copy_model(model))

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from .data import Dataset
+from .inits import check_init
 from .lora import (
     DEFAULT_TARGETS,
-    INITS,
     add_lora,
     copy_model,
     count_parameters,
@@ -23,6 +23,7 @@ from .lora import (
     original_weight,
     update_norm,
 )
+from .loraplus import check_ratio, loraplus_optimizer
 from .model import IMAGE_PIXELS, MLP, NUM_CLASSES
 from .parallel import map_ordered
 from .settings import MAX_HIDDEN, default
@@ -83,6 +84,8 @@ class FinetuneConfig:
     seed: int = default("seed")
     init: str = default("finetune", "init")  # how A and B start: lora.INITS
     rslora: bool = default("finetune", "rslora")  # scale ΔW by α/√r instead of α/r
+    dora: bool = default("finetune", "dora")  # DoRA: a trained magnitude per output neuron
+    loraplus_ratio: float = default("finetune", "loraplus_ratio")  # LoRA+: B's learning rate is lr × this
 
     def __post_init__(self):
         # coerced here so that a config built from widget lists is hashable and equal to the same run's
@@ -94,16 +97,19 @@ class FinetuneConfig:
         for name in self.targets:
             if self.rank > RANK_LIMITS[name]:
                 raise ValueError(f"rank {self.rank} does not fit {name}: its rank is at most {RANK_LIMITS[name]}")
-        if self.init not in INITS:
-            raise ValueError(f"unknown init {self.init!r}; known: {', '.join(INITS)}")
+        check_init(self.init, self.rank)
         _check_positive("alpha", self.alpha, float)
         if not self.alpha < math.inf:
             raise ValueError(f"alpha must be finite, got {self.alpha!r}")
         _check_positive("steps", self.steps)
         _check_positive("lr", self.lr, float)
         _check_positive("batch_size", self.batch_size)
-        if not isinstance(self.rslora, bool):
-            raise ValueError(f"rslora must be True or False, got {self.rslora!r}")
+        for name in ("rslora", "dora"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if isinstance(self.loraplus_ratio, int) and not isinstance(self.loraplus_ratio, bool):
+            object.__setattr__(self, "loraplus_ratio", float(self.loraplus_ratio))
+        check_ratio(self.loraplus_ratio)
 
 
 @dataclass
@@ -180,7 +186,7 @@ def finetune_lora(base: nn.Module, data: Dataset, config: FinetuneConfig, before
     short run's time.
     """
     model = add_lora(copy_model(base), config.rank, config.alpha, config.targets, config.seed, config.init,
-                     config.rslora)
+                     config.rslora, config.dora)
     if evaluated:
         before = before or evaluate(base, data.test_x, data.test_y)
     x, y = data.train_subset(config.digits)
@@ -193,9 +199,10 @@ def finetune_lora(base: nn.Module, data: Dataset, config: FinetuneConfig, before
 
     if on_start is not None:
         on_start(model)
+    optimizer = None if config.loraplus_ratio == 1 else loraplus_optimizer(config.loraplus_ratio)
     losses = train(model, x, y, epochs=_epochs_for(config.steps, config.batch_size, len(x)),
                    batch_size=config.batch_size, lr=config.lr, max_steps=config.steps, seed=config.seed,
-                   on_step=track, should_stop=should_stop)
+                   on_step=track, should_stop=should_stop, optimizer_factory=optimizer)
     after = evaluate(model, data.test_x, data.test_y) if evaluated else None
     return FinetuneRun(config, model, losses, before if evaluated else None, after, count_parameters(model), norms)
 

@@ -1,5 +1,5 @@
-"""What the runs of each kind give, typed: a rank comparison, each study, an uploaded adapter (a baseline is
-a finetuning.BaselineRun, a finetune a works.CheckedFinetune). The run store writes them as they are
+"""What the runs of each kind give, typed: a rank comparison, each study, an inspection (a baseline is a
+finetuning.BaselineRun, a finetune a works.CheckedFinetune). The run store writes them as they are
 (lora_core.store encodes lora_core's dataclasses): a page reads fields, never keys of a dict."""
 from dataclasses import dataclass, field
 
@@ -75,13 +75,6 @@ class Inspection:
     stopped: bool
     run: FinetuneRun | None = None
     finetune: dict | None = None
-
-
-@dataclass(frozen=True)
-class Upload:
-    """An adapter file a user uploaded, kept by the hash of its bytes."""
-    filename: str
-    adapter: Adapter
 
 
 def expecting(kind: type):

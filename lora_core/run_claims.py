@@ -107,3 +107,28 @@ def lapsed(folder, key: str, ttl_s: float = TTL_S) -> bool:
         except PermissionError:
             pass  # alive, someone else's
     return age > ttl_s
+
+
+def sweep_lapsed(folder, ttl_s: float = TTL_S) -> int:
+    """Delete the lapsed claims in `folder` (a killed server's) and the leftovers of clearing one; how many.
+    A live claim, this server's or another's, is left alone."""
+    removed = 0
+    for path in Path(folder).glob(".*.claim"):
+        key = path.name[1:-len(".claim")]
+        if KEY.fullmatch(key) and lapsed(folder, key, ttl_s):
+            stale = path.with_name(f"{path.name}.{uuid.uuid4().hex}.stale")
+            try:
+                os.rename(path, stale)  # atomic, as in claim(): another server may be taking it over now
+            except FileNotFoundError:
+                continue
+            stale.unlink(missing_ok=True)
+            removed += 1
+    for leftover in Path(folder).glob(".*.claim.*.stale"):
+        try:
+            old = time.time() - leftover.stat().st_mtime > ttl_s
+        except FileNotFoundError:
+            continue
+        if old:
+            leftover.unlink(missing_ok=True)
+            removed += 1
+    return removed

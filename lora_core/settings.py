@@ -215,6 +215,12 @@ SETTINGS = (
     S("rslora", ("finetune", "rslora"), OneOf((False, True)), False, "lora_rslora", "toggle",
       "rsLoRA: scale by α/√r", but("scaling"), "Scale ΔW by α/√r instead of α/r (rank-stabilised LoRA; see "
       "the Scaling explorer)."),
+    S("dora", ("finetune", "dora"), OneOf((False, True)), False, "lora_dora", "toggle", "DoRA: learn each "
+      "neuron's magnitude", ADAPTED, "Weight-decomposed LoRA (Liu et al. 2024): W′ = m ⊙ (W + (α/r)·B·A) / "
+      "‖W + (α/r)·B·A‖ per output neuron, with the magnitudes m trained too (PEFT's use_dora)."),
+    S("loraplus", ("finetune", "loraplus_ratio"), Number(0.1, 100.0), 1.0, "lora_loraplus", "number_input",
+      "LoRA+ ratio", ADAPTED, "LoRA+ (Hayou et al. 2024): B (and DoRA's magnitudes) learn this many times "
+      "faster than A; 1 is plain LoRA (PEFT's create_loraplus_optimizer)."),
     S("cmp_ranks", ("compare", "ranks"), SomeOf(STUDY_RANKS), (1, 2, 4, 8, 16), "sweep_ranks", "multiselect",
       "Ranks", {"compare"}, "Each rank r gives every target layer r·(d+k) trainable parameters: ΔW = (α/r)·B·A "
       "with B d×r and A r×k."),

@@ -11,8 +11,10 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import sys
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -21,14 +23,27 @@ import torch
 
 from .checkpoints import load_tensors, read_info, save_tensors
 
-FORMAT = "lora-lab-run/3"  # a new number when what a record holds, or how it is computed, changes
+FORMAT = "lora-lab-run/3"  # a new number when what a record holds changes
+
+
+def code_version(folder: Path = Path(__file__).parent) -> str:
+    """A digest of the code that computes runs (this package's sources): servers on different code never
+    share a run, and a change to how a number is computed makes its runs anew, with no number to bump."""
+    digest = hashlib.sha256()
+    for source in sorted(folder.rglob("*.py")):
+        digest.update(source.relative_to(folder).as_posix().encode() + b"\0" + source.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+CODE = code_version()
+USED_EVERY_S = 60.0  # how often a run served from memory refreshes its file's time
 MAX_RUN_BYTES = 2**30  # the largest run file read back (a baseline of 4096-wide layers is about 90 MB)
 
 
 def run_key(kind: str, identity: dict, environment: dict) -> str:
     """A stable name for a run: the same description on the same software gives the same key."""
-    text = json.dumps({"format": FORMAT, "kind": kind, "run": identity, "env": environment}, sort_keys=True,
-                      default=str)
+    text = json.dumps({"format": FORMAT, "code": CODE, "kind": kind, "run": identity, "env": environment},
+                      sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -157,6 +172,7 @@ class RunStore:
         self._memory: OrderedDict[str, tuple[object, bool, int]] = OrderedDict()  # key → (value, live?, bytes)
         self.writes = 0  # runs put: a test can see that a run was stored once
         self.damaged: set[str] = set()  # keys whose file could not be verified: made again, then overwritten
+        self._used: dict[str, float] = {}  # key → when its file's time was last set to "used now"
 
     def __repr__(self) -> str:
         return f"RunStore({self.directory}, {len(self._memory)} in memory)"
@@ -172,6 +188,7 @@ class RunStore:
             if found is not None:
                 self._memory.move_to_end(key)
         if found is not None:
+            self._mark_used(key)
             value, live, _ = found
             return value if live or revive is None else revive(value)
         path = self.path(key)
@@ -192,6 +209,18 @@ class RunStore:
         self._remember(key, value if share and revive is not None else record, share and revive is not None,
                        nbytes(tensors))
         return value
+
+    def _mark_used(self, key: str, now: float | None = None) -> None:
+        """A run served from memory is in use: its file's time says so (at most once a minute), so that the
+        folder's bound (checkpoints.tidy, oldest first) never takes it before runs nobody asks for."""
+        now = time.time() if now is None else now
+        if self.directory is None or now - self._used.get(key, -math.inf) < USED_EVERY_S:
+            return
+        self._used[key] = now
+        try:
+            os.utime(self.path(key), (now, now))
+        except OSError:  # not on disk (a full disk, say): only memory holds it
+            pass
 
     def put(self, key: str, record, live=None) -> OSError | None:
         """Keep a finished run: `record` (plain data) on disk, `live` (default: the record) in memory.

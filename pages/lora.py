@@ -3,7 +3,7 @@ import streamlit as st
 import lora_core as lc
 from lora_core import works
 from lora_core.adapters import MAX_ADAPTER_BYTES
-from ui import adapters, baseline, charts, context, downloads, experiment, finetunes, inside, tables
+from ui import adapters, baseline, charts, context, downloads, experiment, finetunes, inside, tables, uploads
 from ui.plain import for_chart, plain
 
 
@@ -79,6 +79,7 @@ st.markdown("Freeze the trained baseline, add **W′ = W + (α/r)·B·A** to its
 held = baseline.require(ctx)
 base = held["run"]
 adapters.restore_uploads(base, ctx.data, held["key"])  # a link's or a reload's uploads, before the switches
+uploads.note_refused()
 st.caption(f"Adapting your baseline: test accuracy {tables.percent(base.evaluation.accuracy)}, "
            f"{len(base.losses):,} training steps" + (" (stopped early)." if not base.complete else "."))
 
@@ -92,11 +93,14 @@ experiment.widget(cols[0], "digits", format_func=lambda i: ctx.data.classes[i])
 experiment.widget(cols[1], "steps", help=f"Training steps of {st.session_state.lora_batch:,} images each (the batch "
                                          "size, under More settings) on the chosen classes.")
 experiment.widget(cols[2], "lr", format_func="{:g}".format)
-with st.expander("More settings: batch, initialisation, scaling"):
+with st.expander("More settings: batch, initialisation, scaling, DoRA, LoRA+"):
     cols = st.columns(3)
     experiment.widget(cols[0], "batch")
     experiment.widget(cols[1], "init", format_func=inside.INIT_LABELS.get)
     experiment.widget(cols[2], "rslora")
+    cols = st.columns(3)
+    experiment.widget(cols[0], "dora")
+    experiment.widget(cols[1], "loraplus", step=1.0)
 
 config = None
 if problem := experiment.problem_for("finetune", "finetune"):
@@ -137,6 +141,8 @@ with load_col:
                                    "checked against your baseline before anything changes.")
     adapters.upload(upload, base, ctx.data, held["key"])  # a new file becomes the current adapter
 result = adapters.current(held["key"])
+with load_col:
+    uploads.draw_share(result)
 with current_area:
     draw_current(result, ctx.data.classes)
 with save_col:

@@ -4,6 +4,16 @@ from service import jobs, limits
 from ui import operator
 
 st.title("Operator: trainings on this server")
+if not operator.allowed():
+    with st.form("op_sign_in"):
+        token = st.text_input("Operator's token", type="password", key="op_token",
+                              help="$LORA_LAB_OPERATOR_TOKEN of this server.")
+        signed = st.form_submit_button("Sign in")
+    if signed:
+        if (refused := operator.sign_in(token)) is None:
+            st.rerun()
+        st.error(refused)
+    st.stop()
 st.markdown(f"{jobs.SLOTS.limit} training(s) run at once; the others wait in the queue. "
             + limits.caps_note())
 st.button("Refresh", key="op_refresh", icon=":material/refresh:")

@@ -28,9 +28,13 @@ from lora_core.adapters import (
     import_peft,
     load_adapter,
     merge_precision,
+    read_adapter_bytes,
+    read_peft,
     read_upload,
     save_adapter,
 )
+from lora_core.lora import original_weight
+from lora_core.parallel import one_thread
 from scripts.upload_memory import lying_zip
 
 peft = pytest.importorskip("peft")
@@ -179,10 +183,11 @@ def hostile_uploads(base):
         "alpha nan": ("a.safetensors", save_safetensors(tensors, metadata=dict(meta, alpha="nan")), "alpha must be"),
         "bias all": ("a.zip", peft_zip(good, bias="all"), "bias = 'all' is not supported"),
         "modules_to_save": ("a.zip", peft_zip(good, modules_to_save=["linear3"]), "'modules_to_save'.*not supported"),
-        "dora": ("a.zip", peft_zip(good, use_dora=True), "'use_dora'.*not supported"),
+        "dora without magnitudes": ("a.zip", peft_zip(good, use_dora=True), "lacks .*DoRA magnitudes"),
+        "dora text": ("a.zip", peft_zip(good, use_dora="yes"), "use_dora must be"),
         "fan_in_fan_out": ("a.zip", peft_zip(good, fan_in_fan_out=True), "'fan_in_fan_out'.*not supported"),
         "rank_pattern": ("a.zip", peft_zip(good, rank_pattern={"linear1": 4}), "'rank_pattern'.*not supported"),
-        "pissa": ("a.zip", peft_zip(good, init_lora_weights="pissa"), "init_lora_weights"),
+        "pissa": ("a.zip", peft_zip(good, init_lora_weights="pissa"), "path_initial_model_for_weight_conversion"),
         "rslora text": ("a.zip", peft_zip(good, use_rslora="yes"), "use_rslora must be"),
         "bare peft weights": ("adapter_model.safetensors", peft_weights, "needs its adapter_config.json beside it"),
         "peft weights alone in a zip": ("a.zip", zip_of({"adapter_model.safetensors": peft_weights}),
@@ -309,7 +314,8 @@ metadata_texts = st.text(max_size=20) | json_values.map(json.dumps) | st.just("[
 our_metadata = st.fixed_dictionaries(
     {"format": st.just("lora-lab-adapter/1") | st.text(max_size=20)},
     optional={"rank": metadata_texts | st.integers(-1, 70).map(str), "alpha": metadata_texts,
-              "targets": metadata_texts | layer_names.map(json.dumps), "rslora": metadata_texts})
+              "targets": metadata_texts | layer_names.map(json.dumps), "rslora": metadata_texts,
+              "dora": metadata_texts})
 
 
 def _refused_in_words(name: str, blob: bytes, base=None) -> None:
@@ -357,3 +363,125 @@ def _small_adapted():
 def _real_adapter() -> bytes:
     torch.manual_seed(0)
     return adapter_bytes(add_lora(MLP(32, 16), rank=2))
+
+
+# --- PiSSA, OLoRA and DoRA as files ------------------------------------------------------------------
+
+VARIANT_FILES = [("pissa", False, False), ("olora", False, True), ("kaiming", True, False), ("pissa", True, True)]
+
+
+def trained_variant(base, init, dora, rslora, rank=2, alpha=4.0, seed=1):
+    """A variant whose A, B (and m) moved away from their init, as training would move them."""
+    model = add_lora(copy.deepcopy(base), rank, alpha, ("linear1", "linear3"), seed=seed, init=init,
+                     rslora=rslora, dora=dora)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in (p for name, p in model.named_parameters() if "lora_" in name):
+            param.add_(torch.randn(param.shape, generator=gen) * 0.05 * param.abs().max())
+    return model
+
+
+@pytest.mark.parametrize("init, dora, rslora", VARIANT_FILES)
+def test_variants_round_trip_through_every_format(base, x, tmp_path, init, dora, rslora):
+    """Exported for the ORIGINAL base (PiSSA/OLoRA converted), each format reproduces the trained network:
+    in PEFT (from_pretrained, without warnings) and in lora_core (our file, PEFT's folder, both zips)."""
+    model = trained_variant(base, init, dora, rslora)
+    with torch.no_grad():
+        expected = model(x)
+        assert (expected - base(x)).abs().max() > 1e-2  # the adapter really changes the outputs
+    export_peft(model, tmp_path)
+    config = json.loads((tmp_path / "adapter_config.json").read_text())
+    moved = init != "kaiming"
+    assert config["r"] == (4 if moved else 2) and config["use_dora"] == dora
+    assert config["lora_alpha"] == pytest.approx(4.0 * (2 ** 0.5 if rslora else 2) if moved else 4.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        theirs = peft.PeftModel.from_pretrained(copy.deepcopy(base), str(tmp_path)).eval()
+    loaded = [import_peft(copy.deepcopy(base), tmp_path),
+              attach(copy.deepcopy(base), read_adapter_bytes(adapter_bytes(model))),
+              *(attach(copy.deepcopy(base), read_upload("a.zip", adapter_zip(model, fmt))) for fmt in (False, True))]
+    with torch.no_grad():
+        scale = expected.abs().max()
+        assert (theirs(x) - expected).abs().max() <= 1e-5 * scale
+        for ours in loaded:
+            assert (ours(x) - expected).abs().max() <= 1e-5 * scale
+            assert all(lora_of(layer).dora == dora for layer in lora_layers(ours).values())
+
+
+@pytest.mark.parametrize("init", ["pissa", "olora"])
+def test_conversion_is_peft_own(base, tmp_path, init):
+    """PEFT's save_pretrained(path_initial_model_for_weight_conversion=…) on the same trained A and B writes
+    the tensors, r and α that our export writes."""
+    ours = trained_variant(base, init, False, False)
+    with one_thread():  # where our inits run (singular vectors move with another thread count's rounding)
+        theirs = peft.get_peft_model(copy.deepcopy(base), peft.LoraConfig(
+            r=2, lora_alpha=4.0, target_modules=["linear1", "linear3"], init_lora_weights=init))
+    theirs.peft_config["default"].init_lora_weights = True  # PEFT's documented way to save the initial adapter
+    theirs.save_pretrained(str(tmp_path / "initial"))
+    theirs.peft_config["default"].init_lora_weights = init
+    with torch.no_grad():
+        for name, layer in lora_layers(ours).items():
+            target = theirs.base_model.model.get_submodule(name)
+            assert (target.lora_B["default"].weight - lora_of(layer).lora_B).abs().max() < 0.1  # same init, moved
+            target.lora_A["default"].weight.copy_(lora_of(layer).lora_A)
+            target.lora_B["default"].weight.copy_(lora_of(layer).lora_B)
+    theirs.save_pretrained(str(tmp_path / "converted"),
+                           path_initial_model_for_weight_conversion=str(tmp_path / "initial"))
+    export_peft(ours, tmp_path / "ours")
+    peft_adapter, our_adapter = read_peft(tmp_path / "converted"), read_peft(tmp_path / "ours")
+    assert (peft_adapter.rank, peft_adapter.alpha) == (our_adapter.rank, our_adapter.alpha) == (4, 8.0)
+    for name, (A, B) in our_adapter.weights.items():
+        A_peft, B_peft = peft_adapter.weights[name]
+        assert (A - A_peft).abs().max() <= 1e-5 * A_peft.abs().max()
+        assert (B - B_peft).abs().max() <= 1e-5 * B_peft.abs().max()
+
+
+def test_pissa_finetune_exports_with_its_accuracy(small_mlp, data, tmp_path):
+    """A real PiSSA + DoRA finetune on MNIST, loaded by PEFT on the original baseline: the same test accuracy."""
+    from lora_core import FinetuneConfig, evaluate, finetune_lora
+    run = finetune_lora(small_mlp, data, FinetuneConfig(rank=2, alpha=2.0, steps=20, init="pissa", dora=True))
+    export_peft(run.model, tmp_path)
+    theirs = peft.PeftModel.from_pretrained(copy.deepcopy(small_mlp), str(tmp_path)).eval()
+    evaluation, logits = evaluate(theirs, data.test_x, data.test_y, return_logits=True)
+    ours, our_logits = evaluate(run.model, data.test_x, data.test_y, return_logits=True)
+    assert evaluation.accuracy == ours.accuracy == run.after.accuracy
+    assert (logits - our_logits).abs().max() <= 1e-5 * our_logits.abs().max()
+
+
+def test_a_dora_adapter_blends_by_its_update_on_the_base(base, x):
+    """Strength 1 alone is the attached DoRA network; strength s adds s·(W′ − W), W′ formed here in float64
+    from m, A, B and the base's W; beside a plain adapter the two updates add."""
+    dora, plain = trained_variant(base, "kaiming", True, False), trained_looking(base, rank=2)
+    adapter, other = adapter_of(dora), adapter_of(plain)
+    with torch.no_grad():
+        assert (blend(base, [adapter], [1.0])(x) - dora(x)).abs().max() <= 1e-5 * dora(x).abs().max()
+        blended = blend(base, [adapter, other], [0.5, 1.0])
+        for name in ("linear1", "linear3"):
+            W = getattr(base, name).weight.double()
+            A, B = (t.double() for t in adapter.weights[name])
+            direction = W + (adapter.alpha / adapter.rank) * B @ A
+            W_dora = adapter.magnitudes[name].double()[:, None] * direction / direction.norm(dim=1, keepdim=True)
+            expected = W + 0.5 * (W_dora - W)
+            if name in other.weights:
+                A2, B2 = (t.double() for t in other.weights[name])
+                expected = expected + (other.alpha / other.rank) * B2 @ A2
+            assert (getattr(blended, name).weight.double() - expected).abs().max() <= 1e-5 * W.abs().max()
+
+
+def test_dora_magnitude_of_the_wrong_shape_is_refused(base):
+    adapter = adapter_of(trained_variant(base, "kaiming", True, False))
+    short = {name: m[:-1] for name, m in adapter.magnitudes.items()}
+    bad = type(adapter)(adapter.rank, adapter.alpha, adapter.weights, adapter.rslora, short)
+    with pytest.raises(AdapterError, match="one per output neuron"):
+        attach(copy.deepcopy(base), bad)
+
+
+def test_merge_precision_of_a_dora_adapter_merges_its_rescaled_weight(base, x):
+    """DoRA's merge adds W′ − W (the rescaled rows), not s·B·A: in float32 nothing flips."""
+    model = trained_variant(base, "kaiming", True, False)
+    rows = {row["dtype"]: row for row in merge_precision(model, x)}
+    assert rows["float32"]["flipped"] == 0 and rows["float32"]["max_abs_error"] < 1e-5
+    with torch.no_grad():
+        plain_merge = {name: original_weight(layer) + lora_of(layer).delta_weight()
+                       for name, layer in lora_layers(model).items()}
+        assert max(float((getattr(model, name).weight - W).abs().max()) for name, W in plain_merge.items()) > 1e-3

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import APP, metrics
+from conftest import APP, NARROW_BASELINE, metrics
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
@@ -20,8 +20,8 @@ from service import jobs, runs
 from service.kinds import Kind
 from ui import inside
 
-SMALL_BASELINE = lc.BaselineConfig(hidden1=64, hidden2=32, max_steps=30)
-SMALL = {"base_hidden1": 64, "base_hidden2": 32, "base_max_steps": 30}
+SMALL = {"base_hidden1": NARROW_BASELINE.hidden1, "base_hidden2": NARROW_BASELINE.hidden2,
+         "base_max_steps": NARROW_BASELINE.max_steps}  # the baseline conftest trains once: the app must match it
 STEPS = 10
 PAGES = ["pages/inspector.py", "pages/oracle.py", "pages/inits.py", "pages/scaling.py", "pages/frontier.py"]
 
@@ -29,9 +29,9 @@ PAGES = ["pages/inspector.py", "pages/oracle.py", "pages/inits.py", "pages/scali
 pytestmark = pytest.mark.usefixtures("empty_data_root")
 
 
-@pytest.fixture(scope="module")
-def base(data):
-    return lc.train_baseline(SMALL_BASELINE, data).model
+@pytest.fixture
+def base(narrow_baseline):
+    return narrow_baseline.model
 
 
 def session(page: str, query: dict | None = None, **state) -> AppTest:
@@ -214,6 +214,8 @@ def test_frontier_matches_core_and_moves_without_retraining(data, base):
         assert table["errors on the other classes"].tolist() == [p.other_wrong for p in points]
         chart = charts(at)[f"Learned against forgotten, at strength {strength:g}"]["data"]
         assert [(t["x"], t["y"]) for t in chart[-2:]] == [([p.other_wrong], [p.target_wrong]) for p in points]
+        assert any(f"at strength {strength:g}, on all 10,000 test images; the baseline star at " in c.value
+                   for c in at.caption)
     before = lc.evaluate(base, data.test_x, data.test_y)
     assert table["errors on class 2"].tolist() == [before.wrong_per_class[2]] * 2  # strength 0: the baseline
     # the paths' strengths were evaluated with the training, 0.8 when it was chosen (or by the background fill
@@ -294,7 +296,7 @@ def test_fashion_mnist_class_names_inside():
 
 def test_stop_keeps_the_partly_trained_adapter_and_ends_a_study_between_steps(data, base):
     """What the Stop buttons do while a job runs (AppTest only sees finished runs, where Stop is disabled)."""
-    held = {"run": lc.BaselineRun(SMALL_BASELINE, base, [], lc.evaluate(base, data.test_x, data.test_y), 0),
+    held = {"run": lc.BaselineRun(NARROW_BASELINE, base, [], lc.evaluate(base, data.test_x, data.test_y), 0),
             "key": "test"}
     experiment = presets.with_values(lc.Experiment(), {("inspect_every",): 0})
     live = jobs.Job(Kind.INSPECT, inside.work_for("inspect", held, data, lc.FinetuneConfig(steps=5_000), experiment))
@@ -320,7 +322,7 @@ def test_stop_keeps_the_partly_trained_adapter_and_ends_a_study_between_steps(da
 
 def test_the_frontier_fill_starts_around_the_last_asked_strength_and_gives_what_a_page_computes(base, data):
     small = replace(data, test_x=data.test_x[:500], test_y=data.test_y[:500])  # every slider value: quick
-    small_base = lc.BaselineRun(SMALL_BASELINE, base, [], lc.evaluate(base, small.test_x, small.test_y), 0)
+    small_base = lc.BaselineRun(NARROW_BASELINE, base, [], lc.evaluate(base, small.test_x, small.test_y), 0)
     config = lc.FinetuneConfig(steps=5)
     adapters = studies.train_frontier_adapters(base, small, config, (1, 2))
 

@@ -186,22 +186,67 @@ def test_a_baseline_over_the_step_cap_is_refused_on_the_page_and_the_session_kep
 OPERATOR_TITLE = "Operator: trainings on this server"
 
 
-def operator_session(given: str | None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    if given is not None:
-        at.query_params[operator.QUERY_KEY] = given
-    at.run()
+@pytest.fixture(autouse=True)
+def no_wrong_tries():
+    """Each test starts with the server's record of wrong operator tokens empty (it is server-wide)."""
+    operator._wrong.clear()
+    yield
+    operator._wrong.clear()
+
+
+def sign_in(at: AppTest, given: str) -> AppTest:
+    """Type `given` into the operator page's sign-in form and submit it."""
+    at.switch_page("pages/operator.py").run()
+    at.text_input(key="op_token").input(given)
+    next(b for b in at.button if b.label == "Sign in").click().run()
     assert not at.exception, at.exception
     return at
 
 
-@pytest.mark.parametrize("token, given", [("", "anything"), ("s3cret-token", "wrong"), ("s3cret-token", None),
-                                          ("s3cret-token", "s3cret-toke")])
-def test_the_operator_page_needs_the_token(monkeypatch, token, given):
-    monkeypatch.setenv(operator.TOKEN_ENV, token)
-    at = operator_session(given)
-    with pytest.raises(ValueError, match="Could not find a navigation page"):  # not in this session's app
+def operator_session(given: str | None) -> AppTest:
+    """A new session, signed in with `given` when it is not None."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at if given is None else sign_in(at, given)
+
+
+def test_without_a_token_the_server_has_no_operator_page(monkeypatch):
+    monkeypatch.setenv(operator.TOKEN_ENV, "")
+    at = operator_session(None)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):  # not in this server's app
         at.switch_page("pages/operator.py")
+
+
+@pytest.mark.parametrize("given", ["wrong", "s3cret-toke", ""])
+def test_the_operator_page_shows_nothing_but_its_form_without_the_token(monkeypatch, given):
+    monkeypatch.setenv(operator.TOKEN_ENV, "s3cret-token")
+    at = sign_in(operator_session(None), given)
+    assert [e.value for e in at.error] == ["That is not the operator's token."]
+    assert not at.dataframe and not at.subheader and not at.info  # no training, no stored run listed
+
+
+def test_a_token_in_the_address_is_taken_out_and_never_accepted(monkeypatch):
+    monkeypatch.setenv(operator.TOKEN_ENV, "s3cret-token")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params[operator.QUERY_KEY] = "s3cret-token"  # as an old link, or the history, would bring it
+    at.run()
+    assert operator.QUERY_KEY not in at.query_params
+    at.switch_page("pages/operator.py").run()
+    assert at.text_input(key="op_token") is not None and not at.dataframe  # still the sign-in form
+
+
+def test_wrong_tries_are_logged_and_throttled_for_the_whole_server(monkeypatch, caplog):
+    monkeypatch.setenv(operator.TOKEN_ENV, "s3cret-token")
+    for attempt in range(operator.MAX_WRONG):  # each from a new session: a guesser opens new tabs
+        sign_in(operator_session(None), f"guess-{attempt}")
+    assert sum("wrong token tried" in r.getMessage() for r in caplog.records) == operator.MAX_WRONG
+    at = sign_in(operator_session(None), "s3cret-token")  # even the right token waits out the window
+    assert at.error[0].value.startswith("Too many wrong tries on this server: try again in")
+    assert not at.dataframe
+    operator._wrong[:] = [t - operator.WINDOW_S for t in operator._wrong]  # the window has passed
+    at = sign_in(at, "s3cret-token")
+    assert not at.error and at.dataframe is not None and at.subheader[0].value == "Stored runs"
 
 
 def test_the_operator_sees_every_training_and_stops_one(monkeypatch, slots):
@@ -216,7 +261,6 @@ def test_the_operator_sees_every_training_and_stops_one(monkeypatch, slots):
         at = operator_session("s3cret-token")
         at.switch_page("pages/operator.py").run()
         assert [t.value for t in at.title] == [OPERATOR_TITLE]
-        assert operator.QUERY_KEY not in at.query_params  # the token leaves the address bar
         table = at.dataframe[0].value
         assert list(table["job"]) == [running.name, queued[0].name, queued[1].name]
         assert list(table["state"]) == ["running", "running", "queued, place 1"]  # two slots

@@ -122,9 +122,9 @@ def test_load_test_doc_says_what_bounds_the_store_and_the_threads():
     assert "Each training runs on one torch thread" in text
 
 
-def test_cluster_sizing_follows_the_compute_floor_in_readme():
+def test_cluster_sizing_follows_the_compute_floor_of_one_server():
     floor = re.search(r"a 20-step baseline ([\d.]+) s, a 10-step finetune ([\d.]+) s, so ([\d.]+) core-seconds "
-                      r"per student", _text("README.md"))
+                      r"per student", _text("docs/class.md"))
     baseline, finetune, student = (float(v) for v in floor.groups())
     assert baseline + finetune == pytest.approx(student, abs=0.015)  # three medians, each rounded
     sizing = _text("docs/cluster.md").split("## Sizing for 300 students")[1]

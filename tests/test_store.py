@@ -190,20 +190,19 @@ def test_a_contradicting_file_already_on_disk_is_never_served(tmp_path, data):
     assert checked.get("poisoned") is None and checked.damaged == {"poisoned"}
 
 
-def test_the_operator_reads_what_a_typed_run_holds_from_its_header(tmp_path, base, data):
+def test_a_typed_run_is_read_back_whole_and_the_operator_reads_its_kind_from_its_header(tmp_path, base, data):
     store = RunStore(tmp_path, problem=works.record_problem)
     config = lc.FinetuneConfig(steps=5, rank=2)
-    tuned = lc.finetune_lora(base.model, data, config, evaluated=False)
-    store.put("upload", lc.Upload("my adapter.zip", lc.adapter_of(tuned.model)))
+    adapters = studies.train_frontier_adapters(base.model, data, config, (1, 2))
+    points = {0.5: studies.frontier(base.model, data, adapters, config.digits, 0.5)}
+    store.put("frontier", lc.FrontierStudy(config, adapters, points, stopped=False))
     store.put("comparison", lc.Comparison([], stopped=False))
-    store.put("gallery", lc.GalleryStudy(config, [], stopped=False))
-    assert store.summary("upload") == "upload: my adapter.zip"
     assert store.summary("comparison") == "Comparison: rows, stopped"
-    assert store.summary("gallery").startswith("GalleryStudy: FinetuneConfig(rank=2, alpha=1.0, ")
-    back = RunStore(tmp_path).get("upload")  # read from disk: the same type, the same weights
-    assert isinstance(back, lc.Upload) and back.filename == "my adapter.zip"
-    assert all(torch.equal(a, b) for name in back.adapter.weights
-               for a, b in zip(back.adapter.weights[name], lc.adapter_of(tuned.model).weights[name], strict=True))
+    assert store.summary("frontier").startswith("FrontierStudy: FinetuneConfig(rank=2, alpha=1.0, ")
+    back = RunStore(tmp_path).get("frontier")  # read from disk: the same type, the same numbers
+    assert isinstance(back, lc.FrontierStudy) and back.points == points and back.config == config
+    assert all(torch.equal(a, b) for rank in adapters for name in adapters[rank].weights
+               for a, b in zip(back.adapters[rank].weights[name], adapters[rank].weights[name], strict=True))
 
 
 def test_a_stored_run_can_be_deleted_from_memory_and_disk(tmp_path):

@@ -8,23 +8,17 @@ Everything is computed by lora_core; this module only decides what is kept in `s
 A new current adapter is stored in one step, after everything about it was computed: a failed upload
 changes nothing.
 """
-import hashlib
-
 import streamlit as st
 
 import lora_core as lc
 from lora_core import works
 from lora_core.adapters import MAX_STRENGTH, adapter_zip, read_upload
-from service import runs
-from ui import server, tables
+from ui import server, tables, uploads
 from ui.plain import plain
 
 PROBE_IMAGES = 256  # test images an uploaded adapter must give finite outputs on
 
-MAX_KEPT = 8  # adapters in the list; the oldest is dropped first
-UPLOAD_PREFIX = "upload-"
-UPLOADS_KEY = "lora_uploads"  # this session's uploads, by the store's key: the URL's `uploads`
-PENDING_KEY = "lora_uploads_pending"  # named by the URL, not yet back in the list
+MAX_KEPT = uploads.PER_PERSON  # adapters in the list; the oldest is dropped first
 MAX_SCORES = 64  # blends remembered per session
 STRENGTH_STEP = 0.05
 
@@ -124,7 +118,7 @@ def upload(file, base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
             outcome = ("error", f"**{name} was not used:** it could not be applied to your baseline. Your "
                                 "baseline and adapters are unchanged.")
         else:
-            keep_upload(file.name, file.getvalue(), record["adapter"])
+            record["upload_key"] = uploads.keep(file.name, file.getvalue())
             make_current(record, record.pop("adapter"))
             outcome = ("success", f"**{name}** is attached to a copy of your baseline as "
                                   f"*{plain(record['name'])}*: it is the current adapter, and switched on in the list.")
@@ -135,32 +129,14 @@ def upload(file, base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
         getattr(st, shown[1])(shown[2])
 
 
-def keep_upload(filename: str, blob: bytes, adapter: lc.Adapter) -> None:
-    """Store an upload by the hash of its bytes and name it in the URL, so that a reload (or the link) keeps it."""
-    digest = UPLOAD_PREFIX + hashlib.sha256(blob).hexdigest()[:32]
-    runs.store().put(digest, lc.Upload(filename, adapter))
-    held = [d for d in st.session_state.get(UPLOADS_KEY, []) if d != digest]
-    st.session_state[UPLOADS_KEY] = (held + [digest])[-MAX_KEPT:]
-
-
 def restore_uploads(base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
-    """The uploads a link or a reload names, back in this session's list (once); the last one is made the
-    current adapter when there is none. An upload that is gone or does not fit this baseline is skipped."""
-    pending = st.session_state.pop(PENDING_KEY, None)
-    if not pending:
-        return
-    restored = []
-    for digest in pending:
-        stored = runs.find(digest)
-        if not isinstance(stored, lc.Upload):  # gone, or stored by an older version
-            continue
-        try:
-            record = uploaded(base, data, stored.filename, stored.adapter, base_key)
-        except lc.AdapterError:
-            continue
-        restored.append(digest)
+    """The uploads a link or a reload names (ui.uploads: only those this browser may open), back in this
+    session's list; the last one becomes the current adapter."""
+    def attach(key: str, filename: str, adapter: lc.Adapter) -> None:
+        record = uploaded(base, data, filename, adapter, base_key)
+        record["upload_key"] = key
         make_current(record, record.pop("adapter"))
-    st.session_state[UPLOADS_KEY] = restored[-MAX_KEPT:]
+    uploads.restore(base, data, base_key, attach)
 
 
 def zip_bytes(record: dict, peft_format: bool) -> bytes:

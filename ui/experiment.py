@@ -13,7 +13,7 @@ from lora_core import presets as core
 from lora_core import settings
 from lora_core.experiment import Experiment
 from service import limits
-from ui import adapters, share_link
+from ui import share_link, uploads
 
 # URL field → the session_state key of the widget that shows it (lora_core.settings)
 KEYS = {s.url: s.key for s in settings.SETTINGS}
@@ -42,8 +42,8 @@ def widget(container, url: str, **extra):
                 **extra)
 
 
-UPLOADS = "uploads"  # not part of the experiment: the uploaded adapters a reload or a link brings back
-UPLOAD_NAME = re.compile(adapters.UPLOAD_PREFIX + "[0-9a-f]{32}")
+UPLOADS = uploads.URL_FIELD  # not part of the experiment: the uploaded adapters a reload or a link brings back
+UPLOAD_NAME = re.compile(uploads.UPLOAD_PREFIX + "[0-9a-f]{32}")
 PROBLEMS_KEY = "experiment_problems"
 LATER_KEY = "experiment_later"
 
@@ -103,7 +103,7 @@ def replace_current(**changes) -> Experiment:
 
 def _query(experiment: Experiment) -> dict[str, str]:
     query = core.to_query(experiment)
-    if held := st.session_state.get(adapters.UPLOADS_KEY) or st.session_state.get(adapters.PENDING_KEY):
+    if held := st.session_state.get(uploads.UPLOADS_KEY) or st.session_state.get(uploads.PENDING_KEY):
         query[UPLOADS] = ",".join(held)
     return query
 
@@ -154,8 +154,8 @@ def from_link() -> Experiment:
         experiment, problems = core.from_query(params)
         named = [name for name in core.FIELDS if name in params]
         apply(experiment, None if "preset" in params else named)  # a preset sets every field; a link its own
-        uploads = [d for d in str(params.get(UPLOADS, "")).split(",") if UPLOAD_NAME.fullmatch(d)]
-        st.session_state[adapters.PENDING_KEY] = uploads[-adapters.MAX_KEPT:]
+        linked = [d for d in str(params.get(UPLOADS, "")).split(",") if UPLOAD_NAME.fullmatch(d)]
+        st.session_state[uploads.PENDING_KEY] = linked[-uploads.PER_PERSON:]
         st.session_state[PROBLEMS_KEY] = problems
     if problems := st.session_state[PROBLEMS_KEY]:
         text, button = st.columns([6, 1])

@@ -17,8 +17,9 @@ def readable_captions() -> None:
 
 def navigation():
     classroom.remember_join_code()
-    extra = [st.Page("pages/operator.py", title="Operator", icon=":material/admin_panel_settings:")] \
-        if operator.allowed() else []
+    # only where the server has a token; listed only for the session that signed in, reachable at /operator
+    extra = [st.Page("pages/operator.py", title="Operator", icon=":material/admin_panel_settings:",
+                     visibility="visible" if operator.allowed() else "hidden")] if operator.enabled() else []
     return st.navigation([
         st.Page("pages/home.py", title="What is LoRA?", icon=":material/home:", default=True),
         st.Page("pages/notebook.py", title="The notebook", icon=":material/menu_book:"),

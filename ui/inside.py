@@ -373,3 +373,23 @@ def baseline_point(base: lc.BaselineRun, digits) -> tuple[int, int]:
     """(errors on the other classes, errors on the finetuned classes) of the baseline."""
     target = tables.wrong_on(base.evaluation, digits)
     return base.evaluation.wrong - target, target
+
+
+ESTIMATE_IMAGES = 1_000  # a strength nobody computed yet is shown first on this many test images
+
+
+def known_points(result: lc.FrontierStudy, strength: float):
+    """The frontier at `strength` when it is computed already (by a page or the background fill), else None."""
+    return result.points.get(strength)
+
+
+def estimated_points(result: lc.FrontierStudy, base: lc.BaselineRun, data: lc.Dataset, digits, strength: float):
+    """(points, baseline point) at `strength` on the first ESTIMATE_IMAGES test images only: exact counts on
+    that subset, a tenth of the full pass's time, shown until the full frontier_points replaces them."""
+    subset = lc.Dataset(data.name, data.train_x, data.train_y, data.test_x[:ESTIMATE_IMAGES],
+                        data.test_y[:ESTIMATE_IMAGES], data.classes, data.source)
+    with parallel.foreground():
+        points = studies.frontier(base.model, subset, result.adapters, digits, strength)
+        base_eval = lc.evaluate(base.model, subset.test_x, subset.test_y)
+    target = tables.wrong_on(base_eval, digits)
+    return points, (base_eval.wrong - target, target)

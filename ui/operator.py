@@ -1,13 +1,14 @@
 """The operator's view of the server: every training running or queued, whose it is, and a Stop for each;
 every run stored on disk, and a Delete for one (a run that should not be served: it is made again when asked).
 
-It is a page of the app shown only to a session that opened the app with `?operator=TOKEN`, TOKEN being
-$LORA_LAB_OPERATOR_TOKEN; without that variable there is no operator page at all. The token travels in
-the URL, so serve the app over HTTPS and choose a long random token; a session that showed it once keeps
-the page until it ends, and the token is taken out of the address bar.
+It exists only where $LORA_LAB_OPERATOR_TOKEN is set, at /operator, behind a sign-in form: the token is typed,
+never put in a URL (an address stays in the browser's history and in links copied from it). Wrong tries are
+logged and, past MAX_WRONG in WINDOW_S on the whole server, every try waits out the window: guessing a long
+random token is then hopeless. A session that signed in keeps the page until it ends.
 """
 import hmac
 import os
+import threading
 import time
 
 import streamlit as st
@@ -16,21 +17,42 @@ from service import jobs, runs
 from service.environment import log
 
 TOKEN_ENV = "LORA_LAB_OPERATOR_TOKEN"
-QUERY_KEY = "operator"
+QUERY_KEY = "operator"  # an old link's ?operator=…: taken out of the address and never checked
 STATE_KEY = "operator_verified"
+MAX_WRONG, WINDOW_S = 5, 60.0
+_wrong: list[float] = []  # the times of the server's recent wrong tries
+_wrong_lock = threading.Lock()
+
+
+def enabled() -> bool:
+    """Whether this server has an operator page at all."""
+    return bool(os.environ.get(TOKEN_ENV, ""))
 
 
 def allowed() -> bool:
-    """Whether this session may see the operator page; checks a token it brings in the URL once."""
-    token = os.environ.get(TOKEN_ENV, "")
-    if not token:
-        return False
-    given = st.query_params.get(QUERY_KEY)
-    if given is not None:
-        del st.query_params[QUERY_KEY]  # out of the address bar, the history and links copied from it
-        if hmac.compare_digest(given.encode(), token.encode()):
+    """Whether this session signed in as the operator (and the server still has a token)."""
+    if st.query_params.get(QUERY_KEY) is not None:
+        del st.query_params[QUERY_KEY]  # a token in a URL is never accepted: it would stay in the history
+    return enabled() and st.session_state.get(STATE_KEY) is True
+
+
+def sign_in(given: str, now: float | None = None) -> str | None:
+    """Check a typed token: None when it is right (this session is then the operator's), else why not."""
+    now = time.monotonic() if now is None else now
+    with _wrong_lock:
+        _wrong[:] = [t for t in _wrong if now - t < WINDOW_S]
+        if len(_wrong) >= MAX_WRONG:
+            wait = WINDOW_S - (now - _wrong[0])
+            log.warning("LoRA Lab operator: sign-in refused, %d wrong tries in %.0f s", len(_wrong),
+                                    WINDOW_S)
+            return f"Too many wrong tries on this server: try again in {wait:.0f} s."
+        if enabled() and hmac.compare_digest(given.encode(), os.environ[TOKEN_ENV].encode()):
             st.session_state[STATE_KEY] = True
-    return st.session_state.get(STATE_KEY) is True
+            return None
+        _wrong.append(now)
+        log.warning("LoRA Lab operator: wrong token tried (%d in the last %.0f s)", len(_wrong),
+                                WINDOW_S)
+    return "That is not the operator's token."
 
 
 def _owner(job, kind: str) -> str:

@@ -27,6 +27,7 @@ import torch
 from streamlit.logger import get_logger
 from torch import nn
 
+from lora_core import run_claims
 from lora_core.checkpoints import tidy
 from service import jobs
 from service.environment import cache_dir, cache_limit_bytes, max_trainings, runs_dir, threads_each
@@ -238,6 +239,8 @@ def setup() -> None:
         _sweeper = threading.Thread(target=_sweep_forever, name=SWEEPER_NAME, daemon=True)
         _sweeper.start()
         tidied = tidy(runs_dir(), cache_limit_bytes())  # a killed server's half-written files, an overfull cache
+        if lapsed_claims := run_claims.sweep_lapsed(runs_dir()):  # and the claims it never released
+            log.info("LoRA Lab: %d lapsed run claim(s) deleted", lapsed_claims)
         if tidied["partial"] or tidied["evicted"]:
             log.info("LoRA Lab: checkpoint folder tidied: %(partial)d unfinished file(s) and %(evicted)d old "
                      "checkpoint(s) deleted, %(kept_bytes)d bytes kept", tidied)
