@@ -10,7 +10,7 @@ import torch
 
 import lora_core
 from lora_core import parallel
-from lora_core.runs import new_model
+from lora_core.finetuning import new_model
 
 from . import notebook
 from .machine import OtherLoad, wait_quiet

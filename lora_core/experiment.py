@@ -9,9 +9,9 @@ target layer, so an Experiment that exists can run.
 """
 from dataclasses import asdict, dataclass, field, replace
 
+from .finetuning import BaselineConfig, FinetuneConfig
 from .lora import INITS
 from .model import IMAGE_PIXELS, NUM_CLASSES
-from .runs import BaselineConfig, FinetuneConfig
 from .settings import BY_PATH, KINDS, SETTINGS, STUDY_RANKS, checked, default
 from .train import planned_steps
 

@@ -26,9 +26,9 @@ result = inside.run("frontier", held, ctx, config, "Train the adapters", "Traini
 if result is None:
     st.info("Press **Train the adapters**.")
     st.stop()
-digits = result["config"].digits
+digits = result.config.digits
 names = tables.class_names(ctx.data.classes, digits)
-st.caption(f"Adapters trained with {inside.describe(result['config'], ctx.data.classes, with_rank=False)}.")
+st.caption(f"Adapters trained with {inside.describe(result.config, ctx.data.classes, with_rank=False)}.")
 
 
 @st.fragment
@@ -49,8 +49,8 @@ def strength_view() -> None:
     with st.spinner(f"Evaluating every adapter at strength {strength:g} on all {len(ctx.data.test_y):,} test "
                     "images…"):
         points = inside.frontier_points(result, base, ctx.data, digits, strength)
-    paths = {rank: [(p.other_wrong, p.target_wrong) for s in sorted(result["points"])
-                    for p in result["points"][s] if p.rank == rank] for rank in result["adapters"]}
+    paths = {rank: [(p.other_wrong, p.target_wrong) for s in sorted(result.points)
+                    for p in result.points[s] if p.rank == rank] for rank in result.adapters}
     origin = inside.baseline_point(base, digits)
     with chart.container():
         charts.show(ic.frontier(points, origin, paths, strength, names), key="frontier_chart",

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 import lora_core as lc
 
 # One training at a time, so the app's jobs use as many torch threads as a test does, and their numbers
-# match lora_core called directly, bit for bit. Set before any test module imports ui.jobs.
+# match lora_core called directly, bit for bit. Set before any test module imports service.jobs.
 os.environ.setdefault("LORA_LAB_MAX_TRAININGS", "1")
 
 
@@ -156,7 +156,7 @@ def wait_for_steps(job, steps: int, timeout: float = 60) -> None:
 
 def held_baseline(at) -> dict:
     """{"run", "key"} of the baseline an AppTest session's experiment describes, from the server's store."""
-    from ui import runs
+    from service import runs
 
     key = runs.key(at.session_state["experiment"], "baseline", "cpu")
     return {"run": runs.find(key), "key": key}

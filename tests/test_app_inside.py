@@ -15,8 +15,10 @@ from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
 from lora_core import anatomy, presets, studies
+from lora_core.store import encode
+from service import jobs, runs
 from service.kinds import Kind
-from ui import inside, jobs, runs
+from ui import inside
 
 SMALL = {"base_hidden1": NARROW_BASELINE.hidden1, "base_hidden2": NARROW_BASELINE.hidden2,
          "base_max_steps": NARROW_BASELINE.max_steps}  # the baseline conftest trains once: the app must match it
@@ -218,7 +220,7 @@ def test_frontier_matches_core_and_moves_without_retraining(data, base):
     assert table["errors on class 2"].tolist() == [before.wrong_per_class[2]] * 2  # strength 0: the baseline
     # the paths' strengths were evaluated with the training, 0.8 when it was chosen (or by the background fill
     # of the slider's other values): each once, then kept, and only the slider's values
-    assert {*inside.PATH_STRENGTHS, 0.8} <= set(stored(at, "frontier")["points"]) <= set(inside.strengths())
+    assert {*inside.PATH_STRENGTHS, 0.8} <= set(stored(at, "frontier").points) <= set(inside.strengths())
 
 
 def test_a_link_sets_the_widgets():
@@ -309,13 +311,13 @@ def test_stop_keeps_the_partly_trained_adapter_and_ends_a_study_between_steps(da
         job.stop()
         job.wait(120)
         assert job.done and job.error is None
-    run = live.result["run"]
+    run = live.result.run
     assert 3 <= len(run.losses) < 5_000
-    assert [len(norms) for norms in live.result["norms"].values()] == [len(run.losses) + 1] * 3
-    assert live.result["views"] and live.result["stopped"]
-    assert study.result["stopped"] and len(study.result["curves"]) < len(lc.lora.INITS)  # what finished is kept
-    assert 1 <= len(study.result["curves"]) < len(lc.lora.INITS)
-    assert all(len(curve.losses) == 2_000 for curve in study.result["curves"])  # only whole runs are kept
+    assert [len(norms) for norms in live.result.norms.values()] == [len(run.losses) + 1] * 3
+    assert live.result.views and live.result.stopped
+    assert study.result.stopped and len(study.result.curves) < len(lc.lora.INITS)  # what finished is kept
+    assert 1 <= len(study.result.curves) < len(lc.lora.INITS)
+    assert all(len(curve.losses) == 2_000 for curve in study.result.curves)  # only whole runs are kept
 
 
 def test_the_frontier_fill_starts_around_the_last_asked_strength_and_gives_what_a_page_computes(base, data):
@@ -332,9 +334,10 @@ def test_the_frontier_fill_starts_around_the_last_asked_strength_and_gives_what_
     inside._fill_strengths(points, [0.3], small_base, small, adapters, config.digits)
     assert sorted(points) == inside.strengths()
     assert order[:3] == [0.3, 0.25, 0.35]  # nearest to the focus first, the lower of two equally near first
-    page = {"adapters": adapters, "points": {}, "focus": [1.0]}
+    page = lc.FrontierStudy(config, adapters, {}, stopped=False)
     for strength in (0.0, 0.3, 1.45):
         assert inside.frontier_points(page, small_base, small, config.digits, strength) == points[strength]
-    assert page["focus"] == [1.45]
-    stored, live = inside._keep(dict(page, config=config, stopped=False))
-    assert "focus" not in stored and stored["points"] == page["points"] and live is not None  # a server's moment
+    assert page.focus == [1.45]
+    stored, live = inside._keep(page)
+    assert stored.points == page.points and stored.points is not page.points and live is page
+    assert "focus" not in encode(stored)[1]["fields"]  # where the fill starts is this server's moment, not stored

@@ -20,7 +20,8 @@ from streamlit.testing.v1 import AppTest
 import lora_core as lc
 from lora_core import presets, works
 from lora_core.adapters import FORMAT, MAX_ADAPTER_BYTES, adapter_bytes, adapter_zip
-from ui import runs
+from service import runs
+from service.runs import Run
 
 SWEEP = lc.FinetuneConfig(steps=10, targets=("linear1", "linear2"))
 
@@ -200,9 +201,10 @@ def test_stop_keeps_what_was_learned(data):
     at.run()
     experiment, session = at.session_state["experiment"], at.session_state["session_id"]
     key = runs.key(experiment, "baseline", "cpu")
-    how, job = runs.start(key, "baseline", lambda job: lc.train_baseline(experiment.baseline, data, on_step=job.on_step,
-                                                                        should_stop=job.should_stop),
-                          lambda run: None, session)
+    work = lambda job: lc.train_baseline(experiment.baseline, data, on_step=job.on_step,  # noqa: E731
+                                         should_stop=job.should_stop)
+    handle = runs.obtain(Run(key, "baseline", work=work, keep=lambda run: None), session)
+    how, job = handle.how, handle.job
     assert how == "started"
     at.session_state["baseline_job"], at.session_state["baseline_job_key"] = job, key
     deadline = time.monotonic() + 120

@@ -14,8 +14,9 @@ import lora_core as lc
 from lora_core import executor, works
 from lora_core.slots import Busy, Cancelled, TrainingSlots
 from lora_core.train import planned_steps
+from service import jobs, limits, runs
 from service.kinds import Kind
-from ui import fair, jobs, operator, runs, server
+from ui import operator, progress, server
 
 APP = "../app.py"  # relative to this file
 
@@ -99,7 +100,7 @@ def blocking_job(kind: Kind, owners: tuple, release: threading.Event, **cost) ->
             job.step = min(job.step + 1, 99)
             time.sleep(0.01)
         return "done"
-    return jobs.Job(kind, work, shared=True, owners=owners, **cost)
+    return jobs.Job(kind, work, owners=owners, **cost)
 
 
 def test_a_second_training_of_one_browser_is_refused_and_another_students_runs(slots):
@@ -128,8 +129,8 @@ def test_a_second_training_of_one_browser_is_refused_and_another_students_runs(s
 
 
 @pytest.mark.parametrize("cost, words", [
-    ({"steps": fair.DEFAULT_MAX_STEPS + 1}, f"at most {fair.DEFAULT_MAX_STEPS:,} in one training"),
-    ({"hidden": (fair.DEFAULT_MAX_HIDDEN + 1, 8)}, f"larger than this server allows ({fair.DEFAULT_MAX_HIDDEN:,})"),
+    ({"steps": limits.DEFAULT_MAX_STEPS + 1}, f"at most {limits.DEFAULT_MAX_STEPS:,} in one training"),
+    ({"hidden": (limits.DEFAULT_MAX_HIDDEN + 1, 8)}, f"larger than this server allows ({limits.DEFAULT_MAX_HIDDEN:,})"),
 ])
 def test_a_training_over_a_cap_is_refused_with_the_cap(slots, cost, words):
     job = blocking_job(Kind.BASELINE, tab("c", "browser-c"), threading.Event(), **cost)
@@ -138,20 +139,20 @@ def test_a_training_over_a_cap_is_refused_with_the_cap(slots, cost, words):
 
 
 def test_the_caps_come_from_the_environment(monkeypatch):
-    monkeypatch.setenv(fair.MAX_STEPS_ENV, "50")
-    monkeypatch.setenv(fair.MAX_HIDDEN_ENV, "not a number")
-    assert fair.max_steps() == 50 and fair.max_hidden() == fair.DEFAULT_MAX_HIDDEN
-    with pytest.raises(fair.Refused, match="51 training steps"):
-        fair.check_cost(51)
-    fair.check_cost(50, (fair.DEFAULT_MAX_HIDDEN,))
+    monkeypatch.setenv(limits.MAX_STEPS_ENV, "50")
+    monkeypatch.setenv(limits.MAX_HIDDEN_ENV, "not a number")
+    assert limits.max_steps() == 50 and limits.max_hidden() == limits.DEFAULT_MAX_HIDDEN
+    with pytest.raises(limits.Refused, match="51 training steps"):
+        limits.check_cost(51)
+    limits.check_cost(50, (limits.DEFAULT_MAX_HIDDEN,))
 
 
 def test_the_notebooks_baseline_and_the_default_settings_fit_the_default_caps():
     notebook = lc.NOTEBOOK_BASELINE  # full MNIST: 60,000 training images
     steps = planned_steps(60_000, notebook.epochs, notebook.batch_size, notebook.max_steps)
-    assert steps == notebook.epochs * 60_000 // notebook.batch_size == 6_000 <= fair.DEFAULT_MAX_STEPS
+    assert steps == notebook.epochs * 60_000 // notebook.batch_size == 6_000 <= limits.DEFAULT_MAX_STEPS
     default = lc.BaselineConfig()
-    fair.check_cost(steps, (default.hidden1, default.hidden2))
+    limits.check_cost(steps, (default.hidden1, default.hidden2))
 
 
 # --- two sessions in the app ----------------------------------------------------------------------
@@ -166,7 +167,7 @@ def open_session(**state) -> AppTest:
 
 
 def test_a_baseline_over_the_step_cap_is_refused_on_the_page_and_the_session_kept(monkeypatch):
-    monkeypatch.setenv(fair.MAX_STEPS_ENV, "100")
+    monkeypatch.setenv(limits.MAX_STEPS_ENV, "100")
     at = open_session(base_hidden1=16, base_hidden2=16, base_epochs=2, base_batch=64, base_max_steps=0)
     at.switch_page("pages/baseline.py").run()
     assert any("at most 100 steps" in c.value for c in at.caption)  # the cap is said where the inputs are
@@ -283,9 +284,9 @@ def test_a_refused_training_and_the_operator_page_name_the_jobs_real_kind(monkey
     at = open_session(base_max_steps=30)
     assert train_baseline(at)["run"] is not None
     # the LoRA page's Train starts the finetune and leaves the page at once, rather than following it to its end
-    monkeypatch.setattr(jobs, "follow", lambda job, what, live_chart=True: st.stop())
+    monkeypatch.setattr(progress, "follow", lambda job, what, live_chart=True: st.stop())
     at.switch_page("pages/lora.py").run()
-    at.number_input(key="lora_steps").set_value(fair.DEFAULT_MAX_STEPS).run()
+    at.number_input(key="lora_steps").set_value(limits.DEFAULT_MAX_STEPS).run()
     at.button(key="lora_train").click().run()
     assert not at.exception, at.exception
     (finetune,) = slots.tickets()

@@ -32,7 +32,7 @@ def merged_by_hand(model, adapter: lc.Adapter, strength: float):
 
 def test_the_estimate_counts_exactly_on_the_first_thousand_test_images(frontier, data):
     base, adapters = frontier
-    result = {"adapters": adapters, "points": {}}
+    result = lc.FrontierStudy(lc.FinetuneConfig(steps=10), adapters, {}, stopped=False)
     points, star = inside.estimated_points(result, base, data, (2,), 0.65)
     x, y = data.test_x[:1000], data.test_y[:1000]
     for point, (rank, adapter) in zip(points, adapters.items(), strict=True):
@@ -43,7 +43,7 @@ def test_the_estimate_counts_exactly_on_the_first_thousand_test_images(frontier,
     with torch.no_grad():
         base_wrong = base.model(x).argmax(1) != y
     assert star == (int(base_wrong[y != 2].sum()), int(base_wrong[y == 2].sum()))
-    assert result["points"] == {}  # an estimate is never kept as the strength's value
+    assert result.points == {}  # an estimate is never kept as the strength's value
 
 
 def test_the_page_ends_on_the_full_value_labelled_as_such():

@@ -10,7 +10,7 @@ import torch
 
 from lora_core import FinetuneConfig, adapter_checks, add_lora, compare_ranks, evaluate, finetune_lora, parallel, train
 from lora_core.adapters import adapter_of, blend
-from lora_core.runs import merged_copy, new_model
+from lora_core.finetuning import merged_copy, new_model
 from lora_core.studies import init_gallery, rank_oracle, scaling_sweep, train_frontier_adapters
 
 CONFIG = FinetuneConfig(steps=6, targets=("linear1", "linear2"))

@@ -6,13 +6,12 @@ Each limit is read from the environment, so that the server's operator can chang
 - LORA_LAB_MAX_HIDDEN: neurons in a hidden layer of a baseline (default 2,048; the notebook's are 1,000
   and 2,000);
 - LORA_LAB_TRAININGS_PER_PERSON: trainings one person runs or queues at once (default 1), a person being
-  a session and, where it can be told, a browser (ui.server.browser_id): two tabs are one person.
+  a session and, where it can be told, a browser (ui.server.owners_of): two tabs are one person.
 A training over a limit is refused when it is asked for, with the reason; nothing is cut short later.
 Reusing a baseline someone trained already, or following one that trains, costs nothing and is never
 refused.
 """
 from service import environment
-from ui import server
 
 MAX_STEPS_ENV, DEFAULT_MAX_STEPS = "LORA_LAB_MAX_STEPS", 10_000
 MAX_HIDDEN_ENV, DEFAULT_MAX_HIDDEN = "LORA_LAB_MAX_HIDDEN", 2048
@@ -33,15 +32,6 @@ def max_hidden() -> int:
 
 def per_person() -> int:
     return environment.number(PER_PERSON_ENV, DEFAULT_PER_PERSON)
-
-
-def owners(session_id: str | None) -> tuple:
-    """Whom a training started by `session_id` counts against: the session, and its browser when known."""
-    if session_id is None:
-        return ()
-    session = server.SESSIONS.get(session_id)
-    browser = session.browser if session is not None else None
-    return (("session", session_id),) + ((("browser", browser),) if browser else ())
 
 
 def check_cost(steps: int, hidden: tuple[int, ...] = ()) -> None:
