@@ -137,7 +137,7 @@ def chase(data: lora_core.Dataset, target: float, batch_size: int, lr: float, ev
     return state
 
 
-def time_to_accuracy(data, root, notebook_steps: int | None, runs: int, batch_size: int = 128,
+def time_to_accuracy(data, root, notebook_steps: int | None, runs: int, batch_size: int = 128,  # noqa: PLR0913
                      lr: float = 1e-3, eval_every: int = 50, max_epochs: int = 5, wait_s: float = 0):
     net, steps, seconds, target, others = notebook_epoch(root, notebook_steps, wait_s)
     results = []  # up to 2·runs attempts (seeds 0, 1, ...) to get `runs` on an otherwise quiet machine
@@ -171,7 +171,7 @@ def eval_speed(net: notebook.Net, root, data: lora_core.Dataset, repeats: int,
     return interleaved(theirs, ours, repeats, budget_s, wait_s), results["notebook"], results["lora_core"]
 
 
-def lora_speed(base: torch.nn.Module, data: lora_core.Dataset, rank: int, alpha: float, steps: int,
+def lora_speed(base: torch.nn.Module, data: lora_core.Dataset, rank: int, alpha: float, steps: int,  # noqa: PLR0913
                repeats: int, budget_s: float, wait_s: float = 0, warmup: int = 30) -> tuple[Pair, int, int]:
     """Finetune steps/s at batch 10, lora_core's LoRA vs PEFT's, both trained by lora_core.train."""
     base = copy.deepcopy(base)

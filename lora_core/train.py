@@ -42,7 +42,7 @@ def planned_steps(n: int, epochs: int, batch_size: int, max_steps: int | None = 
     return total if max_steps is None else min(max_steps, total)
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1, batch_size: int = 10,
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1, batch_size: int = 10,  # noqa: PLR0913
           lr: float = 1e-3, max_steps: int | None = None, seed: int = 0, on_step=None,
           should_stop=None, optimizer_factory=None) -> list[float]:
     """Minimise cross-entropy with Adam over `epochs` shuffled passes; return the loss of every step.
