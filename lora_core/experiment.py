@@ -180,6 +180,14 @@ class Experiment:
             raise ValueError(f"unknown run kind {kind!r}; known: {', '.join(KINDS)}")
         return {s.url: get(self, s.path) for s in SETTINGS if kind in s.affects}
 
+    def total_work(self, kind: str, train_images: int) -> int:
+        """Images × weights run `kind` trains through in all (each step passes a batch through every weight of
+        the baseline): what a training costs, whatever its mix of steps, batch and width (a server's cap)."""
+        b = self.baseline
+        weights = IMAGE_PIXELS * b.hidden1 + b.hidden1 * b.hidden2 + b.hidden2 * NUM_CLASSES
+        batch = b.batch_size if kind == "baseline" else self.study("finetune" if kind == "inspect" else kind).batch_size
+        return self.total_steps(kind, train_images) * batch * weights
+
     def total_steps(self, kind: str, train_images: int) -> int:
         """Training steps run `kind` takes in all, every run of a study counted (for a server's caps)."""
         if kind == "baseline":

@@ -53,7 +53,7 @@ result = run_controls.controls(
     Run(runs.key(exp, Kind.COMPARE, ctx.device), Kind.COMPARE,
         work=jobs.compare(base, ctx.data, exp.compare.ranks, config, exp.compare.full_lr),
         keep=lambda found: (found, found) if not found.stopped else None, revive=expecting(lc.Comparison),
-        steps=exp.total_steps("compare", len(ctx.data.train_y))),
+        steps=exp.total_steps("compare", len(ctx.data.train_y)), load=exp.total_work("compare", len(ctx.data.train_y))),
     "Run comparison", what="Comparing ranks",
     follow=lambda job, what: progress.follow(job, what, live_chart=False), stop_label="Stop comparison",
     help="Finetune at every chosen rank, then every weight, from the same baseline.")

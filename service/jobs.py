@@ -71,8 +71,7 @@ class Job(executor.Progress):
     job's thread once it has ended, however it ended, before it counts as done.
     """
 
-    def __init__(self, kind: Kind, work, owners: tuple = (), steps: int = 0, hidden: tuple[int, ...] = (),
-                 settle=None):
+    def __init__(self, kind: Kind, work, owners: tuple = (), cost: tuple = (0, (), 0), settle=None):
         super().__init__()  # losses, step, total, label, place, cores, Stop
         self.kind = Kind(kind)
         self.name = self.kind.job_name(next(_numbers))
@@ -86,7 +85,7 @@ class Job(executor.Progress):
         self.owners = owners
         self._thread = threading.Thread(target=self._run, args=(work,), name=f"lora-lab {self.name}", daemon=True)
         try:
-            limits.check_cost(steps, hidden)
+            limits.check_cost(*cost)  # (steps, hidden sizes, images × weights)
             SLOTS.admit(self, self.owners)
         except Busy as err:
             self.error = limits.busy(err.held)

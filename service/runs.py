@@ -48,7 +48,7 @@ class Run:
     """One run, by its store key (`key`): its kind, and what starting it takes. `work` is a callable
     `work(job)` or a lora_core.executor.Work, which a cluster can run (service.jobs.Job). `keep(result)`
     gives (record, live) for the store when the result is whole, or None (a stopped run); live None keeps
-    the record in memory too (lora_core.store.RunStore.put). `steps` and `hidden` are what it costs, for
+    the record in memory too (lora_core.store.RunStore.put). `steps`, `hidden` and `load` are what it costs, for
     the server's caps (service.limits). `revive` makes a record read from disk usable; it is then shared
     from memory."""
     key: str
@@ -58,6 +58,7 @@ class Run:
     steps: int = 0
     hidden: tuple[int, ...] = ()
     revive: Callable | None = None
+    load: int = 0  # images × weights it trains through (lora_core.Experiment.total_work), for the cost cap
 
     def __post_init__(self):
         object.__setattr__(self, "kind", Kind(self.kind))
@@ -131,8 +132,8 @@ def _start(run: Run, session_id: str | None) -> Handle:
             if claim is None:
                 return Handle(How.ELSEWHERE)
             try:
-                job = jobs.Job(run.kind, run.work, owners=jobs.SESSIONS.owners_of(session_id), steps=run.steps,
-                               hidden=run.hidden, settle=_settle(run.key, run.keep, claim))
+                job = jobs.Job(run.kind, run.work, owners=jobs.SESSIONS.owners_of(session_id),
+                               cost=(run.steps, run.hidden, run.load), settle=_settle(run.key, run.keep, claim))
             except BaseException:
                 claim.release()
                 raise

@@ -129,11 +129,12 @@ def test_a_second_training_of_one_browser_is_refused_and_another_students_runs(s
 
 
 @pytest.mark.parametrize("cost, words", [
-    ({"steps": limits.DEFAULT_MAX_STEPS + 1}, f"at most {limits.DEFAULT_MAX_STEPS:,} in one training"),
-    ({"hidden": (limits.DEFAULT_MAX_HIDDEN + 1, 8)}, f"larger than this server allows ({limits.DEFAULT_MAX_HIDDEN:,})"),
+    ((limits.DEFAULT_MAX_STEPS + 1, (), 0), f"at most {limits.DEFAULT_MAX_STEPS:,} in one training"),
+    ((0, (limits.DEFAULT_MAX_HIDDEN + 1, 8), 0), f"larger than this server allows ({limits.DEFAULT_MAX_HIDDEN:,})"),
+    ((1, (), int(2e12)), f"at most {limits.DEFAULT_MAX_SECONDS / 60:g} minutes here"),
 ])
 def test_a_training_over_a_cap_is_refused_with_the_cap(slots, cost, words):
-    job = blocking_job(Kind.BASELINE, tab("c", "browser-c"), threading.Event(), **cost)
+    job = blocking_job(Kind.BASELINE, tab("c", "browser-c"), threading.Event(), cost=cost)
     assert job.refused and job.done and words in str(job.error)
     assert slots.held_by(("session", "c")) == []  # a refusal holds nothing
 

@@ -56,7 +56,8 @@ def controls(ctx: Context, label: str, help: str) -> lc.BaselineRun | None:
     run = Run(run_key(ctx, exp), Kind.BASELINE,
               work=works.baseline_work(ctx.data, exp.baseline),  # in this process, or on a cluster
               keep=keep, steps=exp.total_steps("baseline", len(ctx.data.train_y)),
-              hidden=(exp.baseline.hidden1, exp.baseline.hidden2), revive=revive(ctx))
+              hidden=(exp.baseline.hidden1, exp.baseline.hidden2), revive=revive(ctx),
+              load=exp.total_work("baseline", len(ctx.data.train_y)))
     found = run_controls.controls(run, label, what="Training the baseline", help=help, follow=progress.follow,
                                   stop_label="Stop training", buttons=("base_train", "base_stop"))
     if found is not None and not found.complete:  # stopped just now: store it as its own run, then show it

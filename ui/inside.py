@@ -212,7 +212,8 @@ def run(kind: Kind, held: dict, ctx, config: lc.FinetuneConfig, label: str, what
     inspecting = kind is Kind.INSPECT
     key = runs.key(exp, kind, ctx.device)
     run = Run(key, kind, work=work, keep=_keep_inspection if inspecting else _keep,
-              steps=exp.total_steps(kind, len(ctx.data.train_y)), revive=expecting(RESULT_OF[kind]))
+              steps=exp.total_steps(kind, len(ctx.data.train_y)), revive=expecting(RESULT_OF[kind]),
+              load=exp.total_work(kind, len(ctx.data.train_y)))
     result = run_controls.controls(run, label, what=what, help=help,
                                    follow=lambda job, text: follow(job, text, draw))
     if inspecting and result is not None and result.run is None:  # stored: revived once per session onto a copy

@@ -90,7 +90,7 @@ def controls(run: Run, label: str, what: str, help: str, follow, stop_label: str
             _follow_here(prefix, run.key, job)
     stop_slot.button(stop_label, key=stop_key, on_click=stop, args=(prefix,), disabled=job is None,
                      help=STOP_HELP)
-    st.caption(limits.caps_note())
+    st.caption(limits.caps_note(run.load))
     # The progress of a run followed in this pass. One slot, drawn in every pass whether or not a run is
     # followed: the page's later elements keep their places, so that the next pass's stale elements (shown
     # until it redraws them) are the ones it replaces, not others shifted into their place.
