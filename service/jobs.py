@@ -83,6 +83,7 @@ class Job(executor.Progress):
         self._watchers_lock = threading.Lock()
         self._settle = settle
         self.owners = owners
+        self.load = cost[2]  # images × weights: what it computes, for the queue's estimates
         self._thread = threading.Thread(target=self._run, args=(work,), name=f"lora-lab {self.name}", daemon=True)
         try:
             limits.check_cost(*cost)  # (steps, hidden sizes, images × weights)
@@ -182,6 +183,26 @@ def waiting(place: int) -> str:
             "run at a time on this server")
 
 
+def seconds_left(job) -> float:
+    """The estimated seconds `job` still needs: its load at the cap's pace (service.limits), less its steps
+    done; a job holding a slot that said no load counts nothing."""
+    estimate = limits.estimated_seconds(getattr(job, "load", 0))
+    return estimate * (1 - job.step / job.total) if job.total and job.step <= job.total else estimate
+
+
+def estimated_start(job) -> float:
+    """Seconds until a queued `job` is estimated to get a slot: what the running jobs and those queued before
+    it still need, shared by the slots."""
+    place, tickets = SLOTS.position(job), SLOTS.tickets()
+    ahead = [t for t in tickets if SLOTS.position(t) == 0 or 0 < SLOTS.position(t) < place]
+    return sum(seconds_left(t) for t in ahead) / max(SLOTS.limit, 1)
+
+
+def _when(seconds: float) -> str:
+    return "any moment now" if seconds < 5 else (f"about {seconds:.0f} s" if seconds < 90
+                                                 else f"about {seconds / 60:.0f} minutes")
+
+
 def status(job: Job, what: str, finishing: str = "evaluating on the test images") -> tuple[float, str]:
     """A progress bar's value and text for `job`; `finishing` is said after its last step, unless the job
     says what it is doing."""
@@ -189,7 +210,8 @@ def status(job: Job, what: str, finishing: str = "evaluating on the test images"
     if job.done:
         return 1.0, f"{what}: done"
     if job.place > 0:
-        return 0.0, f"{what}: {waiting(job.place)}"
+        start = "" if remote() else f"; it should start in {_when(estimated_start(job))} (an estimate)"
+        return 0.0, f"{what}: {waiting(job.place)}{start}"
     if job.stopping:
         return (min(step / total, 1.0) if total else 0.0), f"{what}: stopping after step {step}…"
     if not total:

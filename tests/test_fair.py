@@ -139,6 +139,29 @@ def test_a_training_over_a_cap_is_refused_with_the_cap(slots, cost, words):
     assert slots.held_by(("session", "c")) == []  # a refusal holds nothing
 
 
+def test_a_queued_training_says_its_place_and_when_it_should_start(slots, monkeypatch):
+    monkeypatch.setenv(limits.MAX_SECONDS_ENV, str(24 * 3600))  # an operator's longer trainings
+    release, hour = threading.Event(), int(3600 * limits.IMAGE_WEIGHTS_PER_S)  # an hour's work each
+    try:
+        running = [blocking_job(Kind.BASELINE, tab(f"r{i}", f"b{i}"), release, cost=(100, (), hour))
+                   for i in range(slots.limit)]
+        queued = [blocking_job(Kind.FINETUNE, tab(f"q{i}", f"c{i}"), release, cost=(100, (), hour // 2))
+                  for i in range(2)]
+        deadline = time.monotonic() + 30
+        while any(job.step < 99 for job in running) and time.monotonic() < deadline:
+            time.sleep(0.01)  # each running job at step 99 of 100: 1 % of its hour left
+        assert [slots.position(job) for job in queued] == [1, 2]
+        assert jobs.estimated_start(queued[0]) == pytest.approx(2 * 36 / slots.limit)  # what the runners have left
+        assert jobs.estimated_start(queued[1]) == pytest.approx((2 * 36 + 1800) / slots.limit)  # and the first's
+        value, text = jobs.status(queued[1], "Training the baseline")
+        assert value == 0.0 and "1 training(s) queued before this one, 2 run at a time" in text
+        assert text.endswith("it should start in about 16 minutes (an estimate)")  # (72 + 1,800) s / 2
+    finally:
+        release.set()
+        for job in running + queued:
+            job.wait(30)
+
+
 def test_the_caps_come_from_the_environment(monkeypatch):
     monkeypatch.setenv(limits.MAX_STEPS_ENV, "50")
     monkeypatch.setenv(limits.MAX_HIDDEN_ENV, "not a number")

@@ -14,6 +14,7 @@ from ui import server
 
 MADE_HELP = "Already made with exactly these settings: shown below."
 STOP_HELP = "End after the current step; what finished is kept."
+RUNNING_HELP = "Training now: its progress is shown below."
 # the prefix of a page's session-state and widget keys for its run, where it is not the kind's own name
 SESSION_PREFIX = {Kind.FINETUNE: "lora", Kind.INSPECT: "insp", Kind.COMPARE: "sweep"}
 
@@ -88,6 +89,8 @@ def controls(run: Run, label: str, what: str, help: str, follow, stop_label: str
         if clicked.how in (How.STARTED, How.JOINED):  # before the Stop button is drawn, so that it is enabled
             job = clicked.job
             _follow_here(prefix, run.key, job)
+            # the clicked button, drawn enabled, is replaced at once: no second click while this pass follows it
+            run_slot.button(label, key=f"{run_key}-running", type="primary", disabled=True, help=RUNNING_HELP)
     stop_slot.button(stop_label, key=stop_key, on_click=stop, args=(prefix,), disabled=job is None,
                      help=STOP_HELP)
     st.caption(limits.caps_note(run.load))
