@@ -15,6 +15,7 @@ Finished runs are kept by service.runs.
 """
 import atexit
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from lora_core import executor, parallel
 from lora_core.slots import Busy, Cancelled, TrainingSlots
 from service import environment, executors, limits
 from service.kinds import Kind
+
+log = logging.getLogger("lora_lab")
 
 SLOTS = TrainingSlots(environment.max_trainings(), limits.per_person())  # one per server process
 THREADS = environment.threads_each(SLOTS.limit)  # cores of each job when all SLOTS.limit slots are taken
@@ -111,6 +114,8 @@ class Job(executor.Progress):
             pass
         except Exception as err:  # shown on the page, never lost in a thread
             self.error = err
+            if not isinstance(err, (lc.TrainingDiverged, executor.TrainingWorkerLost)):
+                log.error("LoRA Lab: %s failed", self.name, exc_info=err)
         finally:
             SLOTS.leave(self)  # its admission too when a cluster ran it, where no slot of ours held it
             if self._settle is not None:
@@ -222,10 +227,12 @@ def status(job: Job, what: str, finishing: str = "evaluating on the test images"
 
 
 def describe(error: Exception) -> str:
-    """An error of a job, for the page: a diverged loss explains itself, anything else says its type."""
+    """An error of a job, for the page: a diverged loss or a lost worker explains itself; anything else is
+    said in general words (its type, message and traceback are the operator's, in the server's log)."""
     if isinstance(error, (lc.TrainingDiverged, executor.TrainingWorkerLost)):
         return str(error)
-    return f"{type(error).__name__}: {error}"
+    return ("something went wrong on the server (its log has the details). Your settings are kept: train "
+            "again, or change a setting")
 
 
 def failure(what: str, error: Exception) -> str:

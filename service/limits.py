@@ -68,14 +68,14 @@ def check_cost(steps: int, hidden: tuple[int, ...] = (), work: int = 0) -> None:
 
 
 def busy(held: list) -> Refused:
-    """The refusal of a second training while `held` (jobs of the same person) run or wait."""
+    """The refusal of a second training while `held` (jobs of the same person) run or wait; its `blocking`
+    is the first of them, so that a page can wait for it to end and take the refusal back."""
     job = held[0]
-    what = job.kind.described
-    where = ("waiting for a slot" if job.place > 0 else f"at step {job.step:,} of {job.total:,}" if job.total
-             else "starting")
-    return Refused(f"Not started: you already have {what} {where}, maybe in another tab. Each person runs "
-                   f"{per_person()} training(s) at a time on this server, so that everyone gets a turn: stop "
-                   "it, or wait until it ends.")
+    refused = Refused(f"Not started: you already have {job.kind.described} running or waiting, maybe in another "
+                      f"tab. Each person runs {per_person()} training(s) at a time on this server, so that everyone "
+                      "gets a turn: stop it, or wait; this message goes away when it ends.")
+    refused.blocking = job
+    return refused
 
 
 def caps_note(work: int = 0) -> str:

@@ -10,7 +10,7 @@ from service import jobs, limits
 from service import runs as service_runs
 from service.kinds import Kind
 from service.runs import How, Run
-from ui import server
+from ui import progress, server
 
 MADE_HELP = "Already made with exactly these settings: shown below."
 STOP_HELP = "End after the current step; what finished is kept."
@@ -102,6 +102,11 @@ def controls(run: Run, label: str, what: str, help: str, follow, stop_label: str
         getattr(st, note[0])(note[1])
     if clicked is not None and clicked.how is How.REFUSED:
         st.error(jobs.failure(what, clicked.job.error))
+        if (blocking := getattr(clicked.job.error, "blocking", None)) is not None:
+            with live.container():  # the person's other training: once it ends, the refusal is no longer true
+                progress.follow(blocking, "Your other training", live_chart=False)
+            live.empty()
+            st.rerun()
         return partial(prefix, run.key)
     if made_elsewhere:
         wait_elsewhere(run.key, what)
