@@ -2,6 +2,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import classroom as cr
+from lora_core import settings as lc_settings
 from ui import classroom as uc
 from ui import context
 from ui.plain import for_chart, plain
@@ -117,6 +118,17 @@ if teacher:
     shown = settings[0].toggle("Students see the board", value=info.settings["board_for_students"])
     if shown != info.settings["board_for_students"]:
         uc.attempt(cr.set_settings, db, code, uc.teacher_key(), info.settings["locked"], info.settings["hidden"], shown)
+    with st.expander("Lock or hide settings for the students"):
+        st.caption("A locked setting is shown to every student of the class but cannot be changed; a hidden one "
+                   "is not drawn. Both take the values your own pages hold now.")
+        names = list(lc_settings.BY_URL)
+        lock = st.multiselect("Locked (shown, not editable)", names, [u for u in info.settings["locked"]
+                              if u not in info.settings["hidden"]], format_func=uc.setting_name, key="class_lock")
+        hide = st.multiselect("Hidden", names, info.settings["hidden"], format_func=uc.setting_name,
+                              key="class_hide")
+        if st.button("Apply to the class", key="class_apply_locks") and uc.attempt(
+                uc.lock_settings, code, [u for u in lock if u not in hide], hide, info.settings["board_for_students"]):
+            st.rerun()
     toggle = (cr.close_class, "Close the class") if info.is_open else (cr.reopen_class, "Reopen the class")
     settings[1].button(toggle[1]) and uc.attempt(toggle[0], db, code, uc.teacher_key()) and st.rerun()
     st.download_button("Answers as CSV", cr.answers_csv(db, code), f"class-{code}-answers.csv", "text/csv",

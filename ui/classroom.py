@@ -14,6 +14,8 @@ import streamlit as st
 import classroom as cr
 import lora_core as lc
 from classroom import computed
+from lora_core import presets as core_presets
+from lora_core import settings as lc_settings
 from ui import experiment, runs, server, share_link
 from ui.plain import plain
 
@@ -76,6 +78,31 @@ def take_over(code: str, key: str) -> None:
 def join(code: str, nickname: str) -> None:
     student = cr.join(engine(), code, nickname)
     st.session_state[STUDENT] = (cr.normal_code(code), student.id, student.token)
+
+
+def student_settings() -> dict:
+    """The settings this session's class locks and hides ({} for a session that is no class's student): its
+    teacher may change them at any time, so they are read on every run."""
+    if STUDENT not in st.session_state:
+        return {}
+    try:
+        return cr.find_class(engine(), st.session_state[STUDENT][0]).settings
+    except cr.ClassroomError:
+        return {}
+
+
+def setting_name(url: str) -> str:
+    """A setting as the teacher picks it: its label and the part of the experiment it belongs to."""
+    setting = lc_settings.BY_URL[url]
+    return f"{setting.label} ({setting.path[0] if len(setting.path) > 1 else 'sidebar'})"
+
+
+def lock_settings(code: str, locked_urls, hidden_urls, board_for_students: bool) -> None:
+    """Lock these settings (shown, not editable) and hide those (not drawn) for the class's students, at the
+    values the teacher's own experiment holds now."""
+    exp, chosen = experiment.current(), [*locked_urls, *hidden_urls]
+    values = {url: experiment.widget_value(core_presets.get(exp, lc_settings.BY_URL[url].path)) for url in chosen}
+    cr.set_settings(engine(), code, teacher_key(), values, list(hidden_urls), board_for_students)
 
 
 def teacher_key() -> str:
