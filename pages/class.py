@@ -70,6 +70,29 @@ def draw_question(asked: cr.Asked) -> None:
     if seen.answer is not None:
         answer = seen.answer if question.answer_type == "number" else " or ".join(seen.answer)
         st.success(f"Measured: {answer}")
+        if question.kind in cr.PER_STUDENT:
+            draw_predictions(asked)
+
+
+def draw_predictions(asked: cr.Asked) -> None:
+    """Each student's prediction against what their own run measured: on the diagonal, they were right."""
+    points = uc.prediction_points(code, asked)
+    if not points:
+        st.caption("Prediction against result: no student who answered has a run of this digit on the board yet.")
+        return
+    x, y = [p.predicted for p, _, _ in points], [result for _, _, result in points]
+    top = max(x + y) or 1
+    figure = go.Figure([
+        go.Scatter(x=[0, top], y=[0, top], mode="lines", line={"dash": "dot", "color": "grey"}, hoverinfo="skip",
+                   name="prediction = result"),
+        go.Scatter(x=x, y=y, mode="markers", marker={"size": 12}, name="a student",
+                   text=[for_chart(p.nickname) for p, _, _ in points], customdata=[p.confidence for p, _, _ in points],
+                   hovertemplate="%{text}: predicted %{x}, measured %{y} (sure: %{customdata}/5)<extra></extra>")])
+    figure.update_layout(xaxis_title="predicted", yaxis_title="measured in their own run", height=360,
+                         legend={"orientation": "h", "y": 1.12})
+    st.plotly_chart(figure, key="class_predictions")
+    st.caption("Prediction against result, one point per student: " + plain(
+        "; ".join(f"{p.nickname} predicted {p.predicted:g}, measured {result}" for p, _, result in points[:30])))
 
 
 @st.fragment(run_every=2)

@@ -200,3 +200,16 @@ def post_finished_runs() -> int:
             st.toast(plain(f"Not put on the class board: {error}"))
         posted.add(key)
     return added
+
+
+def prediction_points(code: str, asked: cr.Asked) -> list[tuple[cr.Prediction, str, int]]:
+    """(prediction, run key, result) for each student who answered and has a run on the board that measures
+    the question (their newest such run)."""
+    points, store = [], runs.store()
+    for prediction in cr.predictions(engine(), code, asked.id):
+        for key in prediction.run_keys:
+            record = store.get(key)
+            if record is not None and (result := cr.own_result(asked.question, record)) is not None:
+                points.append((prediction, key, result))
+                break
+    return points
