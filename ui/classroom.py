@@ -13,7 +13,7 @@ import streamlit as st
 
 import classroom as cr
 import lora_core as lc
-from classroom import computed
+from classroom import browsers, computed
 from lora_core import presets as core_presets
 from lora_core import settings as lc_settings
 from ui import experiment, runs, server, share_link
@@ -56,7 +56,11 @@ def attempt(action, *args) -> bool:
 
 
 def role() -> tuple[str, str] | None:
-    """("teacher", code) or ("student", code) for this session, or None."""
+    """("teacher", code) or ("student", code) for this session, or None. A reload starts a new session: the
+    teacher's browser finds its class again (classroom.browsers)."""
+    if TEACHER not in st.session_state and STUDENT not in st.session_state and (browser := server.browser_id()):
+        if found := browsers.teacher_of(engine(), browser):
+            st.session_state[TEACHER] = found
     if TEACHER in st.session_state:
         return "teacher", st.session_state[TEACHER][0]
     if STUDENT in st.session_state:
@@ -67,12 +71,19 @@ def role() -> tuple[str, str] | None:
 def start_class() -> None:
     info, key = cr.create_class(engine())
     st.session_state[TEACHER] = (info.code, key)
+    _remember_browser()
+
+
+def _remember_browser() -> None:
+    if browser := server.browser_id():
+        browsers.remember_teacher(engine(), *st.session_state[TEACHER], browser)
 
 
 def take_over(code: str, key: str) -> None:
     """The teacher reopens a class from another session with its code and key."""
     info = cr.teacher_class(engine(), code, key)
     st.session_state[TEACHER] = (info.code, key)
+    _remember_browser()
 
 
 def join(code: str, nickname: str) -> None:
@@ -114,6 +125,8 @@ def student_id_token() -> tuple[int, str]:
 
 
 def leave() -> None:
+    if TEACHER in st.session_state and (browser := server.browser_id()):
+        browsers.forget_teacher(engine(), browser)  # else a reload would bring the class back
     for name in (TEACHER, STUDENT, POSTED):
         st.session_state.pop(name, None)
 
