@@ -47,7 +47,8 @@ def draw_board() -> None:
         x=[r.entry.target_wrong for r in runs], y=[r.entry.other_wrong for r in runs], mode="markers",
         text=[for_chart(", ".join(r.nicknames)) for r in runs], customdata=[for_chart(r.entry.changes) for r in runs],
         hovertemplate="%{text}<br>%{customdata}<extra></extra>"))
-    figure.update_layout(xaxis_title="still wrong on the finetuned digits", yaxis_title="wrong on the other digits")
+    figure.update_layout(title="Learned against forgotten: one point per run",
+                         xaxis_title="still wrong on the finetuned digits", yaxis_title="wrong on the other digits")
     st.plotly_chart(figure, key="class_scatter")
     st.caption("One point per run: left is learned, low is kept. " + plain(
         "; ".join(f"{row['students']}: {row['wrong on finetuned digits']} and {row['wrong on the others']}"
@@ -88,10 +89,10 @@ def draw_predictions(asked: cr.Asked) -> None:
         go.Scatter(x=x, y=y, mode="markers", marker={"size": 12}, name="a student",
                    text=[for_chart(p.nickname) for p, _, _ in points], customdata=[p.confidence for p, _, _ in points],
                    hovertemplate="%{text}: predicted %{x}, measured %{y} (sure: %{customdata}/5)<extra></extra>")])
-    figure.update_layout(xaxis_title="predicted", yaxis_title="measured in their own run", height=360,
-                         legend={"orientation": "h", "y": 1.12})
+    figure.update_layout(title="Prediction against result: one point per student", xaxis_title="predicted",
+                         yaxis_title="measured in their own run", height=380, showlegend=False)
     st.plotly_chart(figure, key="class_predictions")
-    st.caption("Prediction against result, one point per student: " + plain(
+    st.caption("On the dotted line, the prediction was right. " + plain(
         "; ".join(f"{p.nickname} predicted {p.predicted:g}, measured {result}" for p, _, result in points[:30])))
 
 
@@ -158,6 +159,7 @@ if teacher:
                        on_click="ignore")
 else:
     st.markdown(f"You are in class `{code}`. Finish a finetune on the LoRA page: it comes to the board.")
+    st.page_link("pages/lora.py", label="Go to LoRA finetuning", icon=":material/tune:")
     current = cr.asked_questions(db, code)
     if current and current[-1].phase in (cr.OPEN, cr.SECOND_VOTE):
         question = current[-1].question
