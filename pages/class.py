@@ -31,6 +31,9 @@ if uc.role() is None:
 role, code = uc.role()
 info = cr.find_class(db, code)
 teacher = role == "teacher"
+# the teacher's board shows a finished run within 2 s (the refresh, plus its drawing); a student's page only
+# posts their runs and follows the question, and there are many students
+TEACHER_REFRESH_S, STUDENT_REFRESH_S = 1, 2
 
 
 def draw_board() -> None:
@@ -96,7 +99,7 @@ def draw_predictions(asked: cr.Asked) -> None:
         "; ".join(f"{p.nickname} predicted {p.predicted:g}, measured {result}" for p, _, result in points[:30])))
 
 
-@st.fragment(run_every=2)
+@st.fragment(run_every=TEACHER_REFRESH_S if teacher else STUDENT_REFRESH_S)
 def live() -> None:
     current = cr.asked_questions(db, code)
     if current:

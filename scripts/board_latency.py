@@ -1,10 +1,10 @@
 """How long a student's finished run takes to reach the teacher's board, and what the board's refreshes
 cost the server, on a real `streamlit run` server with the teacher's Class page open in chromium.
 
-Simulated students join the class in the server's own database and post finished runs one at a time, at
-a random moment of the page's 2 s refresh cycle (a real student's run is posted by the script run in which
-it finishes); the time is from the post's commit to the moment the point is in the teacher's scatter,
-read in the browser every 25 ms. Then the page is left alone for --idle seconds and the server process's
+Simulated students join the class in the server's own database and post finished runs one at a time, each
+0–2 s after the previous one showed, so at any moment of the page's refresh cycle (a real student's run is
+posted by the script run in which it finishes); the time is from the post's commit to the moment the point
+is in the teacher's scatter, read in the browser every 25 ms. Then the page is left alone for --idle seconds and the server process's
 CPU time is divided by the board refreshes it sent (counted from Streamlit's own websocket messages).
 
 Usage: python scripts/board_latency.py [--students 10 30] [--samples 30] [--idle 30]
@@ -63,7 +63,7 @@ def measure(browser, url: str, folder: str, students: int, samples: int, idle: f
         posts, latencies = math.ceil(samples / students), []
         for round_ in range(posts):
             for n, student in enumerate(joined):
-                time.sleep(random.uniform(0, 2))  # anywhere in the page's refresh cycle
+                time.sleep(random.uniform(0, 2))
                 shown = tab.evaluate(POINTS_JS, BOARD)
                 numbers = cr.RunNumbers(0.9, n % 17, round_ * 7 + n % 5, 1000 + n, f"rank {round_ + 1}")
                 cr.post(engine, code, student.id, student.token, f"{round_ * students + n:064x}", numbers)
