@@ -4,8 +4,9 @@ cost the server, on a real `streamlit run` server with the teacher's Class page 
 Simulated students join the class in the server's own database and post finished runs one at a time, each
 0–2 s after the previous one showed, so at any moment of the page's refresh cycle (a real student's run is
 posted by the script run in which it finishes); the time is from the post's commit to the moment the point
-is in the teacher's scatter, read in the browser every 25 ms. Then the page is left alone for --idle seconds and the server process's
-CPU time is divided by the board refreshes it sent (counted from Streamlit's own websocket messages).
+is in the teacher's scatter, read in the browser every 25 ms. Then the page is left alone for --idle seconds
+and the server process's CPU time is divided by the board refreshes it sent (counted from Streamlit's own
+websocket messages).
 
 Usage: python scripts/board_latency.py [--students 10 30] [--samples 30] [--idle 30]
 """
