@@ -40,7 +40,6 @@ def student(browser, url: str, code: str, experiment: str, nickname: str, steps:
     context = browser.new_context(viewport={"width": 1000, "height": 800})
     try:
         tab = open_app(context, url, f"class?{own}&class={code}", WAIT_MS)
-        tab.get_by_role("textbox", name="Class code").fill(code)
         tab.get_by_role("textbox", name="Nickname").fill(nickname)
         click(tab, tab.get_by_role("button", name="Join"))
         tab.get_by_role("spinbutton", name="Your answer").fill(str(guess))

@@ -36,11 +36,11 @@ def points_when(tab, title: str, count: int) -> dict[str, tuple]:
     raise AssertionError(f"{title}: never {count} points, last {chart(tab, title)}")
 
 
-def student_joins_and_predicts(context, link: str, code: str, nickname: str, guess: int):
+def student_joins_and_predicts(context, url: str, link: str, code: str, nickname: str, guess: int):
     from playwright.sync_api import expect
 
-    tab = open_app(context, link, timeout=LOAD_MS)
-    tab.get_by_role("textbox", name="Class code").fill(code)  # as projected
+    tab = open_app(context, url, link, timeout=LOAD_MS)
+    expect(tab.get_by_role("textbox", name="Class code")).to_have_value(code)  # the join link fills it in
     nickname_box = tab.get_by_role("textbox", name="Nickname")
     nickname_box.fill(nickname)
     click(tab, tab.get_by_role("button", name="Join"))
@@ -79,8 +79,8 @@ def test_a_teacher_and_five_students_predict_train_and_see_the_board(chromium, s
             size = {"width": 390, "height": 844} if i == 0 else {"width": 1000, "height": 800}
             contexts.append(chromium.new_context(viewport=size))
             own = f"&{experiment}&".replace("&steps=5&", f"&steps={6 + i}&").strip("&")
-            link = f"{streamlit_url}/class?{own}&class={code}"
-            students.append(student_joins_and_predicts(contexts[-1], link, code, nickname, guess))
+            link = f"class?{own}&class={code}"
+            students.append(student_joins_and_predicts(contexts[-1], streamlit_url, link, code, nickname, guess))
         expect(teacher.get_by_text(re.compile(r"^5 answer\(s\)"))).to_be_visible(timeout=LOAD_MS)
         click(teacher, teacher.get_by_role("button", name="Reveal the distribution"))
         click(teacher, teacher.get_by_role("button", name="Reveal the answer"))
