@@ -48,6 +48,7 @@ def draw_board() -> None:
              "wrong on the others": r.entry.other_wrong, "trainable": r.entry.trainable} for r in runs]
     figure = go.Figure(go.Scatter(  # graph_objects: a tenth of plotly.express's server time per refresh
         x=[r.entry.target_wrong for r in runs], y=[r.entry.other_wrong for r in runs], mode="markers",
+        marker={"size": 12},  # seen from the back of a classroom
         text=[for_chart(", ".join(r.nicknames)) for r in runs], customdata=[for_chart(r.entry.changes) for r in runs],
         hovertemplate="%{text}<br>%{customdata}<extra></extra>"))
     figure.update_layout(title="Learned against forgotten: one point per run",
