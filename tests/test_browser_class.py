@@ -26,8 +26,8 @@ def points_when(tab, title: str, count: int) -> dict[str, tuple]:
 
     expect(tab.locator(".js-plotly-plot").first).to_be_visible(timeout=LOAD_MS)
     for _ in range(200):  # the page refreshes every 2 s: at most 40 s
-        for box in tab.get_by_test_id("stPlotlyChart").all():
-            box.scroll_into_view_if_needed()  # plotly draws a chart once it comes into view
+        # plotly draws a chart once it comes into view (in one script: the refresh redraws the elements)
+        tab.evaluate("() => document.querySelectorAll('[data-testid=stPlotlyChart]').forEach(e => e.scrollIntoView())")
         markers = [t for t in chart(tab, title) if t["mode"] == "markers"]
         if markers and len(markers[0]["x"]) == count:
             return {text: (x, y) for text, x, y in zip(markers[0]["text"], markers[0]["x"], markers[0]["y"],
