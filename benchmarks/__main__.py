@@ -53,6 +53,8 @@ def run(args, root: Path) -> int:
     log(f"1/5 training steps/s at batch 10, {repeats} interleaved repeats of {steps} steps")
     wait = args.wait_quiet
     report.train = cases.train_speed(data, root, steps, repeats, budget, wait)
+    log(f"1b/5 two trainings at once, total steps/s, {repeats} interleaved repeats of {steps} steps each")
+    report.two_at_once = cases.two_at_once_speed(data, root, steps, repeats, budget, wait)
 
     notebook_steps = 1000 if quick else None
     log("2/5 time to the notebook's accuracy: the notebook's "

@@ -29,12 +29,12 @@ def free_port() -> int:
 
 @contextmanager
 def streamlit_server(env: dict | None = None, log: Path | None = None, options: tuple[str, ...] = (),
-                     script: str = "app.py"):
-    """Yield the base URL of a fresh server on a free loopback port; stop it afterwards.
+                     script: str = "app.py", port: int | None = None):
+    """Yield the base URL of a fresh server on a loopback port (`port`, or a free one); stop it afterwards.
 
     `options` are further `streamlit run` flags, e.g. ("--server.disconnectedSessionTTL", "2"); `script` is
     the file it runs, relative to the project (whose .streamlit/config.toml applies)."""
-    port = free_port()
+    port = port or free_port()
     command = [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
                "--server.port", str(port), "--server.address", "127.0.0.1",
                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",

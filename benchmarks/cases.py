@@ -2,25 +2,34 @@
 import copy
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import peft
 import torch
 
 import lora_core
-from lora_core.runs import new_model
+from lora_core import parallel
+from lora_core.finetuning import new_model
 
 from . import notebook
 from .machine import OtherLoad, wait_quiet
 from .timing import QUIET_CORES, Pair, interleaved
 
 
-def train_speed(data: lora_core.Dataset, root, steps: int, repeats: int, budget_s: float, wait_s: float = 0,
-                warmup: int = 30) -> Pair:
-    """Training steps/s at batch 10: the notebook's loop vs lora_core.train(max_steps=steps)."""
+def _notebook_steps(root):
+    """The notebook's training loop as `theirs(n)`: n steps at batch 10 on torch's own threads."""
     net = notebook.new_net(0)
     optimizer = notebook.make_optimizer(net)
     batch_iter = notebook.batches(notebook.loaders(root)[0])
+    return lambda n: notebook.train_steps(net, optimizer, batch_iter, n)
+
+
+def train_speed(data: lora_core.Dataset, root, steps: int, repeats: int, budget_s: float, wait_s: float = 0,
+                warmup: int = 30) -> Pair:
+    """Training steps/s at batch 10: the notebook's loop vs lora_core.train(max_steps=steps), alone on every
+    core (lora_core.parallel.cores() is torch's thread count here, as on an idle server)."""
+    theirs = _notebook_steps(root)
     model = new_model(1000, 2000, 0, "cpu")
     seeds = iter(range(10_000))
 
@@ -28,11 +37,30 @@ def train_speed(data: lora_core.Dataset, root, steps: int, repeats: int, budget_
         return len(lora_core.train(model, data.train_x, data.train_y, batch_size=10, max_steps=n,
                                    seed=next(seeds)))
 
-    def theirs(n=steps):
-        return notebook.train_steps(net, optimizer, batch_iter, n)
+    theirs(warmup), ours(warmup)
+    return interleaved(lambda: theirs(steps), ours, repeats, budget_s, wait_s)
+
+
+def two_at_once_speed(data: lora_core.Dataset, root, steps: int, repeats: int, budget_s: float,
+                      wait_s: float = 0, warmup: int = 30) -> Pair:
+    """Steps/s of two trainings at once, both counted, each on half the cores (a server's two slots): the
+    notebook's loop alone vs two lora_core.train(max_steps=steps) in two threads."""
+    theirs = _notebook_steps(root)
+    models = [new_model(1000, 2000, seed, "cpu") for seed in (0, 1)]
+    half = max(1, torch.get_num_threads() // 2)
+    seeds = iter(range(10_000))
+
+    def one(model, n: int) -> int:
+        with parallel.using(half):
+            return len(lora_core.train(model, data.train_x, data.train_y, batch_size=10, max_steps=n,
+                                       seed=next(seeds)))
+
+    def ours(n=steps):
+        with ThreadPoolExecutor(2, thread_name_prefix="benchmark training") as pool:
+            return sum(pool.map(one, models, (n, n)))
 
     theirs(warmup), ours(warmup)
-    return interleaved(theirs, ours, repeats, budget_s, wait_s)
+    return interleaved(lambda: theirs(steps), ours, repeats, budget_s, wait_s)
 
 
 @dataclass
@@ -109,7 +137,7 @@ def chase(data: lora_core.Dataset, target: float, batch_size: int, lr: float, ev
     return state
 
 
-def time_to_accuracy(data, root, notebook_steps: int | None, runs: int, batch_size: int = 128,
+def time_to_accuracy(data, root, notebook_steps: int | None, runs: int, batch_size: int = 128,  # noqa: PLR0913
                      lr: float = 1e-3, eval_every: int = 50, max_epochs: int = 5, wait_s: float = 0):
     net, steps, seconds, target, others = notebook_epoch(root, notebook_steps, wait_s)
     results = []  # up to 2·runs attempts (seeds 0, 1, ...) to get `runs` on an otherwise quiet machine
@@ -143,7 +171,7 @@ def eval_speed(net: notebook.Net, root, data: lora_core.Dataset, repeats: int,
     return interleaved(theirs, ours, repeats, budget_s, wait_s), results["notebook"], results["lora_core"]
 
 
-def lora_speed(base: torch.nn.Module, data: lora_core.Dataset, rank: int, alpha: float, steps: int,
+def lora_speed(base: torch.nn.Module, data: lora_core.Dataset, rank: int, alpha: float, steps: int,  # noqa: PLR0913
                repeats: int, budget_s: float, wait_s: float = 0, warmup: int = 30) -> tuple[Pair, int, int]:
     """Finetune steps/s at batch 10, lora_core's LoRA vs PEFT's, both trained by lora_core.train."""
     base = copy.deepcopy(base)

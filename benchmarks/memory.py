@@ -36,7 +36,7 @@ def _run(variant: str, root: str, steps: int) -> dict:
     import torchvision  # noqa: F401
 
     import lora_core
-    from lora_core.runs import new_model
+    from lora_core.finetuning import new_model
 
     from . import notebook
     before = _peak_mib()

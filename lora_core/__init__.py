@@ -21,24 +21,7 @@ from .combine import Combination, CombineConfig, combine
 from .data import DATASETS, Dataset, DatasetUnavailable, load_dataset
 from .device import available_devices, pick_device
 from .experiment import Experiment
-from .lora import (
-    DEFAULT_TARGETS,
-    LoRAParametrization,
-    add_lora,
-    copy_model,
-    count_parameters,
-    factored_forward,
-    lora_enabled,
-    lora_layers,
-    lora_of,
-    lora_state_dict,
-    merge_lora,
-    original_weight,
-    remove_lora,
-    set_lora_enabled,
-)
-from .model import MLP, layer_table
-from .runs import (
+from .finetuning import (
     FACTORED_TOLERANCE,
     FULL_FINETUNE_LR,
     NOTEBOOK_BASELINE,
@@ -56,6 +39,24 @@ from .runs import (
     same_network,
     train_baseline,
 )
+from .lora import (
+    DEFAULT_TARGETS,
+    LoRAParametrization,
+    add_lora,
+    copy_model,
+    count_parameters,
+    factored_forward,
+    lora_enabled,
+    lora_layers,
+    lora_of,
+    lora_state_dict,
+    merge_lora,
+    original_weight,
+    remove_lora,
+    set_lora_enabled,
+)
+from .model import MLP, layer_table
+from .results import Comparison, FrontierStudy, GalleryStudy, Inspection, OracleStudy, ScalingStudy
 from .svd import (
     Playground,
     numerical_rank,
@@ -69,6 +70,12 @@ from .svd import (
 from .train import Evaluation, TrainingDiverged, evaluate, train
 
 __all__ = [
+    "Comparison",
+    "FrontierStudy",
+    "GalleryStudy",
+    "Inspection",
+    "OracleStudy",
+    "ScalingStudy",
     "MAX_ADAPTER_BYTES",
     "MAX_STRENGTH",
     "Adapter",

@@ -9,9 +9,9 @@ target layer, so an Experiment that exists can run.
 """
 from dataclasses import asdict, dataclass, field, replace
 
+from .finetuning import BaselineConfig, FinetuneConfig
 from .lora import INITS
 from .model import IMAGE_PIXELS, NUM_CLASSES
-from .runs import BaselineConfig, FinetuneConfig
 from .settings import BY_PATH, KINDS, SETTINGS, STUDY_RANKS, checked, default
 from .train import planned_steps
 
@@ -179,6 +179,14 @@ class Experiment:
         if kind not in KINDS:
             raise ValueError(f"unknown run kind {kind!r}; known: {', '.join(KINDS)}")
         return {s.url: get(self, s.path) for s in SETTINGS if kind in s.affects}
+
+    def total_work(self, kind: str, train_images: int) -> int:
+        """Images × weights run `kind` trains through in all (each step passes a batch through every weight of
+        the baseline): what a training costs, whatever its mix of steps, batch and width (a server's cap)."""
+        b = self.baseline
+        weights = IMAGE_PIXELS * b.hidden1 + b.hidden1 * b.hidden2 + b.hidden2 * NUM_CLASSES
+        batch = b.batch_size if kind == "baseline" else self.study("finetune" if kind == "inspect" else kind).batch_size
+        return self.total_steps(kind, train_images) * batch * weights
 
     def total_steps(self, kind: str, train_images: int) -> int:
         """Training steps run `kind` takes in all, every run of a study counted (for a server's caps)."""

@@ -9,7 +9,7 @@ and reported in words.
 from collections.abc import Mapping
 
 from .experiment import Experiment, get, with_values
-from .runs import NOTEBOOK_BASELINE
+from .finetuning import NOTEBOOK_BASELINE
 from .settings import SETTINGS, as_text
 
 __all__ = ["DEFAULT", "FIELDS", "NOTEBOOK", "NOTEBOOK_DIFFERENCES", "PRESETS", "VERSION", "from_query", "get",

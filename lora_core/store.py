@@ -135,6 +135,16 @@ def decode(tensors: dict[str, torch.Tensor], structure):
         raise ValueError(f"a damaged stored value: {err}") from err
 
 
+def _header_fields(value) -> dict | None:
+    """The top-level fields of an encoded record (a dict, or a dataclass), by name; None for anything else."""
+    if isinstance(value, dict) and isinstance(value.get("fields"), dict):
+        return value["fields"]
+    if not isinstance(value, dict) or not isinstance(value.get("dict"), list):
+        return None
+    return {k: v for k, v in (item for item in value["dict"] if isinstance(item, list) and len(item) == 2)
+            if isinstance(k, str)}
+
+
 def _hashable(key):
     return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
 
@@ -247,19 +257,22 @@ class RunStore:
         return True
 
     def summary(self, key: str) -> str:
-        """What the file of run `key` holds, from its header alone: its config and steps, or its kind."""
+        """What the file of run `key` holds, from its header alone: its kind (a typed result's class), its
+        config and steps, or the uploaded file's name."""
         info = read_info(self.path(key)) if self.path(key) is not None else None
         value = info.get("value") if info is not None else None
-        if not isinstance(value, dict) or not isinstance(value.get("dict"), list):
+        fields = _header_fields(value)
+        if fields is None:
             return "unreadable" if info is None else "a stored value"
-        fields = {k: v for k, v in (item for item in value["dict"] if isinstance(item, list) and len(item) == 2)
-                  if isinstance(k, str)}
+        kind = f"{value['dataclass']}: " if "dataclass" in value else ""
         config, losses = fields.get("config"), fields.get("losses")
         if isinstance(config, dict) and isinstance(config.get("fields"), dict):
             settings = ", ".join(f"{k}={v}" for k, v in config["fields"].items() if not isinstance(v, dict))
             steps = f"; {len(losses['list']):,} steps trained" if isinstance(losses, dict) and "list" in losses else ""
-            return f"{config.get('dataclass')}({settings}){steps}"
-        return "upload: " + str(fields["filename"]) if "filename" in fields else "a study: " + ", ".join(fields)
+            return f"{kind}{config.get('dataclass')}({settings}){steps}"
+        if "filename" in fields:
+            return "upload: " + str(fields["filename"])
+        return (kind or "a stored value: ") + ", ".join(fields)
 
     def files(self) -> list[tuple[str, int, float]]:
         """(key, bytes, last used as a Unix time) of every run on disk, most recently used first."""

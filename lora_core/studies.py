@@ -13,8 +13,8 @@ from torch import nn
 from .adapters import Adapter, adapter_of, blend
 from .anatomy import effective_rank, energy, full_updates, lora_directions, subspace_similarity
 from .data import Dataset
+from .finetuning import FULL_FINETUNE_LR, FinetuneConfig, finetune_full, finetune_lora, run_together, shared_progress
 from .lora import INITS, lora_layers, lora_of
-from .runs import FULL_FINETUNE_LR, FinetuneConfig, finetune_full, finetune_lora, run_together, shared_progress
 from .train import Evaluation, evaluate
 
 FINAL_LOSS_STEPS = 10

@@ -10,7 +10,7 @@ from torch import nn
 
 from .lora import copy_model, factored_forward, lora_layers, merge_lora
 from .model import NUM_CLASSES
-from .parallel import map_ordered, one_thread
+from .parallel import cores, fixed_split, map_ordered, one_thread
 
 
 def _check_positive(name: str, value, kind=int) -> None:
@@ -42,7 +42,7 @@ def planned_steps(n: int, epochs: int, batch_size: int, max_steps: int | None = 
     return total if max_steps is None else min(max_steps, total)
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1, batch_size: int = 10,
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1, batch_size: int = 10,  # noqa: PLR0913
           lr: float = 1e-3, max_steps: int | None = None, seed: int = 0, on_step=None,
           should_stop=None, optimizer_factory=None) -> list[float]:
     """Minimise cross-entropy with Adam over `epochs` shuffled passes; return the loss of every step.
@@ -50,8 +50,9 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1
     Ends early after `max_steps` steps, or when `should_stop()` turns true (checked between steps, so
     the model always holds whole steps). `on_step(step, total, loss)` follows progress. Only the
     parameters that require grad are trained, by Adam, or by `optimizer_factory(model, lr, device)` (e.g.
-    LoRA+'s groups); LoRA layers train through their factored path. It runs
-    on one torch thread (lora_core.parallel): the same arguments give the same numbers on any server.
+    LoRA+'s groups); LoRA layers train through their factored path. It uses the cores this thread may use
+    (lora_core.parallel.cores) in a split fixed by the shapes alone (lora_core.parallel.fixed_split): the same
+    arguments give the same numbers on any number of cores.
     """
     _check_positive("epochs", epochs)
     _check_positive("batch_size", batch_size)
@@ -69,19 +70,23 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1
     generator = torch.Generator().manual_seed(seed)  # shuffles on the CPU: identical order on every device
     losses: list[float] = []
     model.train()
-    with one_thread(), factored_forward(model) if lora_layers(model) else nullcontext():
+    on_cpu = x.device.type == "cpu"  # an accelerator's kernels have threads of their own
+    with one_thread(), fixed_split(cores() if on_cpu else 1) as split, \
+            factored_forward(model) if lora_layers(model) else nullcontext():
         for _ in range(epochs):
             order = torch.randperm(len(x), generator=generator).to(x.device)
             for batch in order.split(batch_size):
                 if len(losses) >= total or (should_stop is not None and should_stop()):
                     return losses
-                loss = F.cross_entropy(model(x[batch]), y[batch])
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise TrainingDiverged(len(losses) + 1, value, lr)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                with split.products():
+                    loss = F.cross_entropy(model(x[batch]), y[batch])
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        raise TrainingDiverged(len(losses) + 1, value, lr)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                with split.elementwise():  # Adam's update: the same for each element however they are shared
+                    optimizer.step()
                 losses.append(value)
                 if on_step is not None:
                     on_step(len(losses), total, losses[-1])

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from .data import Dataset
+from .finetuning import FinetuneConfig, finetune_lora, run_together
 from .lora import lora_layers, lora_of, moved_part, original_weight
-from .runs import FinetuneConfig, finetune_lora, run_together
 from .svd import singular_values
 
 

@@ -10,8 +10,7 @@ import torch
 from .adapters import adapter_of, attach
 from .data import Dataset
 from .executor import Work
-from .lora import copy_model, lora_enabled
-from .runs import (
+from .finetuning import (
     BaselineConfig,
     BaselineRun,
     FinetuneConfig,
@@ -23,6 +22,8 @@ from .runs import (
     same_network,
     train_baseline,
 )
+from .lora import copy_model, lora_enabled
+from .results import Inspection
 from .train import Evaluation, evaluate, logits_of
 
 # --- baseline ------------------------------------------------------------------------------------------
@@ -58,18 +59,19 @@ def finetune_problem(record: dict) -> str | None:
 
 def record_problem(record) -> str | None:
     """Why a record cannot be the whole run its key describes, or None (the run store refuses it): a
-    stopped study, or a baseline or finetune whose losses disagree with its steps (lora_core.store)."""
+    stopped study or comparison, or a baseline or finetune (an inspection's too) whose losses disagree with
+    its steps (lora_core.store)."""
+    if getattr(record, "stopped", False) is True:  # a typed result (lora_core.results)
+        return "a stopped run"
+    if isinstance(record, Inspection):
+        return None if record.finetune is None else record_problem(record.finetune)
     if not isinstance(record, dict):
         return None
-    if record.get("stopped"):
-        return "a stopped run"
     config = record.get("config")
     if isinstance(config, BaselineConfig) and "state" in record:
         return baseline_problem(record)
     if isinstance(config, FinetuneConfig) and "adapter" in record:
         return finetune_problem(record)
-    if isinstance(record.get("finetune"), dict):  # an inspection: its finetune's record inside
-        return record_problem(record["finetune"])
     return None
 
 

@@ -26,24 +26,39 @@ result = inside.run("frontier", held, ctx, config, "Train the adapters", "Traini
 if result is None:
     st.info("Press **Train the adapters**.")
     st.stop()
-digits = result["config"].digits
+digits = result.config.digits
 names = tables.class_names(ctx.data.classes, digits)
-st.caption(f"Adapters trained with {inside.describe(result['config'], ctx.data.classes, with_rank=False)}.")
+st.caption(f"Adapters trained with {inside.describe(result.config, ctx.data.classes, with_rank=False)}.")
 
 
 @st.fragment
 def strength_view() -> None:
     """The slider and what it moves: a new strength reruns this alone, not the page."""
     strength = round(experiment.widget(st, "strength"), 2)  # on the grid whatever the slider's rounding
-    with st.spinner(f"Evaluating every adapter at strength {strength:g}…"):
+    chart = st.empty()
+    if inside.known_points(result, strength) is None:  # nobody computed it yet: first 1,000 images, at once
+        estimate, star = inside.estimated_points(result, base, ctx.data, digits, strength)
+        with chart.container():
+            charts.show(ic.frontier(estimate, star, {}, strength, names), key="frontier_estimate",
+                        caption=f"Estimate at strength {strength:g} on the first {inside.ESTIMATE_IMAGES:,} test "
+                                f"images only, while all "
+                                f"{len(ctx.data.test_y):,} are evaluated: errors on {names} and on the other "
+                                f"classes among those images, the baseline star at {star[1]:,} and {star[0]:,}. "
+                                + "; ".join(f"rank {p.rank}: {p.target_wrong:,} and {p.other_wrong:,}"
+                                            for p in estimate) + ".")
+    with st.spinner(f"Evaluating every adapter at strength {strength:g} on all {len(ctx.data.test_y):,} test "
+                    "images…"):
         points = inside.frontier_points(result, base, ctx.data, digits, strength)
-    paths = {rank: [(p.other_wrong, p.target_wrong) for s in sorted(result["points"])
-                    for p in result["points"][s] if p.rank == rank] for rank in result["adapters"]}
+    paths = {rank: [(p.other_wrong, p.target_wrong) for s in sorted(result.points)
+                    for p in result.points[s] if p.rank == rank] for rank in result.adapters}
     origin = inside.baseline_point(base, digits)
-    charts.show(ic.frontier(points, origin, paths, strength, names), key="frontier_chart",
-                caption=f"Each rank's errors on {names} (up: worse) against errors on the other classes (right: "
-                        f"worse) at strength {strength:g}; the baseline star at {origin[1]:,} and {origin[0]:,}. "
-                        + "; ".join(f"rank {p.rank}: {p.target_wrong:,} and {p.other_wrong:,}" for p in points) + ".")
+    with chart.container():
+        charts.show(ic.frontier(points, origin, paths, strength, names), key="frontier_chart",
+                    caption=f"Each rank's errors on {names} (up: worse) against errors on the other classes "
+                            f"(right: worse) at strength {strength:g}, on all {len(ctx.data.test_y):,} test "
+                            f"images; the baseline star at {origin[1]:,} and {origin[0]:,}. "
+                            + "; ".join(f"rank {p.rank}: {p.target_wrong:,} and {p.other_wrong:,}" for p in points)
+                            + ".")
     st.caption(f"Thin lines: each rank's path from strength 0 (the baseline) to {MAX_STRENGTH:g}, through every "
                "strength evaluated so far (each computed once, then kept).")
     st.dataframe([{"rank r": p.rank, "strength": p.strength, f"errors on {names}": p.target_wrong,

@@ -23,8 +23,8 @@ result = inside.run("inits", held, ctx, config, "Run the gallery", "Finetuning f
 if result is None:
     st.info("Press **Run the gallery**.")
     st.stop()
-curves = {c.init: c for c in result["curves"]}
-st.caption(f"Last run: {inside.describe(result['config'], ctx.data.classes)}.")
+curves = {c.init: c for c in result.curves}
+st.caption(f"Last run: {inside.describe(result.config, ctx.data.classes)}.")
 
 left, right = st.columns(2)
 with left:
@@ -39,7 +39,7 @@ with right:
                 caption="‖ΔW‖_F over all adapted layers after each step; after the last: " + ", ".join(
                     f"{inside.INIT_LABELS.get(n, n)} {c.update_norms[-1]:.3g}" for n, c in curves.items()) + ".")
 
-frame = inside.gallery_frame(result["curves"])
+frame = inside.gallery_frame(result.curves)
 cols = st.columns(len(curves))
 for col, row in zip(cols, frame.to_dict("records"), strict=True):
     col.metric(f"{row['initialisation']}: final ‖ΔW‖_F", f"{row['final ‖ΔW‖_F']:.3g}",

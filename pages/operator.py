@@ -1,6 +1,7 @@
 import streamlit as st
 
-from ui import fair, jobs, operator
+from service import jobs, limits
+from ui import operator
 
 st.title("Operator: trainings on this server")
 if not operator.allowed():
@@ -14,7 +15,7 @@ if not operator.allowed():
         st.error(refused)
     st.stop()
 st.markdown(f"{jobs.SLOTS.limit} training(s) run at once; the others wait in the queue. "
-            + fair.caps_note())
+            + limits.caps_note())
 st.button("Refresh", key="op_refresh", icon=":material/refresh:")
 found = operator.rows()
 if not found:

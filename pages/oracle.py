@@ -26,35 +26,36 @@ st.caption(tables.study_settings(config, ctx.data.classes, own=("steps",), hidde
 
 result = inside.run("oracle", held, ctx, config, "Run the oracle", "Full finetuning, then LoRA at each rank",
                     help="Finetune every weight, take the SVD of its update, then train LoRA at each rank and compare.")
-if result is None or not result["ranks"]:
+if result is None or not result.ranks:
     st.info("Press **Run the oracle**.")
     st.stop()
-c = result["config"]
+c = result.config
 st.caption(f"Last run: {inside.describe(c, ctx.data.classes, with_rank=False)}; ranks "
-           f"{', '.join(map(str, result['ranks']))}. The full finetune, at learning rate {result['full_lr']:g}, "
-           f"reached test accuracy {tables.percent(result['full_evaluation'].accuracy)}.")
+           f"{', '.join(map(str, result.ranks))}. The full finetune, at learning rate {result.full_lr:g}, "
+           f"reached test accuracy {tables.percent(result.oracle.full_evaluation.accuracy)}.")
 
-if st.session_state.get("oracle_layer") not in result["layers"]:
-    st.session_state.oracle_layer = next(iter(result["layers"]))
-layer = st.selectbox("Layer", list(result["layers"]), key="oracle_layer")
-full = result["layers"][layer]
+if st.session_state.get("oracle_layer") not in result.oracle.layers:
+    st.session_state.oracle_layer = next(iter(result.oracle.layers))
+layer = st.selectbox("Layer", list(result.oracle.layers), key="oracle_layer")
+full = result.oracle.layers[layer]
+energy = full.energy.tolist()
 cols = st.columns(3)
-cols[0].metric("Effective rank of the full ΔW", f"{full['effective_rank']:.1f}",
+cols[0].metric("Effective rank of the full ΔW", f"{full.effective_rank:.1f}",
                help="exp of the entropy of its normalised singular values: how many directions really share it.")
-cols[1].metric("Rank holding 90 % of it", anatomy.rank_for_energy(full["energy"], 0.9))
-cols[2].metric("Rank holding 99 % of it", anatomy.rank_for_energy(full["energy"], 0.99))
+cols[1].metric("Rank holding 90 % of it", anatomy.rank_for_energy(energy, 0.9))
+cols[2].metric("Rank holding 99 % of it", anatomy.rank_for_energy(energy, 0.99))
 
 frame = inside.oracle_frame(result, layer)
 left, right = st.columns(2)
 with left:
-    charts.show(ic.energy({"full finetuning's ΔW": full["energy"]}, result["ranks"],
+    charts.show(ic.energy({"full finetuning's ΔW": energy}, result.ranks,
                           f"Energy of {layer}'s full ΔW in its top k"), key="oracle_energy",
                 caption="Share of ‖ΔW_full‖²_F held by its top k singular directions; at the LoRA ranks: "
-                        + ", ".join(f"r={r}: {full['energy'][r - 1]:.0%}" for r in result["ranks"]) + ".")
+                        + ", ".join(f"r={r}: {energy[r - 1]:.0%}" for r in result.ranks) + ".")
 with right:
     charts.show(ic.similarity(frame), key="oracle_similarity",
                 caption=f"Similarity of LoRA's r output directions with the full update's top r, beside the "
-                        f"chance level r/d of random subspaces (d = {full['out_features']:,} outputs): "
+                        f"chance level r/d of random subspaces (d = {full.out_features:,} outputs): "
                         + ", ".join(f"r={row['rank r']}: {row['subspace similarity']:.2f} vs "
                                     f"{row['chance level r/d']:.2f}" for row in frame.to_dict("records")) + ".")
 st.dataframe(frame, hide_index=True, column_config={

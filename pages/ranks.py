@@ -1,8 +1,11 @@
 import streamlit as st
 
 import lora_core as lc
+from lora_core.results import expecting
+from service import jobs, runs
 from service.kinds import Kind
-from ui import baseline, charts, context, experiment, jobs, runs, tables
+from service.runs import Run
+from ui import baseline, charts, context, experiment, progress, run_controls, tables
 
 ctx = context.current()
 st.title("Rank comparison")
@@ -46,17 +49,18 @@ except ValueError as err:
     st.error(tables.settings_error(err))
     st.stop()
 
-result = runs.controls(
-    Kind.COMPARE, runs.key(exp, Kind.COMPARE, ctx.device), "Run comparison",
-    start_work=jobs.compare(base, ctx.data, exp.compare.ranks, config, exp.compare.full_lr),
-    keep=lambda found: (found, found) if not found["stopped"] else None, what="Comparing ranks",
-    follow=lambda job, what: jobs.follow(job, what, live_chart=False), stop_label="Stop comparison",
-    help="Finetune at every chosen rank, then every weight, from the same baseline.",
-    cost=(exp.total_steps("compare", len(ctx.data.train_y)), ()))
+result = run_controls.controls(
+    Run(runs.key(exp, Kind.COMPARE, ctx.device), Kind.COMPARE,
+        work=jobs.compare(base, ctx.data, exp.compare.ranks, config, exp.compare.full_lr),
+        keep=lambda found: (found, found) if not found.stopped else None, revive=expecting(lc.Comparison),
+        steps=exp.total_steps("compare", len(ctx.data.train_y)), load=exp.total_work("compare", len(ctx.data.train_y))),
+    "Run comparison", what="Comparing ranks",
+    follow=lambda job, what: progress.follow(job, what, live_chart=False), stop_label="Stop comparison",
+    help="Finetune at every chosen rank, then every weight, from the same baseline.")
 if result is None:
     st.info("Press **Run comparison**.")
     st.stop()
-if result["stopped"]:
+if result.stopped:
     st.warning("Stopped early: only the runs that finished are shown.")
 c = config
 names = tables.class_names(ctx.data.classes, c.digits)
@@ -64,10 +68,10 @@ st.caption(f"Last comparison: α {c.alpha:g} on {', '.join(c.targets)}; {c.steps
            f"learning rate {c.lr:g} for LoRA, full finetuning at {c.lr:g} and at its own "
            f"{exp.compare.full_lr:g}.")
 
-frame = tables.sweep_frame(result["rows"])
-rows = {row.method: row for row in result["rows"]}
-baseline_row, lora_rows = rows["baseline"], [r for r in result["rows"] if r.rank is not None]
-full_rows = [r for r in result["rows"] if r.method.startswith("full finetune")]
+frame = tables.sweep_frame(result.rows)
+rows = {row.method: row for row in result.rows}
+baseline_row, lora_rows = rows["baseline"], [r for r in result.rows if r.rank is not None]
+full_rows = [r for r in result.rows if r.method.startswith("full finetune")]
 left, right = st.columns(2)
 with left:
     charts.show(charts.sweep(frame, "target_wrong", f"errors on {names}", "What is learned"),

@@ -35,8 +35,8 @@ st.info("**What the rank does to the update.** Adam moves every entry of B by ab
 if result is None:
     st.info("Press **Run the sweep**.")
     st.stop()
-st.caption(f"Last sweep: {inside.describe(result['config'], ctx.data.classes, with_rank=False)}.")
-frame = inside.scaling_frame(result["rows"])
+st.caption(f"Last sweep: {inside.describe(result.config, ctx.data.classes, with_rank=False)}.")
+frame = inside.scaling_frame(result.rows)
 rules = {name: part for name, part in frame.groupby("scaling", sort=False)}
 exponents = {name: studies.scaling_exponent(part["rank"], part["first_step_norm"])
              for name, part in rules.items() if part["rank"].nunique() > 1}
@@ -54,11 +54,11 @@ with right:
                     f"{n} from {part['update_norm'].iloc[0]:.3g} (r={part['rank'].iloc[0]}) to "
                     f"{part['update_norm'].iloc[-1]:.3g} (r={part['rank'].iloc[-1]})"
                     for n, part in rules.items()) + ".")
-names = tables.class_names(ctx.data.classes, result["config"].digits)
+names = tables.class_names(ctx.data.classes, result.config.digits)
 charts.show(ic.scaling(frame, "other_wrong", "errors, other classes", "What each run forgets"),
             key="scaling_forgotten",
             caption=f"Held-out test images of the classes not finetuned on that are misclassified after training "
-                    f"(the baseline: {inside.baseline_point(base, result['config'].digits)[0]:,}); "
+                    f"(the baseline: {inside.baseline_point(base, result.config.digits)[0]:,}); "
                     + "; ".join(f"{n}: {', '.join(f'{v:,}' for v in part['other_wrong'])} at r = "
                                 f"{', '.join(map(str, part['rank']))}" for n, part in rules.items()) + ".")
 st.dataframe(frame, hide_index=True, column_config={

@@ -50,7 +50,7 @@ RAY_START_S = 180  # one `ray start`, on a busy 2-core machine
 RAY_OBJECT_STORE_BYTES = 1 << 30  # per node; Ray's default (30% of RAM per node) is far more than runs need
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'  # no script run in progress
 STEP_LIMIT = "Step limit (0 = none)"  # the baseline page's box, typed into when a link did not set it
-# ui/runs.py `controls`: a click joined this server's training of the run; another server (a replica) makes it
+# ui/run_controls.py `controls`: a click joined this server's training of the run; another server (a replica) makes it
 JOINED_NOTE = "Someone on this server is making exactly this run"
 ELSEWHERE_NOTE = "another server of this site is making exactly this run"
 BASELINE = ("Baseline training", "Train baseline", "Steps trained")  # sidebar link and title, button, result

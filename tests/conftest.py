@@ -1,4 +1,5 @@
-"""Fixtures and helpers every test module shares: the data, a baseline, AppTest sessions, the real browser.
+"""Fixtures and helpers every test module shares: the data, baselines trained once per session, AppTest sessions,
+the real browser.
 
 Test modules import the helpers (`from conftest import open_session`); pytest finds the fixtures itself.
 Every test that drives the real browser (it uses the `chromium` fixture) is marked `browser`, so
@@ -15,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 import lora_core as lc
 
 # One training at a time, so the app's jobs use as many torch threads as a test does, and their numbers
-# match lora_core called directly, bit for bit. Set before any test module imports ui.jobs.
+# match lora_core called directly, bit for bit. Set before any test module imports service.jobs.
 os.environ.setdefault("LORA_LAB_MAX_TRAININGS", "1")
 
 
@@ -39,7 +40,33 @@ def data():
 @pytest.fixture(scope="session")
 def baseline(data):
     """The notebook's baseline on the bundled sample: one epoch at batch 10 (500 steps)."""
-    return lc.train_baseline(lc.BaselineConfig(epochs=1, batch_size=10), data)
+    return lc.train_baseline(lc.NOTEBOOK_BASELINE, data)
+
+
+SMALL_BASELINE = lc.BaselineConfig(max_steps=30)  # the app's widths, few steps: what page tests train
+SMALL_FINETUNE = lc.FinetuneConfig(steps=20)  # the LoRA page's defaults but for the steps
+
+
+@pytest.fixture(scope="session")
+def small_baseline(data):
+    """SMALL_BASELINE trained once for the whole run: the numbers the pages' small runs must show."""
+    return lc.train_baseline(SMALL_BASELINE, data)
+
+
+@pytest.fixture(scope="session")
+def small_lora(data, small_baseline):
+    """SMALL_FINETUNE on the small baseline, once for the whole run."""
+    return lc.finetune_lora(small_baseline.model, data, SMALL_FINETUNE)
+
+
+NARROW_BASELINE = lc.BaselineConfig(hidden1=64, hidden2=32, max_steps=30)  # seconds, whatever a view computes
+
+
+@pytest.fixture(scope="session")
+def narrow_baseline(data):
+    """NARROW_BASELINE trained once for the whole run: for studies whose cost grows with the layers' size (an
+    SVD of a 2000×1000 update takes seconds) and whose claims do not depend on it."""
+    return lc.train_baseline(NARROW_BASELINE, data)
 
 
 @pytest.fixture
@@ -64,7 +91,9 @@ def streamlit_url(tmp_path_factory):
 
     pytest.importorskip("playwright", reason="the browser tests need Playwright (pip install playwright)")
     root = tmp_path_factory.mktemp("streamlit")
-    env = {"LORA_LAB_DATA": str(root / "data"), "LORA_LAB_CACHE": str(root / "checkpoints")}
+    # two slots: a training another test left in a closed tab (until the sweep stops it) never queues the next
+    env = {"LORA_LAB_DATA": str(root / "data"), "LORA_LAB_CACHE": str(root / "checkpoints"),
+           "LORA_LAB_MAX_TRAININGS": "2"}
     with browser_harness.streamlit_server(env=env, log=root / "streamlit.log") as url:
         yield url
 
@@ -127,7 +156,7 @@ def wait_for_steps(job, steps: int, timeout: float = 60) -> None:
 
 def held_baseline(at) -> dict:
     """{"run", "key"} of the baseline an AppTest session's experiment describes, from the server's store."""
-    from ui import runs
+    from service import runs
 
     key = runs.key(at.session_state["experiment"], "baseline", "cpu")
     return {"run": runs.find(key), "key": key}

@@ -10,16 +10,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import APP, metrics
+from conftest import APP, NARROW_BASELINE, metrics
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
 from lora_core import anatomy, presets, studies
+from lora_core.store import encode
+from service import jobs, runs
 from service.kinds import Kind
-from ui import inside, jobs, runs
+from ui import inside
 
-SMALL_BASELINE = lc.BaselineConfig(hidden1=64, hidden2=32, max_steps=30)
-SMALL = {"base_hidden1": 64, "base_hidden2": 32, "base_max_steps": 30}
+SMALL = {"base_hidden1": NARROW_BASELINE.hidden1, "base_hidden2": NARROW_BASELINE.hidden2,
+         "base_max_steps": NARROW_BASELINE.max_steps}  # the baseline conftest trains once: the app must match it
 STEPS = 10
 PAGES = ["pages/inspector.py", "pages/oracle.py", "pages/inits.py", "pages/scaling.py", "pages/frontier.py"]
 
@@ -27,9 +29,9 @@ PAGES = ["pages/inspector.py", "pages/oracle.py", "pages/inits.py", "pages/scali
 pytestmark = pytest.mark.usefixtures("empty_data_root")
 
 
-@pytest.fixture(scope="module")
-def base(data):
-    return lc.train_baseline(SMALL_BASELINE, data).model
+@pytest.fixture
+def base(narrow_baseline):
+    return narrow_baseline.model
 
 
 def session(page: str, query: dict | None = None, **state) -> AppTest:
@@ -212,11 +214,13 @@ def test_frontier_matches_core_and_moves_without_retraining(data, base):
         assert table["errors on the other classes"].tolist() == [p.other_wrong for p in points]
         chart = charts(at)[f"Learned against forgotten, at strength {strength:g}"]["data"]
         assert [(t["x"], t["y"]) for t in chart[-2:]] == [([p.other_wrong], [p.target_wrong]) for p in points]
+        assert any(f"at strength {strength:g}, on all 10,000 test images; the baseline star at " in c.value
+                   for c in at.caption)
     before = lc.evaluate(base, data.test_x, data.test_y)
     assert table["errors on class 2"].tolist() == [before.wrong_per_class[2]] * 2  # strength 0: the baseline
     # the paths' strengths were evaluated with the training, 0.8 when it was chosen (or by the background fill
     # of the slider's other values): each once, then kept, and only the slider's values
-    assert {*inside.PATH_STRENGTHS, 0.8} <= set(stored(at, "frontier")["points"]) <= set(inside.strengths())
+    assert {*inside.PATH_STRENGTHS, 0.8} <= set(stored(at, "frontier").points) <= set(inside.strengths())
 
 
 def test_a_link_sets_the_widgets():
@@ -292,7 +296,7 @@ def test_fashion_mnist_class_names_inside():
 
 def test_stop_keeps_the_partly_trained_adapter_and_ends_a_study_between_steps(data, base):
     """What the Stop buttons do while a job runs (AppTest only sees finished runs, where Stop is disabled)."""
-    held = {"run": lc.BaselineRun(SMALL_BASELINE, base, [], lc.evaluate(base, data.test_x, data.test_y), 0),
+    held = {"run": lc.BaselineRun(NARROW_BASELINE, base, [], lc.evaluate(base, data.test_x, data.test_y), 0),
             "key": "test"}
     experiment = presets.with_values(lc.Experiment(), {("inspect_every",): 0})
     live = jobs.Job(Kind.INSPECT, inside.work_for("inspect", held, data, lc.FinetuneConfig(steps=5_000), experiment))
@@ -307,18 +311,18 @@ def test_stop_keeps_the_partly_trained_adapter_and_ends_a_study_between_steps(da
         job.stop()
         job.wait(120)
         assert job.done and job.error is None
-    run = live.result["run"]
+    run = live.result.run
     assert 3 <= len(run.losses) < 5_000
-    assert [len(norms) for norms in live.result["norms"].values()] == [len(run.losses) + 1] * 3
-    assert live.result["views"] and live.result["stopped"]
-    assert study.result["stopped"] and len(study.result["curves"]) < len(lc.lora.INITS)  # what finished is kept
-    assert 1 <= len(study.result["curves"]) < len(lc.lora.INITS)
-    assert all(len(curve.losses) == 2_000 for curve in study.result["curves"])  # only whole runs are kept
+    assert [len(norms) for norms in live.result.norms.values()] == [len(run.losses) + 1] * 3
+    assert live.result.views and live.result.stopped
+    assert study.result.stopped and len(study.result.curves) < len(lc.lora.INITS)  # what finished is kept
+    assert 1 <= len(study.result.curves) < len(lc.lora.INITS)
+    assert all(len(curve.losses) == 2_000 for curve in study.result.curves)  # only whole runs are kept
 
 
 def test_the_frontier_fill_starts_around_the_last_asked_strength_and_gives_what_a_page_computes(base, data):
     small = replace(data, test_x=data.test_x[:500], test_y=data.test_y[:500])  # every slider value: quick
-    small_base = lc.BaselineRun(SMALL_BASELINE, base, [], lc.evaluate(base, small.test_x, small.test_y), 0)
+    small_base = lc.BaselineRun(NARROW_BASELINE, base, [], lc.evaluate(base, small.test_x, small.test_y), 0)
     config = lc.FinetuneConfig(steps=5)
     adapters = studies.train_frontier_adapters(base, small, config, (1, 2))
 
@@ -330,9 +334,10 @@ def test_the_frontier_fill_starts_around_the_last_asked_strength_and_gives_what_
     inside._fill_strengths(points, [0.3], small_base, small, adapters, config.digits)
     assert sorted(points) == inside.strengths()
     assert order[:3] == [0.3, 0.25, 0.35]  # nearest to the focus first, the lower of two equally near first
-    page = {"adapters": adapters, "points": {}, "focus": [1.0]}
+    page = lc.FrontierStudy(config, adapters, {}, stopped=False)
     for strength in (0.0, 0.3, 1.45):
         assert inside.frontier_points(page, small_base, small, config.digits, strength) == points[strength]
-    assert page["focus"] == [1.45]
-    stored, live = inside._keep(dict(page, config=config, stopped=False))
-    assert "focus" not in stored and stored["points"] == page["points"] and live is not None  # a server's moment
+    assert page.focus == [1.45]
+    stored, live = inside._keep(page)
+    assert stored.points == page.points and stored.points is not page.points and live is page
+    assert "focus" not in encode(stored)[1]["fields"]  # where the fill starts is this server's moment, not stored

@@ -11,9 +11,11 @@ from conftest import open_session, train_baseline, wait_for_steps
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
+from service import environment, jobs, runs
 from service.kinds import Kind
+from service.runs import Run
 from ui import baseline as ui_baseline
-from ui import jobs, runs, server
+from ui import server
 
 SMALL = {"base_hidden1": 32, "base_hidden2": 32, "base_max_steps": 10, "lora_steps": 5}
 LONG = lc.BaselineConfig(hidden1=8, hidden2=8, epochs=50, batch_size=16, max_steps=10_000)  # time to stop it midway
@@ -107,8 +109,9 @@ def test_a_shared_baseline_trains_on_while_one_session_still_follows_it(data):
     a, b = open_session(SMALL), open_session(SMALL)
     key = runs.key(lc.Experiment(baseline=LONG, seed=LONG.seed), "baseline", "cpu")
     work = lambda job: lc.train_baseline(LONG, data, on_step=job.on_step, should_stop=job.should_stop)  # noqa: E731
-    how_a, job = runs.start(key, "baseline", work, ui_baseline.keep, a.session_state["session_id"])
-    how_b, same = runs.start(key, "baseline", work, ui_baseline.keep, b.session_state["session_id"])
+    run = Run(key, "baseline", work=work, keep=ui_baseline.keep)
+    how_a, job = (handle := runs.obtain(run, a.session_state["session_id"])).how, handle.job
+    how_b, same = (handle := runs.obtain(run, b.session_state["session_id"])).how, handle.job
     assert (how_a, how_b) == ("started", "joined") and same is job
     wait_for_steps(job, 2)
     del a
@@ -164,7 +167,7 @@ def test_the_training_limit_and_torch_threads_come_from_the_environment(monkeypa
     for bad in ("0", "-2", "two", "1.5", "nan", ""):
         monkeypatch.setenv("LORA_LAB_MAX_TRAININGS", bad)
         assert server.max_trainings() == lc.slots.default_limit()
-    assert server.threads_each(1) == server.TORCH_DEFAULT_THREADS
+    assert server.threads_each(1) == environment.TORCH_DEFAULT_THREADS
     assert server.threads_each(10_000) == 1
     assert jobs.THREADS == server.threads_each(jobs.SLOTS.limit)
 

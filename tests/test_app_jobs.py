@@ -11,9 +11,11 @@ from streamlit.testing.v1 import AppTest
 import lora_core as lc
 from lora_core import executor
 from lora_core.slots import TrainingSlots
+from service import jobs, runs
 from service.kinds import Kind
+from service.runs import Run
 from ui import baseline as ui_baseline
-from ui import charts, jobs, runs, server
+from ui import charts, progress, server
 
 TINY = dict(hidden1=8, hidden2=8, max_steps=10_000, epochs=50, batch_size=16)  # thousands of quick steps: time to stop
 
@@ -26,10 +28,11 @@ def data():
 
 
 def start_baseline(config: lc.BaselineConfig, data, session: str, keep=None):
-    """ui.runs.start for this baseline, as the pages start one (keeping it in the store when it is whole)."""
+    """service.runs.obtain for this baseline, as the pages start one (keeping it in the store when it is whole)."""
     key = runs.key(lc.Experiment(baseline=config, seed=config.seed), "baseline", "cpu")
     work = lambda job: lc.train_baseline(config, data, on_step=job.on_step, should_stop=job.should_stop)  # noqa: E731
-    return key, *runs.start(key, "baseline", work, keep or ui_baseline.keep, session)
+    handle = runs.obtain(Run(key, "baseline", work=work, keep=keep or ui_baseline.keep), session)
+    return key, handle.how, handle.job
 
 
 def test_sessions_with_the_same_settings_share_one_training(data):
@@ -71,8 +74,7 @@ def test_two_sessions_asking_at_once_train_it_once(data):
     writes = runs.store().writes
     assert runs.find(key) is job_1.result
     _, how, job = start_baseline(config, data, "session-c")  # a third asks later: found, not trained
-    assert runs.find(key) is not None and runs.store().writes == writes
-    job.release("session-c")
+    assert (how, job) == ("stored", None) and runs.store().writes == writes
 
 
 def test_a_finished_baseline_is_found_not_retrained(data):
@@ -126,8 +128,8 @@ def test_jobs_beyond_the_slots_wait_in_line_and_can_be_stopped_there():
 def _follow_the_sessions_job():
     import streamlit as st
 
-    from ui import jobs
-    jobs.follow(st.session_state.job, "Training")
+    from ui import progress
+    progress.follow(st.session_state.job, "Training")
 
 
 def test_the_live_chart_waits_for_a_second_of_training_and_is_redrawn_at_most_twice_a_second(monkeypatch):
@@ -155,8 +157,8 @@ def test_the_live_chart_waits_for_a_second_of_training_and_is_redrawn_at_most_tw
         if steps == 5:
             assert drawn == []  # the wait in line is no training: the run was too short for a chart
         else:
-            assert drawn and drawn[0] - first_step[0] >= jobs.LIVE_CHART_AFTER_S
-            assert all(b - a >= jobs.LIVE_CHART_EVERY_S for a, b in itertools.pairwise(drawn))
+            assert drawn and drawn[0] - first_step[0] >= progress.LIVE_CHART_AFTER_S
+            assert all(b - a >= progress.LIVE_CHART_EVERY_S for a, b in itertools.pairwise(drawn))
 
 
 def _controls_of_a_run_that_fails():
@@ -164,14 +166,16 @@ def _controls_of_a_run_that_fails():
 
     import streamlit as st
 
-    from ui import runs
+    from service.runs import Run
+    from ui import run_controls
 
     def work(job):
         time.sleep(0.2)
         raise ValueError("the weights overflowed")
     st.session_state.setdefault("session_id", "a-session-whose-run-fails")
-    runs.controls("oracle", st.session_state.run_key, "Train it", work, keep=lambda result: (result, None),
-                  what="Training it", help="Train it.", follow=lambda job, what: job.wait(30))
+    run = Run(st.session_state.run_key, "oracle", work=work, keep=lambda result: (result, None))
+    run_controls.controls(run, "Train it", what="Training it", help="Train it.",
+                          follow=lambda job, what: job.wait(30))
 
 
 def test_a_run_that_fails_says_why_and_its_train_button_works_again():
@@ -183,7 +187,9 @@ def test_a_run_that_fails_says_why_and_its_train_button_works_again():
     for _ in range(2):  # the message is the run's own, and the buttons are those of a page without a run
         at.button(key="oracle_run").click().run()
         assert not at.exception
-        assert [e.value for e in at.error] == ["Training it failed: ValueError: the weights overflowed"]
+        assert [e.value for e in at.error] == [  # in words: the error's type and message are the server log's
+            "Training it failed: something went wrong on the server (its log has the details). Your settings are "
+            "kept: train again, or change a setting"]
         assert not at.button(key="oracle_run").disabled and at.button(key="oracle_stop").disabled
 
 

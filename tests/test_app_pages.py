@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import APP, metrics
+from conftest import APP, SMALL_BASELINE, SMALL_FINETUNE, metrics
 from plain_text import as_shown
 from safetensors.torch import save as save_safetensors
 from streamlit.testing.v1 import AppTest
@@ -20,19 +20,19 @@ from streamlit.testing.v1 import AppTest
 import lora_core as lc
 from lora_core import presets, works
 from lora_core.adapters import FORMAT, MAX_ADAPTER_BYTES, adapter_bytes, adapter_zip
-from ui import runs
+from service import runs
+from service.runs import Run
 
-SMALL_BASELINE = lc.BaselineConfig(max_steps=30)
-SMALL_FINETUNE = lc.FinetuneConfig(steps=20)
 SWEEP = lc.FinetuneConfig(steps=10, targets=("linear1", "linear2"))
 
 
 pytestmark = pytest.mark.usefixtures("empty_data_root")
 
 
-@pytest.fixture(scope="module")
-def core_baseline(data):
-    return lc.train_baseline(SMALL_BASELINE, data)
+@pytest.fixture
+def core_baseline(small_baseline):
+    """What the pages' small baseline must show (conftest trains it once per test session)."""
+    return small_baseline
 
 
 def open_page(page: str | None = None) -> AppTest:
@@ -92,7 +92,8 @@ def test_the_notebook_page_quotes_the_notebook():
 
 def test_home_and_sidebar():
     at = open_page()
-    assert "LoRA" in at.title[0].value
+    assert at.title[0].value == "LoRA Lab"
+    assert any("**LoRA — low-rank adaptation**" in m.value for m in at.markdown)
     assert at.selectbox(key="device").options == lc.available_devices()
     assert at.selectbox(key="dataset").value == "mnist-sample"
     assert any("Bundled MNIST sample" in c.value for c in at.sidebar.caption)
@@ -200,9 +201,10 @@ def test_stop_keeps_what_was_learned(data):
     at.run()
     experiment, session = at.session_state["experiment"], at.session_state["session_id"]
     key = runs.key(experiment, "baseline", "cpu")
-    how, job = runs.start(key, "baseline", lambda job: lc.train_baseline(experiment.baseline, data, on_step=job.on_step,
-                                                                        should_stop=job.should_stop),
-                          lambda run: None, session)
+    work = lambda job: lc.train_baseline(experiment.baseline, data, on_step=job.on_step,  # noqa: E731
+                                         should_stop=job.should_stop)
+    handle = runs.obtain(Run(key, "baseline", work=work, keep=lambda run: None), session)
+    how, job = handle.how, handle.job
     assert how == "started"
     at.session_state["baseline_job"], at.session_state["baseline_job_key"] = job, key
     deadline = time.monotonic() + 120
@@ -225,7 +227,7 @@ def test_stop_keeps_what_was_learned(data):
     assert runs.find(key) is None  # the whole run's key holds nothing half-trained
 
 
-def test_lora_finetune_matches_core(data, core_baseline):
+def test_lora_finetune_matches_core(data, core_baseline, core_lora):
     at = with_baseline("pages/lora.py")
     shown = metrics(at)
     assert shown["Original parameters (frozen)"] == "2,807,010"
@@ -239,7 +241,7 @@ def test_lora_finetune_matches_core(data, core_baseline):
 
     at.number_input(key="lora_steps").set_value(SMALL_FINETUNE.steps).run()
     train(at, "lora_train")
-    core = lc.finetune_lora(core_baseline.model, data, SMALL_FINETUNE)
+    core = core_lora
     shown = metrics(at)
     assert shown["Accuracy before"] == percent(core.before.accuracy)
     assert shown["Accuracy after LoRA"] == percent(core.after.accuracy)
@@ -257,6 +259,9 @@ def test_lora_finetune_matches_core(data, core_baseline):
     at.toggle(key="lora_adapter_on").set_value(False).run()  # off: exactly the baseline again
     assert metrics(at)["Accuracy adapter off"] == percent(core.before.accuracy)
     assert chart(at, "Wrong test images per class, before and after")["data"][1]["y"] == core.before.wrong_per_class
+    at.toggle(key="lora_adapter_on").set_value(True).run()  # on again: the trained adapter's numbers again
+    assert metrics(at)["Accuracy after LoRA"] == percent(core.after.accuracy)
+    assert chart(at, "Wrong test images per class, before and after")["data"][1]["y"] == core.after.wrong_per_class
 
     assert not at.dataframe  # the merge lab waits for its button: three passes not on the way to the results
     at.button(key="lora_merge_measure").click().run()
@@ -330,9 +335,9 @@ def test_fashion_mnist_shows_class_names():
 BEFORE_AFTER = "Wrong test images per class, before and after"
 
 
-@pytest.fixture(scope="module")
-def core_lora(data, core_baseline):
-    return lc.finetune_lora(core_baseline.model, data, SMALL_FINETUNE)
+@pytest.fixture
+def core_lora(small_lora):
+    return small_lora
 
 
 def upload(at: AppTest, name: str, blob: bytes) -> AppTest:

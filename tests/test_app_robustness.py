@@ -19,8 +19,9 @@ import lora_core as lc
 from lora_core import presets, works
 from lora_core.checkpoints import load_tensors
 from lora_core.settings import Number, OneOf, SomeOf, Whole
+from service import runs
 from ui import baseline as ui_baseline
-from ui import runs, state
+from ui import state
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"base_hidden1": 24, "base_hidden2": 24, "base_max_steps": 12, "lora_steps": 5}

@@ -2,7 +2,7 @@
 and refused by the cap, in its words, when Train is pressed; a set picked in any order is one setting."""
 from conftest import open_session, train_baseline
 
-from ui import fair
+from service import limits
 
 SMALL = {"base_hidden2": 8, "base_max_steps": 2}
 
@@ -17,13 +17,13 @@ def test_a_hidden_size_over_the_cap_is_kept_and_refused_by_the_cap_when_train_is
     at.number_input(key="base_hidden1").set_value(3000).run()
     at.button(key="base_train").click().run()
     assert not at.exception, at.exception
-    refusal = f"a hidden layer of 3,000 neurons is larger than this server allows ({fair.DEFAULT_MAX_HIDDEN:,})"
+    refusal = f"a hidden layer of 3,000 neurons is larger than this server allows ({limits.DEFAULT_MAX_HIDDEN:,})"
     assert refusal in texts(at.error)
     at.run()  # the next pass keeps what was typed: nothing clamps it to the cap
     assert at.number_input(key="base_hidden1").value == 3000
     assert at.session_state["experiment"].baseline.hidden1 == 3000
     assert at.query_params["h1"] == "3000"
-    assert f"at most {fair.DEFAULT_MAX_HIDDEN:,} neurons" in at.number_input(key="base_hidden1").help
+    assert f"at most {limits.DEFAULT_MAX_HIDDEN:,} neurons" in at.number_input(key="base_hidden1").help
 
 
 def test_layers_picked_out_of_order_are_held_and_linked_in_one_order():

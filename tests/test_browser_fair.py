@@ -34,9 +34,11 @@ def test_two_tabs_of_one_browser_take_one_slot_and_another_browser_gets_the_othe
             second = open_app(student, url, "baseline")  # another tab, another session, the same browser
             set_hidden(second, "50")
             second.get_by_role("button", name="Train baseline").click()
-            expect(second.get_by_text(re.compile(r"Not started: you already have a baseline training at step "
-                                                 r"[\d,]+ of [\d,]+, maybe in another tab"))).to_be_visible()
+            refusal = second.get_by_text(re.compile(r"Not started: you already have a baseline training running or "
+                                                    r"waiting, maybe in another tab"))
+            expect(refusal).to_be_visible()
             expect(second.get_by_text(TRAINING)).to_have_count(0)
+            expect(second.get_by_text(re.compile(r"Your other training: step [\d,]+ of"))).to_be_visible(timeout=RUN_MS)
 
             third = open_app(other_student, url, "baseline?v=2&epochs=50")  # its own run, as long as the first's
             third.get_by_role("button", name="Train baseline").click()
@@ -44,6 +46,8 @@ def test_two_tabs_of_one_browser_take_one_slot_and_another_browser_gets_the_othe
             expect(first.get_by_text(TRAINING)).to_be_visible()
             for page in (first, third):
                 page.get_by_role("button", name="Stop training").click()
+            expect(refusal).to_have_count(0, timeout=RUN_MS)  # the other training ended: the refusal is taken back
+            expect(second.get_by_role("button", name="Train baseline")).to_be_enabled()
         finally:
             student.close()
             other_student.close()

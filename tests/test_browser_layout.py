@@ -3,15 +3,14 @@
 One session trains a small baseline, runs each page's computation once with few steps, and then, at each of
 1400×900, 1280×720 and 390×844, reads every plotly chart's boxes off the page: 28×28 images and heatmap cells
 stay square, a heatmap's axes do not run past the matrix, titles are not cut, and no title, legend or point
-label overlaps another. Screenshots of every page at the three sizes go to $LORA_LAB_SCREENSHOTS/layout
-(or a temporary folder): look at them.
+label overlaps another. A width with a problem leaves its screenshot, named in the failure, in a temporary
+folder; scripts/screenshots.py --layout takes every page at the three sizes, to look at.
 """
-import os
 import time
 from pathlib import Path
 
 import pytest
-from browser_harness import click, go, open_app, press, problems, set_number, wait_idle
+from browser_harness import go, open_app, press, problems, set_number, wait_idle
 
 pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright")
 
@@ -82,8 +81,7 @@ def layout_problems(charts: list[dict]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
-    root = os.environ.get("LORA_LAB_SCREENSHOTS")
-    return Path(root) / "layout" if root else tmp_path_factory.mktemp("layout")
+    return tmp_path_factory.mktemp("layout")
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +121,7 @@ def test_charts_keep_their_shape_at_every_width(tab, shots, link, title, steps_l
     if steps_label:
         set_number(tab, steps_label, steps)
     if button:
-        click(tab, tab.get_by_role("button", name=button, exact=True), timeout=LONG_MS)
+        press(tab, button, LONG_MS)  # unless its run is stored (e.g. by test_browser_inside.py): then it is shown
     wait_idle(tab, LONG_MS)
     found = []
     for width, height in VIEWPORTS:
@@ -134,11 +132,14 @@ def test_charts_keep_their_shape_at_every_width(tab, shots, link, title, steps_l
                             "[data-testid=\"stAppViewContainer\"]')].map(e => e.scrollHeight))")
         tab.set_viewport_size({"width": width, "height": min(max(int(full) + 40, height), 9000)})
         tab.mouse.move(0, 0)
-        shots.mkdir(parents=True, exist_ok=True)
+        shot = shots / f"{link.replace('/', '-').replace(' ', '-')}-{width}x{height}.png"
         try:
             wait_for_charts(tab, count)
-        finally:
-            tab.screenshot(path=str(shots / f"{link.replace('/', '-').replace(' ', '-')}-{width}x{height}.png"))
-        found += [f"{width}×{height} {p}" for p in layout_problems(tab.evaluate(LAYOUT_JS))]
+        except AssertionError:
+            tab.screenshot(path=str(shot))
+            raise
+        if here := layout_problems(tab.evaluate(LAYOUT_JS)):
+            tab.screenshot(path=str(shot))
+            found += [f"{width}×{height} {p} (see {shot})" for p in here]
     tab.set_viewport_size({"width": 1400, "height": 900})
     assert found == []

@@ -1,9 +1,10 @@
 """A link is a promise, in a real browser: a teacher's run opens in a student's browser without training,
 a reload mid-training follows the training again, and every page follows a link's and a preset's settings.
 
-Each test opens its own browser contexts (its own sessions) on the shared server; runs made by one test
-may already be stored when another runs, which is what the store is for — each test checks what it needs
-whatever ran before.
+Each test opens its own browser contexts (its own sessions) on the shared server (conftest.py); runs made by
+one test may already be stored when another runs, which is what the store is for — each test checks what it
+needs whatever ran before. The runs are small (hidden sizes 64, 20 steps): what a link promises does not
+depend on their size (tests/test_app_pages.py checks that the notebook preset's link spells out its settings).
 """
 import time
 
@@ -17,19 +18,9 @@ from lora_core.presets import PRESETS
 expect = pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright").expect
 pytestmark = pytest.mark.browser
 
-NOTEBOOK_LINK = "lora?v=2&preset=the%20notebook"
-
-
-@pytest.fixture(scope="module")
-def streamlit_url(tmp_path_factory):
-    """This module's own server: a training left running by another module's tests (in a closed tab, until
-    the sweep stops it) cannot hold the shared server's one slot while a teacher here waits."""
-    import browser_harness
-
-    root = tmp_path_factory.mktemp("links-server")
-    env = {"LORA_LAB_DATA": str(root / "data"), "LORA_LAB_CACHE": str(root / "cache"), "LORA_LAB_MAX_TRAININGS": "2"}
-    with browser_harness.streamlit_server(env=env, log=root / "streamlit.log") as url:
-        yield url
+SMALL = lc.BaselineConfig(hidden1=64, hidden2=64, max_steps=20)
+SMALL_LINK = "v=2&h1=64&h2=64&base_steps=20"  # SMALL as a link's query
+FINETUNE = lc.FinetuneConfig(steps=20)
 
 
 def wrong_per_class(page) -> list[int]:
@@ -44,11 +35,10 @@ def wrong_per_class(page) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def notebook_run(data):
-    """The notebook preset's baseline and finetune, computed by lora_core directly."""
-    experiment = PRESETS["the notebook"]
-    base = lc.train_baseline(experiment.baseline, data)
-    return base, lc.finetune_lora(base.model, data, experiment.study("finetune"))
+def small_run(data):
+    """SMALL and FINETUNE on it, computed by lora_core directly."""
+    base = lc.train_baseline(SMALL, data)
+    return base, lc.finetune_lora(base.model, data, FINETUNE)
 
 
 def share_link(page) -> str:
@@ -57,12 +47,13 @@ def share_link(page) -> str:
     return sidebar.get_by_test_id("stCode").first.inner_text().strip()
 
 
-def test_a_teachers_notebook_run_opens_in_a_students_browser_without_training(chromium, streamlit_url, notebook_run):
-    base, tuned = notebook_run
-    teacher = open_app(chromium.new_context(viewport={"width": 1400, "height": 900}), streamlit_url, NOTEBOOK_LINK)
+def test_a_teachers_run_opens_in_a_students_browser_without_training(chromium, streamlit_url, small_run):
+    base, tuned = small_run
+    teacher = open_app(chromium.new_context(viewport={"width": 1400, "height": 900}), streamlit_url,
+                       f"lora?{SMALL_LINK}&steps={FINETUNE.steps}")
     deadline = time.monotonic() + 300
     while not teacher.get_by_role("button", name="Train LoRA").is_visible():  # the baseline, trained or stored
-        assert time.monotonic() < deadline, "the notebook's baseline never appeared"
+        assert time.monotonic() < deadline, "the baseline never appeared"
         train = teacher.get_by_role("button", name="Train the baseline")
         if train.is_visible() and train.is_enabled():  # a click Streamlit dropped in a rerun is clicked again
             click(teacher, train, timeout=300_000)
@@ -71,7 +62,7 @@ def test_a_teachers_notebook_run_opens_in_a_students_browser_without_training(ch
         click(teacher, teacher.get_by_role("button", name="Train LoRA"), timeout=120_000)
     expect(metric(teacher, "Accuracy after LoRA")).to_have_text(f"{tuned.after.accuracy:.2%}")
     link = share_link(teacher)
-    assert "epochs=1" in link and "base_batch=10" in link and "v=2" in link
+    assert link.endswith(f"?{SMALL_LINK}&steps={FINETUNE.steps}")
     teacher_wrong = wrong_per_class(teacher)
     assert teacher_wrong == tuned.after.wrong_per_class
 
@@ -102,15 +93,14 @@ def test_a_reload_mid_training_follows_the_training_again(chromium, streamlit_ur
     assert "base_steps=" in page.url  # the partly trained baseline is its own run, and the link says so
 
 
-def test_a_stored_baseline_needs_no_click_on_any_page(chromium, streamlit_url, data):
-    small = lc.BaselineConfig(hidden1=64, hidden2=64, max_steps=20)
-    link = "v=2&h1=64&h2=64&base_steps=20"
-    page = open_app(chromium.new_context(viewport={"width": 1400, "height": 900}), streamlit_url, f"baseline?{link}")
+def test_a_stored_baseline_needs_no_click_on_any_page(chromium, streamlit_url, small_run):
+    page = open_app(chromium.new_context(viewport={"width": 1400, "height": 900}), streamlit_url,
+                    f"baseline?{SMALL_LINK}")
     if page.get_by_role("button", name="Train baseline").is_enabled():
         click(page, page.get_by_role("button", name="Train baseline"), timeout=120_000)
-    expected = lc.train_baseline(small, data).evaluation.accuracy
-    expect(metric(page, "Test accuracy")).to_have_text(f"{expected:.2%}")
-    other = open_app(chromium.new_context(viewport={"width": 1400, "height": 900}), streamlit_url, f"ranks?{link}")
+    expect(metric(page, "Test accuracy")).to_have_text(f"{small_run[0].evaluation.accuracy:.2%}")
+    other = open_app(chromium.new_context(viewport={"width": 1400, "height": 900}), streamlit_url,
+                     f"ranks?{SMALL_LINK}")
     expect(other.get_by_role("button", name="Run comparison")).to_be_visible()  # no "train the baseline" first
     assert not other.get_by_role("button", name="Train the baseline").is_visible()
 
@@ -121,7 +111,7 @@ def test_a_stored_baseline_needs_no_click_on_any_page(chromium, streamlit_url, d
 ])
 def test_every_page_follows_a_links_and_a_presets_settings(chromium, streamlit_url, path, title):
     forgetting = PRESETS["forgetting"]
-    link = f"{path}?v=2&h1=64&h2=64&base_steps=20&preset=forgetting"
+    link = f"{path}?{SMALL_LINK}&preset=forgetting"
     page = open_app(chromium.new_context(viewport={"width": 1400, "height": 900}), streamlit_url, link)
     if page.get_by_role("button", name="Train the baseline").is_visible():
         click(page, page.get_by_role("button", name="Train the baseline"), timeout=120_000)

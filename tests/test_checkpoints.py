@@ -151,14 +151,16 @@ def test_loading_marks_a_checkpoint_as_recently_used(tmp_path):
 
 
 def test_storing_a_run_keeps_the_folder_under_its_limit(monkeypatch, data):
-    """ui.runs evicts the least recently used run file beyond $LORA_LAB_CACHE_MB when it stores one."""
-    from ui import baseline, runs
+    """service.runs evicts the least recently used run file beyond $LORA_LAB_CACHE_MB when it stores one."""
+    from service import runs
+    from service.runs import Run
+    from ui import baseline
 
     def store(seed: int) -> str:
         config = lc.BaselineConfig(hidden1=24, hidden2=24, max_steps=3, seed=seed)
         key = runs.key(lc.Experiment(baseline=config, seed=seed), "baseline", "cpu")
         work = lambda job: lc.train_baseline(config, data)  # noqa: E731
-        runs.start(key, "baseline", work, baseline.keep, "session")[1].wait(60)
+        runs.obtain(Run(key, "baseline", work=work, keep=baseline.keep), "session").job.wait(60)
         return key
 
     first = runs.store().path(store(1))

@@ -5,8 +5,8 @@ from conftest import open_session
 from test_classroom_page import PAGE, button, on_page
 
 import classroom as cr
+from service import runs
 from ui import classroom as uc
-from ui import runs
 
 CLASS_BASELINE = {"base_hidden1": 24, "base_hidden2": 16, "base_max_steps": 8}
 

@@ -108,10 +108,10 @@ def test_good_cluster_settings_reach_the_executor(monkeypatch):
 
 
 def test_a_page_job_runs_work_through_the_executor(data, base):
-    """ui.jobs.Job keeps its interface: a Work runs like a closure did, with the same progress."""
-    from ui import jobs
+    """service.jobs.Job keeps its interface: a Work runs like a closure did, with the same progress."""
+    from service import jobs
 
-    job = jobs.Job(Kind.BASELINE, works.baseline_work(data, SMALL), shared=True)
+    job = jobs.Job(Kind.BASELINE, works.baseline_work(data, SMALL))
     job.wait(60)
     assert job.done and job.error is None and job.place == 0
     assert job.result.losses == job.losses == base.losses

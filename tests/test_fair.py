@@ -14,8 +14,9 @@ import lora_core as lc
 from lora_core import executor, works
 from lora_core.slots import Busy, Cancelled, TrainingSlots
 from lora_core.train import planned_steps
+from service import jobs, limits, runs
 from service.kinds import Kind
-from ui import fair, jobs, operator, runs, server
+from ui import operator, progress, server
 
 APP = "../app.py"  # relative to this file
 
@@ -99,7 +100,7 @@ def blocking_job(kind: Kind, owners: tuple, release: threading.Event, **cost) ->
             job.step = min(job.step + 1, 99)
             time.sleep(0.01)
         return "done"
-    return jobs.Job(kind, work, shared=True, owners=owners, **cost)
+    return jobs.Job(kind, work, owners=owners, **cost)
 
 
 def test_a_second_training_of_one_browser_is_refused_and_another_students_runs(slots):
@@ -128,30 +129,54 @@ def test_a_second_training_of_one_browser_is_refused_and_another_students_runs(s
 
 
 @pytest.mark.parametrize("cost, words", [
-    ({"steps": fair.DEFAULT_MAX_STEPS + 1}, f"at most {fair.DEFAULT_MAX_STEPS:,} in one training"),
-    ({"hidden": (fair.DEFAULT_MAX_HIDDEN + 1, 8)}, f"larger than this server allows ({fair.DEFAULT_MAX_HIDDEN:,})"),
+    ((limits.DEFAULT_MAX_STEPS + 1, (), 0), f"at most {limits.DEFAULT_MAX_STEPS:,} in one training"),
+    ((0, (limits.DEFAULT_MAX_HIDDEN + 1, 8), 0), f"larger than this server allows ({limits.DEFAULT_MAX_HIDDEN:,})"),
+    ((1, (), int(2e12)), f"at most {limits.DEFAULT_MAX_SECONDS / 60:g} minutes here"),
 ])
 def test_a_training_over_a_cap_is_refused_with_the_cap(slots, cost, words):
-    job = blocking_job(Kind.BASELINE, tab("c", "browser-c"), threading.Event(), **cost)
+    job = blocking_job(Kind.BASELINE, tab("c", "browser-c"), threading.Event(), cost=cost)
     assert job.refused and job.done and words in str(job.error)
     assert slots.held_by(("session", "c")) == []  # a refusal holds nothing
 
 
+def test_a_queued_training_says_its_place_and_when_it_should_start(slots, monkeypatch):
+    monkeypatch.setenv(limits.MAX_SECONDS_ENV, str(24 * 3600))  # an operator's longer trainings
+    release, hour = threading.Event(), int(3600 * limits.IMAGE_WEIGHTS_PER_S)  # an hour's work each
+    try:
+        running = [blocking_job(Kind.BASELINE, tab(f"r{i}", f"b{i}"), release, cost=(100, (), hour))
+                   for i in range(slots.limit)]
+        queued = [blocking_job(Kind.FINETUNE, tab(f"q{i}", f"c{i}"), release, cost=(100, (), hour // 2))
+                  for i in range(2)]
+        deadline = time.monotonic() + 30
+        while any(job.step < 99 for job in running) and time.monotonic() < deadline:
+            time.sleep(0.01)  # each running job at step 99 of 100: 1 % of its hour left
+        assert [slots.position(job) for job in queued] == [1, 2]
+        assert jobs.estimated_start(queued[0]) == pytest.approx(2 * 36 / slots.limit)  # what the runners have left
+        assert jobs.estimated_start(queued[1]) == pytest.approx((2 * 36 + 1800) / slots.limit)  # and the first's
+        value, text = jobs.status(queued[1], "Training the baseline")
+        assert value == 0.0 and "1 training(s) queued before this one, 2 run at a time" in text
+        assert text.endswith("it should start in about 16 minutes (an estimate)")  # (72 + 1,800) s / 2
+    finally:
+        release.set()
+        for job in running + queued:
+            job.wait(30)
+
+
 def test_the_caps_come_from_the_environment(monkeypatch):
-    monkeypatch.setenv(fair.MAX_STEPS_ENV, "50")
-    monkeypatch.setenv(fair.MAX_HIDDEN_ENV, "not a number")
-    assert fair.max_steps() == 50 and fair.max_hidden() == fair.DEFAULT_MAX_HIDDEN
-    with pytest.raises(fair.Refused, match="51 training steps"):
-        fair.check_cost(51)
-    fair.check_cost(50, (fair.DEFAULT_MAX_HIDDEN,))
+    monkeypatch.setenv(limits.MAX_STEPS_ENV, "50")
+    monkeypatch.setenv(limits.MAX_HIDDEN_ENV, "not a number")
+    assert limits.max_steps() == 50 and limits.max_hidden() == limits.DEFAULT_MAX_HIDDEN
+    with pytest.raises(limits.Refused, match="51 training steps"):
+        limits.check_cost(51)
+    limits.check_cost(50, (limits.DEFAULT_MAX_HIDDEN,))
 
 
 def test_the_notebooks_baseline_and_the_default_settings_fit_the_default_caps():
     notebook = lc.NOTEBOOK_BASELINE  # full MNIST: 60,000 training images
     steps = planned_steps(60_000, notebook.epochs, notebook.batch_size, notebook.max_steps)
-    assert steps == notebook.epochs * 60_000 // notebook.batch_size == 6_000 <= fair.DEFAULT_MAX_STEPS
+    assert steps == notebook.epochs * 60_000 // notebook.batch_size == 6_000 <= limits.DEFAULT_MAX_STEPS
     default = lc.BaselineConfig()
-    fair.check_cost(steps, (default.hidden1, default.hidden2))
+    limits.check_cost(steps, (default.hidden1, default.hidden2))
 
 
 # --- two sessions in the app ----------------------------------------------------------------------
@@ -166,7 +191,7 @@ def open_session(**state) -> AppTest:
 
 
 def test_a_baseline_over_the_step_cap_is_refused_on_the_page_and_the_session_kept(monkeypatch):
-    monkeypatch.setenv(fair.MAX_STEPS_ENV, "100")
+    monkeypatch.setenv(limits.MAX_STEPS_ENV, "100")
     at = open_session(base_hidden1=16, base_hidden2=16, base_epochs=2, base_batch=64, base_max_steps=0)
     at.switch_page("pages/baseline.py").run()
     assert any("at most 100 steps" in c.value for c in at.caption)  # the cap is said where the inputs are
@@ -283,9 +308,9 @@ def test_a_refused_training_and_the_operator_page_name_the_jobs_real_kind(monkey
     at = open_session(base_max_steps=30)
     assert train_baseline(at)["run"] is not None
     # the LoRA page's Train starts the finetune and leaves the page at once, rather than following it to its end
-    monkeypatch.setattr(jobs, "follow", lambda job, what, live_chart=True: st.stop())
+    monkeypatch.setattr(progress, "follow", lambda job, what, live_chart=True: st.stop())
     at.switch_page("pages/lora.py").run()
-    at.number_input(key="lora_steps").set_value(fair.DEFAULT_MAX_STEPS).run()
+    at.number_input(key="lora_steps").set_value(limits.DEFAULT_MAX_STEPS).run()
     at.button(key="lora_train").click().run()
     assert not at.exception, at.exception
     (finetune,) = slots.tickets()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scripts.check_figures import CHANGED, problems
-from ui.runs import STORE_BYTES
+from service.runs import STORE_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 

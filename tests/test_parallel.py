@@ -1,14 +1,16 @@
 """Several cores, the same numbers: what lora_core.parallel promises, measured on real runs."""
+import importlib
 import os
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 import torch
 
-from lora_core import FinetuneConfig, adapter_checks, compare_ranks, evaluate, finetune_lora, parallel, train
+from lora_core import FinetuneConfig, adapter_checks, add_lora, compare_ranks, evaluate, finetune_lora, parallel, train
 from lora_core.adapters import adapter_of, blend
-from lora_core.runs import merged_copy, new_model
+from lora_core.finetuning import merged_copy, new_model
 from lora_core.studies import init_gallery, rank_oracle, scaling_sweep, train_frontier_adapters
 
 CONFIG = FinetuneConfig(steps=6, targets=("linear1", "linear2"))
@@ -49,6 +51,144 @@ def test_training_numbers_do_not_depend_on_the_callers_threads(data):
         finally:
             torch.set_num_threads(previous)
     assert losses[1] == losses[2]
+
+
+@contextmanager
+def _threads(threads: int):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _with_threads(threads: int, fn, *args):
+    """fn(*args) on `threads` torch threads."""
+    with _threads(threads):
+        return fn(*args)
+
+
+def _products(shape: tuple[int, int, int], seed: int = 0) -> dict[str, torch.Tensor]:
+    """A Linear's three products at batch m (in k, out n): forward (addmm), input and weight gradients (mm),
+    the adapter's in-place addmm_, each as the training's autograd passes them (transposed views)."""
+    m, k, n = shape
+    generator = torch.Generator().manual_seed(seed)
+    x, weight, bias, grad = (torch.randn(size, generator=generator) for size in ((m, k), (n, k), (n,), (m, n)))
+    return {"forward": torch.addmm(bias, x, weight.t()), "input grad": grad @ weight,
+            "weight grad": grad.t() @ x, "in place": torch.zeros(m, n).addmm_(x, weight.t(), alpha=0.5)}
+
+
+SHAPES = [(10, 784, 1000), (10, 1000, 2000), (128, 784, 1000), (1000, 2000, 10), (32, 1000, 2000)]
+
+
+def test_plain_products_change_with_the_thread_count_so_the_split_is_needed():
+    """Why training cannot simply run on torch's threads: MKL cuts a product's sum among them."""
+    if not torch.backends.mkl.is_available():
+        pytest.skip("measured on MKL's products; another BLAS may split differently")
+    one, two = ([_with_threads(threads, _products, shape) for shape in SHAPES] for threads in (1, 2))
+    changed = [shape for shape, a, b in zip(SHAPES, one, two, strict=True)
+               if any(not torch.equal(a[name], b[name]) for name in a)]
+    assert changed  # batch 10 on the notebook's layers among them, on this machine
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_products_in_fixed_blocks_are_the_same_on_any_number_of_cores_and_right(shape):
+    def in_blocks(cores: int) -> dict[str, torch.Tensor]:
+        with parallel.fixed_split(cores) as split, split.products():
+            return _products(shape)
+
+    results = {cores: _with_threads(cores, in_blocks, cores) for cores in (1, 2, 3)}  # the caller's too
+    for name, value in results[1].items():
+        assert torch.equal(value, results[2][name]) and torch.equal(value, results[3][name]), name
+    exact = {name: value.double() for name, value in _with_threads(1, _products, shape).items()}
+    for name, value in results[1].items():  # the blocks tile the whole product: each element is a full sum
+        torch.testing.assert_close(value.double(), exact[name], rtol=1e-4, atol=1e-4)
+
+
+def test_the_updates_run_on_every_core_are_the_same_on_any_number_of_them():
+    """Adam (fused, foreach or per tensor) on 1, 2 and 3 torch threads: its update is elementwise."""
+    def adam(fused, foreach):
+        generator = torch.Generator().manual_seed(1)
+        params = [torch.randn(shape, generator=generator, requires_grad=True)
+                  for shape in ((1000, 784), (1000,), (2000, 1000), (10, 2000))]
+        optimizer = torch.optim.Adam(params, lr=1e-3, fused=fused, foreach=foreach)
+        for _ in range(3):
+            for param in params:
+                param.grad = torch.randn(param.shape, generator=generator)
+            optimizer.step()
+        return [param.detach() for param in params]
+
+    for fused, foreach in ((True, None), (None, True), (None, False)):
+        one, two, three = (_with_threads(threads, adam, fused, foreach) for threads in (1, 2, 3))
+        assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(one, two, three, strict=True))
+
+
+def _trained(data, cores: int, lora: bool = False, steps: int = 12) -> tuple[list[float], list[torch.Tensor]]:
+    """The notebook's network (or a rank-4 adapter on it) trained `steps` steps at batch 10 on `cores`."""
+    model = new_model(1000, 2000, 0, "cpu")
+    if lora:
+        add_lora(model, rank=4)
+    with parallel.using(cores):
+        losses = train(model, data.train_x, data.train_y, batch_size=10, max_steps=steps, seed=3)
+    return losses, [p.detach().clone() for p in model.parameters()]
+
+
+def _same(a, b) -> bool:
+    return a[0] == b[0] and all(torch.equal(p, q) for p, q in zip(a[1], b[1], strict=True))
+
+
+def _beside_another_training(data, cores: int, lora: bool):
+    """`_trained` while a second training runs in another thread of the process, on the same cores."""
+    started, other = threading.Event(), []
+
+    def another():
+        model = new_model(1000, 2000, 1, "cpu")
+        with parallel.using(cores):
+            other.append(train(model, data.train_x, data.train_y, batch_size=10, max_steps=30, seed=5,
+                               on_step=lambda *_: started.set()))
+
+    thread = threading.Thread(target=another)
+    thread.start()
+    assert started.wait(60)
+    result = _trained(data, cores, lora)
+    thread.join(timeout=120)
+    assert len(other) == 1 and len(other[0]) == 30
+    return result
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_a_training_is_the_same_on_one_core_two_and_beside_another_training(data, lora):
+    alone = _trained(data, 1, lora)
+    assert _same(alone, _trained(data, 2, lora))
+    assert _same(alone, _beside_another_training(data, 2, lora))
+    assert _same(alone, _beside_another_training(data, 1, lora))
+
+
+class _TorchThreadsEverywhere:
+    """The naive way to use the cores: torch's own threads for every kernel (in place of a FixedSplit)."""
+
+    def __init__(self, cores: int):
+        self.cores = cores
+
+    def products(self):
+        return _threads(self.cores)
+
+    def elementwise(self):
+        return _threads(self.cores)
+
+
+@contextmanager
+def _naive_split(cores: int):
+    yield _TorchThreadsEverywhere(cores)
+
+
+def test_the_same_training_on_torchs_own_threads_would_fail_that_test(data, monkeypatch):
+    """The test above can fail: with the products on torch's threads, one core and two round differently."""
+    if not torch.backends.mkl.is_available():
+        pytest.skip("measured on MKL's products; another BLAS may split differently")
+    monkeypatch.setattr(importlib.import_module("lora_core.train"), "fixed_split", _naive_split)
+    assert not _same(_trained(data, 1), _trained(data, 2))
 
 
 def test_studies_on_two_workers_equal_the_serial_ones(baseline, data):

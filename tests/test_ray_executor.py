@@ -163,9 +163,11 @@ def training_workers() -> list[int]:
 
 def test_a_worker_killed_mid_training_is_a_clear_error_and_the_store_stays_whole(remote, data, tmp_path,
                                                                               monkeypatch):
-    """Through the page's path (ui.runs.start): the job ends with the lost-worker message, the run folder
+    """Through the page's path (service.runs.obtain): the job ends with the lost-worker message, the run folder
     keeps what it had and no claim is left, and the next try trains."""
-    from ui import baseline, jobs, runs, server
+    from service import jobs, runs
+    from service.runs import Run
+    from ui import baseline, server
 
     monkeypatch.setenv("LORA_LAB_CACHE", str(tmp_path))
     monkeypatch.setattr(jobs, "EXECUTOR", remote)
@@ -173,7 +175,9 @@ def test_a_worker_killed_mid_training_is_a_clear_error_and_the_store_stays_whole
     earlier = works.baseline_record(lc.train_baseline(SMALL, data))
     runs.store().put("earlier-run", earlier)
     before = sorted(p.name for p in server.runs_dir().iterdir())
-    how, job = runs.start("lost-run", "baseline", works.baseline_work(data, LONG), baseline.keep, "session")
+    run = Run("lost-run", "baseline", work=works.baseline_work(data, LONG), keep=baseline.keep)
+    handle = runs.obtain(run, "session")
+    how, job = handle.how, handle.job
     assert how == "started"
     wait_until(lambda: job.step > 5, "training started")
     workers = training_workers()

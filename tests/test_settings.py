@@ -11,8 +11,8 @@ from streamlit.testing.v1 import AppTest
 from lora_core import presets
 from lora_core.experiment import Experiment, get, with_values
 from lora_core.settings import KINDS, SETTINGS, Number, OneOf, SomeOf, Whole, as_text
+from service import limits
 from ui import experiment as ui_experiment
-from ui import fair
 
 # rank up to 64 fits every one of these layers: a rank's edges are not refused for another setting's sake
 BASE = with_values(Experiment(), {("finetune", "targets"): ("linear1", "linear2")})
@@ -132,8 +132,8 @@ def refusal(experiment, setting) -> str | None:
     kind = next(k for k in KINDS if k in setting.affects)
     hidden = (experiment.baseline.hidden1, experiment.baseline.hidden2)
     try:
-        fair.check_cost(experiment.total_steps(kind, train_images=5000), hidden)
-    except fair.Refused as refused:
+        limits.check_cost(experiment.total_steps(kind, train_images=5000), hidden)
+    except limits.Refused as refused:
         return str(refused)
     return None
 
@@ -145,7 +145,7 @@ CAPPED = [s for s in SETTINGS if s.cap]
 @pytest.mark.parametrize("setting", CAPPED, ids=[s.url for s in CAPPED])
 def test_a_cap_refuses_in_its_own_words_what_the_widget_the_link_and_the_experiment_accept(setting, cap,
                                                                                             monkeypatch):
-    for name in (fair.MAX_HIDDEN_ENV, fair.MAX_STEPS_ENV):
+    for name in (limits.MAX_HIDDEN_ENV, limits.MAX_STEPS_ENV):
         if cap is None:
             monkeypatch.delenv(name, raising=False)
         else:
@@ -168,7 +168,7 @@ def test_a_cap_refuses_in_its_own_words_what_the_widget_the_link_and_the_experim
 
 
 def test_the_cap_shown_under_an_input_is_the_servers(monkeypatch):
-    monkeypatch.setenv(fair.MAX_HIDDEN_ENV, "321")
+    monkeypatch.setenv(limits.MAX_HIDDEN_ENV, "321")
     at = AppTest.from_function(widgets_app, default_timeout=60).run()
     assert "at most 321 neurons" in at.number_input(key="base_hidden1").help
 
@@ -195,7 +195,7 @@ def test_a_set_in_any_order_is_the_same_experiment_link_identity_and_widget_valu
 # --- a run's identity: exactly what it depends on ----------------------------------------------------
 
 def inputs(experiment, kind: str):
-    """What run `kind` is made from, as the pages pass it to lora_core (ui.runs, ui.inside): the dataset and
+    """What run `kind` is made from, as the pages pass it to lora_core (service.runs, ui.inside): the dataset and
     the baseline's config, then the finetune config that the run trains and the study's own knobs."""
     made_from = [experiment.dataset, experiment.baseline]
     if kind == "baseline":

@@ -171,7 +171,9 @@ def test_the_store_refuses_a_record_that_contradicts_its_description(tmp_path, b
         "no step, as its own run": works.baseline_record(
             lc.BaselineRun(zero.config, zero.model, [], zero.evaluation, 0)),
         "finetune": finetune,
-        "study": {"rows": [], "stopped": True},
+        "inspection": lc.Inspection(stopped.config, {}, [], [], None, stopped=False, finetune=finetune),
+        "comparison": lc.Comparison([], stopped=True),
+        "study": lc.GalleryStudy(stopped.config, [], stopped=True),
     }
     for name, record in refused.items():
         with pytest.raises(ValueError, match="not stored"):
@@ -186,6 +188,21 @@ def test_a_contradicting_file_already_on_disk_is_never_served(tmp_path, data):
     RunStore(tmp_path).put("poisoned", works.baseline_record(stopped_baseline(data, 0)))
     checked = RunStore(tmp_path, problem=works.record_problem)
     assert checked.get("poisoned") is None and checked.damaged == {"poisoned"}
+
+
+def test_a_typed_run_is_read_back_whole_and_the_operator_reads_its_kind_from_its_header(tmp_path, base, data):
+    store = RunStore(tmp_path, problem=works.record_problem)
+    config = lc.FinetuneConfig(steps=5, rank=2)
+    adapters = studies.train_frontier_adapters(base.model, data, config, (1, 2))
+    points = {0.5: studies.frontier(base.model, data, adapters, config.digits, 0.5)}
+    store.put("frontier", lc.FrontierStudy(config, adapters, points, stopped=False))
+    store.put("comparison", lc.Comparison([], stopped=False))
+    assert store.summary("comparison") == "Comparison: rows, stopped"
+    assert store.summary("frontier").startswith("FrontierStudy: FinetuneConfig(rank=2, alpha=1.0, ")
+    back = RunStore(tmp_path).get("frontier")  # read from disk: the same type, the same numbers
+    assert isinstance(back, lc.FrontierStudy) and back.points == points and back.config == config
+    assert all(torch.equal(a, b) for rank in adapters for name in adapters[rank].weights
+               for a, b in zip(back.adapters[rank].weights[name], adapters[rank].weights[name], strict=True))
 
 
 def test_a_stored_run_can_be_deleted_from_memory_and_disk(tmp_path):

@@ -9,7 +9,8 @@ from safetensors.torch import load, save
 import lora_core as lc
 from lora_core.adapters import adapter_bytes
 from lora_core.checkpoints import safetensors_metadata
-from ui import runs, uploads
+from service import runs
+from ui import uploads
 
 SETTINGS = {"base_hidden1": 32, "base_hidden2": 16, "base_max_steps": 40, "lora_steps": 20}
 

@@ -8,8 +8,10 @@ import streamlit as st
 
 import lora_core as lc
 from lora_core import presets, works
+from service import runs
 from service.kinds import Kind
-from ui import experiment, jobs, runs
+from service.runs import Run
+from ui import experiment, progress, run_controls
 from ui.context import Context
 
 
@@ -36,27 +38,28 @@ def _keep_stopped(ctx: Context, run: lc.BaselineRun) -> None:
     before its first step is nothing (its limit, 0, would read as "no limit": the whole run's settings)."""
     steps = len(run.losses)
     if steps == 0:
-        runs.say_next_pass("baseline", "Stopped before the first step: nothing was trained or kept.")
+        run_controls.say_next_pass("baseline", "Stopped before the first step: nothing was trained or kept.")
         return
     exp = presets.with_values(experiment.current(), {("baseline", "max_steps"): steps})
     whole = lc.BaselineRun(exp.baseline, run.model, run.losses, run.evaluation, steps)
     # a disk that cannot be written keeps it in memory
     runs.store().put(run_key(ctx, exp), works.baseline_record(whole), whole)
     experiment.set_later("base_max_steps", steps)
-    runs.say_next_pass("baseline", f"Stopped after {steps:,} of {run.total_steps:,} steps. This partly trained "
-                                   f"baseline is a run of its own: its step limit is now {steps:,}, so these "
-                                   "settings — and a link to them — describe exactly it.")
+    run_controls.say_next_pass("baseline", f"Stopped after {steps:,} of {run.total_steps:,} steps. This partly "
+                               f"trained baseline is a run of its own: its step limit is now {steps:,}, so these "
+                               "settings — and a link to them — describe exactly it.")
 
 
 def controls(ctx: Context, label: str, help: str) -> lc.BaselineRun | None:
     """Train and Stop for the experiment's baseline; the baseline when it exists."""
     exp = experiment.current()
-    found = runs.controls(
-        Kind.BASELINE, run_key(ctx, exp), label,
-        start_work=works.baseline_work(ctx.data, exp.baseline),  # in this process, or on a cluster
-        keep=keep, revive=revive(ctx), what="Training the baseline", help=help, follow=jobs.follow,
-        stop_label="Stop training", buttons=("base_train", "base_stop"),
-        cost=(exp.total_steps("baseline", len(ctx.data.train_y)), (exp.baseline.hidden1, exp.baseline.hidden2)))
+    run = Run(run_key(ctx, exp), Kind.BASELINE,
+              work=works.baseline_work(ctx.data, exp.baseline),  # in this process, or on a cluster
+              keep=keep, steps=exp.total_steps("baseline", len(ctx.data.train_y)),
+              hidden=(exp.baseline.hidden1, exp.baseline.hidden2), revive=revive(ctx),
+              load=exp.total_work("baseline", len(ctx.data.train_y)))
+    found = run_controls.controls(run, label, what="Training the baseline", help=help, follow=progress.follow,
+                                  stop_label="Stop training", buttons=("base_train", "base_stop"))
     if found is not None and not found.complete:  # stopped just now: store it as its own run, then show it
         _keep_stopped(ctx, found)
         st.session_state.baseline_partial = None
@@ -78,7 +81,7 @@ def require(ctx: Context) -> dict:
     stop the page."""
     exp = experiment.current()
     key = run_key(ctx, exp)
-    found = runs.find(key, revive(ctx), share=True)
+    found = runs.find(key, revive(ctx))
     if found is not None:
         return {"run": found, "key": key}
     st.info(f"LoRA adapts a trained network, and the baseline these settings describe ({describe(exp.baseline)}, "

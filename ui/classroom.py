@@ -2,7 +2,7 @@
 key or the student's token stays in this session only), the questions the current experiment offers with
 answers computed from its stored runs, and a student's finished finetunes put on the board.
 
-Uses of other ui modules, kept few: server.cache_dir (where SQLite lives), runs.store / runs.key (finished
+Uses of other ui modules, kept few: server.cache_dir (where SQLite lives), service.runs store / key (finished
 runs by key), baseline.run_key / baseline.revive (the class's baseline), experiment.current, share_link.link.
 """
 import io
@@ -16,7 +16,8 @@ import lora_core as lc
 from classroom import browsers, computed
 from lora_core import presets as core_presets
 from lora_core import settings as lc_settings
-from ui import experiment, runs, server, share_link
+from service import runs
+from ui import experiment, server, share_link
 from ui.plain import plain
 
 TEACHER, STUDENT, POSTED = "class_teacher", "class_student", "class_posted"
@@ -165,7 +166,7 @@ def computed_answer(question: cr.Question, ctx):
         return computed.rank_parameters(question, exp.finetune.targets)
     if question.kind == "least_forgetting":
         found = store.get(runs.key(exp, "compare", ctx.device))
-        return None if found is None else computed.least_forgetting(question, found["rows"])
+        return computed.least_forgetting(question, found.rows) if isinstance(found, lc.Comparison) else None
     record = store.get(runs.key(exp, "finetune", ctx.device))
     if record is None:
         return None

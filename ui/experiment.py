@@ -12,12 +12,13 @@ import streamlit as st
 from lora_core import presets as core
 from lora_core import settings
 from lora_core.experiment import Experiment
-from ui import fair, share_link, uploads
+from service import limits
+from ui import share_link, uploads
 
 # URL field → the session_state key of the widget that shows it (lora_core.settings)
 KEYS = {s.url: s.key for s in settings.SETTINGS}
 # the server limit a setting names (lora_core.settings.Setting.cap): its value, and what it means
-CAPS = {"max_hidden": fair.max_hidden, "max_steps": fair.max_steps}
+CAPS = {"max_hidden": limits.max_hidden, "max_steps": limits.max_steps}
 CAP_NOTES = {"max_hidden": "This server trains hidden layers of at most {:,} neurons.",
              "max_steps": "This server runs at most {:,} training steps in one training, every run of a study "
                           "counted."}

@@ -4,8 +4,10 @@ import streamlit as st
 
 import lora_core as lc
 from lora_core import works
+from service import runs
 from service.kinds import Kind
-from ui import adapters, classroom, experiment, jobs, runs
+from service.runs import Run
+from ui import adapters, classroom, experiment, progress, run_controls
 
 
 def revive(base: lc.BaselineRun):
@@ -21,15 +23,17 @@ def keep(record: dict):
 def train_controls(ctx, held: dict, config: lc.FinetuneConfig) -> None:
     """Train LoRA and Stop; the finetune these settings describe becomes the current adapter when it is new
     here — trained just now, stored by someone earlier, or opened from a link."""
-    key = runs.key(experiment.current(), Kind.FINETUNE, ctx.device)
-    record = runs.controls(
-        Kind.FINETUNE, key, "Train LoRA", start_work=works.finetune_work(held["run"], ctx.data, config), keep=keep,
-        what="Training the adapter", follow=jobs.follow, stop_label="Stop training",
-        buttons=("lora_train", "lora_stop"), cost=(config.steps, ()),
+    exp = experiment.current()
+    run = Run(runs.key(exp, Kind.FINETUNE, ctx.device), Kind.FINETUNE,
+              work=works.finetune_work(held["run"], ctx.data, config), keep=keep, steps=config.steps,
+              load=exp.total_work("finetune", len(ctx.data.train_y)))
+    record = run_controls.controls(
+        run, "Train LoRA", what="Training the adapter", follow=progress.follow, stop_label="Stop training",
+        buttons=("lora_train", "lora_stop"),
         help="Copy the baseline, attach the adapter, and train A and B on the chosen classes.")
     shown = st.session_state.setdefault("lora_shown", set())
-    if record is not None and key not in shown:
-        shown.add(key)  # made current once: an upload made later stays current
+    if record is not None and run.key not in shown:
+        shown.add(run.key)  # made current once: an upload made later stays current
         finetune = revive(held["run"])(record)
         entry = adapters.from_training(finetune, held["key"], ctx.data.classes)
         adapters.make_current(entry, lc.adapter_of(finetune.run.model))

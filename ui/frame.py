@@ -34,4 +34,4 @@ def navigation():
         st.Page("pages/frontier.py", title="Learn/forget frontier", icon=":material/balance:"),
         st.Page("pages/combine.py", title="Combine adapters", icon=":material/merge:"),
         st.Page("pages/class.py", title="Class", icon=":material/groups:"),
-    ] + extra)
+    ] + extra, expanded=True)  # every page listed: none behind a "View more"

@@ -1,10 +1,10 @@
 """The "Inside the update" pages' shared parts: their widget defaults, the run settings they start from,
 their background jobs, and core results reshaped into rows for tables and charts.
 
-Every number comes from lora_core (anatomy, studies, runs); nothing here computes on tensors.
+Every number comes from lora_core (anatomy, studies, finetuning); nothing here computes on tensors.
 """
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 import streamlit as st
@@ -12,10 +12,13 @@ import streamlit as st
 import lora_core as lc
 from lora_core import anatomy, parallel, studies, works
 from lora_core.checkpoints import digest
+from lora_core.results import expecting
 from lora_core.settings import STRENGTHS
+from service import jobs, runs
 from service.kinds import Kind
+from service.runs import Run
 from ui import adapters as ui_adapters
-from ui import experiment, finetunes, jobs, runs, tables
+from ui import experiment, finetunes, progress, run_controls, tables
 
 # The widgets of these pages that only choose what to look at (the study settings are the experiment's:
 # ui.experiment), stored with the app's other defaults (ui/state.py) so that leaving a page keeps them.
@@ -70,9 +73,15 @@ def _known_spectrum(weight):
 
 def inspection(model) -> dict:
     """What the inspector shows about a LoRA model: per-layer views and, for linear1, A's rows as images."""
-    views = anatomy.inspect_layers(model, anatomy.weight_spectra(model, _known_spectrum))
-    patterns = anatomy.input_patterns(model) if "linear1" in lc.lora_layers(model) else None
-    return {"views": views, "patterns": patterns}
+    return {"views": _views(model), "patterns": _patterns(model)}
+
+
+def _views(model) -> list:
+    return anatomy.inspect_layers(model, anatomy.weight_spectra(model, _known_spectrum))
+
+
+def _patterns(model):
+    return anatomy.input_patterns(model) if "linear1" in lc.lora_layers(model) else None
 
 
 def delta_spectra(model) -> dict[str, list[float]]:
@@ -93,7 +102,7 @@ def _inspect(base: lc.BaselineRun, base_key: str, data: lc.Dataset, config: lc.F
     `finetune_lora(on_start=…)` hands over the adapted model before the first step; every step adds each
     layer's ‖ΔW‖_F, every `every` steps a snapshot of ΔW's r singular values (from the factors: cheap, so
     optional and sparse; at step 0 they are all zero, B being zero)."""
-    def work(job: jobs.Job) -> dict:
+    def work(job: jobs.Job) -> lc.Inspection:
         live = job.live = LiveInspection()
         adapted = []
 
@@ -111,79 +120,74 @@ def _inspect(base: lc.BaselineRun, base_key: str, data: lc.Dataset, config: lc.F
         run = lc.finetune_lora(base.model, data, config, on_step=on_step, should_stop=job.should_stop,
                                on_start=on_start, evaluated=False)  # the inspector shows no accuracy
         job.label = "computing the SVDs of W and ΔW"
-        return {"run": run, "norms": live.norms, "snapshots": live.snapshots, "config": config,
-                "stopped": len(run.losses) < config.steps, **inspection(run.model)}
+        return lc.Inspection(config, live.norms, live.snapshots, _views(run.model), _patterns(run.model),
+                             len(run.losses) < config.steps, run=run)
     return work
 
 
 def _oracle(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks, full_lr: float):
-    """studies.rank_oracle (full finetuning at its own learning rate), reshaped into plain lists for the page."""
-    def work(job: jobs.Job) -> dict:
+    """studies.rank_oracle, full finetuning at its own learning rate."""
+    def work(job: jobs.Job) -> lc.OracleStudy:
         found = studies.rank_oracle(base.model, data, config, ranks, on_progress=job.on_progress,
                                     should_stop=job.should_stop, full_lr=full_lr, workers=job.cores)
-        if found is None:
-            return {"stopped": True, "ranks": [], "config": config, "full_lr": full_lr}
-        layers = {name: {"singular_values": layer.singular_values.tolist(), "energy": layer.energy.tolist(),
-                         "effective_rank": layer.effective_rank, "out_features": layer.out_features}
-                  for name, layer in found.layers.items()}
-        similarity = {(name, rank): {"angles_deg": s["angles_deg"].tolist(), "similarity": s["similarity"]}
-                      for name, layer in found.layers.items() for rank, s in layer.similarity.items()}
-        return {"layers": layers, "similarity": similarity, "ranks": list(found.ranks), "config": config,
-                "full_evaluation": found.full_evaluation, "full_losses": found.full_losses, "full_lr": full_lr,
-                "stopped": len(found.ranks) < len(set(ranks))}
+        stopped = found is None or len(found.ranks) < len(set(ranks))
+        return lc.OracleStudy(config, full_lr, found, stopped)
     return work
 
 
 def _gallery(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig):
-    def work(job: jobs.Job) -> dict:
+    def work(job: jobs.Job) -> lc.GalleryStudy:
         curves = studies.init_gallery(base.model, data, config, on_progress=job.on_progress,
                                       should_stop=job.should_stop, workers=job.cores)
-        return {"curves": curves, "config": config, "stopped": len(curves) < len(lc.lora.INITS)}
+        return lc.GalleryStudy(config, curves, len(curves) < len(lc.lora.INITS))
     return work
 
 
 def _scaling(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks):
-    def work(job: jobs.Job) -> dict:
+    def work(job: jobs.Job) -> lc.ScalingStudy:
         rows = studies.scaling_sweep(base.model, data, config, ranks, on_progress=job.on_progress,
                                      should_stop=job.should_stop, workers=job.cores)
-        return {"rows": rows, "config": config, "stopped": len(rows) < 2 * len(set(ranks))}
+        return lc.ScalingStudy(config, rows, len(rows) < 2 * len(set(ranks)))
     return work
 
 
 def _frontier(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig, ranks):
     """One adapter per rank; then the frontier at a few strengths, so that each rank's path shows at once."""
-    def work(job: jobs.Job) -> dict:
+    def work(job: jobs.Job) -> lc.FrontierStudy:
         adapters = studies.train_frontier_adapters(base.model, data, config, ranks, on_progress=job.on_progress,
                                                    should_stop=job.should_stop, workers=job.cores)
-        points, focus = {}, [1.0]  # focus: the strength a page asked for last (the fill starts around it)
+        points = {}
         for strength in PATH_STRENGTHS:
             job.label = f"evaluating every adapter at strength {strength:g}"
             points[strength] = studies.frontier(base.model, data, adapters, config.digits, strength, base.evaluation)
-        jobs.in_background(_fill_strengths, points, focus, base, data, adapters, config.digits)
-        return {"adapters": adapters, "points": points, "focus": focus, "config": config,
-                "stopped": len(adapters) < len(set(ranks))}
+        study = lc.FrontierStudy(config, adapters, points, len(adapters) < len(set(ranks)))
+        jobs.in_background(_fill_strengths, points, study.focus, base, data, adapters, config.digits)
+        return study
     return work
 
 
-def _keep(result: dict):
-    if result.get("stopped"):
+STUDIES = lc.OracleStudy | lc.GalleryStudy | lc.ScalingStudy | lc.FrontierStudy
+RESULT_OF = {Kind.INSPECT: lc.Inspection, Kind.ORACLE: lc.OracleStudy, Kind.INITS: lc.GalleryStudy,
+             Kind.SCALING: lc.ScalingStudy, Kind.FRONTIER: lc.FrontierStudy}
+
+
+def _keep(result: STUDIES):
+    if result.stopped:
         return None
-    if "points" in result:  # the frontier's strengths are still being filled in: store those there are now
-        stored = {k: v for k, v in result.items() if k != "focus"}  # the fill's focus is this server's moment
-        return dict(stored, points=dict(result["points"])), result  # (a dict copy is atomic under the GIL)
+    if isinstance(result, lc.FrontierStudy):  # its strengths are still being filled in: store those there are now
+        return replace(result, points=dict(result.points)), result  # (a dict copy is atomic under the GIL)
     return result, result
 
 
-def _keep_inspection(result: dict):
-    if result.get("stopped"):
+def _keep_inspection(result: lc.Inspection):
+    if result.stopped:
         return None
-    stored = {k: v for k, v in result.items() if k != "run"}
-    return dict(stored, finetune=works.finetune_record(works.CheckedFinetune(result["run"], None))), None
+    return replace(result, run=None, finetune=works.finetune_record(works.CheckedFinetune(result.run, None))), None
 
 
 def _revive_inspection(base: lc.BaselineRun):
-    def build(stored: dict) -> dict:
-        return dict(stored, run=finetunes.revive(base)(stored["finetune"]).run)
+    def build(stored: lc.Inspection) -> lc.Inspection:
+        return replace(stored, run=finetunes.revive(base)(stored.finetune).run)
     return build
 
 
@@ -207,17 +211,18 @@ def run(kind: Kind, held: dict, ctx, config: lc.FinetuneConfig, label: str, what
     work = work_for(kind, held, ctx.data, config, exp)
     inspecting = kind is Kind.INSPECT
     key = runs.key(exp, kind, ctx.device)
-    result = runs.controls(kind, key, label, work,
-                           keep=_keep_inspection if inspecting else _keep,
-                           what=what, help=help, follow=lambda job, text: follow(job, text, draw),
-                           cost=(exp.total_steps(kind, len(ctx.data.train_y)), ()))
-    if inspecting and result is not None and "finetune" in result:  # stored: once per session onto a copy
+    run = Run(key, kind, work=work, keep=_keep_inspection if inspecting else _keep,
+              steps=exp.total_steps(kind, len(ctx.data.train_y)), revive=expecting(RESULT_OF[kind]),
+              load=exp.total_work(kind, len(ctx.data.train_y)))
+    result = run_controls.controls(run, label, what=what, help=help,
+                                   follow=lambda job, text: follow(job, text, draw))
+    if inspecting and result is not None and result.run is None:  # stored: revived once per session onto a copy
         held_key, revived = st.session_state.get("insp_revived", (None, None))
         if held_key != key:
             revived = _revive_inspection(base)(result)
             st.session_state.insp_revived = (key, revived)
         result = revived
-    if result is not None and result.get("stopped"):
+    if result is not None and result.stopped:
         st.info("Stopped: only the runs that finished are shown." if not inspecting else
                 "Stopped: this is the partly trained adapter.")
     return result
@@ -283,7 +288,7 @@ def follow(job: jobs.Job, what: str, draw=None) -> None:
                 draw(job, tick)  # element keys must differ on every redraw within one run
         if finished:
             break
-        job.wait(jobs.POLL_S * 2)  # returns at once when the job ends
+        job.wait(progress.POLL_S * 2)  # returns at once when the job ends
     bar.empty()
     live.empty()
 
@@ -297,10 +302,11 @@ def subjects(held: dict, classes) -> dict[str, dict]:
     found = {}
     own = held.get("inspected")
     if own is not None:
-        run = own["run"]
+        run = own.run
         stopped = len(run.losses) < run.config.steps
         found["trained here"] = {
-            **own, "model": run.model, "caption": f"{describe(run.config, classes)}; {len(run.losses):,} steps.",
+            "norms": own.norms, "snapshots": own.snapshots, "views": own.views, "patterns": own.patterns,
+            "model": run.model, "caption": f"{describe(run.config, classes)}; {len(run.losses):,} steps.",
             "warning": (f"Stopped after {len(run.losses):,} of {run.config.steps:,} steps: this is the partly "
                         "trained adapter.") if stopped else None}
     page = ui_adapters.current(held["key"])
@@ -321,15 +327,15 @@ def layer_frame(views, norms: dict[str, float]) -> pd.DataFrame:
     } for v in views])
 
 
-def oracle_frame(result: dict, layer: str) -> pd.DataFrame:
-    energy, d = result["layers"][layer]["energy"], result["layers"][layer]["out_features"]
+def oracle_frame(result: lc.OracleStudy, layer: str) -> pd.DataFrame:
+    found = result.oracle.layers[layer]
     rows = []
-    for rank in result["ranks"]:
-        found = result["similarity"][(layer, rank)]
-        rows.append({"rank r": rank, "energy of the full ΔW in its top r": energy[rank - 1],
-                     "subspace similarity": found["similarity"],
-                     "chance level r/d": anatomy.chance_similarity(rank, d),
-                     "smallest angle (°)": min(found["angles_deg"]), "largest angle (°)": max(found["angles_deg"])})
+    for rank in result.ranks:
+        angles = found.similarity[rank]["angles_deg"]
+        rows.append({"rank r": rank, "energy of the full ΔW in its top r": float(found.energy[rank - 1]),
+                     "subspace similarity": found.similarity[rank]["similarity"],
+                     "chance level r/d": anatomy.chance_similarity(rank, found.out_features),
+                     "smallest angle (°)": float(angles.min()), "largest angle (°)": float(angles.max())})
     return pd.DataFrame(rows)
 
 
@@ -353,14 +359,13 @@ def strengths() -> list[float]:
     return list(STRENGTHS)  # the frontier's slider: every value its setting accepts
 
 
-def frontier_points(result: dict, base: lc.BaselineRun, data: lc.Dataset, digits, strength: float):
+def frontier_points(result: lc.FrontierStudy, base: lc.BaselineRun, data: lc.Dataset, digits, strength: float):
     """The frontier at one strength: computed once (a merge and a test pass per rank), then cached."""
-    points = result["points"]
-    if "focus" in result:
-        result["focus"][0] = strength
+    points = result.points
+    result.focus[0] = strength
     if strength not in points:
         with parallel.foreground():  # the fill waits between this value's adapters too
-            points[strength] = studies.frontier(base.model, data, result["adapters"], digits, strength,
+            points[strength] = studies.frontier(base.model, data, result.adapters, digits, strength,
                                                 base.evaluation)
     return points[strength]
 
@@ -369,3 +374,23 @@ def baseline_point(base: lc.BaselineRun, digits) -> tuple[int, int]:
     """(errors on the other classes, errors on the finetuned classes) of the baseline."""
     target = tables.wrong_on(base.evaluation, digits)
     return base.evaluation.wrong - target, target
+
+
+ESTIMATE_IMAGES = 1_000  # a strength nobody computed yet is shown first on this many test images
+
+
+def known_points(result: lc.FrontierStudy, strength: float):
+    """The frontier at `strength` when it is computed already (by a page or the background fill), else None."""
+    return result.points.get(strength)
+
+
+def estimated_points(result: lc.FrontierStudy, base: lc.BaselineRun, data: lc.Dataset, digits, strength: float):
+    """(points, baseline point) at `strength` on the first ESTIMATE_IMAGES test images only: exact counts on
+    that subset, a tenth of the full pass's time, shown until the full frontier_points replaces them."""
+    subset = lc.Dataset(data.name, data.train_x, data.train_y, data.test_x[:ESTIMATE_IMAGES],
+                        data.test_y[:ESTIMATE_IMAGES], data.classes, data.source)
+    with parallel.foreground():
+        points = studies.frontier(base.model, subset, result.adapters, digits, strength)
+        base_eval = lc.evaluate(base.model, subset.test_x, subset.test_y)
+    target = tables.wrong_on(base_eval, digits)
+    return points, (base_eval.wrong - target, target)

@@ -13,7 +13,8 @@ import time
 
 import streamlit as st
 
-from ui import jobs, runs
+from service import jobs, runs
+from service.environment import log
 
 TOKEN_ENV = "LORA_LAB_OPERATOR_TOKEN"
 QUERY_KEY = "operator"  # an old link's ?operator=…: taken out of the address and never checked
@@ -42,14 +43,14 @@ def sign_in(given: str, now: float | None = None) -> str | None:
         _wrong[:] = [t for t in _wrong if now - t < WINDOW_S]
         if len(_wrong) >= MAX_WRONG:
             wait = WINDOW_S - (now - _wrong[0])
-            runs.server.log.warning("LoRA Lab operator: sign-in refused, %d wrong tries in %.0f s", len(_wrong),
+            log.warning("LoRA Lab operator: sign-in refused, %d wrong tries in %.0f s", len(_wrong),
                                     WINDOW_S)
             return f"Too many wrong tries on this server: try again in {wait:.0f} s."
         if enabled() and hmac.compare_digest(given.encode(), os.environ[TOKEN_ENV].encode()):
             st.session_state[STATE_KEY] = True
             return None
         _wrong.append(now)
-        runs.server.log.warning("LoRA Lab operator: wrong token tried (%d in the last %.0f s)", len(_wrong),
+        log.warning("LoRA Lab operator: wrong token tried (%d in the last %.0f s)", len(_wrong),
                                 WINDOW_S)
     return "That is not the operator's token."
 
@@ -95,5 +96,5 @@ def stored(limit: int = 500) -> list[dict]:
 def delete(key: str) -> bool:
     """Delete the stored run `key` from memory and disk; whether it was on disk."""
     deleted = runs.store().delete(key)
-    runs.server.log.warning("LoRA Lab operator: stored run %s deleted", key[:12])
+    log.warning("LoRA Lab operator: stored run %s deleted", key[:12])
     return deleted

@@ -18,11 +18,9 @@ import ctypes
 import dataclasses
 import gc
 import hashlib
-import os
 import threading
 import time
 import weakref
-from pathlib import Path
 
 import streamlit as st
 import torch
@@ -31,50 +29,20 @@ from torch import nn
 
 from lora_core import run_claims
 from lora_core.checkpoints import tidy
-from lora_core.slots import default_limit, threads_per_run
+from service import jobs
+from service.environment import cache_dir, cache_limit_bytes, max_trainings, runs_dir, threads_each
 from service.environment import number as env_number
 from ui import streamlit_private
 
 log = get_logger("lora_lab")
 
 
-MAX_TRAININGS_ENV = "LORA_LAB_MAX_TRAININGS"  # trainings at once on this server (default: one per core)
-CACHE_ENV = "LORA_LAB_CACHE"  # where baseline checkpoints are kept between server restarts
-CACHE_MB_ENV = "LORA_LAB_CACHE_MB"  # their folder's size limit; the least recently used go first
-DEFAULT_CACHE_MB = 1024  # a dozen of the widest baselines (80 MB each), hundreds of default ones (11 MB)
 IDLE_ENV = "LORA_LAB_IDLE_MINUTES"  # an open tab unused this long gives its models back (default 60)
-DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "artifacts" / "checkpoints"
 DEFAULT_IDLE_MINUTES = 60
 SWEEP_S = env_number("LORA_LAB_SWEEP_S", 15.0, float, low=0.1)  # short in tests that close a tab
 CLOSED_GRACE_S = env_number("LORA_LAB_CLOSED_GRACE_S", 30.0, float, low=0)  # a reload reconnects sooner
 NOTE_KEY = "server_note"  # a message for the session's next run (app.py shows it)
 ANCHOR_KEY = "server_anchor"
-
-
-def max_trainings() -> int:
-    return env_number(MAX_TRAININGS_ENV, default_limit())
-
-
-TORCH_DEFAULT_THREADS = torch.get_num_threads()
-
-
-def threads_each(limit: int) -> int:
-    """Torch threads for each of `limit` concurrent trainings: together they use the cores, not more (and
-    never more than torch would use alone)."""
-    return min(threads_per_run(limit), TORCH_DEFAULT_THREADS)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE)
-
-
-def runs_dir() -> Path:
-    """Where the run store keeps finished runs (ui.runs)."""
-    return cache_dir() / "runs"
-
-
-def cache_limit_bytes() -> float:
-    return env_number(CACHE_MB_ENV, DEFAULT_CACHE_MB, float, low=0) * 2**20  # 0: keep none
 
 
 def idle_s() -> float:
@@ -215,8 +183,8 @@ class Sessions:
         return done
 
     def _end(self, s: Session) -> int:
-        jobs = list(s.jobs)
-        for job in jobs:
+        followed = list(s.jobs)
+        for job in followed:
             job.release(s.id)  # a job this session alone followed stops between two steps
             log.info("LoRA Lab: session %s ended; released %r", s.id[:8], job)
         anchor = s.held_anchor()
@@ -227,7 +195,7 @@ class Sessions:
                 del self._by_id[s.id]
             if s.anchor is not None and s.anchor() is not None:
                 self._ended.append(s.anchor)
-        return len(jobs)
+        return len(followed)
 
     def lingering(self) -> int:
         """Ended sessions whose state Streamlit still holds (it drops them after disconnectedSessionTTL)."""
@@ -242,6 +210,19 @@ CLOSED_NOTE = ("This tab was disconnected for a while, so its training was stopp
                "were cleared. Your settings are kept: train again to see results.")
 
 SESSIONS = Sessions()
+
+
+def owners_of(session_id: str | None) -> tuple:
+    """Whom a training started by `session_id` counts against (service.limits): the session, and its
+    browser when known (browser_id)."""
+    if session_id is None:
+        return ()
+    session = SESSIONS.get(session_id)
+    browser = session.browser if session is not None else None
+    return (("session", session_id),) + ((("browser", browser),) if browser else ())
+
+
+jobs.connect(owners_of, SESSIONS.track)
 SWEEPER_NAME = "lora-lab sweep"
 _setup_lock = threading.Lock()
 _sweeper: threading.Thread | None = None
@@ -254,7 +235,7 @@ def setup() -> None:
         if _sweeper is not None:
             return
         limit = max_trainings()
-        torch.set_num_threads(threads_each(limit))  # for the pages' own work; jobs set theirs (ui.jobs)
+        torch.set_num_threads(threads_each(limit))  # for the pages' own work; jobs set theirs (service.jobs)
         _sweeper = threading.Thread(target=_sweep_forever, name=SWEEPER_NAME, daemon=True)
         _sweeper.start()
         tidied = tidy(runs_dir(), cache_limit_bytes())  # a killed server's half-written files, an overfull cache

@@ -18,7 +18,8 @@ import torch
 import lora_core as lc
 from lora_core.adapters import read_upload
 from lora_core.checkpoints import tidy
-from ui import runs, server
+from service import runs
+from ui import server
 
 UPLOAD_PREFIX = "upload-"
 URL_FIELD = "uploads"  # the address bar's list of this session's uploads

@@ -330,7 +330,7 @@ def _row(method, rank, trainable, evaluation: Evaluation, digits, lr=None) -> Sw
     return SweepRow(method, rank, trainable, target, evaluation.wrong - target, evaluation.accuracy, lr)
 
 
-def compare_ranks(base: nn.Module, data: Dataset, ranks, config: FinetuneConfig, on_progress=None,
+def compare_ranks(base: nn.Module, data: Dataset, ranks, config: FinetuneConfig, on_progress=None,  # noqa: PLR0913
                   should_stop=None, full_lr: float = FULL_FINETUNE_LR, before: Evaluation | None = None,
                   workers: int = 1) -> list[SweepRow]:
     """The same finetune at each rank, then full finetuning of the same steps as a reference: at its own

@@ -1,46 +1,66 @@
-"""Long computations in a background thread, and the server-wide store of trained baselines.
+"""Long computations in a background thread, under the server's training slots.
 
 A click in Streamlit reruns the script, interrupting whatever it was doing. Training therefore runs in
-its own thread, which a rerun does not touch: the script only watches it. Stop sets a flag that the
-core's `should_stop` reads between steps, so the model keeps every whole step it took. A server-wide
-set of training slots keeps a classroom of users from running more trainings at once than there are
-cores (or $LORA_LAB_MAX_TRAININGS); the others wait in a queue whose place the page shows. A training
-over the server's limits, or a second one of the same person, is refused before it starts (ui.fair).
+its own thread, which a rerun does not touch: a page only follows it. Stop sets a flag that the core's
+`should_stop` reads between steps, so the model keeps every whole step it took. A server-wide set of
+training slots keeps a classroom of users from running more trainings at once than there are cores (or
+$LORA_LAB_MAX_TRAININGS); the others wait in a queue whose place the page shows. A training over the
+server's limits, or a second one of the same person, is refused before it starts (service.limits).
 
-A job knows the sessions that follow it: one for a session's own run, several for a shared baseline.
-When the last of them stops following — Stop, or the sweep of ui.server after a tab closed — it stops.
-Finished runs are kept by ui.runs.
+A job knows the sessions that follow it: one for a session's own run, several for a shared one. When the
+last of them stops following (Stop, or the server's sweep after a tab closed) it stops. Who a session is
+(whom its trainings count against, and how the server learns that it follows a job) is told by whoever
+knows the sessions, through `connect` (the app's ui.server); without it a session is only itself.
+Finished runs are kept by service.runs.
 """
 import atexit
 import itertools
+import logging
 import threading
 import time
-
-import streamlit as st
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import lora_core as lc
 from lora_core import executor, parallel
 from lora_core.slots import Busy, Cancelled, TrainingSlots
-from service import executors
+from service import environment, executors, limits
 from service.kinds import Kind
-from ui import charts, fair, server
 
-POLL_S = 0.25  # how often the progress bar is redrawn
-LIVE_CHART_AFTER_S = 1.0  # a run shorter than this (counted from its first step, not its wait in line) shows its
-# progress bar only: drawing a chart would take the cores from the run's own test pass
-LIVE_CHART_EVERY_S = 0.5  # the pause between the live chart's redraws: each builds a plotly figure on the server
-# and makes the browser draw the chart anew, which a class's server pays for every follower
-SLOTS = TrainingSlots(server.max_trainings(), fair.per_person())  # one per server process
-THREADS = server.threads_each(SLOTS.limit)  # cores of each job when all SLOTS.limit slots are taken
+log = logging.getLogger("lora_lab")
+
+SLOTS = TrainingSlots(environment.max_trainings(), limits.per_person())  # one per server process
+THREADS = environment.threads_each(SLOTS.limit)  # cores of each job when all SLOTS.limit slots are taken
 # in this process under SLOTS, a lone job on every core; or, for work that can travel, on the Ray cluster
 # of LORA_LAB_RAY_ADDRESS
-EXECUTOR = executors.from_env(SLOTS, server.threads_each)
+EXECUTOR = executors.from_env(SLOTS, environment.threads_each)
 # A page's own passes (an upload's evaluation, a slider's new value) run in Streamlit's script threads,
 # which set no cores: they get a training's share as if they were one more (every core on an idle server).
-parallel.set_default(lambda: server.threads_each(SLOTS.running() + 1))
+parallel.set_default(lambda: environment.threads_each(SLOTS.running() + 1))
 CLOSING = threading.Event()  # the interpreter is ending: background work stops at its next check
 _numbers = itertools.count(1)  # tells jobs of one kind apart in their names
 _background: set[threading.Thread] = set()  # work done ahead of a request, in daemon threads
+
+
+def _only_the_session(session_id: str | None) -> tuple:
+    return () if session_id is None else (("session", session_id),)
+
+
+@dataclass
+class Sessions:
+    """What the service asks of whoever knows the sessions: `owners_of(session_id)`, whom a training of
+    that session counts against (service.limits); `track(session_id, job)`, told when a session follows a
+    job, so that it can release the job when the session ends."""
+    owners_of: Callable[[str | None], tuple] = _only_the_session
+    track: Callable[[str, object], None] = lambda session_id, job: None
+
+
+SESSIONS = Sessions()
+
+
+def connect(owners_of: Callable[[str | None], tuple], track: Callable[[str, object], None]) -> None:
+    """Tell the service who sessions are (see Sessions); the app's ui.server calls it once."""
+    SESSIONS.owners_of, SESSIONS.track = owners_of, track
 
 
 class Job(executor.Progress):
@@ -48,15 +68,13 @@ class Job(executor.Progress):
     `work(job)`, which reports through on_step/on_progress and obeys should_stop, or a
     lora_core.executor.Work, which may run on a cluster. Its name is its kind and a number.
 
-    Started from a page, the job is followed by that page's session and counts against it (ui.fair);
-    `shared=True` leaves the followers to `watch`, and whom it counts against to `owners`. It stops when
-    every follower has called `release`. A job over a limit never starts: it is done at once, its error
-    a fair.Refused that says why. `settle(job)` runs in the job's thread once it has ended, however it
-    ended, before it counts as done.
+    It counts against `owners` (service.limits; SESSIONS.owners_of gives a session's) and is followed by
+    the sessions that `watch` it. It stops when every follower has called `release`. A job over a limit
+    never starts: it is done at once, its error a limits.Refused that says why. `settle(job)` runs in the
+    job's thread once it has ended, however it ended, before it counts as done.
     """
 
-    def __init__(self, kind: Kind, work, shared: bool = False, owners: tuple = (), steps: int = 0,
-                 hidden: tuple[int, ...] = (), settle=None):
+    def __init__(self, kind: Kind, work, owners: tuple = (), cost: tuple = (0, (), 0), settle=None):
         super().__init__()  # losses, step, total, label, place, cores, Stop
         self.kind = Kind(kind)
         self.name = self.kind.job_name(next(_numbers))
@@ -67,20 +85,18 @@ class Job(executor.Progress):
         self.watchers: set[str] = set()  # the sessions following this job
         self._watchers_lock = threading.Lock()
         self._settle = settle
-        owner = None if shared else server.current_session_id()
-        self.owners = owners if shared else fair.owners(owner)
+        self.owners = owners
+        self.load = cost[2]  # images × weights: what it computes, for the queue's estimates
         self._thread = threading.Thread(target=self._run, args=(work,), name=f"lora-lab {self.name}", daemon=True)
         try:
-            fair.check_cost(steps, hidden)
+            limits.check_cost(*cost)  # (steps, hidden sizes, images × weights)
             SLOTS.admit(self, self.owners)
         except Busy as err:
-            self.error = fair.busy(err.held)
-        except fair.Refused as err:
+            self.error = limits.busy(err.held)
+        except limits.Refused as err:
             self.error = err
         if self.error is not None:
             return  # never started: done, with the reason
-        if owner is not None:
-            self.watch(owner)
         try:
             self._thread.start()
         except BaseException:
@@ -98,6 +114,8 @@ class Job(executor.Progress):
             pass
         except Exception as err:  # shown on the page, never lost in a thread
             self.error = err
+            if not isinstance(err, (lc.TrainingDiverged, executor.TrainingWorkerLost)):
+                log.error("LoRA Lab: %s failed", self.name, exc_info=err)
         finally:
             SLOTS.leave(self)  # its admission too when a cluster ran it, where no slot of ours held it
             if self._settle is not None:
@@ -110,7 +128,7 @@ class Job(executor.Progress):
         """`session_id` follows this job; the server releases it for the session if the session ends."""
         with self._watchers_lock:
             self.watchers.add(session_id)
-        server.SESSIONS.track(session_id, self)
+        SESSIONS.track(session_id, self)
 
     def release(self, session_id: str) -> int:
         """`session_id` stops following; the job stops when nobody follows it. Returns who still does."""
@@ -119,13 +137,13 @@ class Job(executor.Progress):
             if not self.watchers:
                 self.stop()
             else:  # it runs on for the others: no longer this session's training
-                SLOTS.disown(self, fair.owners(session_id))
+                SLOTS.disown(self, SESSIONS.owners_of(session_id))
             return len(self.watchers)
 
     @property
     def refused(self) -> bool:
-        """Never started, being over a limit of this server (ui.fair)."""
-        return isinstance(self.error, fair.Refused)
+        """Never started, being over a limit of this server (service.limits)."""
+        return isinstance(self.error, limits.Refused)
 
     @property
     def done(self) -> bool:
@@ -134,11 +152,6 @@ class Job(executor.Progress):
     def wait(self, timeout: float | None = None) -> None:
         if self._thread.ident is not None:  # a refused job never started
             self._thread.join(timeout)
-
-
-
-HEADER_STOP = ("Streamlit's own Stop (top right) only stops this page from updating: the training goes on. "
-               "Use the Stop button here to end it; click anywhere to see its progress again.")
 
 
 def in_background(target, *args) -> None:
@@ -175,6 +188,26 @@ def waiting(place: int) -> str:
             "run at a time on this server")
 
 
+def seconds_left(job) -> float:
+    """The estimated seconds `job` still needs: its load at the cap's pace (service.limits), less its steps
+    done; a job holding a slot that said no load counts nothing."""
+    estimate = limits.estimated_seconds(getattr(job, "load", 0))
+    return estimate * (1 - job.step / job.total) if job.total and job.step <= job.total else estimate
+
+
+def estimated_start(job) -> float:
+    """Seconds until a queued `job` is estimated to get a slot: what the running jobs and those queued before
+    it still need, shared by the slots."""
+    place, tickets = SLOTS.position(job), SLOTS.tickets()
+    ahead = [t for t in tickets if SLOTS.position(t) == 0 or 0 < SLOTS.position(t) < place]
+    return sum(seconds_left(t) for t in ahead) / max(SLOTS.limit, 1)
+
+
+def _when(seconds: float) -> str:
+    return "any moment now" if seconds < 5 else (f"about {seconds:.0f} s" if seconds < 90
+                                                 else f"about {seconds / 60:.0f} minutes")
+
+
 def status(job: Job, what: str, finishing: str = "evaluating on the test images") -> tuple[float, str]:
     """A progress bar's value and text for `job`; `finishing` is said after its last step, unless the job
     says what it is doing."""
@@ -182,7 +215,8 @@ def status(job: Job, what: str, finishing: str = "evaluating on the test images"
     if job.done:
         return 1.0, f"{what}: done"
     if job.place > 0:
-        return 0.0, f"{what}: {waiting(job.place)}"
+        start = "" if remote() else f"; it should start in {_when(estimated_start(job))} (an estimate)"
+        return 0.0, f"{what}: {waiting(job.place)}{start}"
     if job.stopping:
         return (min(step / total, 1.0) if total else 0.0), f"{what}: stopping after step {step}…"
     if not total:
@@ -193,61 +227,29 @@ def status(job: Job, what: str, finishing: str = "evaluating on the test images"
 
 
 def describe(error: Exception) -> str:
-    """An error of a job, for the page: a diverged loss explains itself, anything else says its type."""
+    """An error of a job, for the page: a diverged loss or a lost worker explains itself; anything else is
+    said in general words (its type, message and traceback are the operator's, in the server's log)."""
     if isinstance(error, (lc.TrainingDiverged, executor.TrainingWorkerLost)):
         return str(error)
-    return f"{type(error).__name__}: {error}"
+    return ("something went wrong on the server (its log has the details). Your settings are kept: train "
+            "again, or change a setting")
 
 
 def failure(what: str, error: Exception) -> str:
     """The page's message for a job that ended with `error`: a refusal says itself, a failure says so."""
-    return str(error) if isinstance(error, fair.Refused) else f"{what} failed: {describe(error)}"
+    return str(error) if isinstance(error, limits.Refused) else f"{what} failed: {describe(error)}"
 
 
-def follow(job: Job, what: str, live_chart: bool = True) -> None:
-    """Show a progress bar (and, once the run has trained for LIVE_CHART_AFTER_S, the loss curve as it grows)
-    until the job ends; then clear them.
-
-    A rerun (a click anywhere) interrupts this loop, not the job: the next run follows it again.
-    """
-    bar, chart, note = st.empty(), st.empty(), st.empty()
-    note.caption(HEADER_STOP)
-    drawn, shown, training_since, charted = -1, None, None, 0.0
-    while True:
-        finished = job.done  # read first, so that the last drawing has every step
-        step, total = job.step, job.total
-        value, text = status(job, what)
-        if (step, total, text) != shown:  # a queue of waiting sessions sends nothing while nothing moves
-            shown = (step, total, text)
-            bar.progress(value, text=text)
-        now = time.monotonic()
-        if training_since is None and job.losses:
-            training_since = now
-        if (live_chart and training_since is not None and len(job.losses) != drawn
-                and now - training_since >= LIVE_CHART_AFTER_S and now - charted >= LIVE_CHART_EVERY_S):
-            drawn = len(job.losses)
-            with chart.container():
-                charts.show(charts.loss_curve(job.losses[:drawn], f"Training loss (live, {drawn:,} steps)"),
-                            key=f"live-{job.name}-{drawn}")
-            charted = time.monotonic()  # the pause runs from the end of this drawing
-        if finished:
-            break
-        job.wait(POLL_S)  # returns at once when the job ends: its result is drawn without a poll's delay
-    bar.empty()
-    chart.empty()
-    note.empty()
-
-
-# --- this user's experiments -----------------------------------------------------------------------
+# --- work that pages start --------------------------------------------------------------------------
 
 def compare(base: lc.BaselineRun, data: lc.Dataset, ranks, config: lc.FinetuneConfig, full_lr: float):
     """The work of a rank comparison job; after a Stop it returns only the runs that finished."""
-    def work(job: Job) -> dict:
+    def work(job: Job) -> lc.Comparison:
         def on_progress(done: int, total: int, label: str) -> None:
             job.on_progress(done, total, "full finetuning, the reference" if label == "full" else label)
 
         rows = lc.compare_ranks(base.model, data, ranks, config, on_progress=on_progress,
                                 should_stop=job.should_stop, full_lr=full_lr, before=base.evaluation,
                                 workers=job.cores)
-        return {"rows": rows, "stopped": job.stopping}
+        return lc.Comparison(rows, job.stopping)
     return work
