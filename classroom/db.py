@@ -74,6 +74,15 @@ board_entries = sa.Table(
     sa.Index("board_by_class", "class_id", "time"),
 )
 
+# the browser a teacher runs a class in, so that a reload (a new Streamlit session) finds the class again
+teacher_browsers = sa.Table(
+    "teacher_browsers", metadata,
+    sa.Column("lookup", sa.String(64), primary_key=True),  # a hash of the browser's name, never the name
+    sa.Column("class_id", sa.Integer, sa.ForeignKey("classes.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("sealed_key", sa.String(128), nullable=False),  # the teacher key, sealed with the browser's name
+    sa.Column("time", sa.Float, nullable=False),
+)
+
 
 def database_url(cache_folder: Path) -> str:
     """The server named by LORA_LAB_DATABASE_URL, else a SQLite file in `cache_folder`."""

@@ -2,6 +2,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import classroom as cr
+from lora_core import settings as lc_settings
 from ui import classroom as uc
 from ui import context
 from ui.plain import for_chart, plain
@@ -30,6 +31,9 @@ if uc.role() is None:
 role, code = uc.role()
 info = cr.find_class(db, code)
 teacher = role == "teacher"
+# the teacher's board shows a finished run within 2 s (the refresh, plus its drawing); a student's page only
+# posts their runs and follows the question, and there are many students
+TEACHER_REFRESH_S, STUDENT_REFRESH_S = 1, 2
 
 
 def draw_board() -> None:
@@ -44,9 +48,11 @@ def draw_board() -> None:
              "wrong on the others": r.entry.other_wrong, "trainable": r.entry.trainable} for r in runs]
     figure = go.Figure(go.Scatter(  # graph_objects: a tenth of plotly.express's server time per refresh
         x=[r.entry.target_wrong for r in runs], y=[r.entry.other_wrong for r in runs], mode="markers",
+        marker={"size": 12},  # seen from the back of a classroom
         text=[for_chart(", ".join(r.nicknames)) for r in runs], customdata=[for_chart(r.entry.changes) for r in runs],
         hovertemplate="%{text}<br>%{customdata}<extra></extra>"))
-    figure.update_layout(xaxis_title="still wrong on the finetuned digits", yaxis_title="wrong on the other digits")
+    figure.update_layout(title="Learned against forgotten: one point per run",
+                         xaxis_title="still wrong on the finetuned digits", yaxis_title="wrong on the other digits")
     st.plotly_chart(figure, key="class_scatter")
     st.caption("One point per run: left is learned, low is kept. " + plain(
         "; ".join(f"{row['students']}: {row['wrong on finetuned digits']} and {row['wrong on the others']}"
@@ -69,9 +75,32 @@ def draw_question(asked: cr.Asked) -> None:
     if seen.answer is not None:
         answer = seen.answer if question.answer_type == "number" else " or ".join(seen.answer)
         st.success(f"Measured: {answer}")
+        if question.kind in cr.PER_STUDENT:
+            draw_predictions(asked)
 
 
-@st.fragment(run_every=2)
+def draw_predictions(asked: cr.Asked) -> None:
+    """Each student's prediction against what their own run measured: on the diagonal, they were right."""
+    points = uc.prediction_points(code, asked)
+    if not points:
+        st.caption("Prediction against result: no student who answered has a run of this digit on the board yet.")
+        return
+    x, y = [p.predicted for p, _, _ in points], [result for _, _, result in points]
+    top = max(x + y) or 1
+    figure = go.Figure([
+        go.Scatter(x=[0, top], y=[0, top], mode="lines", line={"dash": "dot", "color": "grey"}, hoverinfo="skip",
+                   name="prediction = result"),
+        go.Scatter(x=x, y=y, mode="markers", marker={"size": 12}, name="a student",
+                   text=[for_chart(p.nickname) for p, _, _ in points], customdata=[p.confidence for p, _, _ in points],
+                   hovertemplate="%{text}: predicted %{x}, measured %{y} (sure: %{customdata}/5)<extra></extra>")])
+    figure.update_layout(title="Prediction against result: one point per student", xaxis_title="predicted",
+                         yaxis_title="measured in their own run", height=380, showlegend=False)
+    st.plotly_chart(figure, key="class_predictions")
+    st.caption("On the dotted line, the prediction was right. " + plain(
+        "; ".join(f"{p.nickname} predicted {p.predicted:g}, measured {result}" for p, _, result in points[:30])))
+
+
+@st.fragment(run_every=TEACHER_REFRESH_S if teacher else STUDENT_REFRESH_S)
 def live() -> None:
     current = cr.asked_questions(db, code)
     if current:
@@ -117,12 +146,24 @@ if teacher:
     shown = settings[0].toggle("Students see the board", value=info.settings["board_for_students"])
     if shown != info.settings["board_for_students"]:
         uc.attempt(cr.set_settings, db, code, uc.teacher_key(), info.settings["locked"], info.settings["hidden"], shown)
+    with st.expander("Lock or hide settings for the students"):
+        st.caption("A locked setting is shown to every student of the class but cannot be changed; a hidden one "
+                   "is not drawn. Both take the values your own pages hold now.")
+        names = list(lc_settings.BY_URL)
+        lock = st.multiselect("Locked (shown, not editable)", names, [u for u in info.settings["locked"]
+                              if u not in info.settings["hidden"]], format_func=uc.setting_name, key="class_lock")
+        hide = st.multiselect("Hidden", names, info.settings["hidden"], format_func=uc.setting_name,
+                              key="class_hide")
+        if st.button("Apply to the class", key="class_apply_locks") and uc.attempt(
+                uc.lock_settings, code, [u for u in lock if u not in hide], hide, info.settings["board_for_students"]):
+            st.rerun()
     toggle = (cr.close_class, "Close the class") if info.is_open else (cr.reopen_class, "Reopen the class")
     settings[1].button(toggle[1]) and uc.attempt(toggle[0], db, code, uc.teacher_key()) and st.rerun()
     st.download_button("Answers as CSV", cr.answers_csv(db, code), f"class-{code}-answers.csv", "text/csv",
                        on_click="ignore")
 else:
     st.markdown(f"You are in class `{code}`. Finish a finetune on the LoRA page: it comes to the board.")
+    st.page_link("pages/lora.py", label="Go to LoRA finetuning", icon=":material/tune:")
     current = cr.asked_questions(db, code)
     if current and current[-1].phase in (cr.OPEN, cr.SECOND_VOTE):
         question = current[-1].question

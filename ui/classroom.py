@@ -13,7 +13,9 @@ import streamlit as st
 
 import classroom as cr
 import lora_core as lc
-from classroom import computed
+from classroom import browsers, computed
+from lora_core import presets as core_presets
+from lora_core import settings as lc_settings
 from service import runs
 from ui import experiment, server, share_link
 from ui.plain import plain
@@ -55,7 +57,11 @@ def attempt(action, *args) -> bool:
 
 
 def role() -> tuple[str, str] | None:
-    """("teacher", code) or ("student", code) for this session, or None."""
+    """("teacher", code) or ("student", code) for this session, or None. A reload starts a new session: the
+    teacher's browser finds its class again (classroom.browsers)."""
+    if TEACHER not in st.session_state and STUDENT not in st.session_state and (browser := server.browser_id()):
+        if found := browsers.teacher_of(engine(), browser):
+            st.session_state[TEACHER] = found
     if TEACHER in st.session_state:
         return "teacher", st.session_state[TEACHER][0]
     if STUDENT in st.session_state:
@@ -66,17 +72,49 @@ def role() -> tuple[str, str] | None:
 def start_class() -> None:
     info, key = cr.create_class(engine())
     st.session_state[TEACHER] = (info.code, key)
+    _remember_browser()
+
+
+def _remember_browser() -> None:
+    if browser := server.browser_id():
+        browsers.remember_teacher(engine(), *st.session_state[TEACHER], browser)
 
 
 def take_over(code: str, key: str) -> None:
     """The teacher reopens a class from another session with its code and key."""
     info = cr.teacher_class(engine(), code, key)
     st.session_state[TEACHER] = (info.code, key)
+    _remember_browser()
 
 
 def join(code: str, nickname: str) -> None:
     student = cr.join(engine(), code, nickname)
     st.session_state[STUDENT] = (cr.normal_code(code), student.id, student.token)
+
+
+def student_settings() -> dict:
+    """The settings this session's class locks and hides ({} for a session that is no class's student): its
+    teacher may change them at any time, so they are read on every run."""
+    if STUDENT not in st.session_state:
+        return {}
+    try:
+        return cr.find_class(engine(), st.session_state[STUDENT][0]).settings
+    except cr.ClassroomError:
+        return {}
+
+
+def setting_name(url: str) -> str:
+    """A setting as the teacher picks it: its label and the part of the experiment it belongs to."""
+    setting = lc_settings.BY_URL[url]
+    return f"{setting.label} ({setting.path[0] if len(setting.path) > 1 else 'sidebar'})"
+
+
+def lock_settings(code: str, locked_urls, hidden_urls, board_for_students: bool) -> None:
+    """Lock these settings (shown, not editable) and hide those (not drawn) for the class's students, at the
+    values the teacher's own experiment holds now."""
+    exp, chosen = experiment.current(), [*locked_urls, *hidden_urls]
+    values = {url: experiment.widget_value(core_presets.get(exp, lc_settings.BY_URL[url].path)) for url in chosen}
+    cr.set_settings(engine(), code, teacher_key(), values, list(hidden_urls), board_for_students)
 
 
 def teacher_key() -> str:
@@ -88,6 +126,8 @@ def student_id_token() -> tuple[int, str]:
 
 
 def leave() -> None:
+    if TEACHER in st.session_state and (browser := server.browser_id()):
+        browsers.forget_teacher(engine(), browser)  # else a reload would bring the class back
     for name in (TEACHER, STUDENT, POSTED):
         st.session_state.pop(name, None)
 
@@ -174,3 +214,16 @@ def post_finished_runs() -> int:
             st.toast(plain(f"Not put on the class board: {error}"))
         posted.add(key)
     return added
+
+
+def prediction_points(code: str, asked: cr.Asked) -> list[tuple[cr.Prediction, str, int]]:
+    """(prediction, run key, result) for each student who answered and has a run on the board that measures
+    the question (their newest such run)."""
+    points, store = [], runs.store()
+    for prediction in cr.predictions(engine(), code, asked.id):
+        for key in prediction.run_keys:
+            record = store.get(key)
+            if record is not None and (result := cr.own_result(asked.question, record)) is not None:
+                points.append((prediction, key, result))
+                break
+    return points

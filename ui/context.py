@@ -72,10 +72,12 @@ def sidebar() -> Context:
             "Device", lc.available_devices(), key="device",
             help="Where tensors live and models train. cuda (NVIDIA GPU) and mps (Apple GPU) appear when "
                  "this machine has them; cpu always works.")
-        name = st.selectbox(
-            "Dataset", lc.DATASETS, key="dataset", format_func=DATASET_LABELS.get,
+        lock = experiment.class_lock("dataset")
+        name = st.session_state["dataset"] if lock == experiment.HIDDEN else st.selectbox(
+            "Dataset", lc.DATASETS, key="dataset", format_func=DATASET_LABELS.get, disabled=lock is not None,
             help="The bundled MNIST sample works offline. Full MNIST and Fashion-MNIST are read from "
-                 f"the data folder (${DATA_ENV}, default ./data) or downloaded when online.")
+                 f"the data folder (${DATA_ENV}, default ./data) or downloaded when online."
+                 + (" " + experiment.LOCKED_NOTE if lock else ""))
         data, fallback = load(name, device)
         if fallback:  # the Dataset box, the experiment and the URL say what is used: the sample, drawn anew
             st.session_state.dataset_fallback = (name, fallback)

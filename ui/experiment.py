@@ -34,12 +34,45 @@ def widget(container, url: str, **extra):
     options, help and cap from the settings table; `extra` adds what only the page knows (a step, a
     format, another label or help)."""
     setting = settings.BY_URL[url]
+    if class_lock(url) == HIDDEN:
+        return st.session_state[setting.key]  # the class's value, set by refresh
     text = extra.pop("help", setting.help)
     if setting.cap:
         text = " ".join(filter(None, [text, CAP_NOTES[setting.cap].format(cap(setting.cap))]))
+    if class_lock(url) == LOCKED:
+        extra["disabled"] = True
+        text = " ".join(filter(None, [text, LOCKED_NOTE]))
     draw = getattr(container, setting.widget)
     return draw(extra.pop("label", setting.label), key=setting.key, help=text, **settings.widget_bounds(setting),
                 **extra)
+
+
+LOCKS_KEY = "experiment_class_locks"  # this run's ({URL field: value} locked, {URL field} hidden)
+LOCKED, HIDDEN = "locked", "hidden"
+LOCKED_NOTE = "Locked by your teacher for the class."
+
+
+def class_lock(url: str) -> str | None:
+    """LOCKED (drawn, not editable) or HIDDEN (not drawn) when this session's class fixes setting `url`."""
+    locked, hidden = st.session_state.get(LOCKS_KEY, ({}, frozenset()))
+    return HIDDEN if url in hidden else LOCKED if url in locked else None
+
+
+def _enforce_class_settings() -> None:
+    """Give the widgets of the settings this session's class locks or hides the class's values (before they
+    are drawn), whatever a link, a preset or an earlier run set: a student's runs use the class's settings."""
+    from ui import classroom  # here: ui.classroom imports this module
+
+    chosen, locked = classroom.student_settings(), {}
+    for url, value in chosen.get("locked", {}).items():
+        if (setting := settings.BY_URL.get(url)) is None:
+            continue
+        try:
+            value = widget_value(settings.checked(setting, tuple(value) if isinstance(value, list) else value))
+        except ValueError:
+            continue  # a value this code no longer accepts: the student's own stays
+        st.session_state[setting.key] = locked[url] = value
+    st.session_state[LOCKS_KEY] = (locked, frozenset(chosen.get("hidden", ())) & set(locked))
 
 
 UPLOADS = uploads.URL_FIELD  # not part of the experiment: the uploaded adapters a reload or a link brings back
@@ -115,6 +148,7 @@ def refresh() -> Experiment:
     without the frame (Streamlit's first request for a page's URL, and AppTest's switch_page)."""
     for key, value in st.session_state.pop(LATER_KEY, {}).items():
         st.session_state[key] = value
+    _enforce_class_settings()
     experiment, field_problems = read()
     st.session_state.experiment = experiment
     st.session_state.experiment_field_problems = field_problems
