@@ -16,8 +16,8 @@ LIVE_CHART_AFTER_S = 1.0  # a run shorter than this (counted from its first step
 # progress bar only: drawing a chart would take the cores from the run's own test pass
 LIVE_CHART_EVERY_S = 0.5  # the pause between the live chart's redraws: each builds a plotly figure on the server
 # and makes the browser draw the chart anew, which a class's server pays for every follower
-HEADER_STOP = ("Streamlit's own Stop (top right) does not end the training, and this page picks it up again by "
-               "itself within seconds: use the Stop button here to end it.")
+HEADER_STOP = ("Streamlit's own Stop (top right) only stops this page from updating: the training goes on. "
+               "Use the Stop button here to end it; click anywhere to see its progress again.")
 
 
 def follow(job: Job, what: str, live_chart: bool = True) -> None:
@@ -26,7 +26,7 @@ def follow(job: Job, what: str, live_chart: bool = True) -> None:
 
     A rerun (a click anywhere) interrupts this loop, not the job: the next run follows it again.
     """
-    note, bar, chart = st.empty(), st.empty(), st.empty()  # the note above the bar, where the eye is
+    bar, chart, note = st.empty(), st.empty(), st.empty()
     note.caption(HEADER_STOP)
     drawn, shown, training_since, charted = -1, None, None, 0.0
     while True:

@@ -15,7 +15,6 @@ from ui import progress, server
 MADE_HELP = "Already made with exactly these settings: shown below."
 STOP_HELP = "End after the current step; what finished is kept."
 RUNNING_HELP = "Training now: its progress is shown below."
-RESUME_EVERY_S = 2.0  # how soon a page whose pass was stopped while following a run picks it up again
 # the prefix of a page's session-state and widget keys for its run, where it is not the kind's own name
 SESSION_PREFIX = {Kind.FINETUNE: "lora", Kind.INSPECT: "insp", Kind.COMPARE: "sweep"}
 
@@ -55,15 +54,6 @@ def stop(prefix: str) -> None:
                               "appear here when it has finished (click anywhere to look again).")
 
 
-@st.fragment(run_every=RESUME_EVERY_S)
-def _resume_if_stopped(prefix: str) -> None:
-    """Draws nothing; its ticks wait for the page's pass to end (they never preempt it). A pass that ended
-    still marked as following its run was stopped midway — by Streamlit's own Stop in the header, say — so
-    the page is drawn again and follows the run, or shows how it ended: it never stays frozen."""
-    if st.session_state.get(f"{prefix}_following"):
-        st.rerun(scope="app")
-
-
 def _follow_here(prefix: str, run: str, job: jobs.Job) -> None:
     st.session_state[f"{prefix}_job"], st.session_state[f"{prefix}_job_key"] = job, run
 
@@ -76,7 +66,6 @@ def controls(run: Run, label: str, what: str, help: str, follow, stop_label: str
     The result is the stored run (no click needed), else this session's stopped one, else None. While the
     run trains here or anywhere on the server, the page follows it (`follow(job, what)`)."""
     prefix = SESSION_PREFIX.get(run.kind, run.kind.value)
-    st.session_state.pop(f"{prefix}_following", None)  # a pass that was stopped is over: this one decides anew
     session = st.session_state.session_id
     job = st.session_state.get(f"{prefix}_job")
     if job is not None and st.session_state.get(f"{prefix}_job_key") != run.key:
@@ -126,10 +115,7 @@ def controls(run: Run, label: str, what: str, help: str, follow, stop_label: str
         st.info("Someone on this server is making exactly this run: you follow it rather than start a copy.")
     if job is not None:
         with live.container():
-            _resume_if_stopped(prefix)  # first, while this pass is not yet marked as following
-            st.session_state[f"{prefix}_following"] = True
             follow(job, what)
-        st.session_state.pop(f"{prefix}_following", None)
         live.empty()
         found = _ended(prefix, run, job, what)
         # Stored: the page goes on to draw it in this same pass (a rerun from the top would add a large share
