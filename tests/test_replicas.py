@@ -18,9 +18,10 @@ LONG_MS = 300_000
 
 
 def stored_files(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every file under `folder` with its inode and modification time: a run stored again (a second
-    training) replaces its file by a rename, which changes both."""
-    return {str(p.relative_to(folder)): (p.stat().st_ino, p.stat().st_mtime_ns)
+    """Every file under `folder` with its inode and size: a run stored again (a second training) replaces
+    its file by a rename, which changes the inode. (Its modification time says when it was last used: a
+    read may set it, lora_core.store.)"""
+    return {str(p.relative_to(folder)): (p.stat().st_ino, p.stat().st_size)
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
