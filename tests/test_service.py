@@ -135,7 +135,9 @@ def test_a_second_training_of_one_person_is_refused_by_name(data, monkeypatch, s
     try:
         second = runs.obtain(baseline_run(data, 206), "tab-2")  # the same browser (the sessions hook)
         assert (first.how, second.how) == (How.STARTED, How.REFUSED)
-        assert str(second.job.error).startswith("Not started: you already have a baseline training starting")
+        assert str(second.job.error).startswith("Not started: you already have a baseline training running or "
+                                                "waiting")
+        assert second.job.error.blocking is first.job  # what a page waits for to take the refusal back
     finally:
         gate.set()
         first.job.wait(60)
