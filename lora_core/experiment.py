@@ -10,7 +10,7 @@ target layer, so an Experiment that exists can run.
 from dataclasses import asdict, dataclass, field, replace
 
 from .finetuning import BaselineConfig, FinetuneConfig
-from .lora import INITS
+from .inits import gallery_inits
 from .model import IMAGE_PIXELS, NUM_CLASSES
 from .settings import BY_PATH, KINDS, SETTINGS, STUDY_RANKS, checked, default
 from .train import planned_steps
@@ -194,7 +194,8 @@ class Experiment:
             b = self.baseline
             return planned_steps(train_images, b.epochs, b.batch_size, b.max_steps)
         config = self.study("finetune" if kind == "inspect" else kind)
-        runs = {"finetune": 1, "inspect": 1, "inits": len(INITS), "frontier": len(self.frontier.ranks),
+        runs = {"finetune": 1, "inspect": 1, "inits": len(gallery_inits(self.inits.rank)),
+                "frontier": len(self.frontier.ranks),
                 "scaling": 2 * len(self.scaling.ranks), "oracle": len(self.oracle.ranks) + 1,
                 # every rank, then full finetuning at its own learning rate and at LoRA's when they differ
                 "compare": len(self.compare.ranks) + len({self.compare.full_lr, config.lr})}[kind]

@@ -82,7 +82,7 @@ class FinetuneConfig:
     lr: float = default("finetune", "lr")
     batch_size: int = default("finetune", "batch_size")
     seed: int = default("seed")
-    init: str = default("finetune", "init")  # how A and B start: lora.INITS
+    init: str = default("finetune", "init")  # how A and B start: lora.INIT_CHOICES
     rslora: bool = default("finetune", "rslora")  # scale ΔW by α/√r instead of α/r
     dora: bool = default("finetune", "dora")  # DoRA: a trained magnitude per output neuron
     loraplus_ratio: float = default("finetune", "loraplus_ratio")  # LoRA+: B's learning rate is lr × this
@@ -291,6 +291,26 @@ def adapter_checks(base: nn.Module, tuned: nn.Module, x: torch.Tensor, base_logi
             "off_vs_base": float((off_logits - base_logits).abs().max()),
             "merged_vs_parametrized": float((merged_logits - on_logits).abs().max()),
             "factored_vs_parametrized": float((factored_logits - on_logits).abs().max() / on_logits.abs().max())}
+
+
+@torch.no_grad()
+def start_checks(model: nn.Module, x: torch.Tensor, base_logits: torch.Tensor) -> dict[str, float]:
+    """The step-0 proofs of an init that moved W's principal part into the adapter (PiSSA, OLoRA), measured
+    on a fresh adapted copy before any step, relative to the largest |base logit|:
+
+    - start_vs_base: the adapted network, W_res + s·B₀·A₀, against the baseline (0 up to rounding)
+    - residual_vs_base: the residual base W_res alone (the adapter off) against the baseline (far from 0)
+    """
+    largest = base_logits.abs().max()
+    with lora_enabled(model, False):
+        residual = logits_of(model, x, own_forward=True)
+    return {"start_vs_base": float((logits_of(model, x, own_forward=True) - base_logits).abs().max() / largest),
+            "residual_vs_base": float((residual - base_logits).abs().max() / largest)}
+
+
+# W_res + s·B₀·A₀ rounds W's own numbers once more in float32 (ε ≈ 1.2e-7 per weight): relative to the
+# largest logit the outputs stay well below this (PEFT's own conversion is checked to the same bound)
+START_TOLERANCE = 1e-5
 
 
 # The two forwards sum the same products in a different order: float32 rounding (ε ≈ 1.2e-7) accumulated

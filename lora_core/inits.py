@@ -29,6 +29,12 @@ def moves_base(init: str) -> bool:
     return init in BASE_INITS or pissa_niter(init) is not None
 
 
+def gallery_inits(rank: int) -> tuple[str, ...]:
+    """Every named init that fits `rank`, in RANDOM_INITS then BASE_INITS order: the initialisation
+    gallery's runs (orthogonal needs an even rank)."""
+    return tuple(init for init in RANDOM_INITS + BASE_INITS if init != "orthogonal" or rank % 2 == 0)
+
+
 def check_init(init, rank: int) -> None:
     """ValueError naming the init unless it is one of RANDOM_INITS, BASE_INITS or pissa_niter_K and fits the rank."""
     if not (init in RANDOM_INITS or moves_base(init)):

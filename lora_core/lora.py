@@ -20,10 +20,6 @@ from .parallel import one_thread
 from .svd import check_rank
 
 DEFAULT_TARGETS = ("linear1", "linear2", "linear3")
-
-
-# the inits a finetune can pick from without touching the base weight, as before (the initialisation gallery's)
-INITS = dict.fromkeys(("kaiming", "gaussian", "zeros", "random"))
 INIT_CHOICES = (*RANDOM_INITS, *BASE_INITS)  # and "pissa_niter_K": inits.check_init
 
 

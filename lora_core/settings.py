@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .adapters import MAX_STRENGTH
 from .data import DATASETS
-from .lora import DEFAULT_TARGETS, INITS
+from .lora import DEFAULT_TARGETS, INIT_CHOICES
 from .model import NUM_CLASSES
 
 # --- what a setting accepts ------------------------------------------------------------------------
@@ -209,9 +209,10 @@ SETTINGS = (
       "Training images per step."),
     S("lr", ("finetune", "lr"), OneOf(LEARNING_RATES), 1e-3, "lora_lr", "select_slider", "Learning rate",
       ADAPTED, "How far each Adam step moves A and B."),
-    S("init", ("finetune", "init"), OneOf(tuple(INITS)), "kaiming", "lora_init", "selectbox", "Initialisation",
-      but("inits"), "How A and B start. With B zero a fresh adapter changes nothing; with both zero nothing "
-      "ever learns (the notebook's bug)."),
+    S("init", ("finetune", "init"), OneOf((*INIT_CHOICES, "pissa_niter_4")), "kaiming", "lora_init", "selectbox",
+      "Initialisation", but("inits"), "How A and B start. With B zero a fresh adapter changes nothing; with both "
+      "zero nothing ever learns (the notebook's bug). PiSSA and OLoRA move W's principal part into B·A and leave "
+      "the residual in the base, so the network's outputs are unchanged at step 0. Orthogonal needs an even rank."),
     S("rslora", ("finetune", "rslora"), OneOf((False, True)), False, "lora_rslora", "toggle",
       "rsLoRA: scale by α/√r", but("scaling"), "Scale ΔW by α/√r instead of α/r (rank-stabilised LoRA; see "
       "the Scaling explorer)."),
@@ -240,9 +241,9 @@ SETTINGS = (
       "select_slider", "Full finetuning's learning rate", {"oracle"}, "Its own, smaller than LoRA's: at LoRA's "
       "1e-3, training all 2.8 M weights on one class makes the network answer that class for almost every image."),
     S("inits_rank", ("inits", "rank"), OneOf(RANKS), 4, "inits_rank", "select_slider", "Rank r", {"inits"},
-      "The same rank for all four runs."),
+      "The same rank for every run (orthogonal, which needs an even rank, is left out at an odd one)."),
     S("inits_steps", ("inits", "steps"), STEPS, 50, "inits_steps", "number_input", "Steps per run", {"inits"},
-      "Each of the four runs trains this many steps.", cap="max_steps"),
+      "Each run trains this many steps.", cap="max_steps"),
     S("scaling_ranks", ("scaling", "ranks"), SomeOf(RANKS), (1, 2, 4, 8), "scaling_ranks", "multiselect",
       "Ranks", {"scaling"}, "Each rank is trained twice: once scaled by α/r, once by α/√r."),
     S("scaling_alpha", ("scaling", "alpha"), ALPHA, 8.0, "scaling_alpha", "number_input", "Alpha α (fixed)",

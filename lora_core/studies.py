@@ -14,8 +14,10 @@ from .adapters import Adapter, adapter_of, blend
 from .anatomy import effective_rank, energy, full_updates, lora_directions, subspace_similarity
 from .data import Dataset
 from .finetuning import FULL_FINETUNE_LR, FinetuneConfig, finetune_full, finetune_lora, run_together, shared_progress
-from .lora import INITS, lora_layers, lora_of
+from .inits import gallery_inits, moves_base
+from .lora import lora_enabled, lora_layers, lora_of
 from .train import Evaluation, evaluate
+from .variants import LayerSpectrum, residual_spectra
 
 FINAL_LOSS_STEPS = 10
 
@@ -32,23 +34,37 @@ class InitCurve:
     losses: list[float]
     update_norms: list[float]  # ‖ΔW‖_F after each step
     initial_change: float  # largest |logit change| a fresh adapter makes on the test images, before any step
+    # PiSSA and OLoRA only (None otherwise): the same change of the residual base alone (the adapter off) at
+    # step 0, and each layer's spectra of W, the residual and the part moved into the adapter
+    residual_change: float | None = None
+    spectra: list[LayerSpectrum] | None = None
 
 
-def init_gallery(base: nn.Module, data: Dataset, config: FinetuneConfig, inits=tuple(INITS),
+def init_gallery(base: nn.Module, data: Dataset, config: FinetuneConfig, inits=None,
                  on_progress=None, should_stop=None, workers: int = 1) -> list[InitCurve]:
-    """The same finetune from each initialisation: same data, same steps, same seed."""
+    """The same finetune from each initialisation (by default every one that fits the rank,
+    inits.gallery_inits): same data, same steps, same seed, so the same batches."""
+    inits = gallery_inits(config.rank) if inits is None else tuple(inits)
     progress = shared_progress(on_progress, len(inits) * config.steps)
     x = data.test_x[:1000]
     with torch.no_grad():
         base_logits = base(x)
 
     def run(init: str) -> InitCurve | None:
-        change = []  # measured before the first step: does a fresh adapter already change the outputs?
-        measure = lambda model: change.append(_largest_change(model, x, base_logits))
+        start = {}  # measured before the first step: does a fresh adapter already change the outputs?
+
+        def measure(model):
+            start["change"] = _largest_change(model, x, base_logits)
+            if moves_base(init):
+                with lora_enabled(model, False):
+                    start["residual"] = _largest_change(model, x, base_logits)
+                start["spectra"] = residual_spectra(model)
         tuned = finetune_lora(base, data, replace(config, init=init), on_start=measure, should_stop=should_stop,
                               on_step=progress(init), evaluated=False)
-        finished = len(tuned.losses) == config.steps
-        return InitCurve(init, tuned.losses, tuned.update_norms, change[0]) if finished else None
+        if len(tuned.losses) < config.steps:
+            return None
+        return InitCurve(init, tuned.losses, tuned.update_norms, start["change"], start.get("residual"),
+                         start.get("spectra"))
 
     return [curve for curve in run_together(inits, run, should_stop, workers) if curve is not None]
 

@@ -20,8 +20,10 @@ from .finetuning import (
     merged_copy,
     new_model,
     same_network,
+    start_checks,
     train_baseline,
 )
+from .inits import moves_base
 from .lora import copy_model, lora_enabled
 from .results import Inspection
 from .train import Evaluation, evaluate, logits_of
@@ -162,17 +164,30 @@ def finetune_from_record(stored: dict, base: BaselineRun) -> CheckedFinetune:
 
 def checked_finetune(progress, data: Dataset, base: BaselineRun, config: FinetuneConfig) -> dict:
     """finetune_lora on a copy of `base`, then its evaluations with the adapter off and merged and the
-    proofs (adapter_results), as its record."""
+    proofs (adapter_results), as its record.
+
+    After PiSSA or OLoRA the run's layers hold the residual W − s·B₀·A₀; its adapter is converted for the
+    baseline's own W (adapters.adapter_of, as PEFT saves it) and the converted network is the one evaluated
+    and proved, as the page and the downloads use it; the step-0 proofs (start_checks) are added."""
     if base.model.linear1.weight.device != data.train_x.device:  # a GPU worker of a CPU app
         base = dataclasses.replace(base, model=copy_model(base.model).to(data.train_x.device),
                                    test_logits=on_device(base.test_logits, data.train_x.device))
+    probe, start = data.test_x[:PROOF_IMAGES], {}
+
+    def measure(model) -> None:
+        base_logits = logits_of(base.model, probe) if base.test_logits is None else base.test_logits[:PROOF_IMAGES]
+        start.update(start_checks(model, probe, base_logits))
+    moved = moves_base(config.init)
     run = finetune_lora(base.model, data, config, before=base.evaluation, on_step=progress.on_step,
-                        should_stop=progress.should_stop)
+                        should_stop=progress.should_stop, on_start=measure if moved else None)
+    if moved:
+        run.model = attach(copy_model(base.model), adapter_of(run.model))
 
     def say(text: str) -> None:
         progress.label = text
-    found = adapter_results(base, run.model, data, run.after, say)
-    return on_cpu(finetune_record(CheckedFinetune(run, found["off"], found["merged"], found["checks"])))
+    found = adapter_results(base, run.model, data, None if moved else run.after, say)
+    run.after = found["after"]
+    return on_cpu(finetune_record(CheckedFinetune(run, found["off"], found["merged"], found["checks"] | start)))
 
 
 def finetune_work(base: BaselineRun, data: Dataset, config: FinetuneConfig) -> Work:

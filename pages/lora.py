@@ -1,9 +1,7 @@
 import streamlit as st
 
-import lora_core as lc
-from lora_core import works
 from lora_core.adapters import MAX_ADAPTER_BYTES
-from ui import adapters, baseline, charts, context, downloads, experiment, finetunes, inside, tables, uploads
+from ui import adapters, baseline, charts, context, downloads, experiment, finetunes, inside, proofs, tables, uploads
 from ui.plain import for_chart, plain
 
 
@@ -51,25 +49,7 @@ def draw_current(result: dict | None, classes) -> None:
                         + (f"; on {names}: {tables.wrong_on(before, chosen):,} → {tables.wrong_on(after, chosen):,}."
                            if chosen else "."))
 
-    st.subheader("Proofs")
-    checks = result["checks"]
-    st.markdown("Training ran through the factored path **W·x + (α/r)·B·(A·x)**, which never builds W′; the "
-                "evaluations above, the switch and the merge use the parametrized weight **W′ = W + (α/r)·B·A**. "
-                "The last proof checks that the two forwards agree on the trained adapter. The weights are "
-                f"compared in full, the outputs on the first {works.PROOF_IMAGES:,} test images.")
-    proofs = [
-        ("The original weights are unchanged", "max |W now − W of the baseline|", checks["weights_changed"], 0.0),
-        ("Adapter off gives the original network's outputs", "max |difference|", checks["off_vs_base"], 0.0),
-        ("Merged weights give the same outputs as the adapter", "max |difference|",
-         checks["merged_vs_parametrized"], 1e-5),
-    ]
-    if "factored_vs_parametrized" in checks:  # adapters checked before this proof existed lack it
-        proofs.append(("The factored training path gives the parametrized W′'s outputs",
-                       "max |difference| / max |logit|", checks["factored_vs_parametrized"], lc.FACTORED_TOLERANCE))
-    for claim, what, value, tolerance in proofs:
-        mark = ":green[:material/check_circle:]" if value <= tolerance else ":red[:material/cancel:]"
-        st.markdown(f"{mark} **{claim}** — {what} = `{value:.3g}` (must be ≤ {tolerance:g})")
-
+    proofs.draw(result["checks"])
 
 ctx = context.current()
 st.title("LoRA finetuning")

@@ -303,7 +303,7 @@ def test_stop_keeps_the_partly_trained_adapter_and_ends_a_study_between_steps(da
     study = jobs.Job(Kind.INITS, inside.work_for("inits", held, data, lc.FinetuneConfig(steps=2_000), experiment))
     # the study is stopped three quarters in: with its runs trained together (as many as the job has cores),
     # at most that many are unfinished then, so at least one has finished
-    for job, steps in ((live, 3), (study, 6_000)):
+    for job, steps in ((live, 3), (study, 9_000)):
         deadline = time.monotonic() + 120
         while job.step < steps and not job.done:
             assert time.monotonic() < deadline, "the job never got that far"
@@ -315,8 +315,8 @@ def test_stop_keeps_the_partly_trained_adapter_and_ends_a_study_between_steps(da
     assert 3 <= len(run.losses) < 5_000
     assert [len(norms) for norms in live.result.norms.values()] == [len(run.losses) + 1] * 3
     assert live.result.views and live.result.stopped
-    assert study.result.stopped and len(study.result.curves) < len(lc.lora.INITS)  # what finished is kept
-    assert 1 <= len(study.result.curves) < len(lc.lora.INITS)
+    assert study.result.stopped and len(study.result.curves) < len(lc.inits.gallery_inits(1))  # what finished is kept
+    assert 1 <= len(study.result.curves) < len(lc.inits.gallery_inits(1))
     assert all(len(curve.losses) == 2_000 for curve in study.result.curves)  # only whole runs are kept
 
 

@@ -14,8 +14,10 @@ from lora_core.settings import KINDS, SETTINGS, Number, OneOf, SomeOf, Whole, as
 from service import limits
 from ui import experiment as ui_experiment
 
-# rank up to 64 fits every one of these layers: a rank's edges are not refused for another setting's sake
-BASE = with_values(Experiment(), {("finetune", "targets"): ("linear1", "linear2")})
+# rank up to 64 fits every one of these layers, and rank 2 every init (orthogonal needs an even rank): a
+# value is not refused for another setting's sake
+BASE = with_values(Experiment(), {("finetune", "targets"): ("linear1", "linear2"), ("finetune", "rank"): 2})
+BASE_LINK = {"targets": "linear1,linear2", "rank": "2"}  # BASE's own values in a link
 WRONG_TYPES = (None, "5", b"5", [], (), True, float("nan"), float("inf"), -math.inf, {"a": 1})
 
 
@@ -53,7 +55,7 @@ def validated(setting, value):
 
 def linked(setting, value):
     """The value a link with `value` written in it gives, or None when the link's reader refuses it."""
-    query = {"v": "2", **({} if setting.url == "targets" else {"targets": "linear1,linear2"})}
+    query = {"v": "2", **{url: text for url, text in BASE_LINK.items() if url != setting.url}}
     experiment, problems = presets.from_query({**query, setting.url: as_text(value)})
     return None if problems else get(experiment, setting.path)
 
@@ -186,8 +188,7 @@ def test_a_set_in_any_order_is_the_same_experiment_link_identity_and_widget_valu
     backward = with_values(BASE, {setting.path: tuple(picked)})
     assert forward == backward and get(backward, setting.path) == (options[0], options[-1])
     assert presets.to_query(forward) == presets.to_query(backward)
-    assert presets.from_query({"v": "2", "targets": "linear1,linear2",
-                               setting.url: as_text(picked)}) == (forward, [])
+    assert presets.from_query({"v": "2", **BASE_LINK, setting.url: as_text(picked)}) == (forward, [])
     assert all(forward.identity(kind) == backward.identity(kind) for kind in KINDS)
     assert widget_results({setting.key: picked})[setting.key] == [options[0], options[-1]]
 

@@ -29,6 +29,10 @@ INIT_LABELS = {
     "gaussian": "B zero, A gaussian",
     "zeros": "both zero (the notebook)",
     "random": "both random",
+    "orthogonal": "orthogonal halves (BA = 0)",
+    "pissa": "PiSSA: W's top r singular directions",
+    "pissa_niter_4": "PiSSA, fast SVD (4 iterations)",
+    "olora": "OLoRA: W's first r QR columns",
 }
 
 
@@ -139,7 +143,7 @@ def _gallery(base: lc.BaselineRun, data: lc.Dataset, config: lc.FinetuneConfig):
     def work(job: jobs.Job) -> lc.GalleryStudy:
         curves = studies.init_gallery(base.model, data, config, on_progress=job.on_progress,
                                       should_stop=job.should_stop, workers=job.cores)
-        return lc.GalleryStudy(config, curves, len(curves) < len(lc.lora.INITS))
+        return lc.GalleryStudy(config, curves, len(curves) < len(lc.inits.gallery_inits(config.rank)))
     return work
 
 
