@@ -1,14 +1,16 @@
 import streamlit as st
 
 from lora_core import studies
-from ui import baseline, charts, context, experiment, inside, tables
+from ui import base_inits, baseline, charts, context, experiment, inside, tables
 from ui import inside_charts as ic
 
 ctx = context.current()
 st.title("Initialisation gallery")
-st.markdown("How A and B start decides whether LoRA can learn at all. Four starts, the same data, steps and "
+st.markdown("How A and B start decides whether LoRA can learn at all. Every start, the same data, steps and "
             "seed: B zero with A random (kaiming, the default; or gaussian) changes nothing at first and still "
-            "learns; both zero never moves; both random changes the network's outputs before any training.")
+            "learns; orthogonal halves (PEFT's, at an even rank) start both non-zero with B·A = 0; both zero "
+            "never moves; both random changes the network's outputs before any training; PiSSA and OLoRA move "
+            "part of W into the adapter (below).")
 held = baseline.require(ctx)
 base = held["run"]
 
@@ -18,8 +20,8 @@ steps = experiment.widget(cols[1], "inits_steps")
 config = inside.study_config("inits")
 st.caption(tables.study_settings(config, ctx.data.classes, own=("rank", "steps"), hidden=("init",)))
 
-result = inside.run("inits", held, ctx, config, "Run the gallery", "Finetuning from four initialisations",
-                    help="The same finetune four times, once from each initialisation.")
+result = inside.run("inits", held, ctx, config, "Run the gallery", "Finetuning from every initialisation",
+                    help="The same finetune once from each initialisation that fits the rank.")
 if result is None:
     st.info("Press **Run the gallery**.")
     st.stop()
@@ -40,10 +42,10 @@ with right:
                     f"{inside.INIT_LABELS.get(n, n)} {c.update_norms[-1]:.3g}" for n, c in curves.items()) + ".")
 
 frame = inside.gallery_frame(result.curves)
-cols = st.columns(len(curves))
-for col, row in zip(cols, frame.to_dict("records"), strict=True):
-    col.metric(f"{row['initialisation']}: final ‖ΔW‖_F", f"{row['final ‖ΔW‖_F']:.3g}",
-               help="After the last step, over all adapted layers.")
+cols = st.columns(4)
+for i, row in enumerate(frame.to_dict("records")):
+    cols[i % 4].metric(f"{row['initialisation']}: final ‖ΔW‖_F", f"{row['final ‖ΔW‖_F']:.3g}",
+                       help="After the last step, over all adapted layers.")
 st.dataframe(frame.drop(columns="init"), hide_index=True, column_config={
     "largest output change before any step": st.column_config.NumberColumn(format="%.3g"),
     "final ‖ΔW‖_F": st.column_config.NumberColumn(format="%.3g"),
@@ -62,3 +64,5 @@ if "random" in curves and "kaiming" in curves:
                 "test images — "
                 "and training first has to undo that. With B = 0 it is exactly "
                 f"{curves['kaiming'].initial_change:g}.")
+
+base_inits.draw(curves, result.config.rank)

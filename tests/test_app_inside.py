@@ -9,12 +9,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import APP, NARROW_BASELINE, metrics
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
-from lora_core import anatomy, presets, studies
+from lora_core import anatomy, presets, studies, variants
 from lora_core.store import encode
 from service import jobs, runs
 from service.kinds import Kind
@@ -164,10 +165,11 @@ def test_init_gallery_matches_core(data, base):
     at = session("pages/inits.py", inits_rank=4, inits_steps=STEPS)
     click(at, "inits_run")
     curves = {c.init: c for c in studies.init_gallery(base, data, lc.FinetuneConfig(rank=4, steps=STEPS))}
+    assert list(curves) == ["kaiming", "gaussian", "zeros", "random", "orthogonal", "pissa", "olora"]
     shown = metrics(at)
     assert shown["both zero (the notebook): final ‖ΔW‖_F"] == "0"
-    for init, label in inside.INIT_LABELS.items():
-        assert shown[f"{label}: final ‖ΔW‖_F"] == f"{curves[init].update_norms[-1]:.3g}"
+    for init in curves:
+        assert shown[f"{inside.INIT_LABELS[init]}: final ‖ΔW‖_F"] == f"{curves[init].update_norms[-1]:.3g}"
     drawn = charts(at)
     norms = {line["name"]: line["y"] for line in drawn["Size of the update ‖ΔW‖_F"]["data"]}
     assert norms[inside.INIT_LABELS["zeros"]] == [0.0] * STEPS  # both gradients zero: it never moves
@@ -175,9 +177,10 @@ def test_init_gallery_matches_core(data, base):
     assert losses[inside.INIT_LABELS["kaiming"]] == pytest.approx(curves["kaiming"].losses, rel=1e-6)
     table = at.dataframe[0].value
     assert table["largest output change before any step"].tolist() == pytest.approx(
-        [curves[i].initial_change for i in inside.INIT_LABELS], abs=1e-6)
+        [curves[i].initial_change for i in curves], abs=1e-6)
     assert table["final loss"].tolist() == pytest.approx([studies.final_loss(curves[i].losses)
-                                                          for i in inside.INIT_LABELS], rel=1e-6)
+                                                          for i in curves], rel=1e-6)
+    assert curves["orthogonal"].initial_change <= 1e-5 < curves["orthogonal"].update_norms[0]  # B·A = 0 up to rounding; both move
     assert any("both gradients are zero" in m.value.lower() for m in at.markdown)
 
 
@@ -341,3 +344,56 @@ def test_the_frontier_fill_starts_around_the_last_asked_strength_and_gives_what_
     stored, live = inside._keep(page)
     assert stored.points == page.points and stored.points is not page.points and live is page
     assert "focus" not in encode(stored)[1]["fields"]  # where the fill starts is this server's moment, not stored
+
+
+def _numpy_residual(W: np.ndarray, init: str, rank: int, scale: float) -> np.ndarray:
+    """W − s·B₀·A₀ from numpy's SVD (PiSSA: W's top r part) or QR (OLoRA: s·Q_r·R_r), in float64."""
+    if init == "pissa":
+        U, S, Vh = np.linalg.svd(W, full_matrices=False)
+        return W - (U[:, :rank] * S[:rank]) @ Vh[:rank]
+    Q, R = np.linalg.qr(W)
+    return W - scale * Q[:, :rank] @ R[:rank]
+
+
+def _numpy_logits(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
+    for i, (W, b) in enumerate(layers):
+        x = x @ W.T + b
+        x = np.maximum(x, 0) if i < len(layers) - 1 else x
+    return x
+
+
+def test_gallery_shows_what_pissa_and_olora_move(data, base):
+    """The PiSSA/OLoRA part of the gallery against numpy (SVD, QR, a float64 forward) and against
+    variants.learning_curves, which trains plain LoRA and each init again on the same data and steps."""
+    rank, alpha = 4, 1.0
+    at = session("pages/inits.py", inits_rank=rank, inits_steps=STEPS)
+    if not at.button(key="inits_run").disabled:  # else the gallery is the server's stored one, shown already
+        click(at, "inits_run")
+    shown, drawn = metrics(at), charts(at)
+    x = data.test_x[:1000].reshape(-1, 784).double().numpy()
+    names = ("linear1", "linear2", "linear3")
+    weights = {n: getattr(base, n).weight.detach().double().numpy() for n in names}
+    biases = {n: getattr(base, n).bias.detach().double().numpy() for n in names}
+    before = _numpy_logits([(weights[n], biases[n]) for n in names], x)
+    for init, label in (("pissa", "PiSSA"), ("olora", "OLoRA")):
+        residuals = {n: _numpy_residual(weights[n], init, rank, alpha / rank) for n in names}
+        residual_change = np.abs(_numpy_logits([(residuals[n], biases[n]) for n in names], x) - before).max()
+        assert float(shown[f"{label}: residual base alone"]) == pytest.approx(residual_change, rel=1e-2)
+        assert float(shown[f"{label}: max |output change| at step 0"]) <= 1e-5 * np.abs(before).max()
+        for n in names:
+            spectrum = drawn[f"Singular values of {n}: W and what the base keeps"]
+            lines = {line["name"]: line["y"] for line in spectrum["data"]}
+            expected = np.linalg.svd(residuals[n], compute_uv=False)
+            assert np.abs(np.array(lines[f"{label}'s residual"]) - expected).max() <= 1e-4 * expected[0]
+            W_values = np.linalg.svd(weights[n], compute_uv=False)
+            assert lines["W (the baseline's)"] == pytest.approx(W_values, rel=1e-4, abs=1e-6)
+            if init == "pissa":  # what the base keeps starts at W's σ_{r+1}: its top r moved into the adapter
+                assert expected[0] == pytest.approx(W_values[rank], rel=1e-9)
+    captions = [c.value for c in at.caption]
+    assert any("PiSSA moved 4 singular values into the adapter" in c for c in captions)
+    config = lc.FinetuneConfig(rank=rank, steps=STEPS, alpha=alpha)
+    again = {c.label: c.losses for c in variants.learning_curves(base, data, config, {
+        "PiSSA": {"init": "pissa"}, "OLoRA": {"init": "olora"}}, evaluated=False)}
+    beside = {line["name"]: line["y"] for line in drawn["Loss beside plain LoRA"]["data"]}
+    assert beside == {label: pytest.approx(losses, rel=1e-6) for label, losses in again.items()}
+    assert beside["PiSSA"] != beside["plain LoRA"]  # the start really changes the run

@@ -6,7 +6,8 @@ from plotly.subplots import make_subplots
 from ui.charts import BLUE, GREEN, GREY, ORANGE, RED, color_limit, style
 
 LAYER_COLORS = {"linear1": BLUE, "linear2": ORANGE, "linear3": GREEN}
-INIT_COLORS = {"kaiming": BLUE, "gaussian": GREEN, "zeros": RED, "random": ORANGE}
+INIT_COLORS = {"kaiming": BLUE, "gaussian": GREEN, "zeros": RED, "random": ORANGE, "orthogonal": "#17becf",
+               "pissa": "#7b4fa8", "olora": "#8c564b"}
 SCALING_COLORS = {"α/r": BLUE, "α/√r": ORANGE}
 PATTERN_COLUMNS = 8
 RANK_COLORS = [BLUE, ORANGE, GREEN, RED, "#7b4fa8", "#8c564b", "#17becf"]
