@@ -180,7 +180,8 @@ def test_init_gallery_matches_core(data, base):
         [curves[i].initial_change for i in curves], abs=1e-6)
     assert table["final loss"].tolist() == pytest.approx([studies.final_loss(curves[i].losses)
                                                           for i in curves], rel=1e-6)
-    assert curves["orthogonal"].initial_change <= 1e-5 < curves["orthogonal"].update_norms[0]  # B·A = 0 up to rounding; both move
+    # orthogonal halves: B·A = 0 up to rounding at step 0, and both move
+    assert curves["orthogonal"].initial_change <= 1e-5 < curves["orthogonal"].update_norms[0]
     assert any("both gradients are zero" in m.value.lower() for m in at.markdown)
 
 
