@@ -80,11 +80,13 @@ class Bench:
         self.browser, self.url, self.adapter_file = browser, url, adapter_file
         self.seed = 0
 
-    def tab(self, with_baseline: bool = True):
-        """A new session on the baseline page of a new seed, with that seed's baseline when asked for."""
+    def tab(self, with_baseline: bool = True, link: str = ""):
+        """A new session on the baseline page of a new seed (and the settings `link` adds, e.g. "&dora=1"),
+        with that seed's baseline when asked for."""
         self.seed += 1
         context = self.browser.new_context(viewport={"width": 1400, "height": 900})
-        page = open_app(context, self.url, f"baseline?seed={self.seed}", timeout=LONG_MS)  # a busy machine draws slowly
+        # a busy machine draws slowly
+        page = open_app(context, self.url, f"baseline?seed={self.seed}{link}", timeout=LONG_MS)
         if with_baseline:
             press(page, "Train baseline", timeout=LONG_MS)
             metric(page, "Steps trained").wait_for(timeout=LONG_MS)
@@ -100,13 +102,19 @@ class Bench:
         finally:
             context.close()
 
-    def lora(self) -> float:
-        context, page = self.tab()
+    def lora(self, link: str = "") -> float:
+        context, page = self.tab(link=link)
         try:
             go(page, "LoRA finetuning", "LoRA finetuning")
             return timed(page, page.get_by_role("button", name="Train LoRA", exact=True).click, heading("Proofs"))
         finally:
             context.close()
+
+    def lora_dora(self) -> float:
+        return self.lora("&dora=1")
+
+    def lora_pissa(self) -> float:
+        return self.lora("&init=pissa")
 
     def upload(self) -> float:
         context, page = self.tab()
@@ -169,6 +177,8 @@ class Bench:
 
 ACTIONS = [  # (row, method or study title); issue 12's targets in the report
     ("LoRA finetune, defaults", "lora"),
+    ("LoRA finetune, DoRA (otherwise defaults)", "lora_dora"),
+    ("LoRA finetune, PiSSA (otherwise defaults)", "lora_pissa"),
     ("Rank comparison, defaults", "ranks"),
     ("ΔW inspector, Train and watch", "inspector"),
     ("Rank oracle", "Rank oracle"),

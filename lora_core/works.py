@@ -179,9 +179,10 @@ def checked_finetune(progress, data: Dataset, base: BaselineRun, config: Finetun
         start.update(start_checks(model, probe, base_logits))
     moved = moves_base(config.init)
     run = finetune_lora(base.model, data, config, before=base.evaluation, on_step=progress.on_step,
-                        should_stop=progress.should_stop, on_start=measure if moved else None)
+                        should_stop=progress.should_stop, on_start=measure if moved else None,
+                        evaluated=not moved)  # a moved init's converted network is evaluated below instead
     if moved:
-        run.model = attach(copy_model(base.model), adapter_of(run.model))
+        run.model, run.before = attach(copy_model(base.model), adapter_of(run.model)), base.evaluation
 
     def say(text: str) -> None:
         progress.label = text
