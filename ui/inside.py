@@ -18,7 +18,8 @@ from service import jobs, runs
 from service.kinds import Kind
 from service.runs import Run
 from ui import adapters as ui_adapters
-from ui import experiment, finetunes, progress, run_controls, tables
+from ui import experiment, finetunes, progress, run_controls
+from views import tables
 
 # The widgets of these pages that only choose what to look at (the study settings are the experiment's:
 # ui.experiment), stored with the app's other defaults (ui/state.py) so that leaving a page keeps them.

@@ -1,9 +1,9 @@
-"""Charts of the "Inside the update" pages, in the app's one style (ui.charts.style)."""
+"""Figures of the "Inside the update" pages, in the app's one style (views.figures.style)."""
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ui.charts import BLUE, GREEN, GREY, ORANGE, RED, color_limit, style
+from views.figures import BLUE, GREEN, GREY, ORANGE, RED, color_limit, style
 
 LAYER_COLORS = {"linear1": BLUE, "linear2": ORANGE, "linear3": GREEN}
 INIT_COLORS = {"kaiming": BLUE, "gaussian": GREEN, "zeros": RED, "random": ORANGE}
