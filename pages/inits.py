@@ -2,7 +2,7 @@ import streamlit as st
 
 from lora_core import studies
 from ui import baseline, charts, context, experiment, inside
-from views import inside_figures, tables
+from views import inside_figures, inside_tables, tables
 
 ctx = context.current()
 st.title("Initialisation gallery")
@@ -40,7 +40,7 @@ with right:
                 caption="‖ΔW‖_F over all adapted layers after each step; after the last: " + ", ".join(
                     f"{inside.INIT_LABELS.get(n, n)} {c.update_norms[-1]:.3g}" for n, c in curves.items()) + ".")
 
-frame = inside.gallery_frame(result.curves)
+frame = inside_tables.gallery_frame(result.curves, inside.INIT_LABELS)
 cols = st.columns(len(curves))
 for col, row in zip(cols, frame.to_dict("records"), strict=True):
     col.metric(f"{row['initialisation']}: final ‖ΔW‖_F", f"{row['final ‖ΔW‖_F']:.3g}",

@@ -4,7 +4,7 @@ from lora_core import anatomy
 from lora_core.data import MEAN, STD
 from ui import baseline, charts, context, experiment, inside, state
 from ui.plain import plain
-from views import figures, inside_figures, tables
+from views import figures, inside_figures, inside_tables, tables
 
 PATTERNS_SHOWN = 16
 
@@ -61,7 +61,7 @@ st.caption(f"Inspecting the adapter {source}. {plain(chosen['caption'])}")
 
 views = {v.name: v for v in chosen["views"]}
 norms = anatomy.layer_update_norms(model)
-st.dataframe(inside.layer_frame(chosen["views"], norms), hide_index=True, column_config={
+st.dataframe(inside_tables.layer_frame(chosen["views"], norms), hide_index=True, column_config={
     "‖ΔW‖_F": st.column_config.NumberColumn(format="%.4g"),
     "effective rank": st.column_config.NumberColumn(format="%.3f"),
     "energy in top direction": st.column_config.NumberColumn(format="percent"),

@@ -2,7 +2,7 @@ import streamlit as st
 
 from lora_core import anatomy, count_parameters
 from ui import baseline, charts, context, experiment, inside
-from views import inside_figures, tables
+from views import inside_figures, inside_tables, tables
 
 ctx = context.current()
 st.title("Rank oracle")
@@ -45,7 +45,7 @@ cols[0].metric("Effective rank of the full ΔW", f"{full.effective_rank:.1f}",
 cols[1].metric("Rank holding 90 % of it", anatomy.rank_for_energy(energy, 0.9))
 cols[2].metric("Rank holding 99 % of it", anatomy.rank_for_energy(energy, 0.99))
 
-frame = inside.oracle_frame(result, layer)
+frame = inside_tables.oracle_frame(result, layer)
 left, right = st.columns(2)
 with left:
     charts.show(inside_figures.energy({"full finetuning's ΔW": energy}, result.ranks,

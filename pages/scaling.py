@@ -1,8 +1,9 @@
 import streamlit as st
 
 from lora_core import studies
+from service import frontier
 from ui import baseline, charts, context, experiment, inside
-from views import inside_figures, tables
+from views import inside_figures, inside_tables, tables
 
 ctx = context.current()
 st.title("Scaling explorer")
@@ -36,7 +37,7 @@ if result is None:
     st.info("Press **Run the sweep**.")
     st.stop()
 st.caption(f"Last sweep: {inside.describe(result.config, ctx.data.classes, with_rank=False)}.")
-frame = inside.scaling_frame(result.rows)
+frame = inside_tables.scaling_frame(result.rows)
 rules = {name: part for name, part in frame.groupby("scaling", sort=False)}
 exponents = {name: studies.scaling_exponent(part["rank"], part["first_step_norm"])
              for name, part in rules.items() if part["rank"].nunique() > 1}
@@ -59,7 +60,7 @@ names = tables.class_names(ctx.data.classes, result.config.digits)
 charts.show(inside_figures.scaling(frame, "other_wrong", "errors, other classes", "What each run forgets"),
             key="scaling_forgotten",
             caption=f"Held-out test images of the classes not finetuned on that are misclassified after training "
-                    f"(the baseline: {inside.baseline_point(base, result.config.digits)[0]:,}); "
+                    f"(the baseline: {frontier.baseline_point(base, result.config.digits)[0]:,}); "
                     + "; ".join(f"{n}: {', '.join(f'{v:,}' for v in part['other_wrong'])} at r = "
                                 f"{', '.join(map(str, part['rank']))}" for n, part in rules.items()) + ".")
 st.dataframe(frame, hide_index=True, column_config={
