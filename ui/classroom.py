@@ -17,8 +17,8 @@ import lora_core as lc
 from classroom import browsers, computed
 from lora_core import presets as core_presets
 from lora_core import settings as lc_settings
-from service import environment, runs
-from ui import experiment, server, share_link
+from service import environment, runs, share_link
+from ui import experiment, server
 from ui.plain import plain
 
 TEACHER, STUDENT, POSTED = "class_teacher", "class_student", "class_posted"
