@@ -15,7 +15,6 @@ import torch
 import lora_core as lc
 from lora_core import anatomy, parallel, studies
 from lora_core.adapters import adapter_zip
-from ui import inside
 
 PARTS = [("training", "train.py", "train"), ("test passes", "train.py", "logits_of"),
          ("merge lab", "adapters.py", "merge_precision"), ("SVDs", "anatomy.py", "weight_spectra")]
@@ -79,7 +78,7 @@ def main() -> None:
         def frontier():
             held["adapters"] = studies.train_frontier_adapters(base.model, data, small, [1, 2, 4, 8],
                                                                workers=args.cores)
-            for strength in inside.PATH_STRENGTHS:
+            for strength in frontier.PATH_STRENGTHS:
                 studies.frontier(base.model, data, held["adapters"], small.digits, strength, base.evaluation)
 
         small = replace(tune, steps=50)

@@ -1,6 +1,7 @@
 import streamlit as st
 
-from ui import baseline, charts, context, experiment, tables
+from ui import baseline, charts, context, experiment
+from views import figures, tables
 
 ctx = context.current()
 st.title("Baseline training")
@@ -39,12 +40,12 @@ col3.metric("Steps trained", f"{len(run.losses):,}")
 
 left, right = st.columns(2)
 with left:
-    charts.show(charts.loss_curve(run.losses), key="base_loss",
+    charts.show(figures.loss_curve(run.losses), key="base_loss",
                 caption=f"Cross-entropy loss of each of the {len(run.losses):,} training steps: from "
                         f"{run.losses[0]:.3g} at step 1 to {run.losses[-1]:.3g} at the last.")
 with right:
     wrong = run.evaluation.wrong_per_class
-    charts.show(charts.wrong_per_class(wrong, ctx.data.classes), key="base_wrong",
+    charts.show(figures.wrong_per_class(wrong, ctx.data.classes), key="base_wrong",
                 caption=f"Misclassified test images of each class, {sum(wrong):,} in all: "
                         f"{tables.most_and_fewest(wrong, ctx.data.classes)}.")
 

@@ -1,4 +1,3 @@
-import plotly.graph_objects as go
 import streamlit as st
 
 import classroom as cr
@@ -6,6 +5,7 @@ from lora_core import settings as lc_settings
 from ui import classroom as uc
 from ui import context
 from ui.plain import for_chart, plain
+from views import class_board
 
 ctx = context.current()
 st.title("Class")
@@ -46,14 +46,8 @@ def draw_board() -> None:
     rows = [{"students": ", ".join(r.nicknames), "count": r.count, "changes": r.entry.changes,
              "accuracy": r.entry.accuracy, "wrong on finetuned digits": r.entry.target_wrong,
              "wrong on the others": r.entry.other_wrong, "trainable": r.entry.trainable} for r in runs]
-    figure = go.Figure(go.Scatter(  # graph_objects: a tenth of plotly.express's server time per refresh
-        x=[r.entry.target_wrong for r in runs], y=[r.entry.other_wrong for r in runs], mode="markers",
-        marker={"size": 12},  # seen from the back of a classroom
-        text=[for_chart(", ".join(r.nicknames)) for r in runs], customdata=[for_chart(r.entry.changes) for r in runs],
-        hovertemplate="%{text}<br>%{customdata}<extra></extra>"))
-    figure.update_layout(title="Learned against forgotten: one point per run",
-                         xaxis_title="still wrong on the finetuned digits", yaxis_title="wrong on the other digits")
-    st.plotly_chart(figure, key="class_scatter")
+    st.plotly_chart(class_board.board(runs, [for_chart(", ".join(r.nicknames)) for r in runs],
+                                      [for_chart(r.entry.changes) for r in runs]), key="class_scatter")
     st.caption("One point per run: left is learned, low is kept. " + plain(
         "; ".join(f"{row['students']}: {row['wrong on finetuned digits']} and {row['wrong on the others']}"
                   for row in rows[:30])))
@@ -85,17 +79,8 @@ def draw_predictions(asked: cr.Asked) -> None:
     if not points:
         st.caption("Prediction against result: no student who answered has a run of this digit on the board yet.")
         return
-    x, y = [p.predicted for p, _, _ in points], [result for _, _, result in points]
-    top = max(x + y) or 1
-    figure = go.Figure([
-        go.Scatter(x=[0, top], y=[0, top], mode="lines", line={"dash": "dot", "color": "grey"}, hoverinfo="skip",
-                   name="prediction = result"),
-        go.Scatter(x=x, y=y, mode="markers", marker={"size": 12}, name="a student",
-                   text=[for_chart(p.nickname) for p, _, _ in points], customdata=[p.confidence for p, _, _ in points],
-                   hovertemplate="%{text}: predicted %{x}, measured %{y} (sure: %{customdata}/5)<extra></extra>")])
-    figure.update_layout(title="Prediction against result: one point per student", xaxis_title="predicted",
-                         yaxis_title="measured in their own run", height=380, showlegend=False)
-    st.plotly_chart(figure, key="class_predictions")
+    st.plotly_chart(class_board.predictions(points, [for_chart(p.nickname) for p, _, _ in points]),
+                    key="class_predictions")
     st.caption("On the dotted line, the prediction was right. " + plain(
         "; ".join(f"{p.nickname} predicted {p.predicted:g}, measured {result}" for p, _, result in points[:30])))
 

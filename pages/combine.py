@@ -2,9 +2,10 @@ import streamlit as st
 
 import lora_core as lc
 from lora_core.combine import METHODS, SVD_METHODS, uses_density, uses_sign_election
-from ui import adapters, baseline, charts, context, tables
+from ui import adapters, baseline, charts, context
 from ui import combine as ui_combine
 from ui.plain import for_chart, plain
+from views import figures, tables
 
 ctx = context.current()
 st.title("Combine adapters")
@@ -86,7 +87,7 @@ if digits and together is None and all(sorted(e["chosen"]) != digits for e in ch
     st.caption(f"To compare with one adapter trained on {tables.class_names(ctx.data.classes, digits)} together, "
                "train it on the LoRA finetuning page: it then appears in this table.")
 label = " + ".join(f"{w:g}·({for_chart(e['name'])})" for e, w in zip(chosen, weights, strict=True))
-charts.show(charts.before_after(base.evaluation.wrong_per_class, combined.wrong_per_class, ctx.data.classes,
+charts.show(figures.before_after(base.evaluation.wrong_per_class, combined.wrong_per_class, ctx.data.classes,
                                 digits, f"combined ({method})", f"Combined by {method}: {label}"),
             key="combine_chart",
             caption=f"Misclassified test images per class for the baseline (grey) and the combined adapter (blue): "

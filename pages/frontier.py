@@ -1,8 +1,9 @@
 import streamlit as st
 
 from lora_core.adapters import MAX_STRENGTH
-from ui import baseline, charts, context, experiment, inside, tables
-from ui import inside_charts as ic
+from service import frontier
+from ui import baseline, charts, context, experiment, inside
+from views import inside_figures, tables
 
 ctx = context.current()
 st.title("Learn/forget frontier")
@@ -36,11 +37,11 @@ def strength_view() -> None:
     """The slider and what it moves: a new strength reruns this alone, not the page."""
     strength = round(experiment.widget(st, "strength"), 2)  # on the grid whatever the slider's rounding
     chart = st.empty()
-    if inside.known_points(result, strength) is None:  # nobody computed it yet: first 1,000 images, at once
-        estimate, star = inside.estimated_points(result, base, ctx.data, digits, strength)
+    if frontier.known_points(result, strength) is None:  # nobody computed it yet: first 1,000 images, at once
+        estimate, star = frontier.estimated_points(result, base, ctx.data, digits, strength)
         with chart.container():
-            charts.show(ic.frontier(estimate, star, {}, strength, names), key="frontier_estimate",
-                        caption=f"Estimate at strength {strength:g} on the first {inside.ESTIMATE_IMAGES:,} test "
+            charts.show(inside_figures.frontier(estimate, star, {}, strength, names), key="frontier_estimate",
+                        caption=f"Estimate at strength {strength:g} on the first {frontier.ESTIMATE_IMAGES:,} test "
                                 f"images only, while all "
                                 f"{len(ctx.data.test_y):,} are evaluated: errors on {names} and on the other "
                                 f"classes among those images, the baseline star at {star[1]:,} and {star[0]:,}. "
@@ -48,12 +49,12 @@ def strength_view() -> None:
                                             for p in estimate) + ".")
     with st.spinner(f"Evaluating every adapter at strength {strength:g} on all {len(ctx.data.test_y):,} test "
                     "images…"):
-        points = inside.frontier_points(result, base, ctx.data, digits, strength)
+        points = frontier.frontier_points(result, base, ctx.data, digits, strength)
     paths = {rank: [(p.other_wrong, p.target_wrong) for s in sorted(result.points)
                     for p in result.points[s] if p.rank == rank] for rank in result.adapters}
-    origin = inside.baseline_point(base, digits)
+    origin = frontier.baseline_point(base, digits)
     with chart.container():
-        charts.show(ic.frontier(points, origin, paths, strength, names), key="frontier_chart",
+        charts.show(inside_figures.frontier(points, origin, paths, strength, names), key="frontier_chart",
                     caption=f"Each rank's errors on {names} (up: worse) against errors on the other classes "
                             f"(right: worse) at strength {strength:g}, on all {len(ctx.data.test_y):,} test "
                             f"images; the baseline star at {origin[1]:,} and {origin[0]:,}. "

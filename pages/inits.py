@@ -1,8 +1,8 @@
 import streamlit as st
 
 from lora_core import studies
-from ui import base_inits, baseline, charts, context, experiment, inside, tables
-from ui import inside_charts as ic
+from ui import base_inits, baseline, charts, context, experiment, inside
+from views import inside_figures, inside_tables, tables
 
 ctx = context.current()
 st.title("Initialisation gallery")
@@ -30,18 +30,19 @@ st.caption(f"Last run: {inside.describe(result.config, ctx.data.classes)}.")
 
 left, right = st.columns(2)
 with left:
-    charts.show(ic.curves({n: c.losses for n, c in curves.items()}, ic.INIT_COLORS, inside.INIT_LABELS,
-                          "Finetuning loss", "cross-entropy loss"), key="inits_loss",
+    charts.show(inside_figures.curves({n: c.losses for n, c in curves.items()}, inside_figures.INIT_COLORS,
+                                      inside.INIT_LABELS, "Finetuning loss", "cross-entropy loss"), key="inits_loss",
                 caption="Loss of each step from each start; mean of the last steps: " + ", ".join(
                     f"{inside.INIT_LABELS.get(n, n)} {studies.final_loss(c.losses):.3g}"
                     for n, c in curves.items()) + ".")
 with right:
-    charts.show(ic.curves({n: c.update_norms for n, c in curves.items()}, ic.INIT_COLORS, inside.INIT_LABELS,
-                          "Size of the update ‖ΔW‖_F", "‖ΔW‖_F over all layers"), key="inits_norm",
+    charts.show(inside_figures.curves({n: c.update_norms for n, c in curves.items()}, inside_figures.INIT_COLORS,
+                                      inside.INIT_LABELS, "Size of the update ‖ΔW‖_F", "‖ΔW‖_F over all layers"),
+                key="inits_norm",
                 caption="‖ΔW‖_F over all adapted layers after each step; after the last: " + ", ".join(
                     f"{inside.INIT_LABELS.get(n, n)} {c.update_norms[-1]:.3g}" for n, c in curves.items()) + ".")
 
-frame = inside.gallery_frame(result.curves)
+frame = inside_tables.gallery_frame(result.curves, inside.INIT_LABELS)
 cols = st.columns(4)
 for i, row in enumerate(frame.to_dict("records")):
     cols[i % 4].metric(f"{row['initialisation']}: final ‖ΔW‖_F", f"{row['final ‖ΔW‖_F']:.3g}",

@@ -2,9 +2,9 @@ import streamlit as st
 
 from lora_core import anatomy
 from lora_core.data import MEAN, STD
-from ui import baseline, charts, context, experiment, inside, state, tables
-from ui import inside_charts as ic
+from ui import baseline, charts, context, experiment, inside, state
 from ui.plain import plain
+from views import figures, inside_figures, inside_tables, tables
 
 PATTERNS_SHOWN = 16
 
@@ -25,14 +25,14 @@ every = experiment.widget(st, "every", format_func=lambda n: "— never (‖ΔW�
 def draw_live(job, tick: int) -> None:
     left, right = st.columns(2)
     with left:
-        charts.show(ic.norm_curves(job.live.norms, f"‖ΔW‖_F of each layer (live, step {job.step:,})"),
+        charts.show(inside_figures.norm_curves(job.live.norms, f"‖ΔW‖_F of each layer (live, step {job.step:,})"),
                     key=f"insp_live_norms_{tick}",
                     caption="‖ΔW‖_F of each layer so far: " + ", ".join(
                         f"{n} {v[-1]:.3g}" for n, v in job.live.norms.items()) + ".")
     with right:
         if job.live.snapshots:
             step, spectra = job.live.snapshots[-1]
-            charts.show(ic.live_spectra(spectra, step), key=f"insp_live_spectra_{tick}",
+            charts.show(inside_figures.live_spectra(spectra, step), key=f"insp_live_spectra_{tick}",
                         caption=f"ΔW's singular values at step {step:,}; largest: " + ", ".join(
                             f"{n} {max(v, default=0):.3g}" for n, v in spectra.items()) + ".")
 
@@ -61,7 +61,7 @@ st.caption(f"Inspecting the adapter {source}. {plain(chosen['caption'])}")
 
 views = {v.name: v for v in chosen["views"]}
 norms = anatomy.layer_update_norms(model)
-st.dataframe(inside.layer_frame(chosen["views"], norms), hide_index=True, column_config={
+st.dataframe(inside_tables.layer_frame(chosen["views"], norms), hide_index=True, column_config={
     "‖ΔW‖_F": st.column_config.NumberColumn(format="%.4g"),
     "effective rank": st.column_config.NumberColumn(format="%.3f"),
     "energy in top direction": st.column_config.NumberColumn(format="percent"),
@@ -91,12 +91,13 @@ cols[3].metric("‖ΔW‖_F", f"{norms[layer]:.4g}")
 
 left, right = st.columns(2)
 with left:
-    figures = st.session_state.setdefault("insp_heatmaps", {})  # a rerun redraws, it does not rebuild
-    if figures.get("delta") is not view.delta:
-        figures.clear()
-        figures["delta"] = view.delta
-        figures["drawn"] = charts.heatmap(view.delta.numpy(), f"ΔW of {layer}", charts.color_limit(view.delta.numpy()))
-    fig, stride = figures["drawn"]
+    heatmaps = st.session_state.setdefault("insp_heatmaps", {})  # a rerun redraws, it does not rebuild
+    if heatmaps.get("delta") is not view.delta:
+        heatmaps.clear()
+        heatmaps["delta"] = view.delta
+        delta = view.delta.numpy()
+        heatmaps["drawn"] = figures.heatmap(delta, f"ΔW of {layer}", figures.color_limit(delta))
+    fig, stride = heatmaps["drawn"]
     charts.show(fig, key="insp_heatmap",
                 caption=f"Each entry of ΔW of {layer} as a colour, blue +, red −, one entry one square; "
                         + (f"the largest |entry| is {largest_entry:.3g}." if largest_entry else "every entry is 0."))
@@ -105,8 +106,8 @@ with left:
                                        "(the numbers and SVDs use the whole matrix)." if stride > 1 else "."))
 with right:
     shown = min(len(view.weight_singular_values), max(3 * view.rank, 40))
-    charts.show(ic.spectra(view.delta_singular_values.tolist(), view.weight_singular_values.tolist(), view.rank,
-                           shown, layer), key="insp_spectra",
+    charts.show(inside_figures.spectra(view.delta_singular_values.tolist(), view.weight_singular_values.tolist(),
+                                       view.rank, shown, layer), key="insp_spectra",
                 caption=f"σ₁ of ΔW is {float(view.delta_singular_values[0]):.3g}, σ₁ of W "
                         f"{float(view.weight_singular_values[0]):.3g}; ΔW has {nonzero} non-zero singular "
                         f"value{'' if nonzero == 1 else 's'} (r = {view.rank}), W "
@@ -126,7 +127,7 @@ def energy_view() -> None:
     cols[0].metric(f"ΔW: energy in the top {k}", tables.percent(delta_energy[min(k, len(delta_energy)) - 1]))
     cols[1].metric(f"W: energy in the top {k}", tables.percent(weight_energy[k - 1]),
                    help="The frozen weights are far from low-rank: many directions share their energy.")
-    charts.show(ic.energy({"ΔW": delta_energy, "W (frozen)": weight_energy}, [view.rank],
+    charts.show(inside_figures.energy({"ΔW": delta_energy, "W (frozen)": weight_energy}, [view.rank],
                           f"Energy in the top k directions of {layer}"), key="insp_energy",
                 caption=f"Share of ‖M‖²_F in the top k singular directions: at k = {k}, ΔW "
                         f"{tables.percent(delta_energy[min(k, len(delta_energy)) - 1])} and W "
@@ -149,7 +150,8 @@ if chosen["patterns"] is not None:
                 "1e-3, linear1's A has moved as far as its starting noise (‖A − A₀‖ ≥ ‖A₀‖) within 50 steps.")
     rows_word = "row" if len(patterns) == 1 else f"{len(patterns)} rows"
     largest = max(abs(v) for p in patterns for row in p for v in row)
-    charts.show(ic.patterns(patterns, f"The {rows_word} of A in linear1, as 28×28 images"), key="insp_patterns",
+    charts.show(inside_figures.patterns(patterns, f"The {rows_word} of A in linear1, as 28×28 images"),
+                key="insp_patterns",
                 caption=f"{len(patterns)} row{'s' if len(patterns) > 1 else ''} of A, each a weight per pixel "
                         + (f"drawn square; one colour scale for all, ±{largest:.3g} at its ends." if largest
                            else "drawn square; every entry is 0."))
@@ -170,10 +172,12 @@ def image_view() -> None:
     predicted_on = classes[max(range(len(with_adapter)), key=with_adapter.__getitem__)]
     left, right = st.columns([1, 3])
     with left:
-        charts.show(ic.image(image.reshape(28, 28).cpu().numpy(), f"test image {index:,}: {classes[label]}"),
+        charts.show(inside_figures.image(image.reshape(28, 28).cpu().numpy(),
+                                         f"test image {index:,}: {classes[label]}"),
                     key="insp_image_chart", caption=f"Test image {index:,}, true class {classes[label]}.")
     with right:
-        charts.show(ic.logits(without, with_adapter, classes, "Logits with the adapter off and on"), key="insp_logits",
+        charts.show(inside_figures.logits(without, with_adapter, classes, "Logits with the adapter off and on"),
+                    key="insp_logits",
                     caption=f"The ten logits through W and through W + ΔW; the largest is {predicted_off} "
                             f"({max(without):.3g}) off and {predicted_on} ({max(with_adapter):.3g}) on.")
     st.markdown(f"True class **{classes[label]}** · predicted through W: **{predicted_off}** · "
@@ -184,12 +188,12 @@ image_view()
 
 if "norms" in chosen:
     st.subheader("ΔW while it was trained")
-    charts.show(ic.norm_curves(chosen["norms"], "‖ΔW‖_F of each layer, step by step"), key="insp_norms",
+    charts.show(inside_figures.norm_curves(chosen["norms"], "‖ΔW‖_F of each layer, step by step"), key="insp_norms",
                 caption="‖ΔW‖_F of each layer from 0 at step 0 to, after the last step: " + ", ".join(
                     f"{n} {v[-1]:.3g}" for n, v in chosen["norms"].items()) + ".")
     if chosen["snapshots"]:
         last_step, last = chosen["snapshots"][-1]
-        charts.show(ic.spectrum_history(chosen["snapshots"], layer), key="insp_history",
+        charts.show(inside_figures.spectrum_history(chosen["snapshots"], layer), key="insp_history",
                     caption=f"ΔW's singular values of {layer} at each snapshot; at step {last_step:,}: "
                             + ", ".join(f"{v:.3g}" for v in last[layer]) + ".")
 else:

@@ -1,8 +1,9 @@
 import streamlit as st
 
 from lora_core.adapters import MAX_ADAPTER_BYTES
-from ui import adapters, baseline, charts, context, downloads, experiment, finetunes, inside, proofs, tables, uploads
+from ui import adapters, baseline, charts, context, downloads, experiment, finetunes, inside, proofs, uploads
 from ui.plain import for_chart, plain
+from views import figures, tables
 
 
 def draw_current(result: dict | None, classes) -> None:
@@ -20,7 +21,7 @@ def draw_current(result: dict | None, classes) -> None:
     if left is not None:
         with left:
             losses = result["losses"]
-            charts.show(charts.loss_curve(losses, f"Finetuning loss on {names}"), key="lora_loss",
+            charts.show(figures.loss_curve(losses, f"Finetuning loss on {names}"), key="lora_loss",
                         caption=f"Loss of each of the {len(losses):,} steps on {names}: {losses[0]:.3g} at step 1, "
                                 f"{losses[-1]:.3g} at the last.")
     with right:
@@ -42,7 +43,7 @@ def draw_current(result: dict | None, classes) -> None:
         else:
             col3.metric("Wrong test images", f"{after.wrong:,}", delta=f"{after.wrong - before.wrong:+,}",
                         delta_color="inverse")
-    charts.show(charts.before_after(before.wrong_per_class, after.wrong_per_class, classes,
+    charts.show(figures.before_after(before.wrong_per_class, after.wrong_per_class, classes,
                                     chosen, after_label), key="lora_before_after",
                 caption=f"Misclassified test images per class before (grey) and {after_label} (blue); "
                         f"{before.wrong:,} in all before, {after.wrong:,} {after_label}"
@@ -171,7 +172,7 @@ if result is not None and rows is not None:
         "flipped": st.column_config.NumberColumn("flipped predictions"),
     })
     with right:
-        charts.show(charts.merge_precision(rows), key="lora_merge",
+        charts.show(figures.merge_precision(rows), key="lora_merge",
                     caption="Largest rounding error of the merged weights per storage format (log scale): " + ", ".join(
                         f"{r['dtype']} {r['max_abs_error']:.3g} ({r['flipped']:,} predictions flipped)"
                         for r in rows) + ".")
@@ -196,7 +197,7 @@ if entries:
         st.caption(f"This blend's misclassified test images per class are the current adapter's, charted above: "
                    f"{score.wrong:,} in all.")
     else:
-        charts.show(charts.before_after(base.evaluation.wrong_per_class, score.wrong_per_class, ctx.data.classes,
+        charts.show(figures.before_after(base.evaluation.wrong_per_class, score.wrong_per_class, ctx.data.classes,
                                         blended, "blend", f"Blend: {label}"), key="lora_blend",
                     caption=f"Misclassified test images per class for the baseline (grey) and the blend (blue): "
                             f"{base.evaluation.wrong:,} and {score.wrong:,} in all.")

@@ -1,8 +1,8 @@
 import streamlit as st
 
 from lora_core import anatomy, count_parameters
-from ui import baseline, charts, context, experiment, inside, tables
-from ui import inside_charts as ic
+from ui import baseline, charts, context, experiment, inside
+from views import inside_figures, inside_tables, tables
 
 ctx = context.current()
 st.title("Rank oracle")
@@ -45,15 +45,15 @@ cols[0].metric("Effective rank of the full ΔW", f"{full.effective_rank:.1f}",
 cols[1].metric("Rank holding 90 % of it", anatomy.rank_for_energy(energy, 0.9))
 cols[2].metric("Rank holding 99 % of it", anatomy.rank_for_energy(energy, 0.99))
 
-frame = inside.oracle_frame(result, layer)
+frame = inside_tables.oracle_frame(result, layer)
 left, right = st.columns(2)
 with left:
-    charts.show(ic.energy({"full finetuning's ΔW": energy}, result.ranks,
+    charts.show(inside_figures.energy({"full finetuning's ΔW": energy}, result.ranks,
                           f"Energy of {layer}'s full ΔW in its top k"), key="oracle_energy",
                 caption="Share of ‖ΔW_full‖²_F held by its top k singular directions; at the LoRA ranks: "
                         + ", ".join(f"r={r}: {energy[r - 1]:.0%}" for r in result.ranks) + ".")
 with right:
-    charts.show(ic.similarity(frame), key="oracle_similarity",
+    charts.show(inside_figures.similarity(frame), key="oracle_similarity",
                 caption=f"Similarity of LoRA's r output directions with the full update's top r, beside the "
                         f"chance level r/d of random subspaces (d = {full.out_features:,} outputs): "
                         + ", ".join(f"r={row['rank r']}: {row['subspace similarity']:.2f} vs "

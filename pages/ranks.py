@@ -5,7 +5,8 @@ from lora_core.results import expecting
 from service import jobs, runs
 from service.kinds import Kind
 from service.runs import Run
-from ui import baseline, charts, context, experiment, progress, run_controls, tables
+from ui import baseline, charts, context, experiment, progress, run_controls
+from views import figures, tables
 
 ctx = context.current()
 st.title("Rank comparison")
@@ -74,13 +75,13 @@ baseline_row, lora_rows = rows["baseline"], [r for r in result.rows if r.rank is
 full_rows = [r for r in result.rows if r.method.startswith("full finetune")]
 left, right = st.columns(2)
 with left:
-    charts.show(charts.sweep(frame, "target_wrong", f"errors on {names}", "What is learned"),
+    charts.show(figures.sweep(frame, "target_wrong", f"errors on {names}", "What is learned"),
                 key="sweep_learned",
                 caption=f"Errors on {names} (the baseline: {baseline_row.target_wrong:,}) against trainable "
                         "parameters: " + ", ".join(f"{r.method} {r.target_wrong:,}" for r in lora_rows + full_rows)
                         + ".")
 with right:
-    charts.show(charts.sweep(frame, "other_wrong", "errors, other classes", "What is forgotten"),
+    charts.show(figures.sweep(frame, "other_wrong", "errors, other classes", "What is forgotten"),
                 key="sweep_forgotten",
                 caption=f"Errors on the classes not finetuned on (the baseline: {baseline_row.other_wrong:,}): "
                         + ", ".join(f"{r.method} {r.other_wrong:,}" for r in lora_rows + full_rows) + ".")

@@ -1,8 +1,9 @@
 import streamlit as st
 
 from lora_core import studies
-from ui import baseline, charts, context, experiment, inside, tables
-from ui import inside_charts as ic
+from service import frontier
+from ui import baseline, charts, context, experiment, inside
+from views import inside_figures, inside_tables, tables
 
 ctx = context.current()
 st.title("Scaling explorer")
@@ -36,29 +37,30 @@ if result is None:
     st.info("Press **Run the sweep**.")
     st.stop()
 st.caption(f"Last sweep: {inside.describe(result.config, ctx.data.classes, with_rank=False)}.")
-frame = inside.scaling_frame(result.rows)
+frame = inside_tables.scaling_frame(result.rows)
 rules = {name: part for name, part in frame.groupby("scaling", sort=False)}
 exponents = {name: studies.scaling_exponent(part["rank"], part["first_step_norm"])
              for name, part in rules.items() if part["rank"].nunique() > 1}
 left, right = st.columns(2)
 with left:
-    charts.show(ic.scaling(frame, "first_step_norm", "‖ΔW‖_F (log scale)", "Size of the update after one step",
-                           log_y=True), key="scaling_first",
+    charts.show(inside_figures.scaling(frame, "first_step_norm", "‖ΔW‖_F (log scale)",
+                                       "Size of the update after one step", log_y=True), key="scaling_first",
                 caption="‖ΔW‖_F over all layers after the first Adam step, against r on log–log axes; fitted "
                         "exponent p in ‖ΔW‖ ∝ rᵖ: " + (", ".join(f"{n} {p:+.2f}" for n, p in exponents.items())
                                                         or "needs two ranks") + " (−0.5 is 1/√r, 0 is flat).")
 with right:
-    charts.show(ic.scaling(frame, "update_norm", "‖ΔW‖_F after training", "Size of the update after training"),
+    charts.show(inside_figures.scaling(frame, "update_norm", "‖ΔW‖_F after training",
+                                       "Size of the update after training"),
                 key="scaling_norm",
                 caption="‖ΔW‖_F after the last step: " + "; ".join(
                     f"{n} from {part['update_norm'].iloc[0]:.3g} (r={part['rank'].iloc[0]}) to "
                     f"{part['update_norm'].iloc[-1]:.3g} (r={part['rank'].iloc[-1]})"
                     for n, part in rules.items()) + ".")
 names = tables.class_names(ctx.data.classes, result.config.digits)
-charts.show(ic.scaling(frame, "other_wrong", "errors, other classes", "What each run forgets"),
+charts.show(inside_figures.scaling(frame, "other_wrong", "errors, other classes", "What each run forgets"),
             key="scaling_forgotten",
             caption=f"Held-out test images of the classes not finetuned on that are misclassified after training "
-                    f"(the baseline: {inside.baseline_point(base, result.config.digits)[0]:,}); "
+                    f"(the baseline: {frontier.baseline_point(base, result.config.digits)[0]:,}); "
                     + "; ".join(f"{n}: {', '.join(f'{v:,}' for v in part['other_wrong'])} at r = "
                                 f"{', '.join(map(str, part['rank']))}" for n, part in rules.items()) + ".")
 st.dataframe(frame, hide_index=True, column_config={

@@ -1,7 +1,8 @@
 import streamlit as st
 
 import lora_core as lc
-from ui import charts, context, state, tables
+from ui import charts, context, state
+from views import figures, tables
 
 ctx = context.current()
 st.title("SVD playground")
@@ -40,20 +41,20 @@ col5.metric("Reconstruction error ‖W − BA‖_F", f"{p.error:.3g}",
 col6.metric("Relative error ‖W − BA‖_F / ‖W‖_F", f"{p.relative_error:.3g}")
 col7.metric("Largest |y − y′|", f"{p.max_abs_difference:.3g}")
 
-zmax = charts.color_limit(p.W.numpy())  # one colour scale for both: equal colours mean equal values
+zmax = figures.color_limit(p.W.numpy())  # one colour scale for both: equal colours mean equal values
 left, right = st.columns(2)
 with left:
-    fig, stride = charts.heatmap(p.W.numpy(), f"W ({d}×{k}, rank {true_rank})", zmax)
+    fig, stride = figures.heatmap(p.W.numpy(), f"W ({d}×{k}, rank {true_rank})", zmax)
     charts.show(fig, key="svd_W", caption=f"W's {d}×{k} entries as colours, one entry one square.")
 with right:
-    fig, _ = charts.heatmap(p.product.numpy(), f"B·A (kept rank {r})", zmax)
+    fig, _ = figures.heatmap(p.product.numpy(), f"B·A (kept rank {r})", zmax)
     charts.show(fig, key="svd_BA", caption=f"B·A on the same colour scale: ‖W − BA‖_F = {p.error:.3g}.")
 if stride > 1:
     nth = {2: "second", 3: "third", 4: "fourth"}.get(stride, f"{stride}th")
     st.caption(f"The heatmaps draw every {nth} row and column: {d * k:,} cells are too many to send "
                "on every slider move.")
 
-charts.show(charts.singular_values(p.singular_values.tolist(), r, p.numerical_rank), key="svd_sigma",
+charts.show(figures.singular_values(p.singular_values.tolist(), r, p.numerical_rank), key="svd_sigma",
             caption=f"W's {len(p.singular_values)} singular values, largest {float(p.singular_values[0]):.3g}; "
                     f"{p.numerical_rank} are above rounding (its numerical rank) and B·A keeps the first {r}.")
 
@@ -62,5 +63,5 @@ st.markdown("The same random input x and bias b go through W and through B·A.")
 left, right = st.columns([2, 3])
 left.dataframe(tables.outputs_table(p), height=420, width="stretch")
 with right:
-    charts.show(charts.outputs(p.y.tolist(), p.y_prime.tolist()), key="svd_outputs",
+    charts.show(figures.outputs(p.y.tolist(), p.y_prime.tolist()), key="svd_outputs",
                 caption=f"Each of the {d} entries of y and y′; the largest |y − y′| is {p.max_abs_difference:.3g}.")

@@ -9,7 +9,7 @@ Each limit is read from the environment, so that the server's operator can chang
   300): its images × weights (lora_core.Experiment.total_work) at IMAGE_WEIGHTS_PER_S, so that a wide network
   at a large batch is bounded however few its steps, and however many browsers one person opens;
 - LORA_LAB_TRAININGS_PER_PERSON: trainings one person runs or queues at once (default 1), a person being
-  a session and, where it can be told, a browser (ui.server.owners_of): two tabs are one person.
+  a session and, where it can be told, a browser (service.sessions, Sessions.owners_of): two tabs are one person.
 A training over a limit is refused when it is asked for, with the reason; nothing is cut short later.
 Reusing a baseline someone trained already, or following one that trains, costs nothing and is never
 refused.

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 import lora_core as lc
 from lora_core import anatomy, presets, studies, variants
 from lora_core.store import encode
-from service import jobs, runs
+from service import frontier, jobs, runs, study_jobs
 from service.kinds import Kind
 from ui import inside
 
@@ -224,7 +224,7 @@ def test_frontier_matches_core_and_moves_without_retraining(data, base):
     assert table["errors on class 2"].tolist() == [before.wrong_per_class[2]] * 2  # strength 0: the baseline
     # the paths' strengths were evaluated with the training, 0.8 when it was chosen (or by the background fill
     # of the slider's other values): each once, then kept, and only the slider's values
-    assert {*inside.PATH_STRENGTHS, 0.8} <= set(stored(at, "frontier").points) <= set(inside.strengths())
+    assert {*frontier.PATH_STRENGTHS, 0.8} <= set(stored(at, "frontier").points) <= set(frontier.strengths())
 
 
 def test_a_link_sets_the_widgets():
@@ -335,14 +335,14 @@ def test_the_frontier_fill_starts_around_the_last_asked_strength_and_gives_what_
             order.append(key)
             return super().setdefault(key, value)
     order, points = [], Recorded()
-    inside._fill_strengths(points, [0.3], small_base, small, adapters, config.digits)
-    assert sorted(points) == inside.strengths()
+    frontier.fill_strengths(points, [0.3], small_base, small, adapters, config.digits)
+    assert sorted(points) == frontier.strengths()
     assert order[:3] == [0.3, 0.25, 0.35]  # nearest to the focus first, the lower of two equally near first
     page = lc.FrontierStudy(config, adapters, {}, stopped=False)
     for strength in (0.0, 0.3, 1.45):
-        assert inside.frontier_points(page, small_base, small, config.digits, strength) == points[strength]
+        assert frontier.frontier_points(page, small_base, small, config.digits, strength) == points[strength]
     assert page.focus == [1.45]
-    stored, live = inside._keep(page)
+    stored, live = study_jobs.keep(page)
     assert stored.points == page.points and stored.points is not page.points and live is page
     assert "focus" not in encode(stored)[1]["fields"]  # where the fill starts is this server's moment, not stored
 

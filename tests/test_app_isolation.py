@@ -11,7 +11,7 @@ from conftest import open_session, train_baseline, wait_for_steps
 from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
-from service import environment, jobs, runs
+from service import environment, jobs, runs, sessions
 from service.kinds import Kind
 from service.runs import Run
 from ui import baseline as ui_baseline
@@ -35,7 +35,7 @@ def train_lora(at: AppTest, **settings) -> None:
 
 
 def models(value) -> list[torch.nn.Module]:
-    """The models a session_state value holds (as ui.server looks for them)."""
+    """The models a session_state value holds (as service.sessions looks for them)."""
     if isinstance(value, torch.nn.Module):
         return [value]
     if isinstance(value, dict):
@@ -57,7 +57,7 @@ def sweep_after_grace() -> None:
     gc.collect()
     now = time.monotonic()
     server.SESSIONS.sweep(now)
-    server.SESSIONS.sweep(now + server.CLOSED_GRACE_S)
+    server.SESSIONS.sweep(now + sessions.CLOSED_GRACE_S)
 
 
 def test_two_sessions_share_the_data_and_the_baseline_but_never_an_adapter():
@@ -96,7 +96,7 @@ def test_a_closed_session_stops_its_training_and_the_model_keeps_every_whole_ste
     now = time.monotonic()
     server.SESSIONS.sweep(now)
     assert not job.stopping  # gone for less than the grace: a reload could still come back to it
-    server.SESSIONS.sweep(now + server.CLOSED_GRACE_S)
+    server.SESSIONS.sweep(now + sessions.CLOSED_GRACE_S)
     assert job.stopping and server.SESSIONS.get(session_id) is None
     job.wait(60)
     run = job.result
@@ -163,13 +163,13 @@ def test_memory_stays_flat_over_repeated_finetunes_in_one_session():
 
 def test_the_training_limit_and_torch_threads_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("LORA_LAB_MAX_TRAININGS", "3")
-    assert server.max_trainings() == 3
+    assert environment.max_trainings() == 3
     for bad in ("0", "-2", "two", "1.5", "nan", ""):
         monkeypatch.setenv("LORA_LAB_MAX_TRAININGS", bad)
-        assert server.max_trainings() == lc.slots.default_limit()
-    assert server.threads_each(1) == environment.TORCH_DEFAULT_THREADS
-    assert server.threads_each(10_000) == 1
-    assert jobs.THREADS == server.threads_each(jobs.SLOTS.limit)
+        assert environment.max_trainings() == lc.slots.default_limit()
+    assert environment.threads_each(1) == environment.TORCH_DEFAULT_THREADS
+    assert environment.threads_each(10_000) == 1
+    assert jobs.THREADS == environment.threads_each(jobs.SLOTS.limit)
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -180,4 +180,4 @@ def test_the_training_limit_and_torch_threads_come_from_the_environment(monkeypa
 def test_what_counts_as_a_model_to_free(value, expected):
     if isinstance(value, jobs.Job):
         value.wait(10)
-    assert server.holds_model(value) is expected
+    assert sessions.holds_model(value) is expected

@@ -11,11 +11,11 @@ from streamlit.testing.v1 import AppTest
 import lora_core as lc
 from lora_core import executor
 from lora_core.slots import TrainingSlots
-from service import jobs, runs
+from service import environment, jobs, runs
 from service.kinds import Kind
 from service.runs import Run
 from ui import baseline as ui_baseline
-from ui import charts, progress, server
+from ui import charts, progress
 
 TINY = dict(hidden1=8, hidden2=8, max_steps=10_000, epochs=50, batch_size=16)  # thousands of quick steps: time to stop
 
@@ -211,7 +211,7 @@ def test_a_queued_baseline_stopped_just_as_its_slot_frees_trains_nothing_and_sto
     """One slot: A's run holds it, B's waits; B's Stop and the end of A's run arrive together."""
     slots = TrainingSlots(limit=1)
     monkeypatch.setattr(jobs, "SLOTS", slots)
-    monkeypatch.setattr(jobs, "EXECUTOR", executor.InProcess(slots, server.threads_each))
+    monkeypatch.setattr(jobs, "EXECUTOR", executor.InProcess(slots, environment.threads_each))
     release = threading.Event()
     holder = jobs.Job(Kind.BASELINE, lambda job: release.wait(30))
 

@@ -65,7 +65,7 @@ def test_baseline_caption_names_every_class_that_ties(tie_base, data):
 
 
 def test_most_and_fewest_when_every_class_is_equal():
-    from ui.tables import most_and_fewest
+    from views.tables import most_and_fewest
 
     assert most_and_fewest([0] * 10, [str(c) for c in range(10)]) == "0 for every class"
     assert most_and_fewest([3, 1, 3, 1], list("abcd")) == "most for a and c (3 each), fewest for b and d (1 each)"

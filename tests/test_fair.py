@@ -14,9 +14,9 @@ import lora_core as lc
 from lora_core import executor, works
 from lora_core.slots import Busy, Cancelled, TrainingSlots
 from lora_core.train import planned_steps
-from service import jobs, limits, runs
+from service import environment, jobs, limits, runs, sessions
 from service.kinds import Kind
-from ui import operator, progress, server
+from ui import operator, progress
 
 APP = "../app.py"  # relative to this file
 
@@ -73,13 +73,13 @@ def test_per_owner_must_be_a_positive_integer(per_owner):
 
 def test_the_browser_is_named_by_its_xsrf_token_whatever_the_mask():
     token, other = b"0123456789abcdef", b"fedcba9876543210"
-    first, second = (server.browser_of_cookie(generate_xsrf_token_string(token, 1_700_000_000))
+    first, second = (sessions.browser_of_cookie(generate_xsrf_token_string(token, 1_700_000_000))
                      for _ in range(2))
     assert first == second and first is not None  # each tab gets the token masked afresh: same browser
-    assert server.browser_of_cookie(generate_xsrf_token_string(other, 1_700_000_000)) != first
-    assert server.browser_of_cookie(f'"{generate_xsrf_token_string(token, 1)}"') == first  # quoted
+    assert sessions.browser_of_cookie(generate_xsrf_token_string(other, 1_700_000_000)) != first
+    assert sessions.browser_of_cookie(f'"{generate_xsrf_token_string(token, 1)}"') == first  # quoted
     for unreadable in ("", "2|zz|00|1", "2||00|1"):
-        assert server.browser_of_cookie(unreadable) is None
+        assert sessions.browser_of_cookie(unreadable) is None
 
 
 # --- the app's jobs: refusals say why ---------------------------------------------------------------
@@ -89,7 +89,7 @@ def slots(monkeypatch):
     """Two slots, one training per person, for this test only (and the executor that runs jobs in them)."""
     fresh = TrainingSlots(limit=2, per_owner=1)
     monkeypatch.setattr(jobs, "SLOTS", fresh)
-    monkeypatch.setattr(jobs, "EXECUTOR", executor.InProcess(fresh, server.threads_each))
+    monkeypatch.setattr(jobs, "EXECUTOR", executor.InProcess(fresh, environment.threads_each))
     return fresh
 
 

@@ -8,7 +8,7 @@ from conftest import open_session, train_baseline
 
 import lora_core as lc
 from lora_core import studies
-from ui import inside
+from service.frontier import estimated_points
 
 SETTINGS = {"base_hidden1": 32, "base_hidden2": 16, "base_max_steps": 40}
 
@@ -33,7 +33,7 @@ def merged_by_hand(model, adapter: lc.Adapter, strength: float):
 def test_the_estimate_counts_exactly_on_the_first_thousand_test_images(frontier, data):
     base, adapters = frontier
     result = lc.FrontierStudy(lc.FinetuneConfig(steps=10), adapters, {}, stopped=False)
-    points, star = inside.estimated_points(result, base, data, (2,), 0.65)
+    points, star = estimated_points(result, base, data, (2,), 0.65)
     x, y = data.test_x[:1000], data.test_y[:1000]
     for point, (rank, adapter) in zip(points, adapters.items(), strict=True):
         with torch.no_grad():

@@ -165,16 +165,16 @@ def test_a_worker_killed_mid_training_is_a_clear_error_and_the_store_stays_whole
                                                                               monkeypatch):
     """Through the page's path (service.runs.obtain): the job ends with the lost-worker message, the run folder
     keeps what it had and no claim is left, and the next try trains."""
-    from service import jobs, runs
+    from service import environment, jobs, runs
     from service.runs import Run
-    from ui import baseline, server
+    from ui import baseline
 
     monkeypatch.setenv("LORA_LAB_CACHE", str(tmp_path))
     monkeypatch.setattr(jobs, "EXECUTOR", remote)
-    monkeypatch.setattr(runs, "_store", [RunStore(server.runs_dir(), runs.STORE_BYTES)])
+    monkeypatch.setattr(runs, "_store", [RunStore(environment.runs_dir(), runs.STORE_BYTES)])
     earlier = works.baseline_record(lc.train_baseline(SMALL, data))
     runs.store().put("earlier-run", earlier)
-    before = sorted(p.name for p in server.runs_dir().iterdir())
+    before = sorted(p.name for p in environment.runs_dir().iterdir())
     run = Run("lost-run", "baseline", work=works.baseline_work(data, LONG), keep=baseline.keep)
     handle = runs.obtain(run, "session")
     how, job = handle.how, handle.job
@@ -188,8 +188,8 @@ def test_a_worker_killed_mid_training_is_a_clear_error_and_the_store_stays_whole
     assert jobs.failure("Training the baseline", job.error) == (
         "Training the baseline failed: The training worker was lost before the training finished (a machine of "
         "the cluster stopped or ran out of memory). Your settings are kept: train again.")
-    assert sorted(p.name for p in server.runs_dir().iterdir()) == before  # no partial file, no claim left
-    assert runs.store().get("lost-run") is None and run_claims.lapsed(server.runs_dir(), "lost-run")
-    assert RunStore(server.runs_dir()).get("earlier-run")["losses"] == earlier["losses"]
+    assert sorted(p.name for p in environment.runs_dir().iterdir()) == before  # no partial file, no claim left
+    assert runs.store().get("lost-run") is None and run_claims.lapsed(environment.runs_dir(), "lost-run")
+    assert RunStore(environment.runs_dir()).get("earlier-run")["losses"] == earlier["losses"]
     # the cluster trains again after losing a worker
     assert remote.run(executor.Progress(), works.baseline_work(data, SMALL)).complete

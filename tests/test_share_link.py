@@ -3,7 +3,7 @@ link would open only on the teacher's machine."""
 import pytest
 from conftest import open_session
 
-from ui import share_link
+from service import share_link
 
 QUERY = {"v": "2", "seed": "7", "targets": "linear1,linear2"}
 

@@ -1,7 +1,7 @@
 """What ui/streamlit_private.py relies on inside Streamlit, each checked on the installed release.
 
 Streamlit does not promise these internals; a new release may move or change them. When one of these
-tests fails after an upgrade, the sweep in ui/server.py (freeing closed and idle sessions' models) no
+tests fails after an upgrade, the sweep in service/sessions.py (freeing closed and idle sessions' models) no
 longer works as written: adapt ui/streamlit_private.py, not the sweep. The message says what changed.
 """
 import inspect

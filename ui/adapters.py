@@ -13,8 +13,9 @@ import streamlit as st
 import lora_core as lc
 from lora_core import works
 from lora_core.adapters import MAX_STRENGTH, adapter_zip, read_upload
-from ui import server, tables, uploads
+from ui import server, uploads
 from ui.plain import plain
+from views import tables
 
 PROBE_IMAGES = 256  # test images an uploaded adapter must give finite outputs on
 

@@ -1,28 +1,15 @@
 """The initialisation gallery's part on PiSSA and OLoRA: the spectrum each leaves in the base beside W's,
 the outputs at step 0, and their learning curves beside plain LoRA's. Numbers from lora_core.studies'
 InitCurve (its spectra: lora_core.variants.residual_spectra)."""
-import plotly.graph_objects as go
 import streamlit as st
 
 from lora_core import studies
 from ui import charts
 from ui.inside import INIT_LABELS
-from ui.inside_charts import INIT_COLORS
+from views import inside_figures
+from views.inside_figures import SHORT_INIT as SHORT
 
 PLAIN = "kaiming"  # plain LoRA: PEFT's default start
-SHORT = {"kaiming": "plain LoRA", "pissa": "PiSSA", "olora": "OLoRA"}
-
-
-def spectra_chart(layer: str, weight, residuals: dict[str, list[float]]) -> go.Figure:
-    """σᵢ of W and of each init's residual W − s·B₀·A₀, on a log axis."""
-    lines = [("W (the baseline's)", list(weight), charts.GREY, "solid")]
-    lines += [(f"{SHORT[init]}'s residual", list(values), INIT_COLORS.get(init, charts.BLUE), "dash")
-              for init, values in residuals.items()]
-    fig = go.Figure([go.Scatter(x=list(range(1, len(y) + 1)), y=y, name=name, mode="lines",
-                                line=dict(color=color, width=3, dash=dash)) for name, y, color, dash in lines])
-    fig.update_xaxes(title="index i")
-    fig.update_yaxes(type="log", title="singular value σᵢ (log scale)", exponentformat="power")
-    return charts.style(fig, f"Singular values of {layer}: W and what the base keeps", height=420)
 
 
 def _spectra(moved: list, rank: int) -> None:
@@ -37,18 +24,13 @@ def _spectra(moved: list, rank: int) -> None:
             if "pissa" in found:
                 words.append(f"PiSSA moved {found['pissa'].moved.numel()} singular values into the adapter: "
                              + ", ".join(f"{v:.4g}" for v in found["pissa"].moved.tolist()))
-            charts.show(spectra_chart(layer, weight, residuals), key=f"inits_spectrum_{layer}",
+            charts.show(inside_figures.residual_spectra(layer, weight, residuals), key=f"inits_spectrum_{layer}",
                         caption="; ".join(words) + ".")
 
 
 def _curves(curves: dict) -> None:
-    shown = {init: curves[init].losses for init in SHORT if init in curves}
-    fig = go.Figure([go.Scatter(x=list(range(1, len(y) + 1)), y=list(y), name=SHORT[init], mode="lines",
-                                line=dict(color=INIT_COLORS.get(init, charts.GREY), width=3))
-                     for init, y in shown.items()])
-    fig.update_xaxes(title="step", rangemode="tozero")
-    fig.update_yaxes(title="cross-entropy loss", rangemode="tozero")
-    charts.show(charts.style(fig, "Loss beside plain LoRA", height=380), key="inits_beside_plain",
+    shown = {init: curves[init].losses for init in inside_figures.SHORT_INIT if init in curves}
+    charts.show(inside_figures.beside_plain(shown), key="inits_beside_plain",
                 caption="The same data, steps and seed, so the same batches; mean loss of the last "
                         f"{studies.FINAL_LOSS_STEPS} steps: " + ", ".join(
                             f"{SHORT[init]} {studies.final_loss(y):.3g}" for init, y in shown.items()) + ".")

@@ -2,8 +2,9 @@
 key or the student's token stays in this session only), the questions the current experiment offers with
 answers computed from its stored runs, and a student's finished finetunes put on the board.
 
-Uses of other ui modules, kept few: server.cache_dir (where SQLite lives), service.runs store / key (finished
-runs by key), baseline.run_key / baseline.revive (the class's baseline), experiment.current, share_link.link.
+Uses of other modules, kept few: service.environment.cache_dir (where SQLite lives), service.runs store / key
+(finished runs by key), baseline.run_key / baseline.revive (the class's baseline), experiment.current,
+share_link.link, server.browser_id.
 """
 import io
 from dataclasses import fields
@@ -16,8 +17,8 @@ import lora_core as lc
 from classroom import browsers, computed
 from lora_core import presets as core_presets
 from lora_core import settings as lc_settings
-from service import runs
-from ui import experiment, server, share_link
+from service import environment, runs, share_link
+from ui import experiment, server
 from ui.plain import plain
 
 TEACHER, STUDENT, POSTED = "class_teacher", "class_student", "class_posted"
@@ -33,7 +34,7 @@ def _database(url: str):
 
 def engine():
     """This server's class database (LORA_LAB_DATABASE_URL, else SQLite in the cache folder)."""
-    return _database(cr.database_url(server.cache_dir()))
+    return _database(cr.database_url(environment.cache_dir()))
 
 
 def remember_join_code() -> None:

@@ -12,8 +12,8 @@ import streamlit as st
 from lora_core import presets as core
 from lora_core import settings
 from lora_core.experiment import Experiment
-from service import limits
-from ui import share_link, uploads
+from service import limits, share_link
+from ui import uploads
 
 # URL field → the session_state key of the widget that shows it (lora_core.settings)
 KEYS = {s.url: s.key for s in settings.SETTINGS}

@@ -1,6 +1,6 @@
 """The only place LoRA Lab reaches past Streamlit's public API, and why.
 
-The sweep in ui.server frees the models of sessions that closed or idled. Streamlit has no public way to
+The sweep in service.sessions frees the models of sessions that closed or idled. Streamlit has no public way to
 reach a session from outside its own script run, nor to ask whether its tab is still connected, so this
 module uses three internals (checked against Streamlit 1.67 by tests/test_streamlit_private.py, which
 fails with the reason when an upgrade changes one of them):

@@ -18,7 +18,7 @@ import torch
 import lora_core as lc
 from lora_core.adapters import read_upload
 from lora_core.checkpoints import tidy
-from service import runs
+from service import environment, runs
 from ui import server
 
 UPLOAD_PREFIX = "upload-"
@@ -47,7 +47,7 @@ def keep(filename: str, blob: bytes) -> str:
     runs.store().put(key, record)
     for old in _bound(key, record["owner"]):
         runs.store().delete(old)
-    tidy(server.runs_dir(), server.cache_limit_bytes())
+    tidy(environment.runs_dir(), environment.cache_limit_bytes())
     held = st.session_state.get(UPLOADS_KEY, [])
     _name_in_url((held + [key])[-PER_PERSON:])
     return key

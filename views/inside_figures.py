@@ -1,9 +1,9 @@
-"""Charts of the "Inside the update" pages, in the app's one style (ui.charts.style)."""
+"""Figures of the "Inside the update" pages, in the app's one style (views.figures.style)."""
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ui.charts import BLUE, GREEN, GREY, ORANGE, RED, color_limit, style
+from views.figures import BLUE, GREEN, GREY, ORANGE, RED, color_limit, style
 
 LAYER_COLORS = {"linear1": BLUE, "linear2": ORANGE, "linear3": GREEN}
 INIT_COLORS = {"kaiming": BLUE, "gaussian": GREEN, "zeros": RED, "random": ORANGE, "orthogonal": "#17becf",
@@ -204,3 +204,27 @@ def frontier(points, baseline: tuple[int, int], paths: dict[int, list[tuple[int,
     fig.update_xaxes(title="errors, other classes (forgotten →)", rangemode="tozero")
     fig.update_yaxes(title=f"errors on {classes_label} (← learned)", rangemode="tozero")
     return style(fig, f"Learned against forgotten, at strength {strength:g}", height=520)
+
+
+SHORT_INIT = {"kaiming": "plain LoRA", "pissa": "PiSSA", "olora": "OLoRA"}  # the gallery's PiSSA/OLoRA section
+
+
+def residual_spectra(layer: str, weight, residuals: dict[str, list[float]]) -> go.Figure:
+    """σᵢ of W and of each init's residual W − s·B₀·A₀, on a log axis."""
+    lines = [("W (the baseline's)", list(weight), GREY, "solid")]
+    lines += [(f"{SHORT_INIT[init]}'s residual", list(values), INIT_COLORS.get(init, BLUE), "dash")
+              for init, values in residuals.items()]
+    fig = go.Figure([go.Scatter(x=list(range(1, len(y) + 1)), y=y, name=name, mode="lines",
+                                line=dict(color=color, width=3, dash=dash)) for name, y, color, dash in lines])
+    fig.update_xaxes(title="index i")
+    fig.update_yaxes(type="log", title="singular value σᵢ (log scale)", exponentformat="power")
+    return style(fig, f"Singular values of {layer}: W and what the base keeps", height=420)
+
+
+def beside_plain(losses: dict[str, list[float]]) -> go.Figure:
+    """Each init's loss per step (plain LoRA, PiSSA, OLoRA), on the same axes."""
+    fig = go.Figure([go.Scatter(x=list(range(1, len(y) + 1)), y=list(y), name=SHORT_INIT[init], mode="lines",
+                                line=dict(color=INIT_COLORS.get(init, GREY), width=3)) for init, y in losses.items()])
+    fig.update_xaxes(title="step", rangemode="tozero")
+    fig.update_yaxes(title="cross-entropy loss", rangemode="tozero")
+    return style(fig, "Loss beside plain LoRA", height=380)

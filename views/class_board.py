@@ -1,0 +1,29 @@
+"""The Class page's figures: the board's runs, learned against forgotten, and each student's prediction
+against their own run's result. Names are shown as plain text (ui.plain.for_chart) by the caller."""
+import plotly.graph_objects as go
+
+
+def board(runs, names: list[str], changes: list[str]) -> go.Figure:
+    """One point per shared run: still wrong on the finetuned digits against wrong on the others."""
+    figure = go.Figure(go.Scatter(  # graph_objects: a tenth of plotly.express's server time per refresh
+        x=[r.entry.target_wrong for r in runs], y=[r.entry.other_wrong for r in runs], mode="markers",
+        marker={"size": 12},  # seen from the back of a classroom
+        text=names, customdata=changes, hovertemplate="%{text}<br>%{customdata}<extra></extra>"))
+    figure.update_layout(title="Learned against forgotten: one point per run",
+                         xaxis_title="still wrong on the finetuned digits", yaxis_title="wrong on the other digits")
+    return figure
+
+
+def predictions(points, names: list[str]) -> go.Figure:
+    """Each (prediction, run key, result) as a point; on the dotted diagonal, the prediction was right."""
+    x, y = [p.predicted for p, _, _ in points], [result for _, _, result in points]
+    top = max(x + y) or 1
+    figure = go.Figure([
+        go.Scatter(x=[0, top], y=[0, top], mode="lines", line={"dash": "dot", "color": "grey"}, hoverinfo="skip",
+                   name="prediction = result"),
+        go.Scatter(x=x, y=y, mode="markers", marker={"size": 12}, name="a student",
+                   text=names, customdata=[p.confidence for p, _, _ in points],
+                   hovertemplate="%{text}: predicted %{x}, measured %{y} (sure: %{customdata}/5)<extra></extra>")])
+    figure.update_layout(title="Prediction against result: one point per student", xaxis_title="predicted",
+                         yaxis_title="measured in their own run", height=380, showlegend=False)
+    return figure
