@@ -47,10 +47,10 @@ charts.show(view.similarity(runs, layer), key="intruders_similarity",
                     + ", ".join(f"{run.run} {min(run.layer(layer).similarity):.3f}" for run in runs) + ".")
 last = runs[0].layer("linear3")
 if last.spans_output_space:
-    st.markdown(f"linear3 has {last.outputs} outputs, and W's {last.outputs} left singular vectors span all of them: "
-                f"every direction of W′ has a |cosine| of at least 1/√{last.outputs} ≈ {last.floor:.2f} with one of them "
-                "(the grey floor), so an intruder there could only be a turn inside a space W already fills, "
-                "never a new direction.")
+    st.markdown(f"linear3 has {last.outputs} outputs, and W's {last.outputs} left singular vectors span all of "
+                f"them: every direction of W′ has a |cosine| of at least 1/√{last.outputs} ≈ {last.floor:.2f} with "
+                "one of them (the grey floor), so an intruder there could only be a turn inside a space W already "
+                "fills, never a new direction.")
 
 st.dataframe(view.table(runs, names), hide_index=True)
 st.caption(f"On all {len(ctx.data.test_y):,} test images: learned is the baseline's errors on {names} minus the "
