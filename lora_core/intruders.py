@@ -32,26 +32,41 @@ class LayerIntruders:
     intruders: tuple[int, ...]  # their indices (0 = the largest singular value) with similarity < ε
     spans_output_space: bool  # W's singular vectors span every output direction: no direction can be new
     floor: float  # the smallest similarity any unit vector can have with W's singular vectors (0 unless spanning)
+    outputs: int = 0  # W's output dimension
 
 
-def similarities(W: torch.Tensor, W_finetuned: torch.Tensor, top_k: int = TOP_K) -> torch.Tensor:
+@dataclass(frozen=True)
+class Directions:
+    """W's left singular vectors and whether they span its output space: computed once per W, then compared
+    with every W′ finetuned from it."""
+    U: torch.Tensor  # (out, min(out, in)), in double
+    spans_output_space: bool
+
+
+def directions(W: torch.Tensor) -> Directions:
+    U, S, _ = torch.linalg.svd(W.double(), full_matrices=False)
+    rank = int((S > S.max() * max(W.shape) * torch.finfo(S.dtype).eps).sum())  # torch.linalg.matrix_rank's tolerance
+    return Directions(U, rank == W.shape[0])
+
+
+def similarities(W: torch.Tensor, W_finetuned: torch.Tensor, top_k: int = TOP_K,
+                 reference: Directions | None = None) -> torch.Tensor:
     """(top_k,) the largest |cosine| of each of W′'s top left singular vectors with any of W's."""
-    U_base = torch.linalg.svd(W.double(), full_matrices=False).U  # (out, min(out, in))
+    U_base = (reference or directions(W)).U  # (out, min(out, in))
     U_new = torch.linalg.svd(W_finetuned.double(), full_matrices=False).U
     return (U_new.T @ U_base).abs().max(dim=1).values[:top_k].float()
 
 
-def find(layer: str, W: torch.Tensor, W_finetuned: torch.Tensor, top_k: int = TOP_K,
-         epsilon: float = EPSILON) -> LayerIntruders:
-    """The intruder dimensions of one layer finetuned from W to W′."""
+def find(layer: str, W: torch.Tensor, W_finetuned: torch.Tensor, top_k: int = TOP_K,  # noqa: PLR0913
+         epsilon: float = EPSILON, reference: Directions | None = None) -> LayerIntruders:
+    """The intruder dimensions of one layer finetuned from W to W′ (`reference`: W's directions, if known)."""
     if not 0 < epsilon <= 1:
         raise ValueError(f"epsilon must be in (0, 1], got {epsilon!r}")
-    similarity = similarities(W, W_finetuned, top_k)
-    out, inp = W.shape
-    spans = torch.linalg.matrix_rank(W.double()).item() == out
-    return LayerIntruders(layer, tuple(similarity.tolist()),
-                          tuple(i for i, s in enumerate(similarity.tolist()) if s < epsilon), spans,
-                          1 / math.sqrt(out) if spans else 0.0)
+    reference = reference or directions(W)
+    similarity = similarities(W, W_finetuned, top_k, reference).tolist()
+    spans = reference.spans_output_space
+    return LayerIntruders(layer, tuple(similarity), tuple(i for i, s in enumerate(similarity) if s < epsilon), spans,
+                          1 / math.sqrt(W.shape[0]) if spans else 0.0, W.shape[0])
 
 
 def mitigated_delta(W: torch.Tensor, delta: torch.Tensor, scaling: float, rank: int, top_k: int = TOP_K,
@@ -71,10 +86,40 @@ def mitigated_delta(W: torch.Tensor, delta: torch.Tensor, scaling: float, rank: 
     return root[:, None] * Vh_d[:rank], U_d[:, :rank] * root  # A (r, in), B (out, r)
 
 
-def of_models(base, finetuned, layers=("linear1", "linear2", "linear3"), top_k: int = TOP_K,
-              epsilon: float = EPSILON) -> list[LayerIntruders]:
+LAYERS = ("linear1", "linear2", "linear3")
+
+
+def of_models(base, finetuned, layers=LAYERS, top_k: int = TOP_K, epsilon: float = EPSILON,
+              references: dict[str, Directions] | None = None) -> list[LayerIntruders]:
     """Each layer's intruders from `base` to `finetuned` (LoRA attached or merged, or fully finetuned): a
-    parametrized layer's `.weight` is W + ΔW."""
+    parametrized layer's `.weight` is W + ΔW. `references`: the base's layers' directions, if known."""
+    references = references or {}
     with torch.no_grad():
-        return [find(name, base.get_submodule(name).weight, finetuned.get_submodule(name).weight, top_k, epsilon)
-                for name in layers]
+        return [find(name, base.get_submodule(name).weight, finetuned.get_submodule(name).weight, top_k, epsilon,
+                     references.get(name)) for name in layers]
+
+
+@dataclass(frozen=True)
+class RunIntruders:
+    """One finetune seen in its weights and on the test images: each layer's intruders beside what it learned
+    (errors it fixed on the finetuned classes) and what it forgot (errors it added on the other classes)."""
+    run: str  # "LoRA r=4" or "full finetuning"
+    rank: int | None  # None for full finetuning
+    layers: tuple[LayerIntruders, ...]
+    target_wrong: int  # test errors on the finetuned classes
+    other_wrong: int  # test errors on every other class
+    learned: int  # the baseline's target_wrong − the run's
+    forgotten: int  # the run's other_wrong − the baseline's
+
+    def layer(self, name: str) -> LayerIntruders:
+        return next(found for found in self.layers if found.layer == name)
+
+
+def of_run(run: str, rank: int | None, layers, evaluation, before, digits) -> RunIntruders:
+    """A run's intruders (`layers`, from of_models) beside its test errors (`evaluation`) and the baseline's
+    (`before`) on the finetuned `digits` and on the others."""
+    def split(found) -> tuple[int, int]:
+        target = sum(found.wrong_per_class[d] for d in digits)
+        return target, found.wrong - target
+    (target, other), (base_target, base_other) = split(evaluation), split(before)
+    return RunIntruders(run, rank, tuple(layers), target, other, base_target - target, other - base_other)

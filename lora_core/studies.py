@@ -15,6 +15,7 @@ from .anatomy import effective_rank, energy, full_updates, lora_directions, subs
 from .data import Dataset
 from .finetuning import FULL_FINETUNE_LR, FinetuneConfig, finetune_full, finetune_lora, run_together, shared_progress
 from .inits import gallery_inits, moves_base
+from .intruders import LAYERS, RunIntruders, directions, of_models, of_run
 from .lora import lora_enabled, lora_layers, lora_of
 from .train import Evaluation, evaluate
 from .variants import LayerSpectrum, residual_spectra
@@ -173,41 +174,53 @@ class Oracle:
     full_evaluation: Evaluation
     layers: dict[str, OracleLayer]  # every target layer
     ranks: tuple[int, ...]  # the LoRA runs that finished
+    intruders: tuple[RunIntruders, ...] = ()  # full finetuning's, then each finished rank's
 
 
 def rank_oracle(base: nn.Module, data: Dataset, config: FinetuneConfig, ranks, on_progress=None,
                 should_stop=None, full_lr: float = FULL_FINETUNE_LR, workers: int = 1) -> Oracle | None:
     """Full finetuning on the same data and steps (at its own learning rate `full_lr`: at LoRA's it
-    collapses to one class), the SVD of its update, and how close LoRA comes to it.
+    collapses to one class), the SVD of its update, and how close LoRA comes to it; and every run's intruder
+    dimensions beside what it learned and forgot (lora_core.intruders).
 
     None when the full finetune itself was stopped; otherwise the LoRA ranks that finished.
     """
     ranks = sorted(set(ranks))
     progress = shared_progress(on_progress, config.steps * (len(ranks) + 1))
+    before = evaluate(base, data.test_x, data.test_y)
+    references = {name: directions(base.get_submodule(name).weight.detach()) for name in LAYERS}
+
+    def seen(name: str, rank: int | None, model: nn.Module, evaluation: Evaluation) -> RunIntruders:
+        layers = of_models(base, model, references=references)
+        return of_run(name, rank, layers, evaluation, before, config.digits)
 
     def run(rank: int | None):
         if rank is None:  # the full finetune, first: the longest run, and the one the others are compared with
             full, losses, evaluation = finetune_full(base, data, replace(config, lr=full_lr), progress("full"),
                                                      should_stop)
-            return (full, losses, evaluation) if len(losses) == config.steps else None
-        tuned = finetune_lora(base, data, replace(config, rank=rank), on_step=progress(f"LoRA rank {rank}"),
-                              should_stop=should_stop, evaluated=False)
-        return tuned if len(tuned.losses) == config.steps else None
+            finished = len(losses) == config.steps
+            return (full, losses, evaluation, seen("full finetuning", None, full, evaluation)) if finished else None
+        tuned = finetune_lora(base, data, replace(config, rank=rank), before, on_step=progress(f"LoRA rank {rank}"),
+                              should_stop=should_stop)
+        finished = len(tuned.losses) == config.steps
+        return (tuned, seen(f"LoRA r={rank}", rank, tuned.model, tuned.after)) if finished else None
 
     reference, *runs = run_together([None, *ranks], run, should_stop, workers)
     if reference is None:
         return None
-    full, losses, evaluation = reference
+    full, losses, evaluation, full_seen = reference
     deltas = {name: delta for name, delta in full_updates(base, full).items() if name in config.targets}
     spectra = {name: torch.linalg.svd(delta, full_matrices=False) for name, delta in deltas.items()}
-    similarity, finished = {name: {} for name in deltas}, []
-    for rank, tuned in zip(ranks, runs, strict=True):
-        if tuned is None:
+    similarity, finished, seen_runs = {name: {} for name in deltas}, [], [full_seen]
+    for rank, done in zip(ranks, runs, strict=True):
+        if done is None:
             continue
+        tuned, tuned_seen = done
         finished.append(rank)
+        seen_runs.append(tuned_seen)
         for name, layer in lora_layers(tuned.model).items():
             U_full = spectra[name][0][:, :rank]  # (out, r): the full update's top-r output directions
             similarity[name][rank] = subspace_similarity(lora_directions(lora_of(layer)), U_full)
     layers = {name: OracleLayer(S, energy(S), effective_rank(S), similarity[name], deltas[name].shape[0])
               for name, (_, S, _) in spectra.items()}
-    return Oracle(losses, evaluation, layers, tuple(finished))
+    return Oracle(losses, evaluation, layers, tuple(finished), tuple(seen_runs))

@@ -29,6 +29,7 @@ def navigation():
         st.Page("pages/ranks.py", title="Rank comparison", icon=":material/bar_chart:"),
         st.Page("pages/inspector.py", title="ΔW inspector", icon=":material/biotech:"),
         st.Page("pages/oracle.py", title="Rank oracle", icon=":material/insights:"),
+        st.Page("pages/intruders.py", title="Intruder dimensions", icon=":material/crisis_alert:"),
         st.Page("pages/inits.py", title="Initialisation gallery", icon=":material/eco:"),
         st.Page("pages/scaling.py", title="Scaling explorer", icon=":material/straighten:"),
         st.Page("pages/frontier.py", title="Learn/forget frontier", icon=":material/balance:"),
