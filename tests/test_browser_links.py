@@ -10,7 +10,7 @@ import re
 import time
 
 import pytest
-from browser_harness import click, go, metric, open_app, problems, wait_idle
+from browser_harness import click, go, metric, open_app, press, problems, wait_idle
 
 import lora_core as lc
 from lora_core import presets
@@ -48,17 +48,22 @@ def share_link(page) -> str:
     return sidebar.get_by_test_id("stCode").first.inner_text().strip()
 
 
+def until_the_baseline_is_there(page) -> None:
+    """On the LoRA page: train its baseline unless it is stored, until the page offers Train LoRA."""
+    deadline = time.monotonic() + 300
+    while not page.get_by_role("button", name="Train LoRA").is_visible():  # the baseline, trained or stored
+        assert time.monotonic() < deadline, "the baseline never appeared"
+        train = page.get_by_role("button", name="Train the baseline")
+        if train.is_visible() and train.is_enabled():  # a click Streamlit dropped in a rerun is clicked again
+            click(page, train, timeout=300_000)
+        page.wait_for_timeout(500)
+
+
 def test_a_teachers_run_opens_in_a_students_browser_without_training(chromium, streamlit_url, small_run):
     base, tuned = small_run
     teacher = open_app(chromium.new_context(viewport={"width": 1400, "height": 900}), streamlit_url,
                        f"lora?{SMALL_LINK}&steps={FINETUNE.steps}")
-    deadline = time.monotonic() + 300
-    while not teacher.get_by_role("button", name="Train LoRA").is_visible():  # the baseline, trained or stored
-        assert time.monotonic() < deadline, "the baseline never appeared"
-        train = teacher.get_by_role("button", name="Train the baseline")
-        if train.is_visible() and train.is_enabled():  # a click Streamlit dropped in a rerun is clicked again
-            click(teacher, train, timeout=300_000)
-        teacher.wait_for_timeout(500)
+    until_the_baseline_is_there(teacher)
     if teacher.get_by_role("button", name="Train LoRA").is_enabled():
         click(teacher, teacher.get_by_role("button", name="Train LoRA"), timeout=120_000)
     expect(metric(teacher, "Accuracy after LoRA")).to_have_text(f"{tuned.after.accuracy:.2%}")
@@ -76,6 +81,36 @@ def test_a_teachers_run_opens_in_a_students_browser_without_training(chromium, s
     assert student.get_by_role("button", name="Train LoRA").is_disabled()  # nothing to train: it is stored
     assert wrong_per_class(student) == teacher_wrong
     assert not problems(student)
+
+
+def test_layers_picked_out_of_order_give_a_link_that_opens_the_same_run_in_another_browser(chromium, streamlit_url,
+                                                                                          small_run, data):
+    """A picks the layers as linear2, linear3, linear1 and trains; A's address, and a link written in that order,
+    open A's run in other browsers: stored, not to be trained again."""
+    config = lc.FinetuneConfig(steps=13, targets=("linear1", "linear2", "linear3"))  # 13: no other test's run
+    tuned = lc.finetune_lora(small_run[0].model, data, config)
+    mine = open_app(chromium.new_context(viewport={"width": 1400, "height": 900}), streamlit_url,
+                    f"lora?{SMALL_LINK}&steps={config.steps}")
+    until_the_baseline_is_there(mine)
+    layers = mine.get_by_test_id("stMultiSelect").filter(has_text="Target layers")
+    click(mine, layers.get_by_role("button", name="Remove linear1"))  # linear2, linear3
+    layers.get_by_role("combobox").click()
+    click(mine, mine.get_by_role("option", name="linear1", exact=True))  # linear2, linear3, linear1
+    mine.keyboard.press("Escape")  # the open list covers the chosen layers
+    expect(layers.get_by_role("button", name="Remove linear1")).to_be_visible()
+    press(mine, "Train LoRA", timeout=120_000)
+    expect(metric(mine, "Accuracy after LoRA")).to_have_text(f"{tuned.after.accuracy:.2%}", timeout=60_000)
+
+    written = f"{streamlit_url}/lora?{SMALL_LINK}&steps={config.steps}&targets=linear2,linear3,linear1"
+    for link in (mine.url, written):
+        other = chromium.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        other.goto(link)
+        expect(metric(other, "Accuracy after LoRA")).to_have_text(f"{tuned.after.accuracy:.2%}", timeout=60_000)
+        wait_idle(other)
+        assert other.get_by_role("button", name="Train LoRA").is_disabled(), link  # stored: nothing to train
+        assert not problems(other)
+        other.context.close()
+    mine.context.close()
 
 
 def test_a_reload_mid_training_follows_the_training_again(chromium, streamlit_url):

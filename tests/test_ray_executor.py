@@ -3,20 +3,24 @@
 The app's node here is the head, as in deploy/compose.yaml an app container joins the cluster: the
 channel actor lives there. Skipped when Ray is not installed (requirements-cluster.txt).
 """
+import dataclasses
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import open_session
 
 import lora_core as lc
 from lora_core import executor, run_claims, works
 from lora_core.slots import Cancelled, TrainingSlots
 from lora_core.store import RunStore
 from lora_core.train import planned_steps
+from service.kinds import Kind
 
 ray = pytest.importorskip("ray", reason="the cluster tests need Ray: pip install -r requirements-cluster.txt")
 from lora_core.ray_executor import RayExecutor  # noqa: E402  (imports ray)
@@ -193,3 +197,60 @@ def test_a_worker_killed_mid_training_is_a_clear_error_and_the_store_stays_whole
     assert RunStore(environment.runs_dir()).get("earlier-run")["losses"] == earlier["losses"]
     # the cluster trains again after losing a worker
     assert remote.run(executor.Progress(), works.baseline_work(data, SMALL)).complete
+
+
+# --- Train, then Stop while "starting…": on a cluster one person alone could store a 0-step baseline ----
+
+def held_until_stop(progress, data, config):
+    """The baseline's work on a worker, held after it told the app it started until the app's Stop reaches
+    it: the training then reads that Stop before its first step, every time."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not progress.should_stop() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return works.trained_baseline(progress, data, config)
+
+
+def stop_once_started(key: str, session_id: str) -> None:
+    """The session's Stop (ui.run_controls.stop) as soon as the cluster says the run `key` started."""
+    from service import runs
+
+    def started():
+        job = runs.running(key)
+        return job is not None and job.place == 0
+    wait_until(started, "training started on the cluster")
+    runs.running(key).release(session_id)
+
+
+def test_a_baseline_stopped_after_it_started_and_before_its_first_step_is_never_stored(remote, monkeypatch,
+                                                                                      tmp_path):
+    """Through the baseline page: Train, then Stop once the cluster has started the run but before its step 1.
+    Nothing is stored, the page says so, and the same settings opened again offer to train."""
+    from service import jobs, runs
+    from service.runs import How, Run
+
+    monkeypatch.setenv("LORA_LAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(jobs, "EXECUTOR", remote)
+    monkeypatch.setattr(runs, "_store", [])  # a store of its own, in tmp_path
+    whole_work = works.baseline_work
+    monkeypatch.setattr(works, "baseline_work",
+                        lambda data, config: dataclasses.replace(whole_work(data, config), fn=held_until_stop))
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the worker cannot import this module
+    try:
+        settings = dict(base_hidden1=16, base_hidden2=16, base_epochs=1, base_batch=64, seed=6_003)
+        at = open_session(**settings)
+        at.switch_page("pages/baseline.py").run()
+        key = runs.key(at.session_state["experiment"], Kind.BASELINE, "cpu")
+        stopper = threading.Thread(target=stop_once_started, args=(key, at.session_state["session_id"]))
+        stopper.start()
+        at.button(key="base_train").click().run()
+        stopper.join(DEADLINE_S)
+    finally:
+        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert not stopper.is_alive() and not at.exception, at.exception
+    assert "Stopped before the first step: nothing was trained or kept." in [i.value for i in at.info]
+    assert at.session_state["base_max_steps"] == 0 and not at.success  # still no limit; nothing shown as made
+    assert runs.find(key) is None and not runs.store().path(key).exists() and runs.store().writes == 0
+    assert runs.obtain(Run(key, Kind.BASELINE), None, start=False).how is How.ABSENT
+    other = open_session(**settings)  # someone else opens the same settings: not made, Train is offered
+    other.switch_page("pages/baseline.py").run()
+    assert not other.exception and not other.success and not other.button(key="base_train").disabled
