@@ -41,7 +41,7 @@ def assert_no_operator_view(page) -> None:
     assert not page.get_by_role("heading", name=OPERATOR_VIEW).count()
     assert not operator_link(page).count()
     if page.url.split("?")[0].endswith("/operator"):
-        expect(page.get_by_label("Operator's token", exact=True)).to_be_visible()
+        expect(page.get_by_label("Operator's token", exact=True)).to_be_visible(timeout=30_000)
 
 
 def test_the_token_typed_into_the_form_never_reaches_an_address(chromium, operator_url):

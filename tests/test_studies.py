@@ -3,6 +3,7 @@ holds for any width, and the oracle's SVDs of a 64×784 and a 32×64 update take
 import pytest
 
 from lora_core import FinetuneConfig, evaluate
+from lora_core.inits import gallery_inits
 from lora_core.studies import frontier, init_gallery, rank_oracle, scaling_sweep, train_frontier_adapters
 
 CONFIG = FinetuneConfig(steps=15, targets=("linear1", "linear2"))
@@ -10,7 +11,8 @@ CONFIG = FinetuneConfig(steps=15, targets=("linear1", "linear2"))
 
 def test_init_gallery(baseline, data):  # the app's widths: the exact zeros below are pinned on them
     curves = {c.init: c for c in init_gallery(baseline.model, data, CONFIG)}
-    assert set(curves) == {"kaiming", "gaussian", "zeros", "random"}
+    assert set(curves) == set(gallery_inits(CONFIG.rank))
+    assert set(curves) == {"kaiming", "gaussian", "zeros", "random", "pissa", "olora"}  # rank 1: no orthogonal
     zeros = curves["zeros"]
     assert zeros.update_norms == [0.0] * 15  # both zero: every gradient is zero, nothing ever moves
     assert zeros.initial_change == 0 and curves["kaiming"].initial_change == 0 == curves["gaussian"].initial_change
