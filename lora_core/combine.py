@@ -278,7 +278,7 @@ def combine(adapters: list[Adapter], config: CombineConfig) -> Combination:
 # --- what the network then gets wrong -----------------------------------------------------------------
 
 def adapted(base: nn.Module, adapter: Adapter) -> nn.Module:
-    """A copy of `base` carrying `adapter` (for lora_core.adapters' downloads and for evaluation)."""
+    """A copy of `base` carrying `adapter` (for adapter_zips' downloads and for evaluation)."""
     return attach(copy_model(base), adapter)
 
 

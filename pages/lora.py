@@ -1,6 +1,6 @@
 import streamlit as st
 
-from lora_core.adapters import MAX_ADAPTER_BYTES
+from lora_core.adapter_files import MAX_ADAPTER_BYTES
 from ui import adapters, baseline, charts, context, downloads, experiment, finetunes, inside, proofs, uploads
 from ui.plain import for_chart, plain
 from views import figures, tables
