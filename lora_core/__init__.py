@@ -64,7 +64,7 @@ from .svd import (
     reconstruction_error,
     singular_values,
 )
-from .train import Evaluation, TrainingDiverged, evaluate, train
+from .train import Evaluation, TrainingDiverged, evaluate, train, wrong_on
 
 __all__ = [
     "Comparison",
@@ -143,4 +143,5 @@ __all__ = [
     "TrainingDiverged",
     "evaluate",
     "train",
+    "wrong_on",
 ]
