@@ -14,10 +14,10 @@ import torch
 
 import lora_core as lc
 from lora_core import anatomy, parallel, studies
-from lora_core.adapters import adapter_zip
+from lora_core.adapter_zips import adapter_zip
 
 PARTS = [("training", "train.py", "train"), ("test passes", "train.py", "logits_of"),
-         ("merge lab", "adapters.py", "merge_precision"), ("SVDs", "anatomy.py", "weight_spectra")]
+         ("merge lab", "precision.py", "merge_precision"), ("SVDs", "anatomy.py", "weight_spectra")]
 
 
 

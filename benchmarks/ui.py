@@ -25,7 +25,7 @@ from pathlib import Path
 
 import lora_core as lc
 from benchmarks.browser import chromium, go, metric, open_app, press, streamlit_server, wait_idle
-from lora_core.adapters import adapter_zip
+from lora_core.adapter_zips import adapter_zip
 from lora_core.train import planned_steps
 
 LONG_MS = 600_000  # the longest click → result the benchmark waits for

@@ -1,12 +1,16 @@
-"""The right answers, computed by lora_core from the class's own runs: never typed in by hand."""
+"""The right answers, computed by lora_core from the class's own runs: never typed in by hand; and the
+numbers a run puts on the board."""
+from dataclasses import fields
+
 import torch
 from torch import nn
 
 from lora_core import Evaluation, FinetuneConfig, SweepRow, copy_model, lora_layers, lora_of
 from lora_core.lora import DEFAULT_TARGETS
 from lora_core.model import IMAGE_PIXELS, NUM_CLASSES
-from lora_core.train import logits_of
+from lora_core.train import logits_of, wrong_on
 
+from .board import MAX_CHANGES, RunNumbers
 from .questions import FULL, NO, YES, Question
 
 
@@ -65,3 +69,19 @@ def rank_parameters(question: Question, targets=DEFAULT_TARGETS) -> int:
     shapes = {"linear1": (IMAGE_PIXELS, p["hidden1"]), "linear2": (p["hidden1"], p["hidden2"]),
               "linear3": (p["hidden2"], NUM_CLASSES)}
     return sum(p["rank"] * (shapes[name][0] + shapes[name][1]) for name in targets)
+
+
+def describe_changes(config: FinetuneConfig) -> str:
+    """What a finetune changed from the app's default finetune, e.g. "rank 4, steps 300"."""
+    default = FinetuneConfig(seed=config.seed)
+    changed = [f"{f.name} {getattr(config, f.name)}" for f in fields(config)
+               if getattr(config, f.name) != getattr(default, f.name)]
+    return ", ".join(changed) or "the default finetune"
+
+
+def run_numbers(record: dict) -> RunNumbers:
+    """A stored finetune's numbers as the class board keeps them."""
+    config, after = record["config"], record["after"]
+    target = wrong_on(after, config.digits)
+    return RunNumbers(float(after.accuracy), int(target), int(after.wrong - target),
+                      int(record["parameters"]["trainable"]), describe_changes(config)[:MAX_CHANGES])

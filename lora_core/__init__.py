@@ -1,21 +1,15 @@
 """lora_core: everything LoRA Lab computes — device, data, model, LoRA, SVD, training, evaluation."""
 
+from .adapter_files import MAX_ADAPTER_BYTES, load_adapter, save_adapter
+from .adapter_zips import adapter_zip, read_upload
 from .adapters import (
-    MAX_ADAPTER_BYTES,
     MAX_STRENGTH,
     Adapter,
     AdapterError,
     adapter_of,
-    adapter_zip,
     attach,
     blend,
     check_outputs,
-    export_peft,
-    import_peft,
-    load_adapter,
-    merge_precision,
-    read_upload,
-    save_adapter,
 )
 from .combine import Combination, CombineConfig, combine
 from .data import DATASETS, Dataset, DatasetUnavailable, load_dataset
@@ -57,6 +51,8 @@ from .lora import (
     set_lora_enabled,
 )
 from .model import MLP, layer_table
+from .peft_files import export_peft, import_peft
+from .precision import merge_precision
 from .results import Comparison, FrontierStudy, GalleryStudy, Inspection, OracleStudy, ScalingStudy
 from .svd import (
     Playground,
@@ -68,7 +64,7 @@ from .svd import (
     reconstruction_error,
     singular_values,
 )
-from .train import Evaluation, TrainingDiverged, evaluate, train
+from .train import Evaluation, TrainingDiverged, evaluate, train, wrong_on
 
 __all__ = [
     "Comparison",
@@ -147,4 +143,5 @@ __all__ = [
     "TrainingDiverged",
     "evaluate",
     "train",
+    "wrong_on",
 ]

@@ -21,6 +21,7 @@ from .adapters import Adapter, attach
 from .lora import copy_model
 from .svd import _rank_from_singular_values
 from .train import Evaluation, evaluate
+from .train import wrong_on as wrong_count
 
 FACTOR_METHODS = ("linear", "ties", "dare_linear", "dare_ties", "magnitude_prune")  # A and B apart
 SVD_METHODS = ("svd", "ties_svd", "dare_linear_svd", "dare_ties_svd", "magnitude_prune_svd")
@@ -278,7 +279,7 @@ def combine(adapters: list[Adapter], config: CombineConfig) -> Combination:
 # --- what the network then gets wrong -----------------------------------------------------------------
 
 def adapted(base: nn.Module, adapter: Adapter) -> nn.Module:
-    """A copy of `base` carrying `adapter` (for lora_core.adapters' downloads and for evaluation)."""
+    """A copy of `base` carrying `adapter` (for adapter_zips' downloads and for evaluation)."""
     return attach(copy_model(base), adapter)
 
 
@@ -290,5 +291,5 @@ def evaluate_adapter(base: nn.Module, adapter: Adapter, x: torch.Tensor, y: torc
 def wrong_on(evaluation: Evaluation, digits) -> tuple[int, int]:
     """(misclassified, test images) over the classes in `digits`: an adapter's own digits, or the others."""
     digits = sorted(set(digits))
-    return (sum(evaluation.wrong_per_class[d] for d in digits),
+    return (wrong_count(evaluation, digits),
             int(evaluation.confusion[digits].sum()))

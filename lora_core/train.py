@@ -105,6 +105,11 @@ class Evaluation:
         return sum(self.wrong_per_class)
 
 
+def wrong_on(evaluation: Evaluation, classes) -> int:
+    """Test errors on the chosen classes."""
+    return sum(evaluation.wrong_per_class[c] for c in classes)
+
+
 def logits_of(model: nn.Module, x: torch.Tensor, batch_size: int = 1_000, own_forward: bool = False) -> torch.Tensor:
     """The model's outputs (N, classes) without autograd, chunks of `batch_size` spread over the cores
     this thread may use, each on one torch thread: the same numbers however many cores that is.

@@ -4,7 +4,7 @@ from lora_core import anatomy
 from lora_core.data import MEAN, STD
 from ui import baseline, charts, context, experiment, inside, state
 from ui.plain import plain
-from views import figures, inside_figures, inside_tables, tables
+from views import figures, inside_figures, inside_tables, inspector, tables
 
 PATTERNS_SHOWN = 16
 
@@ -27,14 +27,13 @@ def draw_live(job, tick: int) -> None:
     with left:
         charts.show(inside_figures.norm_curves(job.live.norms, f"‖ΔW‖_F of each layer (live, step {job.step:,})"),
                     key=f"insp_live_norms_{tick}",
-                    caption="‖ΔW‖_F of each layer so far: " + ", ".join(
-                        f"{n} {v[-1]:.3g}" for n, v in job.live.norms.items()) + ".")
+                    caption=f"‖ΔW‖_F of each layer so far: {inspector.values(job.live.norms, lambda v: v[-1])}.")
     with right:
         if job.live.snapshots:
             step, spectra = job.live.snapshots[-1]
             charts.show(inside_figures.live_spectra(spectra, step), key=f"insp_live_spectra_{tick}",
-                        caption=f"ΔW's singular values at step {step:,}; largest: " + ", ".join(
-                            f"{n} {max(v, default=0):.3g}" for n, v in spectra.items()) + ".")
+                        caption=f"ΔW's singular values at step {step:,}; largest: "
+                                f"{inspector.values(spectra, lambda v: max(v, default=0))}.")
 
 
 inspected = inside.run("inspect", held, ctx, config, "Train and watch", "Training the adapter", draw=draw_live,
@@ -98,9 +97,7 @@ with left:
         delta = view.delta.numpy()
         heatmaps["drawn"] = figures.heatmap(delta, f"ΔW of {layer}", figures.color_limit(delta))
     fig, stride = heatmaps["drawn"]
-    charts.show(fig, key="insp_heatmap",
-                caption=f"Each entry of ΔW of {layer} as a colour, blue +, red −, one entry one square; "
-                        + (f"the largest |entry| is {largest_entry:.3g}." if largest_entry else "every entry is 0."))
+    charts.show(fig, key="insp_heatmap", caption=inspector.heatmap_caption(layer, largest_entry))
     out, inp = view.delta.shape
     st.caption(f"ΔW is {out}×{inp}" + (f"; drawn every {stride}th row and column to stay light in the browser "
                                        "(the numbers and SVDs use the whole matrix)." if stride > 1 else "."))
@@ -108,10 +105,7 @@ with right:
     shown = min(len(view.weight_singular_values), max(3 * view.rank, 40))
     charts.show(inside_figures.spectra(view.delta_singular_values.tolist(), view.weight_singular_values.tolist(),
                                        view.rank, shown, layer), key="insp_spectra",
-                caption=f"σ₁ of ΔW is {float(view.delta_singular_values[0]):.3g}, σ₁ of W "
-                        f"{float(view.weight_singular_values[0]):.3g}; ΔW has {nonzero} non-zero singular "
-                        f"value{'' if nonzero == 1 else 's'} (r = {view.rank}), W "
-                        f"{anatomy.nonzero_count(view.weight_singular_values)}.")
+                caption=inspector.spectra_caption(view, nonzero))
     st.caption(f"The first {shown} of W's {len(view.weight_singular_values)} singular values, and ΔW's r: computed "
                "from B and A alone, since B·A cannot have more than r directions — every other one is zero.")
 
@@ -149,12 +143,8 @@ if chosen["patterns"] is not None:
                 "noise (kaiming-uniform) and each Adam step moves an entry by up to about the learning rate: at "
                 "1e-3, linear1's A has moved as far as its starting noise (‖A − A₀‖ ≥ ‖A₀‖) within 50 steps.")
     rows_word = "row" if len(patterns) == 1 else f"{len(patterns)} rows"
-    largest = max(abs(v) for p in patterns for row in p for v in row)
     charts.show(inside_figures.patterns(patterns, f"The {rows_word} of A in linear1, as 28×28 images"),
-                key="insp_patterns",
-                caption=f"{len(patterns)} row{'s' if len(patterns) > 1 else ''} of A, each a weight per pixel "
-                        + (f"drawn square; one colour scale for all, ±{largest:.3g} at its ends." if largest
-                           else "drawn square; every entry is 0."))
+                key="insp_patterns", caption=inspector.patterns_caption(patterns))
     if len(chosen["patterns"]) > PATTERNS_SHOWN:
         st.caption(f"The first {PATTERNS_SHOWN} of {len(chosen['patterns'])} rows.")
 
@@ -168,8 +158,7 @@ def image_view() -> None:
     image, label = ctx.data.test_x[index], int(ctx.data.test_y[index])
     without, with_adapter = (t.tolist() for t in anatomy.logits_with_and_without(model, image))
     classes = ctx.data.classes
-    predicted_off = classes[max(range(len(without)), key=without.__getitem__)]
-    predicted_on = classes[max(range(len(with_adapter)), key=with_adapter.__getitem__)]
+    predicted_off, predicted_on = inspector.predicted(without, classes), inspector.predicted(with_adapter, classes)
     left, right = st.columns([1, 3])
     with left:
         charts.show(inside_figures.image(image.reshape(28, 28).cpu().numpy(),
@@ -189,8 +178,8 @@ image_view()
 if "norms" in chosen:
     st.subheader("ΔW while it was trained")
     charts.show(inside_figures.norm_curves(chosen["norms"], "‖ΔW‖_F of each layer, step by step"), key="insp_norms",
-                caption="‖ΔW‖_F of each layer from 0 at step 0 to, after the last step: " + ", ".join(
-                    f"{n} {v[-1]:.3g}" for n, v in chosen["norms"].items()) + ".")
+                caption="‖ΔW‖_F of each layer from 0 at step 0 to, after the last step: "
+                        f"{inspector.values(chosen['norms'], lambda v: v[-1])}.")
     if chosen["snapshots"]:
         last_step, last = chosen["snapshots"][-1]
         charts.show(inside_figures.spectrum_history(chosen["snapshots"], layer), key="insp_history",

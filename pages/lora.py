@@ -1,7 +1,9 @@
 import streamlit as st
 
-from lora_core.adapters import MAX_ADAPTER_BYTES
-from ui import adapters, baseline, charts, context, downloads, experiment, finetunes, inside, proofs, uploads
+from lora_core.adapter_files import MAX_ADAPTER_BYTES
+from lora_core.train import wrong_on
+from service import downloads
+from ui import adapters, baseline, charts, context, experiment, finetunes, inside, proofs, uploads
 from ui.plain import for_chart, plain
 from views import figures, tables
 
@@ -37,8 +39,8 @@ def draw_current(result: dict | None, classes) -> None:
         col2.metric(f"Accuracy {after_label}", tables.percent(after.accuracy),
                     delta=f"{(after.accuracy - before.accuracy) * 100:+.2f} points")
         if chosen:
-            col3.metric(f"Wrong on {names}", f"{tables.wrong_on(after, chosen):,}",
-                        delta=f"{tables.wrong_on(after, chosen) - tables.wrong_on(before, chosen):+,}",
+            col3.metric(f"Wrong on {names}", f"{wrong_on(after, chosen):,}",
+                        delta=f"{wrong_on(after, chosen) - wrong_on(before, chosen):+,}",
                         delta_color="inverse", help="Test images of the finetuned classes that are misclassified.")
         else:
             col3.metric("Wrong test images", f"{after.wrong:,}", delta=f"{after.wrong - before.wrong:+,}",
@@ -47,7 +49,7 @@ def draw_current(result: dict | None, classes) -> None:
                                     chosen, after_label), key="lora_before_after",
                 caption=f"Misclassified test images per class before (grey) and {after_label} (blue); "
                         f"{before.wrong:,} in all before, {after.wrong:,} {after_label}"
-                        + (f"; on {names}: {tables.wrong_on(before, chosen):,} → {tables.wrong_on(after, chosen):,}."
+                        + (f"; on {names}: {wrong_on(before, chosen):,} → {wrong_on(after, chosen):,}."
                            if chosen else "."))
 
     proofs.draw(result["checks"])

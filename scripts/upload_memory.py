@@ -47,7 +47,7 @@ def many_entries_zip(count: int) -> bytes:
 CHILD = """
 import sys, time
 import lora_core
-from lora_core.adapters import read_upload
+from lora_core.adapter_zips import read_upload
 def hwm():
     return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) / 1024
 blob = open(sys.argv[1], 'rb').read()

@@ -6,8 +6,8 @@ import time
 import lora_core as lc
 from lora_core import parallel, studies
 from lora_core.settings import STRENGTHS
+from lora_core.train import wrong_on
 from service import jobs
-from views.tables import wrong_on
 
 PATH_STRENGTHS = (0.0, 0.5, 1.0, 1.5)  # evaluated right after training: the paths drawn (the fill adds the rest)
 

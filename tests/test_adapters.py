@@ -12,29 +12,13 @@ from hypothesis import strategies as st
 from safetensors.torch import save as save_safetensors
 
 from lora_core import MLP, add_lora, lora_layers, lora_of
-from lora_core.adapters import (
-    MAX_ADAPTER_BYTES,
-    MAX_ZIP_ENTRIES,
-    SHOWN_CHARS,
-    Adapter,
-    AdapterError,
-    adapter_bytes,
-    adapter_of,
-    adapter_zip,
-    attach,
-    blend,
-    check_outputs,
-    export_peft,
-    import_peft,
-    load_adapter,
-    merge_precision,
-    read_adapter_bytes,
-    read_peft,
-    read_upload,
-    save_adapter,
-)
+from lora_core.adapter_files import MAX_ADAPTER_BYTES, adapter_bytes, load_adapter, read_adapter_bytes, save_adapter
+from lora_core.adapter_zips import MAX_ZIP_ENTRIES, adapter_zip, read_upload
+from lora_core.adapters import SHOWN_CHARS, Adapter, AdapterError, adapter_of, attach, blend, check_outputs
 from lora_core.lora import original_weight
 from lora_core.parallel import one_thread
+from lora_core.peft_files import export_peft, import_peft, read_peft
+from lora_core.precision import merge_precision
 from scripts.upload_memory import lying_zip
 
 peft = pytest.importorskip("peft")
@@ -236,7 +220,7 @@ def test_an_adapter_whose_outputs_overflow_is_refused(base, x):
 
 def test_unforeseen_failures_become_a_generic_message(monkeypatch, caplog):
     """Anything but AdapterError while reading is logged on the server and reported in general words."""
-    import lora_core.adapters as adapters
+    import lora_core.adapter_zips as adapters
 
     def broken(blob):
         raise KeyError("/srv/secret/path")

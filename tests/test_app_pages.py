@@ -19,7 +19,8 @@ from streamlit.testing.v1 import AppTest
 
 import lora_core as lc
 from lora_core import presets, works
-from lora_core.adapters import FORMAT, MAX_ADAPTER_BYTES, adapter_bytes, adapter_zip
+from lora_core.adapter_files import FORMAT, MAX_ADAPTER_BYTES, adapter_bytes
+from lora_core.adapter_zips import adapter_zip
 from service import runs
 from service.runs import Run
 

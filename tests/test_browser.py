@@ -17,7 +17,8 @@ from browser_harness import chart_when, go, metric, open_app, press, problems, r
 from conftest import SMALL_BASELINE, SMALL_FINETUNE
 
 import lora_core as lc
-from lora_core.adapters import ADAPTER_FILE, read_upload
+from lora_core.adapter_files import ADAPTER_FILE
+from lora_core.adapter_zips import read_upload
 
 expect = pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright").expect
 

@@ -9,7 +9,7 @@ from browser_harness import free_port, go, metric, open_app, press, rerun, set_n
 from safetensors.torch import save as save_safetensors
 
 import lora_core as lc
-from lora_core.adapters import adapter_bytes
+from lora_core.adapter_files import adapter_bytes
 
 expect = pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright").expect
 

@@ -5,7 +5,7 @@ import re
 from browser_harness import RUN_MS, open_app, press, rerun
 
 import lora_core as lc
-from lora_core.adapters import adapter_bytes
+from lora_core.adapter_files import adapter_bytes
 
 SMALL = "v=2&h1=32&h2=16&base_steps=20"
 

@@ -20,8 +20,9 @@ import torch
 from conftest import open_session, train_baseline
 
 import lora_core as lc
-from lora_core.adapters import AdapterError, export_peft, read_peft
+from lora_core.adapters import AdapterError
 from lora_core.lora import lora_of
+from lora_core.peft_files import export_peft, read_peft
 
 TIE = {"seed": 36, "base_hidden1": 8, "base_hidden2": 8, "base_max_steps": 8}
 TIE_BASELINE = lc.BaselineConfig(hidden1=8, hidden2=8, max_steps=8, seed=36)

@@ -11,7 +11,9 @@ import torch
 from plain_text import as_shown
 
 import lora_core as lc
-from lora_core.adapters import Adapter, adapter_bytes, adapter_zip, read_adapter_bytes, read_upload
+from lora_core.adapter_files import adapter_bytes, read_adapter_bytes
+from lora_core.adapter_zips import adapter_zip, read_upload
+from lora_core.adapters import Adapter
 from lora_core.combine import (
     FACTOR_METHODS,
     METHODS,

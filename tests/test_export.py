@@ -15,7 +15,8 @@ from streamlit.testing.v1 import AppTest
 import lora_core as lc
 from lora_core import export
 from lora_core.data import MEAN, SAMPLE_FILE, STD
-from ui import adapters, downloads
+from service import downloads
+from ui import adapters
 
 SETTINGS = {"base_hidden1": 32, "base_hidden2": 16, "base_max_steps": 40, "lora_steps": 30, "lora_rank": 2,
             "lora_targets": ["linear1", "linear3"]}

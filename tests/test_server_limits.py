@@ -6,7 +6,7 @@ import re
 import pytest
 from browser_harness import click, open_app, streamlit_server
 
-from lora_core.adapters import MAX_ADAPTER_BYTES
+from lora_core.adapter_files import MAX_ADAPTER_BYTES
 
 expect = pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright").expect
 

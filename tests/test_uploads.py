@@ -7,7 +7,7 @@ from conftest import open_session, train_baseline
 from safetensors.torch import load, save
 
 import lora_core as lc
-from lora_core.adapters import adapter_bytes
+from lora_core.adapter_files import adapter_bytes
 from lora_core.checkpoints import safetensors_metadata
 from service import runs
 from ui import uploads

@@ -12,7 +12,8 @@ import streamlit as st
 
 import lora_core as lc
 from lora_core import works
-from lora_core.adapters import MAX_STRENGTH, adapter_zip, read_upload
+from lora_core.adapter_zips import adapter_zip, read_upload
+from lora_core.adapters import MAX_STRENGTH
 from ui import server, uploads
 from ui.plain import plain
 from views import tables

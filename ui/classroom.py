@@ -7,7 +7,6 @@ Uses of other modules, kept few: service.environment.cache_dir (where SQLite liv
 share_link.link, server.browser_id.
 """
 import io
-from dataclasses import fields
 
 import segno
 import streamlit as st
@@ -182,21 +181,6 @@ def computed_answer(question: cr.Question, ctx):
     return computed.strength_zero(question, base.model, tuned, ctx.data.test_x[:PROOF_IMAGES])
 
 
-def describe_changes(config: lc.FinetuneConfig) -> str:
-    """What a finetune changed from the app's default finetune, e.g. "rank 4, steps 300"."""
-    default = lc.FinetuneConfig(seed=config.seed)
-    changed = [f"{f.name} {getattr(config, f.name)}" for f in fields(config)
-               if getattr(config, f.name) != getattr(default, f.name)]
-    return ", ".join(changed) or "the default finetune"
-
-
-def run_numbers(record: dict) -> cr.RunNumbers:
-    config, after = record["config"], record["after"]
-    target = sum(after.wrong_per_class[d] for d in config.digits)
-    return cr.RunNumbers(float(after.accuracy), int(target), int(after.wrong - target),
-                         int(record["parameters"]["trainable"]), describe_changes(config)[:cr.board.MAX_CHANGES])
-
-
 def post_finished_runs() -> int:
     """Put this student's finished finetunes (those the LoRA page showed) on the class board: how many are
     new. Nothing for a session in no class; a refusal (the class closed, the student's limit) is a toast."""
@@ -210,7 +194,7 @@ def post_finished_runs() -> int:
         if record is None or record.get("after") is None:
             continue
         try:
-            added += cr.post(engine(), code, student_id, token, key, run_numbers(record))
+            added += cr.post(engine(), code, student_id, token, key, computed.run_numbers(record))
         except cr.ClassroomError as error:
             st.toast(plain(f"Not put on the class board: {error}"))
         posted.add(key)

@@ -6,7 +6,7 @@ Everything is computed by lora_core.combine; this module only keeps results in `
 import streamlit as st
 
 import lora_core as lc
-from lora_core.adapters import adapter_zip
+from lora_core.adapter_zips import adapter_zip
 from lora_core.combine import adapted, evaluate_adapter, wrong_on
 
 MAX_KEPT = 16  # combinations, and adapter evaluations, remembered per session

@@ -16,7 +16,7 @@ import streamlit as st
 import torch
 
 import lora_core as lc
-from lora_core.adapters import read_upload
+from lora_core.adapter_zips import read_upload
 from lora_core.checkpoints import tidy
 from service import environment, runs
 from ui import server

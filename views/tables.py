@@ -52,11 +52,6 @@ def settings_error(err: ValueError) -> str:
     return f"**These settings cannot be used:** {err}.{hint}"
 
 
-def wrong_on(evaluation: lc.Evaluation, classes) -> int:
-    """Test errors on the chosen classes."""
-    return sum(evaluation.wrong_per_class[c] for c in classes)
-
-
 def class_names(classes, chosen) -> str:
     """"class 2" or "classes 2, 7": the chosen classes by name."""
     return ("class " if len(chosen) == 1 else "classes ") + ", ".join(classes[c] for c in chosen)
@@ -105,3 +100,28 @@ def study_settings(config: lc.FinetuneConfig, classes, own, hidden=()) -> str:
     shared = [n for n in _SETTING_TEXT if n not in own and n not in hidden]
     return (f"From the LoRA page: {listed(shared)}. This study's own, set above: {listed(own)}. "
             f"Seed {config.seed}, from the sidebar.")
+
+
+def proof_rows(checks: dict) -> list[tuple[str, str, float, bool, str]]:
+    """The LoRA page's proofs: (claim, what is measured, its value, whether it holds, the bound) for every
+    proof the checks hold (lora_core.finetuning.adapter_checks, and start_checks after PiSSA or OLoRA)."""
+    def at_most(claim, what, value, bound):
+        return claim, what, value, value <= bound, f"must be ≤ {bound:g}"
+    found = [
+        at_most("The original weights are unchanged", "max |W now − W of the baseline|",
+                checks["weights_changed"], 0.0),
+        at_most("Adapter off gives the original network's outputs", "max |difference|", checks["off_vs_base"], 0.0),
+        at_most("Merged weights give the same outputs as the adapter", "max |difference|",
+                checks["merged_vs_parametrized"], 1e-5),
+    ]
+    if "factored_vs_parametrized" in checks:  # adapters checked before this proof existed lack it
+        found.append(at_most("The factored training path gives the parametrized W′'s outputs",
+                             "max |difference| / max |logit|", checks["factored_vs_parametrized"],
+                             lc.FACTORED_TOLERANCE))
+    if "start_vs_base" in checks:  # an init that moved W's principal part into the adapter
+        found.append(at_most("At step 0 the adapted network (residual base + s·B₀·A₀) gave the baseline's outputs",
+                             "max |difference| / max |logit|", checks["start_vs_base"], lc.START_TOLERANCE))
+        value = checks["residual_vs_base"]
+        found.append(("The residual base alone (adapter off at step 0) did not", "max |difference| / max |logit|",
+                      value, value > lc.START_TOLERANCE, f"must be > {lc.START_TOLERANCE:g}"))
+    return found
