@@ -13,7 +13,7 @@ expect = pytest.importorskip("playwright.sync_api").expect
 
 # long enough (seconds) for the second server to be asked while the first trains; narrower than the default
 # network, a fifth of its cost a step: what the replicas share does not depend on the layers' sizes
-CONFIG = lc.BaselineConfig(hidden1=512, hidden2=256, epochs=40, max_steps=3_000, seed=5)
+CONFIG = lc.BaselineConfig(hidden1=512, hidden2=256, epochs=20, max_steps=1_500, seed=5)
 LINK = (f"baseline?seed={CONFIG.seed}&h1={CONFIG.hidden1}&h2={CONFIG.hidden2}&epochs={CONFIG.epochs}"
         f"&base_steps={CONFIG.max_steps}")
 LONG_MS = 300_000
