@@ -1,5 +1,6 @@
 """lora_core: everything LoRA Lab computes — device, data, model, LoRA, SVD, training, evaluation."""
 
+from . import parallel as parallel  # first: MKL takes its reproducible mode only before torch's first product
 from .adapter_files import MAX_ADAPTER_BYTES, load_adapter, save_adapter
 from .adapter_zips import adapter_zip, read_upload
 from .adapters import (

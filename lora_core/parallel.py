@@ -1,20 +1,22 @@
 """Several cores without changing a single number.
 
-torch's CPU matrix products split their sums differently for each thread count (MKL cuts the inner
-dimension among its threads), so the same training run on one thread and on two rounds differently. Every
-computation here therefore has a split that depends on the shapes alone, never on the cores that run it:
+MKL, torch's matrix products on the CPU, cuts a product's sum among its threads, so by default the same
+training on one thread and on two rounds differently. Its strict "conditional numerical reproducibility" mode
+(`STRICT_PRODUCTS`, turned on here before torch's first product) keeps each sum's order whatever the thread
+count; every other kernel of a training is elementwise or sums in an order fixed by the shapes. A training
+therefore runs each step on as many of its cores as help (`ThreadPicker`: fewer when another process holds
+one), and its numbers are the same on any number of them. Where that mode is not there (another BLAS, or a
+product ran before lora_core was imported) a training keeps to one thread: slower, never different.
 
-- a training's large products (`fixed_split`) are cut into PRODUCT_CHUNKS blocks of rows or columns, never
-  along the sum, each block a one-thread product; the blocks run on the cores the training has, in any order,
-  and land in their own place of the result. Its optimizer's update is elementwise: it runs on every core
-  (on one when the machine is busy: the same bits, faster there).
-- the chunks of an evaluation, the runs of a study (`map_ordered`) each run on one torch thread, several at
-  once in threads (torch releases the GIL inside its kernels).
+The chunks of an evaluation and the runs of a study (`map_ordered`) each run on one torch thread, several at
+once in threads (torch releases the GIL inside its kernels).
 
 `cores()` is how many this thread may use: a server job sets it from its training slot (`using`), a
 server gives the threads that set nothing (its pages') a default (`set_default`), and otherwise it is what
 torch would use.
 """
+import ctypes
+import math
 import os
 import threading
 import time
@@ -22,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 _local = threading.local()
 _default = []  # [provider]: the cores of a thread that set none, asked each time
@@ -30,12 +31,6 @@ _foreground = [0, 0.0]  # passes under way that someone waits for, and when the 
 _foreground_lock = threading.Lock()
 FOREGROUND_GRACE_S = 1.0  # a page's work is several passes with gaps between: background work waits this long
 BACKGROUND_POLL_S = 0.02  # how often a background chunk that waits looks again
-# Part of what a training computes, like its seed: a different count gives other roundings. Two blocks fill
-# this server's two cores; a training never uses more cores than there are blocks.
-PRODUCT_CHUNKS = 2
-MIN_SPLIT_MACS = 1 << 20  # smaller products (a rank-r adapter's, the last layer's) are not worth a thread hop
-_CHUNK_ALIGN = 16  # block edges on 64-byte lines, so that every block takes the kernel's aligned path
-_aten = torch.ops.aten
 
 
 def cores() -> int:
@@ -141,115 +136,61 @@ def _map_ordered(work, items, workers: int | None) -> list:
         return list(pool.map(call, items))
 
 
-def _oversubscribed() -> bool:
-    """Whether the last minute had more runnable work than the machine has cores (Linux's load average)."""
+_MKL_STRICT, _MKL_AUTO = 0x10000, 2  # mkl_service.h: MKL_CBWR_STRICT, MKL_CBWR_AUTO (this CPU's fastest code)
+
+
+def _strict_products() -> bool:
+    """Turns MKL's strict reproducibility on (unless MKL_CBWR in the environment chose a mode) and says
+    whether it is on. MKL is linked into torch's CPU library; it takes the setting only before its first
+    product (the call then fails, and this says False)."""
     try:
-        return os.getloadavg()[0] > (os.cpu_count() or 1)
-    except OSError:
+        mkl = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))
+        get, set_mode = mkl.mkl_serv_cbwr_get, mkl.mkl_serv_cbwr_set
+    except (OSError, AttributeError):  # not an MKL build of torch
         return False
+    if "MKL_CBWR" not in os.environ:
+        set_mode(ctypes.c_int(_MKL_AUTO | _MKL_STRICT))
+    return bool(get(ctypes.c_int(-1)) & _MKL_STRICT)
 
 
-def _one_torch_thread() -> None:
-    torch.set_num_threads(1)
+STRICT_PRODUCTS = _strict_products()
 
 
-def _bounds(length: int) -> list[slice]:
-    """PRODUCT_CHUNKS slices that tile range(length), edges on _CHUNK_ALIGN: a function of `length` alone."""
-    size = -(-length // (PRODUCT_CHUNKS * _CHUNK_ALIGN)) * _CHUNK_ALIGN
-    return [slice(start, min(start + size, length)) for start in range(0, length, size)]
+class ThreadPicker:
+    """How many torch threads each step of a training uses: all its `cores` while its steps keep their pace
+    there; one for the next BACK_OFF_STEPS after a step SLOW times slower than the fastest of its batch size,
+    which means another process holds one of the cores (torch's threads wait for each other at every kernel:
+    a step on two contended cores took 5–10× one on a single core). The numbers are the same either way
+    (STRICT_PRODUCTS); without strict products it is always one thread."""
+    SLOW = 2.0
+    BACK_OFF_STEPS = 50
 
+    def __init__(self, cores: int):
+        self.cores = cores if STRICT_PRODUCTS else 1
+        self.fastest: dict[int, float] = {}  # batch size → seconds of its fastest step on all the cores
+        self.single_left = 0  # steps still to run on one thread
 
-_PRODUCTS = (_aten.mm.default, _aten.addmm.default, _aten.addmm_.default)  # a Linear's forward and backward
+    def threads(self) -> int:
+        if self.single_left:
+            self.single_left -= 1
+            return 1
+        return self.cores
 
-
-def _worth_splitting(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.device.type == "cpu" and a.dtype == b.dtype and a.shape[0] * a.shape[1] * b.shape[1] >= MIN_SPLIT_MACS
-
-
-class _FixedProducts(TorchDispatchMode):
-    """Computes mm, addmm and addmm_ of a large enough size as fixed blocks of the result (`_bounds` of its
-    longer side), each a one-thread product, the blocks spread over the caller and `pool`."""
-
-    def __init__(self, pool: ThreadPoolExecutor | None, workers: int):
-        super().__init__()
-        self.pool, self.workers = pool, workers
-        self.stolen = 0  # blocks the caller did itself because no helper was free to start them
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func not in _PRODUCTS or not _worth_splitting(*args[-2:]):
-            return func(*args, **kwargs)
-        a, b = args[-2:]
-        c = args[0] if len(args) == 3 else None
-        out = c if func is _aten.addmm_.default else a.new_empty((a.shape[0], b.shape[1]))
-        return self._blocks(a, b, c, kwargs.get("beta", 1), kwargs.get("alpha", 1), out)
-
-    def _blocks(self, a, b, c, beta, alpha, out):
-        (m, _), n = a.shape, b.shape[1]
-        by_rows = m >= n
-        c = None if c is None else c.expand(m, n)
-
-        def block(part: slice) -> None:
-            rows, cols = (part, slice(None)) if by_rows else (slice(None), part)
-            with torch.no_grad():  # below autograd already: a worker thread does not know that
-                if c is None:
-                    torch.mm(a[rows], b[:, cols], out=out[rows, cols])
-                else:
-                    torch.addmm(c[rows, cols], a[rows], b[:, cols], beta=beta, alpha=alpha, out=out[rows, cols])
-
-        parts = _bounds(m if by_rows else n)
-        helped = [(part, self.pool.submit(block, part)) for i, part in enumerate(parts) if i % self.workers] \
-            if self.pool is not None else []
-        for i, part in enumerate(parts):
-            if self.pool is None or i % self.workers == 0:
-                block(part)
-        for part, future in helped:
-            if future.cancel():  # no helper has started it (a busy machine): the caller does it, not waits
-                block(part)
-                self.stolen += 1
-            else:
-                future.result()
-        return out
-
-
-class FixedSplit:
-    """A training's way to use `cores` without its numbers depending on them (see the module's docstring)."""
-
-    def __init__(self, cores: int, pool: ThreadPoolExecutor | None):
-        self.cores = cores
-        self._products = _FixedProducts(pool, min(cores, PRODUCT_CHUNKS))
+    def took(self, threads: int, batch_size: int, seconds: float) -> None:
+        """A step of `batch_size` examples on `threads` threads took `seconds`."""
+        if threads > 1:
+            fastest = self.fastest[batch_size] = min(self.fastest.get(batch_size, math.inf), seconds)
+            if seconds > self.SLOW * fastest:
+                self.single_left = self.BACK_OFF_STEPS
 
     @contextmanager
-    def products(self):
-        """Inside, this thread runs torch on one thread and its large products in fixed blocks (a training's
-        forward and backward passes): no kernel of it sees how many cores there are."""
-        self._products.stolen = 0
-        with one_thread(), self._products:
-            yield
-
-    @contextmanager
-    def elementwise(self):
-        """Inside, torch uses every core of the training in this thread: only for elementwise work (an
-        optimizer's update), whose every element is the same computation however the elements are shared.
-        One core when the machine is busy (the last products found no helper free, or more runnable work than
-        cores): torch's threads wait for each other at every kernel, several times slower when one of them
-        waits for a core. Either way the same bits."""
-        previous = torch.get_num_threads()
-        torch.set_num_threads(1 if self._products.stolen or _oversubscribed() else self.cores)
+    def step(self, batch_size: int):
+        """Inside, torch runs on the threads picked for this step (restored after); its time is noted."""
+        threads, previous = self.threads(), torch.get_num_threads()
+        torch.set_num_threads(threads)
+        started = time.perf_counter()
         try:
             yield
         finally:
             torch.set_num_threads(previous)
-
-
-@contextmanager
-def fixed_split(cores: int):
-    """A FixedSplit on `cores` cores: the helper threads (at most PRODUCT_CHUNKS - 1, each on one torch
-    thread) live as long as the block. Threads it starts inherit the caller's scheduling (`idle_priority`)."""
-    helpers = min(cores, PRODUCT_CHUNKS) - 1
-    pool = ThreadPoolExecutor(helpers, "lora-lab product", initializer=_one_torch_thread) if helpers else None
-    try:
-        yield FixedSplit(cores, pool)
-    finally:
-        if pool is not None:
-            pool.shutdown()
+            self.took(threads, batch_size, time.perf_counter() - started)

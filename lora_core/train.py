@@ -10,7 +10,7 @@ from torch import nn
 
 from .lora import copy_model, factored_forward, lora_layers, merge_lora
 from .model import NUM_CLASSES
-from .parallel import cores, fixed_split, map_ordered, one_thread
+from .parallel import ThreadPicker, cores, map_ordered
 
 
 def _check_positive(name: str, value, kind=int) -> None:
@@ -51,7 +51,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1
     the model always holds whole steps). `on_step(step, total, loss)` follows progress. Only the
     parameters that require grad are trained, by Adam, or by `optimizer_factory(model, lr, device)` (e.g.
     LoRA+'s groups); LoRA layers train through their factored path. It uses the cores this thread may use
-    (lora_core.parallel.cores) in a split fixed by the shapes alone (lora_core.parallel.fixed_split): the same
+    (lora_core.parallel.cores), as many of them each step as help (lora_core.parallel.ThreadPicker): the same
     arguments give the same numbers on any number of cores.
     """
     _check_positive("epochs", epochs)
@@ -71,21 +71,20 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1
     losses: list[float] = []
     model.train()
     on_cpu = x.device.type == "cpu"  # an accelerator's kernels have threads of their own
-    with one_thread(), fixed_split(cores() if on_cpu else 1) as split, \
-            factored_forward(model) if lora_layers(model) else nullcontext():
+    picker = ThreadPicker(cores() if on_cpu else 1)
+    with factored_forward(model) if lora_layers(model) else nullcontext():
         for _ in range(epochs):
             order = torch.randperm(len(x), generator=generator).to(x.device)
             for batch in order.split(batch_size):
                 if len(losses) >= total or (should_stop is not None and should_stop()):
                     return losses
-                with split.products():
+                with picker.step(len(batch)):
                     loss = F.cross_entropy(model(x[batch]), y[batch])
                     value = loss.item()
                     if not math.isfinite(value):
                         raise TrainingDiverged(len(losses) + 1, value, lr)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
-                with split.elementwise():  # Adam's update: the same for each element however they are shared
                     optimizer.step()
                 losses.append(value)
                 if on_step is not None:

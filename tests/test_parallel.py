@@ -1,9 +1,11 @@
 """Several cores, the same numbers: what lora_core.parallel promises, measured on real runs."""
-import importlib
 import os
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ from lora_core.adapters import adapter_of, blend
 from lora_core.finetuning import merged_copy, new_model
 from lora_core.studies import init_gallery, rank_oracle, scaling_sweep, train_frontier_adapters
 
+ROOT = Path(__file__).resolve().parent.parent
 CONFIG = FinetuneConfig(steps=6, targets=("linear1", "linear2"))
 
 
@@ -82,28 +85,45 @@ def _products(shape: tuple[int, int, int], seed: int = 0) -> dict[str, torch.Ten
 SHAPES = [(10, 784, 1000), (10, 1000, 2000), (128, 784, 1000), (1000, 2000, 10), (32, 1000, 2000)]
 
 
-def test_plain_products_change_with_the_thread_count_so_the_split_is_needed():
-    """Why training cannot simply run on torch's threads: MKL cuts a product's sum among them."""
+_WITHOUT_STRICT = """
+import torch, lora_core
+from test_parallel import SHAPES, _products, _with_threads
+assert not lora_core.parallel.STRICT_PRODUCTS
+one, two = ([_with_threads(threads, _products, shape) for shape in SHAPES] for threads in (1, 2))
+print(sum(any(not torch.equal(a[n], b[n]) for n in a) for a, b in zip(one, two)))
+"""
+
+
+def _run_without_strict_products(code: str) -> str:
+    """`code`'s output in a fresh interpreter where MKL keeps its default mode (MKL_CBWR=AUTO, not strict)."""
+    env = {**os.environ, "MKL_CBWR": "AUTO", "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(ROOT)])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                          check=True)
+    return done.stdout.strip()
+
+
+def test_plain_products_change_with_the_thread_count_unless_mkl_is_strict():
+    """Why lora_core turns MKL's strict mode on: by default MKL cuts a product's sum among its threads."""
     if not torch.backends.mkl.is_available():
         pytest.skip("measured on MKL's products; another BLAS may split differently")
-    one, two = ([_with_threads(threads, _products, shape) for shape in SHAPES] for threads in (1, 2))
-    changed = [shape for shape, a, b in zip(SHAPES, one, two, strict=True)
-               if any(not torch.equal(a[name], b[name]) for name in a)]
-    assert changed  # batch 10 on the notebook's layers among them, on this machine
+    assert parallel.STRICT_PRODUCTS  # turned on when lora_core was imported, before torch's first product
+    assert int(_run_without_strict_products(_WITHOUT_STRICT)) > 0  # batch 10 on the notebook's layers among them
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_products_in_fixed_blocks_are_the_same_on_any_number_of_cores_and_right(shape):
-    def in_blocks(cores: int) -> dict[str, torch.Tensor]:
-        with parallel.fixed_split(cores) as split, split.products():
-            return _products(shape)
-
-    results = {cores: _with_threads(cores, in_blocks, cores) for cores in (1, 2, 3)}  # the caller's too
+def test_products_are_the_same_on_any_number_of_threads_and_right(shape):
+    results = {threads: _with_threads(threads, _products, shape) for threads in (1, 2, 3)}
     for name, value in results[1].items():
         assert torch.equal(value, results[2][name]) and torch.equal(value, results[3][name]), name
-    exact = {name: value.double() for name, value in _with_threads(1, _products, shape).items()}
-    for name, value in results[1].items():  # the blocks tile the whole product: each element is a full sum
-        torch.testing.assert_close(value.double(), exact[name], rtol=1e-4, atol=1e-4)
+    x = {name: value.double() for name, value in results[1].items()}
+    m, k, n = shape
+    generator = torch.Generator().manual_seed(0)
+    sizes = ((m, k), (n, k), (n,), (m, n))  # as _products draws them
+    xs, weight, bias, grad = (torch.randn(size, generator=generator).double() for size in sizes)
+    exact = {"forward": bias + xs @ weight.t(), "input grad": grad @ weight, "weight grad": grad.t() @ xs,
+             "in place": 0.5 * xs @ weight.t()}
+    for name, value in x.items():
+        torch.testing.assert_close(value, exact[name], rtol=1e-4, atol=1e-4)
 
 
 def test_the_updates_run_on_every_core_are_the_same_on_any_number_of_them():
@@ -124,11 +144,12 @@ def test_the_updates_run_on_every_core_are_the_same_on_any_number_of_them():
         assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(one, two, three, strict=True))
 
 
-def _trained(data, cores: int, lora: bool = False, steps: int = 12) -> tuple[list[float], list[torch.Tensor]]:
-    """The notebook's network (or a rank-4 adapter on it) trained `steps` steps at batch 10 on `cores`."""
+def _trained(data, cores: int, lora: str = "", steps: int = 12) -> tuple[list[float], list[torch.Tensor]]:
+    """The notebook's network (or a rank-4 adapter on it, LoRA or DoRA) trained `steps` steps at batch 10 on
+    `cores`."""
     model = new_model(1000, 2000, 0, "cpu")
     if lora:
-        add_lora(model, rank=4)
+        add_lora(model, rank=4, dora=lora == "dora")
     with parallel.using(cores):
         losses = train(model, data.train_x, data.train_y, batch_size=10, max_steps=steps, seed=3)
     return losses, [p.detach().clone() for p in model.parameters()]
@@ -138,7 +159,7 @@ def _same(a, b) -> bool:
     return a[0] == b[0] and all(torch.equal(p, q) for p, q in zip(a[1], b[1], strict=True))
 
 
-def _beside_another_training(data, cores: int, lora: bool):
+def _beside_another_training(data, cores: int, lora: str):
     """`_trained` while a second training runs in another thread of the process, on the same cores."""
     started, other = threading.Event(), []
 
@@ -157,7 +178,7 @@ def _beside_another_training(data, cores: int, lora: bool):
     return result
 
 
-@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+@pytest.mark.parametrize("lora", ["", "lora", "dora"], ids=["full", "lora", "dora"])
 def test_a_training_is_the_same_on_one_core_two_and_beside_another_training(data, lora):
     alone = _trained(data, 1, lora)
     assert _same(alone, _trained(data, 2, lora))
@@ -165,30 +186,51 @@ def test_a_training_is_the_same_on_one_core_two_and_beside_another_training(data
     assert _same(alone, _beside_another_training(data, 1, lora))
 
 
-class _TorchThreadsEverywhere:
-    """The naive way to use the cores: torch's own threads for every kernel (in place of a FixedSplit)."""
+_TRAINING_WITHOUT_STRICT = """
+import torch, lora_core
+from lora_core import parallel, train
+from lora_core.finetuning import new_model
+parallel.STRICT_PRODUCTS = True  # as if the products were strict: the picker gives a training all its cores
+generator = torch.Generator().manual_seed(0)
+x, y = torch.rand(200, 784, generator=generator), torch.randint(0, 10, (200,), generator=generator)
+params = []
+for cores in (1, 2):
+    model = new_model(1000, 2000, 0, "cpu")
+    with parallel.using(cores):
+        train(model, x, y, batch_size=10, max_steps=12, seed=3)
+    params.append([p.detach().clone() for p in model.parameters()])
+print(all(torch.equal(p, q) for p, q in zip(*params)))
+"""
 
-    def __init__(self, cores: int):
-        self.cores = cores
 
-    def products(self):
-        return _threads(self.cores)
-
-    def elementwise(self):
-        return _threads(self.cores)
-
-
-@contextmanager
-def _naive_split(cores: int):
-    yield _TorchThreadsEverywhere(cores)
-
-
-def test_the_same_training_on_torchs_own_threads_would_fail_that_test(data, monkeypatch):
-    """The test above can fail: with the products on torch's threads, one core and two round differently."""
+def test_the_same_training_without_strict_products_would_fail_that_test():
+    """The test above can fail: with MKL in its default mode, one core and two round differently."""
     if not torch.backends.mkl.is_available():
         pytest.skip("measured on MKL's products; another BLAS may split differently")
-    monkeypatch.setattr(importlib.import_module("lora_core.train"), "fixed_split", _naive_split)
-    assert not _same(_trained(data, 1), _trained(data, 2))
+    assert _run_without_strict_products(_TRAINING_WITHOUT_STRICT) == "False"
+
+
+def test_a_step_slower_than_its_pace_sends_the_next_steps_to_one_thread():
+    picker = parallel.ThreadPicker(2)
+    assert picker.threads() == 2
+    picker.took(2, 10, 0.004)
+    picker.took(2, 7, 0.001)  # a shorter last batch: its own pace, not the others'
+    picker.took(2, 10, 0.006)
+    assert picker.threads() == 2
+    picker.took(2, 10, 0.030)  # another process holds a core
+    assert [picker.threads() for _ in range(picker.BACK_OFF_STEPS)] == [1] * picker.BACK_OFF_STEPS
+    assert picker.threads() == 2  # then all the cores again
+    assert parallel.ThreadPicker(1).threads() == 1
+
+
+def test_a_training_steps_on_all_its_cores(data, monkeypatch):
+    seen = []
+    took = parallel.ThreadPicker.took
+    monkeypatch.setattr(parallel.ThreadPicker, "took", lambda self, threads, *a: (seen.append(threads),
+                                                                                   took(self, threads, *a)))
+    with parallel.using(2):
+        train(new_model(64, 32, 0, "cpu"), data.train_x, data.train_y, max_steps=5)
+    assert seen[0] == (2 if parallel.STRICT_PRODUCTS else 1) and len(seen) == 5
 
 
 def test_studies_on_two_workers_equal_the_serial_ones(narrow_baseline, data):
