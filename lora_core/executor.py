@@ -71,9 +71,8 @@ class Progress:
 
 class InProcess:
     """The calling thread waits for one of `slots` (its place in line in `progress.place`), then runs the
-    work itself on `cores_for(trainings running)` cores: a lone training gets every core. Each training
-    still runs on one torch thread (lora_core.parallel), so the cores change how fast it is, never its
-    numbers."""
+    work itself on `cores_for(trainings running)` cores: a lone training gets every core. The cores
+    change how fast a training is, never its numbers (lora_core.parallel)."""
 
     def __init__(self, slots: TrainingSlots, cores_for: Callable[[int], int]):
         self.slots, self.cores_for = slots, cores_for

@@ -113,7 +113,7 @@ def _dataset(name: str, device: str):
 def _run_remote(channels, key: int, fn, dataset: str, args: tuple, cores: int, device: str):
     progress = _RemoteProgress(channels, key)
     try:
-        with parallel.using(cores):  # the training on one torch thread, its evaluation on `cores`
+        with parallel.using(cores):  # the same numbers on any number of cores
             return fn(progress, _dataset(dataset, device), *args)
     except Exception as err:
         try:

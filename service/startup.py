@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from lora_core import run_claims
+from lora_core import parallel, run_claims
 from lora_core.checkpoints import tidy
 from service.environment import cache_dir, cache_limit_bytes, max_trainings, runs_dir, threads_each
 from service.environment import number as env_number
@@ -39,8 +39,10 @@ def setup(sessions: Sessions) -> None:
         if tidied["partial"] or tidied["evicted"]:
             log.info("LoRA Lab: checkpoint folder tidied: %(partial)d unfinished file(s) and %(evicted)d old "
                      "checkpoint(s) deleted, %(kept_bytes)d bytes kept", tidied)
-        log.info("LoRA Lab: %d training(s) at once, each on one torch thread; pages on %d; checkpoints in %s",
-                 limit, torch.get_num_threads(), cache_dir())
+        log.info("LoRA Lab: %d training(s) at once, %s; pages on %d; checkpoints in %s", limit,
+                 "each on the cores free for it, the same numbers on any number of them" if parallel.STRICT_PRODUCTS
+                 else "each on one torch thread (this torch has no strict MKL products)",
+                 torch.get_num_threads(), cache_dir())
 
 
 def _malloc_trim():

@@ -119,7 +119,7 @@ def test_load_test_doc_says_what_bounds_the_store_and_the_threads():
     text = _text("docs/load_test.md")
     assert f"at most {STORE_BYTES / 2**30:g} GiB of their tensors in memory" in text
     assert "up to 8 finished baselines" not in text and "cores / limit" not in text
-    assert "Each training runs on one torch thread" in text
+    assert "so its numbers never depend on the load or the thread count" in text
 
 
 def test_cluster_sizing_follows_the_compute_floor_of_one_server():
