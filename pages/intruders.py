@@ -37,9 +37,10 @@ if where := view.found(runs):
     st.markdown(f"Intruders (i = 1 is W′'s largest direction): {where}.")
 else:
     st.markdown(f"No run has an intruder in linear1 or linear2: each of W′'s top {TOP_K} directions keeps a "
-                f"|cosine| of at least {EPSILON:g} with one of W's. These updates are small. With the LoRA "
-                f"page's learning rate at {max(LEARNING_RATES):g} (default baseline, class 2, 50 steps), LoRA "
-                "r=1's largest direction in linear2 becomes an intruder, and it forgets most of the other classes.")
+                f"|cosine| of at least {EPSILON:g} with one of W's. With the LoRA page's learning rate at "
+                f"{max(LEARNING_RATES):g} (default baseline, class 2, 50 steps), LoRA r=1's directions in linear2 "
+                "come close to ε: its smallest |cosine| drops to about 0.55 while full finetuning's stays above "
+                "0.95, and it forgets most of the other classes.")
 
 layer = st.selectbox("Layer", [found.layer for found in runs[0].layers], key="intr_layer")
 charts.show(view.similarity(runs, layer), key="intruders_similarity",

@@ -80,7 +80,7 @@ def busy(held: list) -> Refused:
 
 def caps_note(work: int = 0) -> str:
     """The limits, for a caption next to the inputs they limit; with `work`, this run's estimate first."""
-    estimate = (f"This run: about {_duration(estimated_seconds(work))} of training on one core here (an estimate "
+    estimate = (f"This run: {_duration(estimated_seconds(work))} of training on one core here (an estimate "
                 f"from its {work:.2g} images × weights). ") if work else ""
     return (f"{estimate}On this server a training takes at most {max_steps():,} steps and about "
             f"{max_seconds() / 60:g} minutes (every run of a comparison "
@@ -89,4 +89,6 @@ def caps_note(work: int = 0) -> str:
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} minutes"
+    if seconds < 1:
+        return "under a second"
+    return f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.0f} minutes"

@@ -24,6 +24,7 @@ PAGES = [
     ("Rank comparison", "Rank comparison", "Steps per run", 5, "Run comparison", 2),
     ("ΔW inspector", "ΔW inspector", None, None, "Train and watch", 6),
     ("Rank oracle", "Rank oracle", "Steps per run", 10, "Run the oracle", 2),
+    ("Intruder dimensions", "Intruder dimensions", "Steps per run", 10, "Run the oracle", 1),
     ("Initialisation gallery", "Initialisation gallery", "Steps per run", 10, "Run the gallery", 2),
     ("Scaling explorer", "Scaling explorer", "Steps per run", 10, "Run the sweep", 3),
     ("Learn/forget frontier", "Learn/forget frontier", "Steps per adapter", 10, "Train the adapters", 1),

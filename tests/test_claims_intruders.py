@@ -31,13 +31,16 @@ def loud(default_base, data):  # noqa: F811
     return rank_oracle(default_base.model, data, HIGH_LR, [1])
 
 
-def test_a_large_lora_update_brings_an_intruder_and_forgetting(loud, data):  # noqa: F811
-    """"With the LoRA page's learning rate at 0.01 (default baseline, class 2, 50 steps), LoRA r=1's largest
-    direction in linear2 becomes an intruder, and it forgets most of the other classes"; and, as the paper
-    finds, full finetuning's W′ has none."""
+def test_a_large_lora_update_comes_close_to_an_intruder_and_forgets(loud, data):  # noqa: F811
+    """"With the LoRA page's learning rate at 0.01 (default baseline, class 2, 50 steps), LoRA r=1's directions
+    in linear2 come close to ε: its smallest |cosine| drops to about 0.55 while full finetuning's stays above
+    0.95, and it forgets most of the other classes"; and, as the paper finds, full finetuning's W′ has no
+    intruder."""
     full, lora = loud.intruders
     assert HIGH_LR.digits == (2,) and lc.Experiment().oracle.steps == HIGH_LR.steps  # the defaults the page names
-    assert lora.layer("linear2").intruders == (0,) and lora.layer("linear1").intruders == ()
+    smallest = min(lora.layer("linear2").similarity)
+    assert round(smallest, 2) == 0.55 and smallest > intruders.EPSILON  # close, and (as the page says) above ε
+    assert min(full.layer("linear2").similarity) > 0.95
     others = int((data.test_y != 2).sum())
     assert lora.other_wrong > others / 2 and lora.forgotten > others / 2
     assert all(not found.intruders for found in full.layers)

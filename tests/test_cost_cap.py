@@ -34,3 +34,10 @@ def test_defaults_are_well_under_the_cost_cap():
     exp = Experiment()
     for kind in ("baseline", "finetune", "compare", "oracle", "inits", "scaling", "frontier", "inspect"):
         assert limits.estimated_seconds(exp.total_work(kind, 5000)) < limits.DEFAULT_MAX_SECONDS / 5, kind
+
+
+def test_the_estimate_says_its_duration_in_words_at_every_scale():
+    """A tiny run's estimate reads "under a second", not "about 0 s"; then seconds, then minutes."""
+    for seconds, words in {0.04: "under a second", 1.4: "about 1 s", 89: "about 89 s", 600: "about 10 minutes"}.items():
+        caption = limits.caps_note(round(seconds * limits.IMAGE_WEIGHTS_PER_S))
+        assert caption.startswith(f"This run: {words} of training on one core here"), (seconds, caption)

@@ -162,7 +162,7 @@ def curves(series: dict[str, list[float]], colors: dict[str, str], labels: dict[
                      for name, values in series.items()])
     fig.update_xaxes(title="step", rangemode="tozero")
     fig.update_yaxes(title=y_title, rangemode="tozero")
-    return style(fig, title, height=380)
+    return style(fig, title, height=300 + 24 * len(series))  # the legend below grows with the runs
 
 
 def scaling(frame, y: str, y_title: str, title: str, log_y: bool = False) -> go.Figure:
