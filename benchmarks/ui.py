@@ -126,6 +126,25 @@ class Bench:
         finally:
             context.close()
 
+    def combine(self) -> float:
+        """Two adapters (one trained, one uploaded) on the Combine page: from choosing `cat` to its result."""
+        context, page = self.tab()
+        try:
+            go(page, "LoRA finetuning", "LoRA finetuning")
+            press(page, "Train LoRA", timeout=LONG_MS)
+            page.get_by_role("heading", name="Proofs").wait_for(timeout=LONG_MS)
+            page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(self.adapter_file))
+            page.get_by_text("is attached to a copy of your baseline").first.wait_for(timeout=LONG_MS)
+            wait_idle(page, LONG_MS)
+            go(page, "Combine adapters", "Combine adapters")
+            page.get_by_text("The combined adapter: rank 1").first.wait_for(timeout=LONG_MS)
+            wait_idle(page, LONG_MS)
+            page.get_by_test_id("stSelectbox").filter(has_text="Method").click()
+            option = page.get_by_role("option", name="cat", exact=True)
+            return timed(page, option.click, text("The combined adapter: rank 2"))
+        finally:
+            context.close()
+
     def ranks(self) -> float:
         context, page = self.tab()
         try:
@@ -187,6 +206,7 @@ ACTIONS = [  # (row, method or study title); issue 12's targets in the report
     ("Learn/forget frontier", "Learn/forget frontier"),
     ("Baseline, defaults (sample)", "baseline"),
     ("Adapter upload", "upload"),
+    ("Combine adapters, two trained: the cat method chosen", "combine"),
 ]
 
 

@@ -20,6 +20,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -158,16 +159,19 @@ STRICT_PRODUCTS = _strict_products()
 
 class ThreadPicker:
     """How many torch threads each step of a training uses: all its `cores` while its steps keep their pace
-    there; one for the next BACK_OFF_STEPS after a step SLOW times slower than the fastest of its batch size,
-    which means another process holds one of the cores (torch's threads wait for each other at every kernel:
-    a step on two contended cores took 5–10× one on a single core). The numbers are the same either way
-    (STRICT_PRODUCTS); without strict products it is always one thread."""
+    there; one for the next BACK_OFF_STEPS once the median of the last RECENT steps on all of them is SLOW times
+    the fastest of their batch size, which means another process holds one of the cores (torch's threads wait
+    for each other at every kernel: a step on two contended cores took 5–10× one on a single core). A single
+    slow step (a page fault, a timer) does not count. The numbers are the same either way (STRICT_PRODUCTS);
+    without strict products it is always one thread."""
     SLOW = 2.0
+    RECENT = 5
     BACK_OFF_STEPS = 50
 
     def __init__(self, cores: int):
         self.cores = cores if STRICT_PRODUCTS else 1
         self.fastest: dict[int, float] = {}  # batch size → seconds of its fastest step on all the cores
+        self.recent: deque[float] = deque(maxlen=self.RECENT)  # the last steps' seconds / their size's fastest
         self.single_left = 0  # steps still to run on one thread
 
     def threads(self) -> int:
@@ -180,8 +184,9 @@ class ThreadPicker:
         """A step of `batch_size` examples on `threads` threads took `seconds`."""
         if threads > 1:
             fastest = self.fastest[batch_size] = min(self.fastest.get(batch_size, math.inf), seconds)
-            if seconds > self.SLOW * fastest:
-                self.single_left = self.BACK_OFF_STEPS
+            self.recent.append(seconds / fastest)
+            if len(self.recent) == self.RECENT and sorted(self.recent)[self.RECENT // 2] > self.SLOW:
+                self.single_left, self.recent = self.BACK_OFF_STEPS, deque(maxlen=self.RECENT)
 
     @contextmanager
     def step(self, batch_size: int):

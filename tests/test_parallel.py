@@ -210,14 +210,16 @@ def test_the_same_training_without_strict_products_would_fail_that_test():
     assert _run_without_strict_products(_TRAINING_WITHOUT_STRICT) == "False"
 
 
-def test_a_step_slower_than_its_pace_sends_the_next_steps_to_one_thread():
+def test_steps_slower_than_their_pace_send_the_next_ones_to_one_thread():
     picker = parallel.ThreadPicker(2)
     assert picker.threads() == 2
-    picker.took(2, 10, 0.004)
+    for seconds in (0.004, 0.003, 0.003, 0.003):
+        picker.took(2, 10, seconds)
     picker.took(2, 7, 0.001)  # a shorter last batch: its own pace, not the others'
-    picker.took(2, 10, 0.006)
+    picker.took(2, 10, 0.030)  # one slow step (a page fault, a timer): not a taken core
     assert picker.threads() == 2
-    picker.took(2, 10, 0.030)  # another process holds a core
+    for _ in range(3):  # then steady slowness: another process holds a core
+        picker.took(2, 10, 0.030)
     assert [picker.threads() for _ in range(picker.BACK_OFF_STEPS)] == [1] * picker.BACK_OFF_STEPS
     assert picker.threads() == 2  # then all the cores again
     assert parallel.ThreadPicker(1).threads() == 1
