@@ -127,7 +127,8 @@ class Bench:
             context.close()
 
     def combine(self) -> float:
-        """Two adapters (one trained, one uploaded) on the Combine page: from choosing `cat` to its result."""
+        """Two adapters (one trained, one uploaded) on the Combine page, combined by `cat` (the default): from
+        choosing `linear` to its result."""
         context, page = self.tab()
         try:
             go(page, "LoRA finetuning", "LoRA finetuning")
@@ -137,11 +138,11 @@ class Bench:
             page.get_by_text("is attached to a copy of your baseline").first.wait_for(timeout=LONG_MS)
             wait_idle(page, LONG_MS)
             go(page, "Combine adapters", "Combine adapters")
-            page.get_by_text("The combined adapter: rank 1").first.wait_for(timeout=LONG_MS)
+            page.get_by_text("The combined adapter: rank 2").first.wait_for(timeout=LONG_MS)  # cat: 1 + 1
             wait_idle(page, LONG_MS)
             page.get_by_test_id("stSelectbox").filter(has_text="Method").click()
-            option = page.get_by_role("option", name="cat", exact=True)
-            return timed(page, option.click, text("The combined adapter: rank 2"))
+            option = page.get_by_role("option", name="linear", exact=True)
+            return timed(page, option.click, text("The combined adapter: rank 1"))
         finally:
             context.close()
 
@@ -206,7 +207,7 @@ ACTIONS = [  # (row, method or study title); issue 12's targets in the report
     ("Learn/forget frontier", "Learn/forget frontier"),
     ("Baseline, defaults (sample)", "baseline"),
     ("Adapter upload", "upload"),
-    ("Combine adapters, two trained: the cat method chosen", "combine"),
+    ("Combine adapters, two on the baseline: the linear method chosen", "combine"),
 ]
 
 
