@@ -5,6 +5,7 @@ Each takes `should_stop`: a stop ends the study, and what it returns holds only 
 Each takes `workers`: how many of its runs train at once (lora_core.parallel: the numbers stay the same).
 """
 import math
+import threading
 from dataclasses import dataclass, replace
 
 import torch
@@ -188,9 +189,12 @@ def rank_oracle(base: nn.Module, data: Dataset, config: FinetuneConfig, ranks, o
     ranks = sorted(set(ranks))
     progress = shared_progress(on_progress, config.steps * (len(ranks) + 1))
     before = evaluate(base, data.test_x, data.test_y)
-    references = {name: directions(base.get_submodule(name).weight.detach()) for name in LAYERS}
+    references, lock = {}, threading.Lock()
 
     def seen(name: str, rank: int | None, model: nn.Module, evaluation: Evaluation) -> RunIntruders:
+        with lock:  # W's directions: once, by the first run to end, while the others still train
+            if not references:
+                references.update({layer: directions(base.get_submodule(layer).weight.detach()) for layer in LAYERS})
         layers = of_models(base, model, references=references)
         return of_run(name, rank, layers, evaluation, before, config.digits)
 
