@@ -254,8 +254,8 @@ def test_closing_a_tab_stops_its_training_and_streamlit_drops_its_state(tmp_path
     with streamlit_server(env, log, options=("--server.disconnectedSessionTTL", "2")) as url:
         context = chromium.new_context()
         page = context.new_page()
-        page.goto(f"{url}/baseline")
-        page.get_by_role("button", name="Train baseline").click()  # the default: hundreds of steps
+        page.goto(f"{url}/baseline?v=2&epochs=30")  # thousands of steps: still training when the tab has gone
+        page.get_by_role("button", name="Train baseline").click()
         expect(page.get_by_text(re.compile(r"Training the baseline: step \d+"))).to_be_visible(timeout=60_000)
         context.close()  # the tab goes; the server notices its websocket closed
         ended = wait_for_log(log, r"session \w+ ended; released Job\('baseline-\d+', (\w+), step (\d+)/(\d+)\)")
