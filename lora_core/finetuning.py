@@ -228,7 +228,6 @@ def finetune_full(base: nn.Module, data: Dataset, config: FinetuneConfig, on_ste
     return model, losses, evaluate(model, data.test_x, data.test_y)
 
 
-
 def shared_progress(on_progress, total: int):
     """on_step makers for runs that may train at once: `for_run(label)` counts that run's steps into
     one sum, and reports `on_progress(steps done by all runs, total, label)`."""

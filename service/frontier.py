@@ -102,7 +102,8 @@ def known_points(result: lc.FrontierStudy, strength: float):
 
 def estimated_points(result: lc.FrontierStudy, base: lc.BaselineRun, data: lc.Dataset, digits, strength: float):
     """(points, baseline point) at `strength` on the first ESTIMATE_IMAGES test images only: exact counts on
-    that subset, a tenth of the full pass's time, shown until the full frontier_points replaces them."""
+    that subset, in a fraction of the full pass's time (the same work per adapter on a tenth of the images),
+    shown until the full frontier_points replaces them."""
     subset = lc.Dataset(data.name, data.train_x, data.train_y, data.test_x[:ESTIMATE_IMAGES],
                         data.test_y[:ESTIMATE_IMAGES], data.classes, data.source)
     with parallel.foreground():

@@ -75,3 +75,22 @@ def test_the_mitigated_update_is_peft_s(adapted):
             expected = mitigated.base_model.model.get_submodule(name).get_delta_weight("intruder_reduced")
         got = lora.scale * B @ A
         assert (got - expected).norm() <= 1e-5 * expected.norm(), name
+
+
+@pytest.mark.parametrize("shape", [(50, 40), (40, 50), (10, 200)], ids=["tall", "wide", "linear3-like"])
+def test_top_left_singular_vectors_are_the_svds(shape):
+    """The Gram-matrix shortcut gives the SVD's top left singular vectors (up to each one's sign), checked
+    against numpy's SVD on a matrix with well-separated singular values."""
+    import numpy as np
+
+    generator = np.random.default_rng(sum(shape))
+    out, inputs = shape
+    rank = min(shape)
+    U, _ = np.linalg.qr(generator.normal(size=(out, rank)))
+    V, _ = np.linalg.qr(generator.normal(size=(inputs, rank)))
+    M = U @ np.diag(np.geomspace(10, 0.1, rank)) @ V.T
+    k = min(intruders.TOP_K, rank)
+    ours = intruders.top_left_singular_vectors(torch.from_numpy(M), intruders.TOP_K).numpy()
+    theirs = np.linalg.svd(M, full_matrices=False)[0][:, :k]
+    assert ours.shape == (out, k)
+    np.testing.assert_allclose(np.abs((ours * theirs).sum(axis=0)), 1.0, atol=1e-9)  # the same vectors, ± each
