@@ -112,3 +112,30 @@ def test_the_runtime_still_answers_whether_a_session_is_active():
     assert callable(method), f"Runtime.is_active_session is gone {UPGRADE}"
     assert list(inspect.signature(method).parameters) == ["self", "session_id"], (
         f"Runtime.is_active_session takes other arguments now {UPGRADE}")
+
+
+def test_the_header_stop_raises_stopexception_and_a_session_can_be_rerun_from_the_event_loop():
+    """redrawn_after_header_stop: what Streamlit's header Stop raises in the script, and the AppSession parts
+    that rerun the page with the browser's last state once the stopped run has ended."""
+    from streamlit.runtime.app_session import AppSession
+    from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+    from streamlit.runtime.session_manager import SessionManager
+
+    stop = inspect.getsource(streamlit.runtime.scriptrunner.script_runner.ScriptRunner)
+    assert "raise StopException()" in stop, f"a stop request no longer raises StopException in the script {UPGRADE}"
+    assert list(inspect.signature(SessionManager.get_active_session_info).parameters) == ["self", "session_id"], (
+        f"SessionManager.get_active_session_info takes other arguments now {UPGRADE}")
+    made = inspect.getsource(AppSession.__init__)
+    for attribute in ("self._event_loop", "self._client_state", "self._scriptrunner"):
+        assert attribute in made, f"AppSession no longer has {attribute} {UPGRADE}"
+    assert list(inspect.signature(AppSession.request_rerun).parameters) == ["self", "client_state"], (
+        f"AppSession.request_rerun takes other arguments now {UPGRADE}")
+    ended = inspect.getsource(AppSession._handle_scriptrunner_event_on_event_loop)
+    assert "self._scriptrunner = None" in ended and "self._client_state = client_state" in ended, (
+        f"an ended run no longer clears the session's runner and keeps its client state {UPGRADE}")
+    runtime_made = inspect.getsource(streamlit.runtime.Runtime.__init__)
+    assert "self._session_mgr" in runtime_made, f"Runtime._session_mgr is gone {UPGRADE}"
+
+    with pytest.raises(StopException):  # outside a server (here, AppTest's too) it only lets the Stop through
+        with streamlit_private.redrawn_after_header_stop():
+            raise StopException()

@@ -16,17 +16,18 @@ LIVE_CHART_AFTER_S = 1.0  # a run shorter than this (counted from its first step
 # progress bar only: drawing a chart would take the cores from the run's own test pass
 LIVE_CHART_EVERY_S = 0.5  # the pause between the live chart's redraws: each builds a plotly figure on the server
 # and makes the browser draw the chart anew, which a class's server pays for every follower
-HEADER_STOP = ("Streamlit's own Stop (top right) only stops this page from updating: the training goes on. "
-               "Use the Stop button here to end it; click anywhere to see its progress again.")
+HEADER_STOP = ("Streamlit's own Stop (top right) does not end the training, and this page picks its progress up "
+               "again by itself: use the Stop button here to end it.")
 
 
 def follow(job: Job, what: str, live_chart: bool = True) -> None:
     """Show a progress bar (and, once the run has trained for LIVE_CHART_AFTER_S, the loss curve as it grows)
     until the job ends; then clear them.
 
-    A rerun (a click anywhere) interrupts this loop, not the job: the next run follows it again.
+    A rerun (a click on a widget, Streamlit's header Stop) interrupts this loop, not the job: the next run
+    follows it again.
     """
-    bar, chart, note = st.empty(), st.empty(), st.empty()
+    note, bar, chart = st.empty(), st.empty(), st.empty()  # the note above the bar, where the eye is
     note.caption(HEADER_STOP)
     drawn, shown, training_since, charted = -1, None, None, 0.0
     while True:

@@ -10,7 +10,7 @@ from service import jobs, limits
 from service import runs as service_runs
 from service.kinds import Kind
 from service.runs import How, Run
-from ui import progress, server
+from ui import progress, server, streamlit_private
 
 MADE_HELP = "Already made with exactly these settings: shown below."
 STOP_HELP = "End after the current step; what finished is kept."
@@ -22,8 +22,8 @@ SESSION_PREFIX = {Kind.FINETUNE: "lora", Kind.INSPECT: "insp", Kind.COMPARE: "sw
 def wait_elsewhere(run: str, what: str) -> None:
     """Say that another server makes this run, and wait until its file is there or its claim lapses (its
     server stopped)."""
-    with st.spinner(f"{what}: another server of this site is making exactly this run; it appears here when "
-                    "it is done…"):
+    busy = f"{what}: another server of this site is making exactly this run; it appears here when it is done…"
+    with streamlit_private.redrawn_after_header_stop(), st.spinner(busy):
         service_runs.wait_elsewhere(run, float("inf"))
 
 
@@ -51,7 +51,8 @@ def stop(prefix: str) -> None:
     if others:
         st.session_state[f"{prefix}_job"] = None
         say_next_pass(prefix, f"This run goes on for {others} other session(s) with the same settings: it will "
-                              "appear here when it has finished (click anywhere to look again).")
+                              "appear here when it has finished and the page is drawn again (a click on a "
+                              "button or a setting).")
 
 
 def _follow_here(prefix: str, run: str, job: jobs.Job) -> None:
@@ -103,7 +104,8 @@ def controls(run: Run, label: str, what: str, help: str, follow, stop_label: str
     if clicked is not None and clicked.how is How.REFUSED:
         st.error(jobs.failure(what, clicked.job.error))
         if (blocking := getattr(clicked.job.error, "blocking", None)) is not None:
-            with live.container():  # the person's other training: once it ends, the refusal is no longer true
+            # the person's other training: once it ends, the refusal is no longer true
+            with live.container(), streamlit_private.redrawn_after_header_stop():
                 progress.follow(blocking, "Your other training", live_chart=False)
             live.empty()
             st.rerun()
@@ -114,7 +116,7 @@ def controls(run: Run, label: str, what: str, help: str, follow, stop_label: str
     if clicked is not None and clicked.how is How.JOINED:
         st.info("Someone on this server is making exactly this run: you follow it rather than start a copy.")
     if job is not None:
-        with live.container():
+        with live.container(), streamlit_private.redrawn_after_header_stop():
             follow(job, what)
         live.empty()
         found = _ended(prefix, run, job, what)

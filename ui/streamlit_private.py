@@ -8,12 +8,22 @@ fails with the reason when an upgrade changes one of them):
 - the running script's context (`get_script_run_ctx`) and, in it, the session's id and its state object;
 - that state object's `filtered_state`: the user's keys and their values, readable from another thread
   under the state's own lock (`st.session_state` only answers inside the session's script run);
-- the runtime's `is_active_session`: whether a session's websocket is still open.
+- the runtime's `is_active_session`: whether a session's websocket is still open;
+- Streamlit's `StopException` (what its header Stop raises in the script), the session's `AppSession` (its
+  runner, its last client state and its event loop) and `request_rerun`: the page is drawn again after that
+  Stop, as Streamlit redraws a page whose source file changed (`runner.runOnSave`). The Stop ends a pass that
+  follows a run, never the run; without this the page stays frozen until the next widget click.
 
 Everything else the app does with sessions goes through `st.session_state`.
 """
+import time
+from contextlib import contextmanager
+
 from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+
+REDRAW_WITHIN_S = 30.0  # how long a stopped pass may take to end before its page is left as it is
 
 
 def script_run():
@@ -43,3 +53,32 @@ def is_connected(streamlit_session_id: str) -> bool | None:
     if not runtime.exists():
         return None
     return runtime.get_instance().is_active_session(streamlit_session_id)
+
+
+@contextmanager
+def redrawn_after_header_stop():
+    """Draw the page again (on its own, no click) when Streamlit's header Stop ends this pass inside."""
+    try:
+        yield
+    except StopException:
+        if (run := script_run()) is not None and runtime.exists():
+            _redraw_when_ended(run.session_id)
+        raise
+
+
+def _redraw_when_ended(streamlit_session_id: str) -> None:
+    """Once the session's stopped run has ended, rerun its page with the browser's last state (its page,
+    query and widgets), on the server's event loop, where Streamlit handles its sessions' runs."""
+    info = runtime.get_instance()._session_mgr.get_active_session_info(streamlit_session_id)
+    if info is None:
+        return
+    session, deadline = info.session, time.monotonic() + REDRAW_WITHIN_S
+    stopped = session._scriptrunner
+
+    def when_ended():
+        if session._scriptrunner is stopped and time.monotonic() < deadline:
+            session._event_loop.call_later(0.05, when_ended)
+        elif session._scriptrunner is None:  # not when a click has started another run meanwhile
+            session.request_rerun(session._client_state)
+
+    session._event_loop.call_soon_threadsafe(when_ended)
