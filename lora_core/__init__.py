@@ -17,22 +17,15 @@ from .data import DATASETS, Dataset, DatasetUnavailable, load_dataset
 from .device import available_devices, pick_device
 from .experiment import Experiment
 from .finetuning import (
-    FACTORED_TOLERANCE,
     FULL_FINETUNE_LR,
     NOTEBOOK_BASELINE,
-    START_TOLERANCE,
     BaselineConfig,
     BaselineRun,
     FinetuneConfig,
     FinetuneRun,
-    SweepRow,
-    adapter_checks,
-    compare_ranks,
     finetune_full,
     finetune_lora,
-    merged_copy,
     new_model,
-    same_network,
     train_baseline,
 )
 from .lora import (
@@ -54,6 +47,8 @@ from .lora import (
 from .model import MLP, layer_table
 from .peft_files import export_peft, import_peft
 from .precision import merge_precision
+from .proofs import FACTORED_TOLERANCE, START_TOLERANCE, adapter_checks, merged_copy, same_network
+from .rank_comparison import SweepRow, compare_ranks
 from .results import Comparison, FrontierStudy, GalleryStudy, Inspection, OracleStudy, ScalingStudy
 from .svd import (
     Playground,

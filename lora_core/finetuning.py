@@ -1,10 +1,11 @@
-"""The dashboard's experiments as plain functions: a baseline, a LoRA finetune, a rank sweep.
+"""The dashboard's experiments as plain functions: a baseline, a LoRA finetune, a full finetune, and runs side by
+side (the rank comparison is in rank_comparison, the adapter proofs in proofs).
 
 Configs are frozen dataclasses, validated on construction, hashable so that they can key a cache.
 """
 import math
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -16,18 +17,13 @@ from .lora import (
     add_lora,
     copy_model,
     count_parameters,
-    factored_forward,
-    lora_enabled,
-    lora_layers,
-    merge_lora,
-    original_weight,
     update_norm,
 )
 from .loraplus import check_ratio, loraplus_optimizer
 from .model import IMAGE_PIXELS, MLP, NUM_CLASSES
 from .parallel import map_ordered
 from .settings import MAX_HIDDEN, default
-from .train import Evaluation, _check_positive, evaluate, logits_of, planned_steps, train
+from .train import Evaluation, _check_positive, evaluate, planned_steps, train
 
 # the largest rank each layer can hold whatever the hidden sizes: min(out, in) at its widest
 RANK_LIMITS = {"linear1": IMAGE_PIXELS, "linear2": MAX_HIDDEN, "linear3": NUM_CLASSES}
@@ -257,133 +253,3 @@ def run_together(plans, work, should_stop=None, workers: int = 1) -> list:
 def _epochs_for(steps: int, batch_size: int, n: int) -> int:
     """Enough passes over n images for `steps` batches (the notebook stopped after one step instead)."""
     return -(-steps * batch_size // n)
-
-
-def adapter_checks(base: nn.Module, tuned: nn.Module, x: torch.Tensor, base_logits=None,
-                   merged_logits=None) -> dict[str, float]:
-    """The proofs the LoRA page shows, each a number computed here and compared against zero.
-
-    - weights_changed: largest |W_tuned,original − W_base| over the adapted layers (0 = untouched)
-    - off_vs_base: largest |logits with the adapter off − base logits|
-    - merged_vs_parametrized: largest |logits of a merged copy − logits through the parametrization|
-    - factored_vs_parametrized: largest |logits through the factored training path W·x + s·B·(A·x) −
-      logits through W′ = W + s·B·A|, relative to the largest |logit| (FACTORED_TOLERANCE)
-
-    The base's and a merged copy's outputs on `x`, when already computed, can be passed in; the tuned
-    model's, with the adapter off and on, are always computed here through its parametrization (evaluations
-    score a merged copy, which would make the merge's proof compare the merge with itself).
-    """
-    base_layers = dict(base.named_modules())
-    with torch.inference_mode():
-        weights_changed = max(float((original_weight(layer) - base_layers[name].weight).abs().max())
-                              for name, layer in lora_layers(tuned).items())
-    if base_logits is None:
-        base_logits = logits_of(base, x)
-    with lora_enabled(tuned, False):
-        off_logits = logits_of(tuned, x, own_forward=True)
-    on_logits = logits_of(tuned, x, own_forward=True)
-    if merged_logits is None:
-        merged_logits = logits_of(merged_copy(tuned), x)
-    with factored_forward(tuned):
-        factored_logits = logits_of(tuned, x)
-    return {"weights_changed": weights_changed,
-            "off_vs_base": float((off_logits - base_logits).abs().max()),
-            "merged_vs_parametrized": float((merged_logits - on_logits).abs().max()),
-            "factored_vs_parametrized": float((factored_logits - on_logits).abs().max() / on_logits.abs().max())}
-
-
-@torch.no_grad()
-def start_checks(model: nn.Module, x: torch.Tensor, base_logits: torch.Tensor) -> dict[str, float]:
-    """The step-0 proofs of an init that moved W's principal part into the adapter (PiSSA, OLoRA), measured
-    on a fresh adapted copy before any step, relative to the largest |base logit|:
-
-    - start_vs_base: the adapted network, W_res + s·B₀·A₀, against the baseline (0 up to rounding)
-    - residual_vs_base: the residual base W_res alone (the adapter off) against the baseline (far from 0)
-    """
-    largest = base_logits.abs().max()
-    with lora_enabled(model, False):
-        residual = logits_of(model, x, own_forward=True)
-    return {"start_vs_base": float((logits_of(model, x, own_forward=True) - base_logits).abs().max() / largest),
-            "residual_vs_base": float((residual - base_logits).abs().max() / largest)}
-
-
-# W_res + s·B₀·A₀ rounds W's own numbers once more in float32 (ε ≈ 1.2e-7 per weight): relative to the
-# largest logit the outputs stay well below this (PEFT's own conversion is checked to the same bound)
-START_TOLERANCE = 1e-5
-
-
-# The two forwards sum the same products in a different order: float32 rounding (ε ≈ 1.2e-7) accumulated
-# over 784 + 1000 + 2000 terms, relative to the largest logit, stays well below this.
-FACTORED_TOLERANCE = 1e-5
-
-
-@torch.no_grad()
-def same_network(a: nn.Module, b: nn.Module) -> bool:
-    """Whether two networks of one architecture use the same weights and biases, bit for bit (a LoRA
-    parametrization applied): then their forwards give the same outputs on every input."""
-    def used(model):
-        return [(m.weight, m.bias) for m in model.modules() if isinstance(m, nn.Linear)]
-    pairs = list(zip(used(a), used(b), strict=True))
-    return all(torch.equal(wa, wb) and torch.equal(ba, bb) for (wa, ba), (wb, bb) in pairs)
-
-
-@torch.no_grad()
-def merged_copy(model: nn.Module) -> nn.Module:
-    """A copy of `model` with W + ΔW baked into its weights."""
-    return merge_lora(copy_model(model)).eval()
-
-
-@dataclass(frozen=True)
-class SweepRow:
-    method: str  # "LoRA r=4" or "full finetune"
-    rank: int | None
-    trainable: int
-    target_wrong: int  # test errors on the finetuned classes
-    other_wrong: int  # test errors on every other class
-    accuracy: float
-    lr: float | None = None  # the run's learning rate (None for the baseline)
-
-
-def _row(method, rank, trainable, evaluation: Evaluation, digits, lr=None) -> SweepRow:
-    target = sum(evaluation.wrong_per_class[d] for d in digits)
-    return SweepRow(method, rank, trainable, target, evaluation.wrong - target, evaluation.accuracy, lr)
-
-
-def compare_ranks(base: nn.Module, data: Dataset, ranks, config: FinetuneConfig, on_progress=None,  # noqa: PLR0913
-                  should_stop=None, full_lr: float = FULL_FINETUNE_LR, before: Evaluation | None = None,
-                  workers: int = 1) -> list[SweepRow]:
-    """The same finetune at each rank, then full finetuning of the same steps as a reference: at its own
-    learning rate `full_lr`, and also at LoRA's `config.lr` when that differs (rows "full finetune (lr …)").
-
-    `on_progress(done_steps, total_steps, label)` follows the whole sweep. A stop ends the sweep: the
-    rows returned are the baseline and the runs that finished all their steps. `before` is the base's
-    evaluation when it is known; `workers` runs that many of the runs at once (same numbers).
-    """
-    configs = [replace(config, rank=rank) for rank in sorted(set(ranks))]  # validated before any run
-    if not configs:
-        raise ValueError("choose at least one rank")
-    full_configs = [replace(config, lr=lr) for lr in dict.fromkeys([full_lr, config.lr])]  # validated now too
-    before = before or evaluate(base, data.test_x, data.test_y)
-    progress = shared_progress(on_progress, config.steps * (len(configs) + len(full_configs)))
-
-    def run(plan: tuple[str, FinetuneConfig]) -> SweepRow | None:
-        kind, cfg = plan
-        if kind == "full":
-            method = f"full finetune (lr {cfg.lr:g})"
-            model, losses, evaluation = finetune_full(base, data, cfg, progress(method), should_stop)
-            trainable, rank = sum(p.numel() for p in model.parameters()), None
-        else:
-            tuned = finetune_lora(base, data, cfg, before, progress(f"LoRA rank {cfg.rank}"), should_stop)
-            losses, evaluation = tuned.losses, tuned.after
-            trainable, method, rank = tuned.parameters["trainable"], f"LoRA r={cfg.rank}", cfg.rank
-        return _row(method, rank, trainable, evaluation, config.digits, cfg.lr) if len(losses) == cfg.steps else None
-
-    lora = [("lora", cfg) for cfg in configs]
-    full = [("full", cfg) for cfg in full_configs]
-    # one at a time in the table's order; several at once, the longest (the full finetunes) first
-    if workers <= 1:
-        rows = run_together([*lora, *full], run, should_stop)
-    else:
-        found = run_together([*full, *lora], run, should_stop, workers)
-        rows = found[len(full):] + found[:len(full)]
-    return [_row("baseline", None, 0, before, config.digits), *(row for row in rows if row is not None)]

@@ -7,13 +7,14 @@ import torch
 
 from .adapters import Adapter
 from .anatomy import LayerView
-from .finetuning import FinetuneConfig, FinetuneRun, SweepRow
+from .finetuning import FinetuneConfig, FinetuneRun
+from .rank_comparison import SweepRow
 from .studies import FrontierPoint, InitCurve, Oracle, ScalingRow
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """finetuning.compare_ranks' rows; `stopped` when only the runs that finished are there."""
+    """rank_comparison.compare_ranks' rows; `stopped` when only the runs that finished are there."""
     rows: list[SweepRow]
     stopped: bool
 

@@ -15,16 +15,13 @@ from .finetuning import (
     BaselineRun,
     FinetuneConfig,
     FinetuneRun,
-    adapter_checks,
     finetune_lora,
-    merged_copy,
     new_model,
-    same_network,
-    start_checks,
     train_baseline,
 )
 from .inits import moves_base
 from .lora import copy_model, lora_enabled
+from .proofs import adapter_checks, merged_copy, same_network, start_checks
 from .results import Inspection
 from .train import Evaluation, evaluate, logits_of
 

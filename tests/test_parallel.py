@@ -12,7 +12,8 @@ import torch
 
 from lora_core import FinetuneConfig, adapter_checks, add_lora, compare_ranks, evaluate, finetune_lora, parallel, train
 from lora_core.adapters import adapter_of, blend
-from lora_core.finetuning import merged_copy, new_model
+from lora_core.finetuning import new_model
+from lora_core.proofs import merged_copy
 from lora_core.studies import init_gallery, rank_oracle, scaling_sweep, train_frontier_adapters
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -104,7 +104,7 @@ def study_settings(config: lc.FinetuneConfig, classes, own, hidden=()) -> str:
 
 def proof_rows(checks: dict) -> list[tuple[str, str, float, bool, str]]:
     """The LoRA page's proofs: (claim, what is measured, its value, whether it holds, the bound) for every
-    proof the checks hold (lora_core.finetuning.adapter_checks, and start_checks after PiSSA or OLoRA)."""
+    proof the checks hold (lora_core.proofs.adapter_checks, and start_checks after PiSSA or OLoRA)."""
     def at_most(claim, what, value, bound):
         return claim, what, value, value <= bound, f"must be ≤ {bound:g}"
     found = [
