@@ -1,7 +1,6 @@
 import streamlit as st
 
 from lora_core import anatomy
-from lora_core.data import MEAN, STD
 from ui import baseline, charts, context, experiment, inside, state
 from ui.plain import plain
 from views import figures, inside_figures, inside_tables, inspector, tables
@@ -79,13 +78,8 @@ largest_entry = float(view.delta.abs().max())
 weight_energy = anatomy.energy(view.weight_singular_values).tolist()
 cols = st.columns(4)
 cols[0].metric("Rank r", view.rank)
-cols[1].metric("Effective rank", f"{view.effective_rank:.3f}",
-               help="exp of the entropy of the normalised singular values: k when k of them are equal, "
-                    "1 when one direction dominates, 0 when ΔW = 0. It can never exceed r.")
-cols[2].metric("Energy in the top direction", tables.percent(delta_energy[0]),
-               help="Share of ‖ΔW‖²_F that its largest singular direction holds; "
-                    + (f"its {nonzero} non-zero direction(s) hold 100 %, as ΔW has rank {nonzero} ≤ r."
-                       if nonzero else "ΔW = 0, so no direction holds any."))
+cols[1].metric("Effective rank", f"{view.effective_rank:.3f}", help=inspector.EFFECTIVE_RANK_HELP)
+cols[2].metric("Energy in the top direction", tables.percent(delta_energy[0]), help=inspector.top_energy_help(nonzero))
 cols[3].metric("‖ΔW‖_F", f"{norms[layer]:.4g}")
 
 left, right = st.columns(2)
@@ -98,16 +92,13 @@ with left:
         heatmaps["drawn"] = figures.heatmap(delta, f"ΔW of {layer}", figures.color_limit(delta))
     fig, stride = heatmaps["drawn"]
     charts.show(fig, key="insp_heatmap", caption=inspector.heatmap_caption(layer, largest_entry))
-    out, inp = view.delta.shape
-    st.caption(f"ΔW is {out}×{inp}" + (f"; drawn every {stride}th row and column to stay light in the browser "
-                                       "(the numbers and SVDs use the whole matrix)." if stride > 1 else "."))
+    st.caption(inspector.heatmap_size_caption(view.delta.shape, stride))
 with right:
     shown = min(len(view.weight_singular_values), max(3 * view.rank, 40))
     charts.show(inside_figures.spectra(view.delta_singular_values.tolist(), view.weight_singular_values.tolist(),
                                        view.rank, shown, layer), key="insp_spectra",
                 caption=inspector.spectra_caption(view, nonzero))
-    st.caption(f"The first {shown} of W's {len(view.weight_singular_values)} singular values, and ΔW's r: computed "
-               "from B and A alone, since B·A cannot have more than r directions — every other one is zero.")
+    st.caption(inspector.spectra_shown_caption(shown, len(view.weight_singular_values)))
 
 
 @st.fragment
@@ -123,11 +114,7 @@ def energy_view() -> None:
                    help="The frozen weights are far from low-rank: many directions share their energy.")
     charts.show(inside_figures.energy({"ΔW": delta_energy, "W (frozen)": weight_energy}, [view.rank],
                           f"Energy in the top k directions of {layer}"), key="insp_energy",
-                caption=f"Share of ‖M‖²_F in the top k singular directions: at k = {k}, ΔW "
-                        f"{tables.percent(delta_energy[min(k, len(delta_energy)) - 1])} and W "
-                        f"{tables.percent(weight_energy[k - 1])}; "
-                        + (f"ΔW reaches 100 % at k = {nonzero}, its rank (r = {view.rank})." if nonzero
-                           else "ΔW = 0 holds no energy at any k."))
+                caption=inspector.energy_caption(k, delta_energy, weight_energy, nonzero, view.rank))
 
 
 energy_view()
@@ -135,13 +122,7 @@ energy_view()
 if chosen["patterns"] is not None:
     st.subheader("What linear1's adapter reads")
     patterns = chosen["patterns"][:PATTERNS_SHOWN].tolist()
-    st.markdown("Each row of A (r×784) is a weighting of the 784 pixels: ΔW·x starts with A·x, so these r "
-                "images are the only input patterns the update can respond to. Blue pixels raise that row's "
-                "A·x, red ones lower it; the sign means something only together with B, since flipping the "
-                "signs of both B and A leaves ΔW unchanged. The input is the normalised image, where blank "
-                f"background is {-MEAN / STD:.2f}, not 0, so the background counts too. A starts as random "
-                "noise (kaiming-uniform) and each Adam step moves an entry by up to about the learning rate: at "
-                "1e-3, linear1's A has moved as far as its starting noise (‖A − A₀‖ ≥ ‖A₀‖) within 50 steps.")
+    st.markdown(inspector.PATTERNS_TEXT)
     rows_word = "row" if len(patterns) == 1 else f"{len(patterns)} rows"
     charts.show(inside_figures.patterns(patterns, f"The {rows_word} of A in linear1, as 28×28 images"),
                 key="insp_patterns", caption=inspector.patterns_caption(patterns))
@@ -167,10 +148,9 @@ def image_view() -> None:
     with right:
         charts.show(inside_figures.logits(without, with_adapter, classes, "Logits with the adapter off and on"),
                     key="insp_logits",
-                    caption=f"The ten logits through W and through W + ΔW; the largest is {predicted_off} "
-                            f"({max(without):.3g}) off and {predicted_on} ({max(with_adapter):.3g}) on.")
-    st.markdown(f"True class **{classes[label]}** · predicted through W: **{predicted_off}** · "
-                f"through W + ΔW: **{predicted_on}**")
+                    caption=inspector.logits_caption(without, with_adapter, classes))
+    st.markdown(f"True class **{classes[label]}** · predicted through W: **{predicted_off}** · through W + ΔW: "
+                f"**{predicted_on}**")
 
 
 image_view()
@@ -178,13 +158,11 @@ image_view()
 if "norms" in chosen:
     st.subheader("ΔW while it was trained")
     charts.show(inside_figures.norm_curves(chosen["norms"], "‖ΔW‖_F of each layer, step by step"), key="insp_norms",
-                caption="‖ΔW‖_F of each layer from 0 at step 0 to, after the last step: "
-                        f"{inspector.values(chosen['norms'], lambda v: v[-1])}.")
+                caption=inspector.norms_caption(chosen["norms"]))
     if chosen["snapshots"]:
         last_step, last = chosen["snapshots"][-1]
         charts.show(inside_figures.spectrum_history(chosen["snapshots"], layer), key="insp_history",
-                    caption=f"ΔW's singular values of {layer} at each snapshot; at step {last_step:,}: "
-                            + ", ".join(f"{v:.3g}" for v in last[layer]) + ".")
+                    caption=inspector.history_caption(layer, last_step, last))
 else:
     st.caption("**Train and watch** also records ‖ΔW‖_F of each layer after every step, and ΔW's singular "
                "values as they grow.")

@@ -1,58 +1,10 @@
 import streamlit as st
 
 from lora_core.adapter_files import MAX_ADAPTER_BYTES
-from lora_core.train import wrong_on
 from service import downloads
-from ui import adapters, baseline, charts, context, experiment, finetunes, inside, proofs, uploads
-from ui.plain import for_chart, plain
-from views import figures, tables
-
-
-def draw_current(result: dict | None, classes) -> None:
-    """The current adapter: what it changed, its switch and its proofs."""
-    if result is None:
-        st.info("Press **Train LoRA** to finetune, or upload an adapter file below.")
-        return
-    st.subheader(f"Current adapter: {plain(result['name'])}")
-    if result["warning"]:
-        st.warning(result["warning"])
-    st.caption(plain(result["caption"]))
-    chosen = result["chosen"]
-    names = tables.class_names(classes, chosen) if chosen else ""
-    left, right = st.columns([2, 3]) if result["losses"] else (None, st.container())
-    if left is not None:
-        with left:
-            losses = result["losses"]
-            charts.show(figures.loss_curve(losses, f"Finetuning loss on {names}"), key="lora_loss",
-                        caption=f"Loss of each of the {len(losses):,} steps on {names}: {losses[0]:.3g} at step 1, "
-                                f"{losses[-1]:.3g} at the last.")
-    with right:
-        adapter_on = st.toggle("Adapter on", key="lora_adapter_on",
-                               help="Switch the adapter off to use W alone: the network is then exactly the "
-                                    "baseline again: its weights are the baseline's bit for bit (checked), so its "
-                                    "evaluation is the baseline's and switching is instant.")
-        before = result["before"]
-        after = result["after"] if adapter_on else result["off"]
-        after_label = "after LoRA" if adapter_on else "adapter off"
-        col1, col2, col3 = st.columns(3)
-        col1.metric("Accuracy before", tables.percent(before.accuracy))
-        col2.metric(f"Accuracy {after_label}", tables.percent(after.accuracy),
-                    delta=f"{(after.accuracy - before.accuracy) * 100:+.2f} points")
-        if chosen:
-            col3.metric(f"Wrong on {names}", f"{wrong_on(after, chosen):,}",
-                        delta=f"{wrong_on(after, chosen) - wrong_on(before, chosen):+,}",
-                        delta_color="inverse", help="Test images of the finetuned classes that are misclassified.")
-        else:
-            col3.metric("Wrong test images", f"{after.wrong:,}", delta=f"{after.wrong - before.wrong:+,}",
-                        delta_color="inverse")
-    charts.show(figures.before_after(before.wrong_per_class, after.wrong_per_class, classes,
-                                    chosen, after_label), key="lora_before_after",
-                caption=f"Misclassified test images per class before (grey) and {after_label} (blue); "
-                        f"{before.wrong:,} in all before, {after.wrong:,} {after_label}"
-                        + (f"; on {names}: {wrong_on(before, chosen):,} → {wrong_on(after, chosen):,}."
-                           if chosen else "."))
-
-    proofs.draw(result["checks"])
+from ui import adapters, baseline, charts, context, current, experiment, finetunes, inside, uploads
+from ui.plain import for_chart
+from views import current_adapter, figures, tables
 
 ctx = context.current()
 st.title("LoRA finetuning")
@@ -125,19 +77,18 @@ with load_col:
     adapters.upload(upload, base, ctx.data, held["key"])  # a new file becomes the current adapter
 result = adapters.current(held["key"])
 with load_col:
-    uploads.draw_share(result)
+    uploads.draw_share(None if result is None else result.upload_key)
 with current_area:
-    draw_current(result, ctx.data.classes)
+    current.draw(result, ctx.data.classes)
 with save_col:
     if result is None:
         st.caption("Train or upload an adapter to download it.")
     else:
-        stem = result["stem"]
-        st.download_button("Download adapter (.zip)", adapters.zip_data(result, False), f"{stem}.zip",
+        st.download_button("Download adapter (.zip)", adapters.zip_data(result, False), f"{result.stem}.zip",
                            mime="application/zip", key="lora_download", on_click="ignore",
                            help="A zip holding adapter.safetensors: A, B, rank, α and the target layers.")
         st.download_button("Download for PEFT (.zip)", adapters.zip_data(result, True),
-                           downloads.peft_zip_name(result), mime="application/zip", key="lora_download_peft",
+                           downloads.peft_zip_name(result.stem), mime="application/zip", key="lora_download_peft",
                            on_click="ignore", help="adapter_model.safetensors and adapter_config.json, as "
                                                    "peft.PeftModel.from_pretrained reads them.")
         st.download_button("Download the baseline (.safetensors)", downloads.baseline_data(base, ctx.data.name),
@@ -155,14 +106,12 @@ if result is not None:
         st.caption("Download the baseline, the PEFT zip and the test images into one folder and run this there "
                    "(as a file, or pasted into python): it prints the accuracy shown above. It needs only torch, "
                    "safetensors, peft and numpy, nothing of LoRA Lab.")
-        st.code(downloads.snippet(held, result, ctx.data.name), language="python")
-
-if result is not None:
+        st.code(downloads.snippet(held, result.stem, ctx.data.name), language="python")
     st.subheader("Merge lab: W + ΔW stored in lower precision")
     st.markdown("Merging adds ΔW into W, so the adapter costs nothing at run time. Stored in a smaller "
                 "number format the sum is rounded: how far from the exact sum, and how many of the "
                 f"{len(ctx.data.test_y):,} test predictions change?")
-    measure = "merge" not in result and st.button(
+    measure = result.made.merge_rows is None and st.button(
         "Merge and count", key="lora_merge_measure",
         help="Merges this adapter three times and scores each copy on every test image (a few seconds).")
     rows = adapters.merge_rows(result, ctx.data, measure)
@@ -175,9 +124,7 @@ if result is not None and rows is not None:
     })
     with right:
         charts.show(figures.merge_precision(rows), key="lora_merge",
-                    caption="Largest rounding error of the merged weights per storage format (log scale): " + ", ".join(
-                        f"{r['dtype']} {r['max_abs_error']:.3g} ({r['flipped']:,} predictions flipped)"
-                        for r in rows) + ".")
+                    caption=current_adapter.merge_caption(rows))
 
 entries = adapters.on_this_baseline(held["key"])
 if entries:
@@ -196,10 +143,8 @@ if entries:
     col2.metric("Blend wrong test images", f"{score.wrong:,}", delta=f"{score.wrong - base.evaluation.wrong:+,}",
                 delta_color="inverse")
     if adapters.charted_above(result, score, base.evaluation, blended):  # e.g. a new adapter alone, at strength 1
-        st.caption(f"This blend's misclassified test images per class are the current adapter's, charted above: "
-                   f"{score.wrong:,} in all.")
+        st.caption(current_adapter.blend_charted_above_caption(score))
     else:
         charts.show(figures.before_after(base.evaluation.wrong_per_class, score.wrong_per_class, ctx.data.classes,
                                         blended, "blend", f"Blend: {label}"), key="lora_blend",
-                    caption=f"Misclassified test images per class for the baseline (grey) and the blend (blue): "
-                            f"{base.evaluation.wrong:,} and {score.wrong:,} in all.")
+                    caption=current_adapter.blend_caption(base.evaluation, score))

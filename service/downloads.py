@@ -15,8 +15,9 @@ def baseline_data(base: lc.BaselineRun, dataset: str):
     return lambda: export.baseline_bytes(base.model, dataset)
 
 
-def peft_zip_name(result: dict) -> str:
-    return f"{result['stem']}-peft.zip"
+def peft_zip_name(stem: str) -> str:
+    """The PEFT zip of the adapter whose downloads are named `stem`."""
+    return f"{stem}-peft.zip"
 
 
 def test_images_name(dataset: str) -> str:
@@ -28,6 +29,7 @@ def test_images_data(data: lc.Dataset):
     return lambda: export.test_images_bytes(data.test_x, data.test_y)
 
 
-def snippet(held: dict, result: dict, dataset: str) -> str:
-    """Python that scores the current adapter on its baseline and the offered test images, as the page does."""
-    return export.peft_snippet(baseline_name(held, dataset), peft_zip_name(result), test_images_name(dataset))
+def snippet(held: dict, stem: str, dataset: str) -> str:
+    """Python that scores the current adapter (its downloads named `stem`) on its baseline and the offered test
+    images, as the page does."""
+    return export.peft_snippet(baseline_name(held, dataset), peft_zip_name(stem), test_images_name(dataset))

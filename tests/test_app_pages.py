@@ -443,7 +443,7 @@ def test_bad_upload_is_refused_and_changes_nothing(session_with_adapter, core_lo
     current = at.session_state["lora"]
     kept = [(e["name"], e["adapter"], e["on"], e["strength"]) for e in at.session_state["lora_adapters"]]
 
-    name, blob = _bad_file(case, current["model"])
+    name, blob = _bad_file(case, current.model)
     upload(at, name, blob)
     (error,) = at.error
     shown = as_shown(error.value)  # the page escapes the file's name and the message: plain text

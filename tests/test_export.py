@@ -59,7 +59,7 @@ def offered_files(at: AppTest, folder: Path) -> None:
     """Write the three files the page offers under the names it offers them, as a browser saves them."""
     held = held_baseline(at)
     record = at.session_state["lora"]
-    (folder / downloads.peft_zip_name(record)).write_bytes(adapters.zip_bytes(record, True))
+    (folder / downloads.peft_zip_name(record.stem)).write_bytes(adapters.zip_bytes(record, True))
     (folder / downloads.baseline_name(held, "mnist-sample")).write_bytes(
         downloads.baseline_data(held["run"], "mnist-sample")())
     data = lc.load_dataset("mnist-sample")
@@ -70,7 +70,7 @@ def offered_files(at: AppTest, folder: Path) -> None:
 def test_the_code_on_the_page_prints_the_accuracy_on_the_page(page, how, tmp_path):
     shown = {m.label: m.value for m in page.metric}["Accuracy after LoRA"]
     record = page.session_state["lora"]
-    right = 10_000 - record["after"].wrong  # the core's evaluation of the page's adapter
+    right = 10_000 - record.after.wrong  # the core's evaluation of the page's adapter
     snippet, = [c.value for c in page.code]
     offered_files(page, tmp_path)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # a fresh interpreter in a fresh folder
@@ -86,7 +86,7 @@ def test_the_code_on_the_page_prints_the_accuracy_on_the_page(page, how, tmp_pat
     printed = done.stdout.replace(">>> ", "").replace("... ", "").strip().splitlines()
     assert printed[-1] == f"test accuracy {shown} ({right:,} of 10,000 test images right)"
     assert printed[:-1] in ([], ["<All keys matched successfully>"])  # the prompt echoes load_state_dict's value
-    assert shown == f"{record['after'].accuracy:.2%}" and record["after"].accuracy != record["before"].accuracy
+    assert shown == f"{record.after.accuracy:.2%}" and record.after.accuracy != record.before.accuracy
 
 
 def test_the_code_names_its_packages_and_needs_nothing_of_this_project(page):

@@ -1,13 +1,16 @@
 """This user's adapters: the current one (trained or uploaded), adapter files, and the list to blend.
 
 Everything is computed by lora_core; this module only decides what is kept in `st.session_state`:
-- "lora": the current adapter — a copy of the baseline carrying it, its evaluations and proofs;
+- "lora": the current adapter (views.current_adapter.CurrentAdapter) — a copy of the baseline carrying it,
+  its evaluations and proofs;
 - "lora_adapters": every adapter trained or uploaded (newest last, at most MAX_KEPT), each an
   `lc.Adapter` detached from any model, with its switch and strength;
 - "blend_scores": evaluations of blends already scored, by (baseline, adapters, strengths).
 A new current adapter is stored in one step, after everything about it was computed: a failed upload
 changes nothing.
 """
+import dataclasses
+
 import streamlit as st
 
 import lora_core as lc
@@ -16,7 +19,8 @@ from lora_core.adapter_zips import adapter_zip, read_upload
 from lora_core.adapters import MAX_STRENGTH
 from ui import server, uploads
 from ui.plain import plain
-from views import tables
+from views import current_adapter
+from views.current_adapter import CurrentAdapter
 
 PROBE_IMAGES = 256  # test images an uploaded adapter must give finite outputs on
 
@@ -25,34 +29,14 @@ MAX_SCORES = 64  # blends remembered per session
 STRENGTH_STEP = 0.05
 
 
-def current(base_key) -> dict | None:
+def current(base_key) -> CurrentAdapter | None:
     """The current adapter, when it was made on the baseline this user holds now."""
     held = st.session_state.get("lora")
-    return held if held is not None and held["base_key"] == base_key else None
-
-
-def from_training(finetune: works.CheckedFinetune, base_key, classes) -> dict:
-    """The current-adapter record of a finetune."""
-    run = finetune.run
-    c = run.config
-    names = tables.class_names(classes, c.digits)
-    warning = None
-    if len(run.losses) < c.steps:
-        warning = (f"Stopped after {len(run.losses):,} of {c.steps:,} steps: the results below are the "
-                   "partly trained adapter's.")
-    return {
-        "name": f"rank {c.rank} · {names}", "model": run.model, "before": run.before, "after": run.after,
-        "off": finetune.off, "merged": finetune.merged, "checks": finetune.checks, "losses": run.losses,
-        "chosen": c.digits,
-        "base_key": base_key, "warning": warning, "source": "trained",
-        "stem": f"lora-adapter-rank{c.rank}-" + "-".join(classes[d] for d in c.digits).replace(" ", "_"),
-        "caption": f"Last run: rank {c.rank}, α {c.alpha:g} on {', '.join(c.targets)}; {len(run.losses):,} "
-                   f"steps on {names}; learning rate {c.lr:g}; seed {c.seed}.",
-    }
+    return held if held is not None and held.base_key == base_key else None
 
 
 def from_upload(base: lc.BaselineRun, data: lc.Dataset, filename: str, blob: bytes, base_key,
-                say=lambda text: None) -> dict:
+                say=lambda text: None) -> CurrentAdapter:
     """Read an uploaded file and attach it to a copy of the baseline; AdapterError says why it cannot be.
     `say(text)` hears what it is doing."""
     say("reading the file")
@@ -60,43 +44,38 @@ def from_upload(base: lc.BaselineRun, data: lc.Dataset, filename: str, blob: byt
 
 
 def uploaded(base: lc.BaselineRun, data: lc.Dataset, filename: str, adapter: lc.Adapter, base_key,
-             say=lambda text: None) -> dict:
-    """The current-adapter record of an uploaded adapter, attached to a copy of the baseline."""
+             say=lambda text: None) -> CurrentAdapter:
+    """An uploaded adapter, attached to a copy of the baseline, as the current adapter."""
     model = lc.attach(lc.copy_model(base.model), adapter)  # checks the fit before changing the copy
     lc.check_outputs(model, data.test_x[:PROBE_IMAGES])  # finite A, B and ΔW can still overflow the outputs
-    return {
-        "name": f"rank {adapter.rank} · {filename}", "model": model, "before": base.evaluation,
-        **works.adapter_results(base, model, data, say=say), "losses": [], "chosen": (),
-        "base_key": base_key, "warning": None, "source": "uploaded", "adapter": adapter,
-        "stem": filename.rsplit(".", 1)[0],
-        "caption": f"Uploaded {filename}: rank {adapter.rank}, α {adapter.alpha:g} on "
-                   f"{', '.join(adapter.targets)}.",
-    }
+    found = works.adapter_results(base, model, data, say=say)
+    return current_adapter.uploaded(filename, adapter, model, base.evaluation, found, base_key)
 
 
-def make_current(record: dict, adapter: lc.Adapter) -> None:
-    """Store a new current adapter and add it to the list, switched on alone at strength 1: its switches are
-    set so, which must happen before any of them is drawn in this pass."""
+def make_current(record: CurrentAdapter) -> CurrentAdapter:
+    """Store a new current adapter, named uniquely, and add it to the list, switched on alone at strength 1:
+    its switches are set so, which must happen before any of them is drawn in this pass. The one stored."""
     kept = st.session_state.setdefault("lora_adapters", [])
     taken = {entry["name"] for entry in kept}
-    name, n = record["name"], 2
+    name, n = record.name, 2
     while name in taken:
-        name, n = f"{record['name']} ({n})", n + 1
-    record["name"] = name
+        name, n = f"{record.name} ({n})", n + 1
+    record = dataclasses.replace(record, name=name)
     uid = st.session_state.get("lora_adapter_uid", 0) + 1
     st.session_state.lora_adapter_uid = uid
     for entry in kept:
         entry["on"] = False
-    kept.append({"uid": uid, "name": name, "adapter": adapter, "chosen": record["chosen"],
-                 "base_key": record["base_key"], "source": record["source"], "on": True, "strength": 1.0})
+    kept.append({"uid": uid, "name": name, "adapter": record.adapter, "chosen": record.chosen,
+                 "base_key": record.base_key, "source": record.source, "on": True, "strength": 1.0})
     del kept[:-MAX_KEPT]
-    if record.get("merged") is not None:  # this adapter alone at strength 1 is its merged copy: scored already
-        remember_score((record["base_key"], ((uid, 1.0),)), record["merged"])
+    if record.merged is not None:  # this adapter alone at strength 1 is its merged copy: scored already
+        remember_score((record.base_key, ((uid, 1.0),)), record.merged)
     st.session_state.lora = record
     st.session_state.lora_adapter_on = True
     for entry in kept:
         st.session_state[f"adapter_on_{entry['uid']}"] = entry["on"]
         st.session_state[f"adapter_strength_{entry['uid']}"] = entry["strength"]
+    return record
 
 
 def upload(file, base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
@@ -120,10 +99,9 @@ def upload(file, base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
             outcome = ("error", f"**{name} was not used:** it could not be applied to your baseline. Your "
                                 "baseline and adapters are unchanged.")
         else:
-            record["upload_key"] = uploads.keep(file.name, file.getvalue())
-            make_current(record, record.pop("adapter"))
+            record = make_current(dataclasses.replace(record, upload_key=uploads.keep(file.name, file.getvalue())))
             outcome = ("success", f"**{name}** is attached to a copy of your baseline as "
-                                  f"*{plain(record['name'])}*: it is the current adapter, and switched on in the list.")
+                                  f"*{plain(record.name)}*: it is the current adapter, and switched on in the list.")
         box.empty()
         st.session_state.lora_upload_outcome = (file.file_id, *outcome)
     shown = st.session_state.get("lora_upload_outcome")
@@ -135,32 +113,30 @@ def restore_uploads(base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
     """The uploads a link or a reload names (ui.uploads: only those this browser may open), back in this
     session's list; the last one becomes the current adapter."""
     def attach(key: str, filename: str, adapter: lc.Adapter) -> None:
-        record = uploaded(base, data, filename, adapter, base_key)
-        record["upload_key"] = key
-        make_current(record, record.pop("adapter"))
+        make_current(dataclasses.replace(uploaded(base, data, filename, adapter, base_key), upload_key=key))
     uploads.restore(base, data, base_key, attach)
 
 
-def zip_bytes(record: dict, peft_format: bool) -> bytes:
+def zip_bytes(record: CurrentAdapter, peft_format: bool) -> bytes:
     """The current adapter as a zip (ours or PEFT's), made once per adapter."""
-    files = record.setdefault("zips", {})
+    files = record.made.zips
     if peft_format not in files:
-        files[peft_format] = adapter_zip(record["model"], peft_format)
+        files[peft_format] = adapter_zip(record.model, peft_format)
     return files[peft_format]
 
 
-def zip_data(record: dict, peft_format: bool):
+def zip_data(record: CurrentAdapter, peft_format: bool):
     """zip_bytes for a download button: made when the button is clicked, not on the way to the results."""
     return lambda: zip_bytes(record, peft_format)
 
 
-def merge_rows(record: dict, data: lc.Dataset, measure: bool) -> list[dict] | None:
+def merge_rows(record: CurrentAdapter, data: lc.Dataset, measure: bool) -> list[dict] | None:
     """merge_precision of the current adapter on the test images, measured once per adapter when asked
     (three passes over the test images: not on the way to the adapter's own results); None until then."""
-    if "merge" not in record and measure:
+    if record.made.merge_rows is None and measure:
         with st.spinner("Merging the adapter in float32, bfloat16 and float16 and counting flipped predictions…"):
-            record["merge"] = lc.merge_precision(record["model"], data.test_x, reference=record["after"].predictions)
-    return record.get("merge")
+            record.made.merge_rows = lc.merge_precision(record.model, data.test_x, reference=record.after.predictions)
+    return record.made.merge_rows
 
 
 def on_this_baseline(base_key) -> list[dict]:
@@ -204,13 +180,13 @@ def blend_score(base: lc.BaselineRun, data: lc.Dataset, base_key, entries: list[
     return scores[key]
 
 
-def charted_above(current: dict | None, score: lc.Evaluation, baseline: lc.Evaluation, blended: list) -> bool:
+def charted_above(current: CurrentAdapter | None, score: lc.Evaluation, baseline: lc.Evaluation, blended: list) -> bool:
     """Whether the blend's chart would repeat the current adapter's (the same bars, the same classes marked):
     the page then draws it once."""
     return (current is not None and st.session_state.get("lora_adapter_on", True)
-            and score.wrong_per_class == current["after"].wrong_per_class
-            and baseline.wrong_per_class == current["before"].wrong_per_class
-            and blended == sorted(current["chosen"]))
+            and score.wrong_per_class == current.after.wrong_per_class
+            and baseline.wrong_per_class == current.before.wrong_per_class
+            and blended == sorted(current.chosen))
 
 
 def remember_score(key: tuple, evaluation: lc.Evaluation) -> None:

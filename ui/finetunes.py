@@ -8,6 +8,7 @@ from service import runs
 from service.kinds import Kind
 from service.runs import Run
 from ui import adapters, classroom, experiment, progress, run_controls
+from views import current_adapter
 
 
 def revive(base: lc.BaselineRun):
@@ -35,6 +36,6 @@ def train_controls(ctx, held: dict, config: lc.FinetuneConfig) -> None:
     if record is not None and run.key not in shown:
         shown.add(run.key)  # made current once: an upload made later stays current
         finetune = revive(held["run"])(record)
-        entry = adapters.from_training(finetune, held["key"], ctx.data.classes)
-        adapters.make_current(entry, lc.adapter_of(finetune.run.model))
+        adapter = lc.adapter_of(finetune.run.model)
+        adapters.make_current(current_adapter.trained(finetune, adapter, held["key"], ctx.data.classes))
         classroom.post_finished_runs()  # a student in a class: the finished run goes to the class board

@@ -162,6 +162,6 @@ def subjects(held: dict, classes) -> dict[str, dict]:
                         "trained adapter.") if stopped else None}
     page = ui_adapters.current(held["key"])
     if page is not None:
-        found["from the LoRA finetuning page"] = {"model": page["model"], "caption": page["caption"],
-                                                  "warning": page["warning"]}
+        found["from the LoRA finetuning page"] = {"model": page.model, "caption": page.caption,
+                                                  "warning": page.warning}
     return found

@@ -120,9 +120,8 @@ def refused() -> int:
     return st.session_state.pop(REFUSED_KEY, 0)
 
 
-def draw_share(record: dict | None) -> None:
-    """The current adapter's share switch, when it is an upload of this browser's."""
-    key = (record or {}).get("upload_key")
+def draw_share(key: str | None) -> None:
+    """The current adapter's share switch, when it is an upload of this browser's (its `key`)."""
     stored = runs.store().get(key) if key else None
     if stored is None or stored["owner"] != owner():
         return
