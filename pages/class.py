@@ -1,7 +1,7 @@
 import streamlit as st
 
 import classroom as cr
-from lora_core import settings as lc_settings
+from service import share_link
 from ui import classroom as uc
 from ui import context
 from ui.plain import for_chart, plain
@@ -10,7 +10,6 @@ from views import class_board
 ctx = context.current()
 st.title("Class")
 db = uc.engine()
-
 
 if uc.role() is None:
     start, enter = st.columns(2)
@@ -24,8 +23,7 @@ if uc.role() is None:
     with enter.form("class_join"):
         code = st.text_input("Class code", st.session_state.get(uc.JOIN_CODE, ""), 12, key="class_code")
         nickname = st.text_input("Nickname", max_chars=cr.MAX_NICKNAME, key="class_nickname")
-        if st.form_submit_button("Join") and uc.attempt(uc.join, code, nickname):
-            st.rerun()
+        st.form_submit_button("Join") and uc.attempt(uc.join, code, nickname) and st.rerun()
     st.stop()
 
 role, code = uc.role()
@@ -43,14 +41,10 @@ def draw_board() -> None:
     if not runs:
         st.info("No finished run yet: runs appear here when students finish a finetune on the LoRA page.")
         return
-    rows = [{"students": ", ".join(r.nicknames), "count": r.count, "changes": r.entry.changes,
-             "accuracy": r.entry.accuracy, "wrong on finetuned digits": r.entry.target_wrong,
-             "wrong on the others": r.entry.other_wrong, "trainable": r.entry.trainable} for r in runs]
+    rows = class_board.board_rows(runs)
     st.plotly_chart(class_board.board(runs, [for_chart(", ".join(r.nicknames)) for r in runs],
                                       [for_chart(r.entry.changes) for r in runs]), key="class_scatter")
-    st.caption("One point per run: left is learned, low is kept. " + plain(
-        "; ".join(f"{row['students']}: {row['wrong on finetuned digits']} and {row['wrong on the others']}"
-                  for row in rows[:30])))
+    st.caption("One point per run: left is learned, low is kept. " + plain(class_board.board_points(rows)))
     measure = st.selectbox("Top 5 by", cr.MEASURES, key="class_measure")
     st.dataframe([rows[runs.index(r)] for r in cr.top(runs, measure)], hide_index=True)
     st.dataframe(rows, hide_index=True)
@@ -81,8 +75,7 @@ def draw_predictions(asked: cr.Asked) -> None:
         return
     st.plotly_chart(class_board.predictions(points, [for_chart(p.nickname) for p, _, _ in points]),
                     key="class_predictions")
-    st.caption("On the dotted line, the prediction was right. " + plain(
-        "; ".join(f"{p.nickname} predicted {p.predicted:g}, measured {result}" for p, _, result in points[:30])))
+    st.caption("On the dotted line, the prediction was right. " + plain(class_board.prediction_points(points)))
 
 
 @st.fragment(run_every=TEACHER_REFRESH_S if teacher else STUDENT_REFRESH_S)
@@ -98,9 +91,8 @@ def live() -> None:
         if current[-1].phase == cr.DISTRIBUTION and cols[1].button("Open a second vote", key="class_second"):
             uc.attempt(cr.advance, db, code, uc.teacher_key(), current[-1].id, cr.SECOND_VOTE) \
                 and st.rerun()
-    if role == "student":
-        if added := uc.post_finished_runs():
-            st.toast(f"{added} finished run(s) put on the board")
+    if role == "student" and (added := uc.post_finished_runs()):
+        st.toast(f"{added} finished run(s) put on the board")
     if teacher or cr.find_class(db, code).settings["board_for_students"]:  # the teacher may change it
         draw_board()
 
@@ -111,13 +103,13 @@ if teacher:
     left.markdown(f"## Class code: `{code}`")
     left.code(link, language=None)
     if local_only:
-        left.warning(uc.local_only_warning())
+        left.warning(share_link.local_only_warning(st.get_option("server.port")))
     left.caption(f"{len(cr.roster(db, code))} student(s) joined.")
     with left.expander("Teacher key: reopens this class from another browser (do not project it)"):
         st.code(uc.teacher_key(), language=None)
     right.image(uc.qr_png(link), caption="Scan to join", width=240)
-    offered = uc.offered_questions()
-    chosen = st.selectbox("Ask a question", offered, format_func=lambda q: q.prompt, key="class_question")
+    chosen = st.selectbox("Ask a question", uc.offered_questions(), format_func=lambda q: q.prompt,
+                          key="class_question")
     if st.button("Ask", icon=":material/quiz:"):
         uc.attempt(cr.ask, db, code, uc.teacher_key(), chosen, uc.computed_answer(chosen, ctx))
     current = cr.asked_questions(db, code)
@@ -131,17 +123,7 @@ if teacher:
     shown = settings[0].toggle("Students see the board", value=info.settings["board_for_students"])
     if shown != info.settings["board_for_students"]:
         uc.attempt(cr.set_settings, db, code, uc.teacher_key(), info.settings["locked"], info.settings["hidden"], shown)
-    with st.expander("Lock or hide settings for the students"):
-        st.caption("A locked setting is shown to every student of the class but cannot be changed; a hidden one "
-                   "is not drawn. Both take the values your own pages hold now.")
-        names = list(lc_settings.BY_URL)
-        lock = st.multiselect("Locked (shown, not editable)", names, [u for u in info.settings["locked"]
-                              if u not in info.settings["hidden"]], format_func=uc.setting_name, key="class_lock")
-        hide = st.multiselect("Hidden", names, info.settings["hidden"], format_func=uc.setting_name,
-                              key="class_hide")
-        if st.button("Apply to the class", key="class_apply_locks") and uc.attempt(
-                uc.lock_settings, code, [u for u in lock if u not in hide], hide, info.settings["board_for_students"]):
-            st.rerun()
+    uc.draw_setting_locks(code, info.settings)
     toggle = (cr.close_class, "Close the class") if info.is_open else (cr.reopen_class, "Reopen the class")
     settings[1].button(toggle[1]) and uc.attempt(toggle[0], db, code, uc.teacher_key()) and st.rerun()
     st.download_button("Answers as CSV", cr.answers_csv(db, code), f"class-{code}-answers.csv", "text/csv",

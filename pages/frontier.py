@@ -29,7 +29,7 @@ if result is None:
     st.stop()
 digits = result.config.digits
 names = tables.class_names(ctx.data.classes, digits)
-st.caption(f"Adapters trained with {inside.describe(result.config, ctx.data.classes, with_rank=False)}.")
+st.caption(f"Adapters trained with {tables.describe_finetune(result.config, ctx.data.classes, with_rank=False)}.")
 
 
 @st.fragment

@@ -26,7 +26,7 @@ if result is None:
     st.info("Press **Run the gallery**.")
     st.stop()
 curves = {c.init: c for c in result.curves}
-st.caption(f"Last run: {inside.describe(result.config, ctx.data.classes)}.")
+st.caption(f"Last run: {tables.describe_finetune(result.config, ctx.data.classes)}.")
 
 left, right = st.columns(2)
 with left:

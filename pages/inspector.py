@@ -17,25 +17,11 @@ base = held["run"]
 config = inside.study_config("finetune")
 
 st.caption(f"**Train and watch** uses the LoRA page's settings (and a shared link's): "
-           f"{inside.describe(config, ctx.data.classes)}.")
+           f"{tables.describe_finetune(config, ctx.data.classes)}.")
 every = experiment.widget(st, "every", format_func=lambda n: "— never (‖ΔW‖ only)" if n == 0 else f"{n} steps")
 
 
-def draw_live(job, tick: int) -> None:
-    left, right = st.columns(2)
-    with left:
-        charts.show(inside_figures.norm_curves(job.live.norms, f"‖ΔW‖_F of each layer (live, step {job.step:,})"),
-                    key=f"insp_live_norms_{tick}",
-                    caption=f"‖ΔW‖_F of each layer so far: {inspector.values(job.live.norms, lambda v: v[-1])}.")
-    with right:
-        if job.live.snapshots:
-            step, spectra = job.live.snapshots[-1]
-            charts.show(inside_figures.live_spectra(spectra, step), key=f"insp_live_spectra_{tick}",
-                        caption=f"ΔW's singular values at step {step:,}; largest: "
-                                f"{inspector.values(spectra, lambda v: max(v, default=0))}.")
-
-
-inspected = inside.run("inspect", held, ctx, config, "Train and watch", "Training the adapter", draw=draw_live,
+inspected = inside.run("inspect", held, ctx, config, "Train and watch", "Training the adapter", draw=inside.draw_live,
                        help="Finetune a fresh adapter with the LoRA page's settings and watch ΔW grow, step by step.")
 
 sources = inside.subjects(dict(held, inspected=inspected), ctx.data.classes)
@@ -45,14 +31,8 @@ if not sources:
 if st.session_state.get("insp_source") not in sources:
     st.session_state.insp_source = next(iter(sources))
 source = st.radio("Adapter to inspect", list(sources), key="insp_source", horizontal=True)
-chosen = sources[source]
+chosen = inside.with_views(sources[source])  # the LoRA page's adapter: its SVDs are computed once, here
 model = chosen["model"]
-if "views" not in chosen:  # the LoRA page's adapter: its SVDs are computed once, here
-    cached = st.session_state.get("insp_page_views")
-    if cached is None or cached["model"] is not model:
-        with st.spinner("Computing the SVDs of W and ΔW…"):
-            cached = st.session_state.insp_page_views = {"model": model, **inside.inspection(model)}
-    chosen = {**chosen, **cached}
 if chosen["warning"]:
     st.warning(chosen["warning"])
 st.caption(f"Inspecting the adapter {source}. {plain(chosen['caption'])}")

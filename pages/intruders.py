@@ -30,7 +30,7 @@ if result is None or not result.ranks:
     st.stop()
 c, runs = result.config, list(result.oracle.intruders)
 names = tables.class_names(ctx.data.classes, c.digits)
-st.caption(f"Last run: {inside.describe(c, ctx.data.classes, with_rank=False)}; ranks "
+st.caption(f"Last run: {tables.describe_finetune(c, ctx.data.classes, with_rank=False)}; ranks "
            f"{', '.join(map(str, result.ranks))}; full finetuning at learning rate {result.full_lr:g}.")
 
 if where := view.found(runs):

@@ -30,7 +30,7 @@ if result is None or not result.ranks:
     st.info("Press **Run the oracle**.")
     st.stop()
 c = result.config
-st.caption(f"Last run: {inside.describe(c, ctx.data.classes, with_rank=False)}; ranks "
+st.caption(f"Last run: {tables.describe_finetune(c, ctx.data.classes, with_rank=False)}; ranks "
            f"{', '.join(map(str, result.ranks))}. The full finetune, at learning rate {result.full_lr:g}, "
            f"reached test accuracy {tables.percent(result.oracle.full_evaluation.accuracy)}.")
 

@@ -36,7 +36,7 @@ st.info("**What the rank does to the update.** Adam moves every entry of B by ab
 if result is None:
     st.info("Press **Run the sweep**.")
     st.stop()
-st.caption(f"Last sweep: {inside.describe(result.config, ctx.data.classes, with_rank=False)}.")
+st.caption(f"Last sweep: {tables.describe_finetune(result.config, ctx.data.classes, with_rank=False)}.")
 frame = inside_tables.scaling_frame(result.rows)
 rules = {name: part for name, part in frame.groupby("scaling", sort=False)}
 exponents = {name: studies.scaling_exponent(part["rank"], part["first_step_norm"])

@@ -51,7 +51,7 @@ def test_an_upload_is_private_to_its_uploader_until_shared(adapter_file):
     assert "only their uploader can open" in bob.info[0].value
     assert "lora_adapters" not in bob.session_state
     alice.toggle(key=f"share_{key}").set_value(True).run()
-    assert uploads.is_shared(key)
+    assert runs.store().get(key)["shared"] is True
     carol = lora_page(uploads=key)
     entry, = carol.session_state["lora_adapters"]
     assert entry["name"] == "rank 1 · alice-smith-homework3-grade-D.safetensors"

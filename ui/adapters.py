@@ -35,14 +35,6 @@ def current(base_key) -> CurrentAdapter | None:
     return held if held is not None and held.base_key == base_key else None
 
 
-def from_upload(base: lc.BaselineRun, data: lc.Dataset, filename: str, blob: bytes, base_key,
-                say=lambda text: None) -> CurrentAdapter:
-    """Read an uploaded file and attach it to a copy of the baseline; AdapterError says why it cannot be.
-    `say(text)` hears what it is doing."""
-    say("reading the file")
-    return uploaded(base, data, filename, read_upload(filename, blob), base_key, say)
-
-
 def uploaded(base: lc.BaselineRun, data: lc.Dataset, filename: str, adapter: lc.Adapter, base_key,
              say=lambda text: None) -> CurrentAdapter:
     """An uploaded adapter, attached to a copy of the baseline, as the current adapter."""
@@ -91,7 +83,8 @@ def upload(file, base: lc.BaselineRun, data: lc.Dataset, base_key) -> None:
         def say(text: str) -> None:
             box.info(f"{name}: {text}…", icon=":material/hourglass_top:")
         try:
-            record = from_upload(base, data, file.name, file.getvalue(), base_key, say)
+            say("reading the file")  # an AdapterError says why the file cannot be used
+            record = uploaded(base, data, file.name, read_upload(file.name, file.getvalue()), base_key, say)
         except lc.AdapterError as err:
             outcome = ("error", f"**{name} was not used:** {plain(err)}. Your baseline and adapters are unchanged.")
         except Exception:  # anything unforeseen: the details go to the server's log, the page says what it can

@@ -19,6 +19,7 @@ from lora_core import settings as lc_settings
 from service import environment, runs, share_link
 from ui import experiment, server
 from ui.plain import plain
+from views import class_board
 
 TEACHER, STUDENT, POSTED = "class_teacher", "class_student", "class_posted"
 QUERY_KEY, JOIN_CODE = "class", "class_join_code"
@@ -103,18 +104,23 @@ def student_settings() -> dict:
         return {}
 
 
-def setting_name(url: str) -> str:
-    """A setting as the teacher picks it: its label and the part of the experiment it belongs to."""
-    setting = lc_settings.BY_URL[url]
-    return f"{setting.label} ({setting.path[0] if len(setting.path) > 1 else 'sidebar'})"
-
-
-def lock_settings(code: str, locked_urls, hidden_urls, board_for_students: bool) -> None:
-    """Lock these settings (shown, not editable) and hide those (not drawn) for the class's students, at the
-    values the teacher's own experiment holds now."""
-    exp, chosen = experiment.current(), [*locked_urls, *hidden_urls]
-    values = {url: experiment.widget_value(core_presets.get(exp, lc_settings.BY_URL[url].path)) for url in chosen}
-    cr.set_settings(engine(), code, teacher_key(), values, list(hidden_urls), board_for_students)
+def draw_setting_locks(code: str, settings: dict) -> None:
+    """The teacher locks settings (shown, not editable) and hides others (not drawn) for the class's students,
+    at the values the teacher's own experiment holds when applied."""
+    with st.expander("Lock or hide settings for the students"):
+        st.caption("A locked setting is shown to every student of the class but cannot be changed; a hidden one "
+                   "is not drawn. Both take the values your own pages hold now.")
+        names = list(lc_settings.BY_URL)
+        lock = st.multiselect("Locked (shown, not editable)", names, [u for u in settings["locked"]
+                              if u not in settings["hidden"]], format_func=class_board.setting_name, key="class_lock")
+        hide = st.multiselect("Hidden", names, settings["hidden"], format_func=class_board.setting_name,
+                              key="class_hide")
+        if not st.button("Apply to the class", key="class_apply_locks"):
+            return
+        exp, chosen = experiment.current(), [*(u for u in lock if u not in hide), *hide]
+        values = {url: experiment.widget_value(core_presets.get(exp, lc_settings.BY_URL[url].path)) for url in chosen}
+        if attempt(cr.set_settings, engine(), code, teacher_key(), values, hide, settings["board_for_students"]):
+            st.rerun()
 
 
 def teacher_key() -> str:
@@ -134,10 +140,6 @@ def leave() -> None:
 
 def join_link(code: str) -> tuple[str, bool]:
     return share_link.link(st.context.url, {QUERY_KEY: code})
-
-
-def local_only_warning() -> str:
-    return share_link.local_only_warning(st.get_option("server.port"))
 
 
 @st.cache_data(show_spinner=False, max_entries=100)

@@ -14,8 +14,8 @@ from service import frontier, jobs, runs, study_jobs
 from service.kinds import Kind
 from service.runs import Run
 from ui import adapters as ui_adapters
-from ui import experiment, finetunes, progress, run_controls
-from views import tables
+from ui import charts, experiment, finetunes, progress, run_controls
+from views import inside_figures, inspector, tables
 
 # The widgets of these pages that only choose what to look at (the study settings are the experiment's:
 # ui.experiment), stored with the app's other defaults (ui/state.py) so that leaving a page keeps them.
@@ -50,12 +50,6 @@ def study_config(kind: str) -> lc.FinetuneConfig:
     except ValueError as err:
         st.error(tables.settings_error(err))
         st.stop()
-
-
-def describe(config: lc.FinetuneConfig, classes, with_rank: bool = True) -> str:
-    rank = f"rank {config.rank}, " if with_rank else ""
-    return (f"{rank}α {config.alpha:g} on {', '.join(config.targets)}; {config.steps:,} steps on "
-            f"{tables.class_names(classes, config.digits)}; learning rate {config.lr:g}; seed {config.seed}")
 
 
 # --- jobs ------------------------------------------------------------------------------------------
@@ -157,7 +151,8 @@ def subjects(held: dict, classes) -> dict[str, dict]:
         stopped = len(run.losses) < run.config.steps
         found["trained here"] = {
             "norms": own.norms, "snapshots": own.snapshots, "views": own.views, "patterns": own.patterns,
-            "model": run.model, "caption": f"{describe(run.config, classes)}; {len(run.losses):,} steps.",
+            "model": run.model,
+            "caption": f"{tables.describe_finetune(run.config, classes)}; {len(run.losses):,} steps.",
             "warning": (f"Stopped after {len(run.losses):,} of {run.config.steps:,} steps: this is the partly "
                         "trained adapter.") if stopped else None}
     page = ui_adapters.current(held["key"])
@@ -165,3 +160,30 @@ def subjects(held: dict, classes) -> dict[str, dict]:
         found["from the LoRA finetuning page"] = {"model": page.model, "caption": page.caption,
                                                   "warning": page.warning}
     return found
+
+
+def with_views(subject: dict) -> dict:
+    """The LoRA page's adapter with what the inspector shows of it (inspection), computed once per adapter; a
+    subject trained here has them already."""
+    if "views" in subject:
+        return subject
+    cached = st.session_state.get("insp_page_views")
+    if cached is None or cached["model"] is not subject["model"]:
+        with st.spinner("Computing the SVDs of W and ΔW…"):
+            cached = st.session_state.insp_page_views = {"model": subject["model"], **inspection(subject["model"])}
+    return {**subject, **cached}
+
+
+def draw_live(job, tick: int) -> None:
+    """The inspector's training as it runs: ‖ΔW‖_F of each layer so far, and ΔW's latest singular values."""
+    left, right = st.columns(2)
+    with left:
+        charts.show(inside_figures.norm_curves(job.live.norms, f"‖ΔW‖_F of each layer (live, step {job.step:,})"),
+                    key=f"insp_live_norms_{tick}",
+                    caption=f"‖ΔW‖_F of each layer so far: {inspector.values(job.live.norms, lambda v: v[-1])}.")
+    with right:
+        if job.live.snapshots:
+            step, spectra = job.live.snapshots[-1]
+            charts.show(inside_figures.live_spectra(spectra, step), key=f"insp_live_spectra_{tick}",
+                        caption=f"ΔW's singular values at step {step:,}; largest: "
+                                f"{inspector.values(spectra, lambda v: max(v, default=0))}.")

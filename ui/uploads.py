@@ -74,11 +74,6 @@ def _bound(key: str, whose: str) -> list[str]:
     return sorted(set(gone))
 
 
-def is_shared(key: str) -> bool:
-    record = runs.store().get(key)
-    return bool(record and record.get("shared"))
-
-
 def share(key: str, shared: bool) -> None:
     """Let anyone with the link open this upload (or only its uploader again); only its uploader may."""
     record = runs.store().get(key)

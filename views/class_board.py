@@ -1,6 +1,32 @@
-"""The Class page's figures: the board's runs, learned against forgotten, and each student's prediction
-against their own run's result. Names are shown as plain text (ui.plain.for_chart) by the caller."""
+"""The Class page's figures and words: the board's runs, learned against forgotten, and each student's
+prediction against their own run's result. Names are shown as plain text (ui.plain) by the caller."""
 import plotly.graph_objects as go
+
+from lora_core import settings as lc_settings
+
+
+def setting_name(url: str) -> str:
+    """A setting as the teacher picks it: its label and the part of the experiment it belongs to."""
+    setting = lc_settings.BY_URL[url]
+    return f"{setting.label} ({setting.path[0] if len(setting.path) > 1 else 'sidebar'})"
+
+
+def board_rows(runs) -> list[dict]:
+    """The board's table: one row per shared run."""
+    return [{"students": ", ".join(r.nicknames), "count": r.count, "changes": r.entry.changes,
+             "accuracy": r.entry.accuracy, "wrong on finetuned digits": r.entry.target_wrong,
+             "wrong on the others": r.entry.other_wrong, "trainable": r.entry.trainable} for r in runs]
+
+
+def board_points(rows: list[dict]) -> str:
+    """The board chart's points in words (the first 30)."""
+    return "; ".join(f"{row['students']}: {row['wrong on finetuned digits']} and {row['wrong on the others']}"
+                     for row in rows[:30])
+
+
+def prediction_points(points) -> str:
+    """The predictions chart's points in words (the first 30)."""
+    return "; ".join(f"{p.nickname} predicted {p.predicted:g}, measured {result}" for p, _, result in points[:30])
 
 
 def board(runs, names: list[str], changes: list[str]) -> go.Figure:

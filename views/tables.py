@@ -57,6 +57,13 @@ def class_names(classes, chosen) -> str:
     return ("class " if len(chosen) == 1 else "classes ") + ", ".join(classes[c] for c in chosen)
 
 
+def describe_finetune(config: lc.FinetuneConfig, classes, with_rank: bool = True) -> str:
+    """"rank 4, α 8 on linear1, linear2; 100 steps on class 2; learning rate 0.001; seed 0"."""
+    rank = f"rank {config.rank}, " if with_rank else ""
+    return (f"{rank}α {config.alpha:g} on {', '.join(config.targets)}; {config.steps:,} steps on "
+            f"{class_names(classes, config.digits)}; learning rate {config.lr:g}; seed {config.seed}")
+
+
 def joined(names) -> str:
     """"2", "2 and 7", "2, 5 and 7"."""
     names = list(names)
