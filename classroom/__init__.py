@@ -31,8 +31,8 @@ from .classes import (
 )
 from .db import DATABASE_ENV, database_url, open_database
 from .names import CODE_ALPHABET, CODE_COUNT, CODE_LENGTH, MAX_NICKNAME, ClassroomError, normal_code, normal_nickname
-from .predictions import PER_STUDENT, Prediction, own_result, predictions
-from .questions import KINDS, Question
+from .predictions import PER_STUDENT, Prediction, measured, own_result, predictions
+from .questions import KINDS, Question, offered
 from .votes import (
     ANSWER,
     DISTRIBUTION,
@@ -57,8 +57,8 @@ __all__ = [
     "reopen_class", "roster", "set_settings", "teacher_class",
     "DATABASE_ENV", "database_url", "open_database",
     "CODE_ALPHABET", "CODE_COUNT", "CODE_LENGTH", "MAX_NICKNAME", "ClassroomError", "normal_code", "normal_nickname",
-    "PER_STUDENT", "Prediction", "own_result", "predictions",
-    "KINDS", "Question",
+    "PER_STUDENT", "Prediction", "measured", "own_result", "predictions",
+    "KINDS", "Question", "offered",
     "ANSWER", "DISTRIBUTION", "OPEN", "PHASES", "SECOND_VOTE", "Asked", "Summary", "advance", "answer",
     "answers_csv", "ask", "asked_questions", "set_answer", "summary",
 ]

@@ -54,3 +54,16 @@ def own_result(question: Question, record: dict) -> int | None:
     if record.get("after") is None or digit not in record["config"].digits:
         return None
     return int(record["after"].wrong_per_class[digit])
+
+
+def measured(engine: sa.Engine, code, asked, find) -> list[tuple[Prediction, str, int]]:
+    """(prediction, run key, result) for each student who answered `asked` and has a run on the board that
+    measures its question (their newest such run); `find(key)` is the run store's record of a key, or None."""
+    points = []
+    for prediction in predictions(engine, code, asked.id):
+        for key in prediction.run_keys:
+            record = find(key)
+            if record is not None and (result := own_result(asked.question, record)) is not None:
+                points.append((prediction, key, result))
+                break
+    return points

@@ -112,3 +112,14 @@ def _as_number(value):
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return int(value) if float(value).is_integer() else float(value)
+
+
+def offered(exp) -> list[Question]:
+    """The questions a lora_core Experiment poses: its finetune, its rank comparison, its adapter."""
+    f, b = exp.finetune, exp.baseline
+    asked = [Question("still_wrong", {"digit": f.digits[0], "rank": f.rank, "steps": f.steps})] \
+        if len(f.digits) == 1 else []
+    if len(exp.compare.ranks) <= 4:
+        asked.append(Question("least_forgetting", {"ranks": sorted(exp.compare.ranks)}))
+    return [*asked, Question("strength_zero"),
+            Question("rank_parameters", {"rank": f.rank, "hidden1": b.hidden1, "hidden2": b.hidden2})]

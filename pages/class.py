@@ -1,9 +1,9 @@
 import streamlit as st
 
 import classroom as cr
-from service import share_link
+from service import runs, share_link
 from ui import classroom as uc
-from ui import context
+from ui import context, experiment
 from ui.plain import for_chart, plain
 from views import class_board
 
@@ -69,7 +69,7 @@ def draw_question(asked: cr.Asked) -> None:
 
 def draw_predictions(asked: cr.Asked) -> None:
     """Each student's prediction against what their own run measured: on the diagonal, they were right."""
-    points = uc.prediction_points(code, asked)
+    points = cr.measured(uc.engine(), code, asked, runs.store().get)
     if not points:
         st.caption("Prediction against result: no student who answered has a run of this digit on the board yet.")
         return
@@ -107,8 +107,8 @@ if teacher:
     left.caption(f"{len(cr.roster(db, code))} student(s) joined.")
     with left.expander("Teacher key: reopens this class from another browser (do not project it)"):
         st.code(uc.teacher_key(), language=None)
-    right.image(uc.qr_png(link), caption="Scan to join", width=240)
-    chosen = st.selectbox("Ask a question", uc.offered_questions(), format_func=lambda q: q.prompt,
+    right.image(share_link.qr_png(link), caption="Scan to join", width=240)
+    chosen = st.selectbox("Ask a question", cr.offered(experiment.current()), format_func=lambda q: q.prompt,
                           key="class_question")
     if st.button("Ask", icon=":material/quiz:"):
         uc.attempt(cr.ask, db, code, uc.teacher_key(), chosen, uc.computed_answer(chosen, ctx))

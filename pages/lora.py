@@ -142,7 +142,7 @@ if entries:
                 delta=f"{(score.accuracy - base.evaluation.accuracy) * 100:+.2f} points")
     col2.metric("Blend wrong test images", f"{score.wrong:,}", delta=f"{score.wrong - base.evaluation.wrong:+,}",
                 delta_color="inverse")
-    if adapters.charted_above(result, score, base.evaluation, blended):  # e.g. a new adapter alone, at strength 1
+    if result is not None and st.session_state.lora_adapter_on and result.charted_like(score, base.evaluation, blended):
         st.caption(current_adapter.blend_charted_above_caption(score))
     else:
         charts.show(figures.before_after(base.evaluation.wrong_per_class, score.wrong_per_class, ctx.data.classes,

@@ -3,16 +3,20 @@ the operator names the address students reach (behind a proxy, or a teacher brow
 
 A link whose host is this machine's own loopback address opens only on this machine: the page says so,
 with the addresses students could use instead."""
+import io
 import ipaddress
 import os
 import socket
 import struct
+from functools import lru_cache
 
 try:
     import fcntl  # Unix only
 except ImportError:
     fcntl = None
 from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import segno
 
 PUBLIC_URL_ENV = "LORA_LAB_PUBLIC_URL"  # e.g. http://192.168.1.20:8501 or https://lab.school.example
 SIOCGIFADDR = 0x8915  # Linux: an interface's address
@@ -74,3 +78,11 @@ def local_only_warning(port: int) -> str:
     return ("This link starts with this computer's own address, so it opens only here, not on students' "
             f"machines. Open the app at this machine's network address instead{where}, or have the operator set "
             f"{PUBLIC_URL_ENV}; README's \"How a class connects\" says how.")
+
+
+@lru_cache(maxsize=100)
+def qr_png(link: str) -> bytes:
+    """The link as a QR code a phone's camera opens (a PNG)."""
+    out = io.BytesIO()
+    segno.make(link, error="m").save(out, kind="png", scale=8, border=2)
+    return out.getvalue()

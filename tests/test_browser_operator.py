@@ -67,7 +67,8 @@ def test_the_token_typed_into_the_form_never_reaches_an_address(chromium, operat
     page.context.close()
 
 
-@pytest.mark.parametrize("path", [f"?operator={TOKEN}", f"operator?operator={TOKEN}"])
+@pytest.mark.parametrize("path", [f"?operator={TOKEN}", f"operator?operator={TOKEN}"],
+                         ids=["home", "operator page"])  # ids without the token: the same in every process
 def test_a_token_in_a_link_grants_nothing_and_leaves_the_address(chromium, operator_url, path):
     page = new_tab(chromium, operator_url, path)
     assert_no_operator_view(page)

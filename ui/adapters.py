@@ -173,15 +173,6 @@ def blend_score(base: lc.BaselineRun, data: lc.Dataset, base_key, entries: list[
     return scores[key]
 
 
-def charted_above(current: CurrentAdapter | None, score: lc.Evaluation, baseline: lc.Evaluation, blended: list) -> bool:
-    """Whether the blend's chart would repeat the current adapter's (the same bars, the same classes marked):
-    the page then draws it once."""
-    return (current is not None and st.session_state.get("lora_adapter_on", True)
-            and score.wrong_per_class == current.after.wrong_per_class
-            and baseline.wrong_per_class == current.before.wrong_per_class
-            and blended == sorted(current.chosen))
-
-
 def remember_score(key: tuple, evaluation: lc.Evaluation) -> None:
     scores = st.session_state.setdefault("blend_scores", {})
     scores[key] = evaluation

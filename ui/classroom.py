@@ -6,9 +6,6 @@ Uses of other modules, kept few: service.environment.cache_dir (where SQLite liv
 (finished runs by key), baseline.run_key / baseline.revive (the class's baseline), experiment.current,
 share_link.link, server.browser_id.
 """
-import io
-
-import segno
 import streamlit as st
 
 import classroom as cr
@@ -142,25 +139,6 @@ def join_link(code: str) -> tuple[str, bool]:
     return share_link.link(st.context.url, {QUERY_KEY: code})
 
 
-@st.cache_data(show_spinner=False, max_entries=100)
-def qr_png(link: str) -> bytes:
-    out = io.BytesIO()
-    segno.make(link, error="m").save(out, kind="png", scale=8, border=2)
-    return out.getvalue()
-
-
-def offered_questions() -> list[cr.Question]:
-    """The questions the current experiment poses: its finetune, its rank comparison, its adapter."""
-    exp = experiment.current()
-    f, b = exp.finetune, exp.baseline
-    offered = [cr.Question("still_wrong", {"digit": f.digits[0], "rank": f.rank, "steps": f.steps})] \
-        if len(f.digits) == 1 else []
-    if len(exp.compare.ranks) <= 4:
-        offered.append(cr.Question("least_forgetting", {"ranks": sorted(exp.compare.ranks)}))
-    return [*offered, cr.Question("strength_zero"),
-            cr.Question("rank_parameters", {"rank": f.rank, "hidden1": b.hidden1, "hidden2": b.hidden2})]
-
-
 def computed_answer(question: cr.Question, ctx):
     """The question's answer from the current experiment's stored runs; None while a run it needs is not made."""
     exp, store = experiment.current(), runs.store()
@@ -201,16 +179,3 @@ def post_finished_runs() -> int:
             st.toast(plain(f"Not put on the class board: {error}"))
         posted.add(key)
     return added
-
-
-def prediction_points(code: str, asked: cr.Asked) -> list[tuple[cr.Prediction, str, int]]:
-    """(prediction, run key, result) for each student who answered and has a run on the board that measures
-    the question (their newest such run)."""
-    points, store = [], runs.store()
-    for prediction in cr.predictions(engine(), code, asked.id):
-        for key in prediction.run_keys:
-            record = store.get(key)
-            if record is not None and (result := cr.own_result(asked.question, record)) is not None:
-                points.append((prediction, key, result))
-                break
-    return points

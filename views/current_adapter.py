@@ -38,6 +38,12 @@ class CurrentAdapter:
     upload_key: str | None = None  # an upload's key in the run store (ui.uploads)
     made: OnDemand = field(default_factory=OnDemand, init=False, compare=False, repr=False)
 
+    def charted_like(self, blend: lc.Evaluation, baseline: lc.Evaluation, blended: list) -> bool:
+        """Whether a blend's chart would repeat this adapter's own (the same bars, the same classes marked; e.g.
+        a new adapter alone at strength 1): the page then draws it once."""
+        return (blend.wrong_per_class == self.after.wrong_per_class and blended == sorted(self.chosen)
+                and baseline.wrong_per_class == self.before.wrong_per_class)
+
 
 def trained(finetune: works.CheckedFinetune, adapter: lc.Adapter, base_key: str, classes) -> CurrentAdapter:
     """A finetune (its run's model carrying `adapter`) as the current adapter."""
@@ -84,7 +90,7 @@ def merge_caption(rows: list[dict]) -> str:
 
 
 def blend_charted_above_caption(score: lc.Evaluation) -> str:
-    """A blend whose bars are the current adapter's chart (ui.adapters.charted_above)."""
+    """A blend whose bars are the current adapter's chart (CurrentAdapter.charted_like)."""
     return (f"This blend's misclassified test images per class are the current adapter's, charted above: "
             f"{score.wrong:,} in all.")
 
