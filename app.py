@@ -4,7 +4,7 @@ import streamlit as st
 from ui import context, frame, server, state
 
 st.set_page_config(page_title="LoRA Lab", page_icon="🧪", layout="wide")
-server.setup()  # once per server: torch threads, the sweep of closed and idle sessions
+server.setup()  # every run: its thread's float mode; once per server: torch threads, the sweep of idle sessions
 state.init()
 server.run_started()
 try:

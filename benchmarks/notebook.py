@@ -2,11 +2,36 @@
 
 torchvision dataset with ToTensor + Normalize per image, DataLoader at batch 10 with shuffle, default
 Adam(lr=1e-3), and the per-sample Python loop of its test().
+
+Its training and test loops run as the notebook runs them: on a thread of their own where subnormal floats are
+computed as the CPU computes them by default (lora_core flushes them to zero in the thread that imports it and
+in every thread started from there), on as many torch threads as the process's main thread has.
 """
+import functools
+from concurrent.futures import ThreadPoolExecutor
+
 import torch
 import torch.nn as nn
 import torchvision.datasets as datasets
 import torchvision.transforms as transforms
+
+_MAIN_THREADS = torch.get_num_threads()
+
+
+def _default_float_mode() -> None:
+    torch.set_flush_denormal(False)  # before this thread's first torch work: torch's workers it starts inherit it
+    torch.set_num_threads(_MAIN_THREADS)  # torch's thread count is a thread's own
+
+
+_THREAD = ThreadPoolExecutor(1, thread_name_prefix="notebook", initializer=_default_float_mode)
+
+
+def as_written(loop):
+    """`loop` runs on the notebook's own thread (see the module's note); the caller waits for it."""
+    @functools.wraps(loop)
+    def on_its_thread(*args, **kwargs):
+        return _THREAD.submit(loop, *args, **kwargs).result()
+    return on_its_thread
 
 
 class Net(nn.Module):
@@ -50,6 +75,7 @@ def batches(loader):
         yield from loader
 
 
+@as_written
 def train_steps(net: nn.Module, optimizer, batch_iter, steps: int) -> int:
     """`steps` iterations of the notebook's training loop (data loading included)."""
     loss_fn = nn.CrossEntropyLoss()
@@ -64,6 +90,7 @@ def train_steps(net: nn.Module, optimizer, batch_iter, steps: int) -> int:
     return steps
 
 
+@as_written
 def train_epoch(net: nn.Module, optimizer, loader) -> int:
     """One full pass over the loader; returns the number of steps."""
     steps = 0
@@ -79,6 +106,7 @@ def train_epoch(net: nn.Module, optimizer, loader) -> int:
     return steps
 
 
+@as_written
 def test(net: nn.Module, test_loader) -> tuple[float, list[int]]:
     """The notebook's test(): batches of 10, then a Python loop over every sample."""
     correct = total = 0

@@ -359,3 +359,44 @@ def test_idle_priority_is_this_threads_and_its_childrens_not_the_processes():
     thread.join(30)
     assert seen == {"allowed": True, "own": os.SCHED_IDLE, "worker": os.SCHED_IDLE}  # its pool's threads too
     assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the caller's threads are untouched
+
+
+SUBNORMAL = 1e-40  # below float32's smallest normal number, 1.2e-38
+
+
+def _subnormals_kept(threads: int = 2) -> int:
+    """How many of a million subnormal products torch kept (not flushed to zero), on `threads` torch threads."""
+    with _threads(threads):
+        return int(torch.count_nonzero(torch.full((1_000_000,), SUBNORMAL) * 1.0))
+
+
+def _in_new_thread(work):
+    found = []
+    thread = threading.Thread(target=lambda: found.append(work()))
+    thread.start()
+    thread.join(60)
+    return found[0]
+
+
+def test_subnormals_are_zero_on_every_thread_lora_core_and_a_script_run_compute_on():
+    """Flushed in the thread that imported lora_core and in threads it starts (their torch workers included),
+    and in a Streamlit script run's thread, which ui.server.setup sets first."""
+    from ui import server
+
+    assert _subnormals_kept() == 0
+    assert _in_new_thread(_subnormals_kept) == 0
+
+    def like_a_script_run():  # a thread started where nothing flushes (Streamlit's event loop), then set up
+        torch.set_flush_denormal(False)
+        kept_before = _subnormals_kept(1)
+        server.setup()
+        return kept_before, _in_new_thread(_subnormals_kept)
+
+    assert _in_new_thread(like_a_script_run) == (1_000_000, 0)
+
+
+def test_without_lora_core_torch_keeps_subnormals():
+    """The test above can fail: torch alone computes them (so it is lora_core's import that flushes)."""
+    code = f"import torch; print(int(torch.count_nonzero(torch.full((1_000_000,), {SUBNORMAL}) * 1.0)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "1000000"

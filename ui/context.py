@@ -112,6 +112,7 @@ def current() -> Context:
     navigation ends that mode; the rerun then goes through the frame.
     """
     if "context" not in st.session_state:
+        server.setup()
         frame.navigation()
         st.rerun()
     if not st.session_state.get(FRAMED):  # a page run alone (AppTest's switch_page runs pages so too)

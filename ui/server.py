@@ -4,6 +4,7 @@ gives the two Streamlit internals it needs (ui/streamlit_private.py)."""
 import streamlit as st
 from streamlit.logger import get_logger
 
+from lora_core import parallel
 from service import jobs, sessions, startup
 from ui import streamlit_private
 
@@ -16,7 +17,10 @@ jobs.connect(SESSIONS.owners_of, SESSIONS.track)
 
 
 def setup() -> None:
-    """Once per server process (service.startup)."""
+    """First thing in every script run: this run's thread computes subnormal floats as zero, as lora_core's
+    own threads do (each Streamlit run has a thread of its own); and once per server process, the startup
+    (service.startup)."""
+    parallel.flush_subnormals()
     startup.setup(SESSIONS)
 
 
