@@ -2,7 +2,7 @@ import streamlit as st
 
 from lora_core.adapters import MAX_STRENGTH
 from service import frontier
-from ui import baseline, charts, context, experiment, inside
+from ui import baseline, charts, context, experiment, inside, streamlit_private
 from views import inside_figures, tables
 
 ctx = context.current()
@@ -49,7 +49,10 @@ def strength_view() -> None:
                                             for p in estimate) + ".")
     with st.spinner(f"Evaluating every adapter at strength {strength:g} on all {len(ctx.data.test_y):,} test "
                     "images…"):
-        points = frontier.frontier_points(result, base, ctx.data, digits, strength)
+        points = frontier.frontier_points(result, base, ctx.data, digits, strength,
+                                          should_stop=streamlit_private.newer_run_waiting)
+    if points is None:  # the slider has moved on: its new value comes next, from its estimate
+        return
     paths = {rank: [(p.other_wrong, p.target_wrong) for s in sorted(result.points)
                     for p in result.points[s] if p.rank == rank] for rank in result.adapters}
     origin = frontier.baseline_point(base, digits)

@@ -75,14 +75,21 @@ def strengths() -> list[float]:
     return list(STRENGTHS)  # the frontier's slider: every value its setting accepts
 
 
-def frontier_points(result: lc.FrontierStudy, base: lc.BaselineRun, data: lc.Dataset, digits, strength: float):
-    """The frontier at one strength: computed once (a merge and a test pass per rank), then cached."""
+def frontier_points(result: lc.FrontierStudy, base: lc.BaselineRun, data: lc.Dataset, digits, strength: float,
+                    should_stop=None):
+    """The frontier at one strength: computed once (a merge and a test pass per rank), then cached. None when
+    `should_stop()` turned true between two ranks (a newer slider value waits): nothing is kept then, and the
+    fill or a later ask computes it."""
     points = result.points
     result.focus[0] = strength
     if strength not in points:
+        found = []
         with parallel.foreground():  # the fill waits between this value's adapters too
-            points[strength] = studies.frontier(base.model, data, result.adapters, digits, strength,
-                                                base.evaluation)
+            for rank, adapter in result.adapters.items():
+                if should_stop is not None and should_stop():
+                    return None
+                found += studies.frontier(base.model, data, {rank: adapter}, digits, strength, base.evaluation)
+        points.setdefault(strength, found)  # the fill may have computed it meanwhile: the same numbers
     return points[strength]
 
 

@@ -347,6 +347,22 @@ def test_the_frontier_fill_starts_around_the_last_asked_strength_and_gives_what_
     assert "focus" not in encode(stored)[1]["fields"]  # where the fill starts is this server's moment, not stored
 
 
+def test_a_newer_slider_value_cuts_the_full_pass_short_between_ranks_and_nothing_half_done_is_kept(base, data):
+    small = replace(data, test_x=data.test_x[:500], test_y=data.test_y[:500])
+    small_base = lc.BaselineRun(NARROW_BASELINE, base, [], lc.evaluate(base, small.test_x, small.test_y), 0)
+    config = lc.FinetuneConfig(steps=5)
+    page = lc.FrontierStudy(config, studies.train_frontier_adapters(base, small, config, (1, 2, 4)), {}, False)
+    asked = []
+
+    def newer_after_one_rank():
+        asked.append(len(asked))
+        return len(asked) > 1
+    assert frontier.frontier_points(page, small_base, small, config.digits, 0.7, newer_after_one_rank) is None
+    assert len(asked) == 2 and 0.7 not in page.points  # one rank computed, then the newer value won; none kept
+    full = frontier.frontier_points(page, small_base, small, config.digits, 0.7, should_stop=lambda: False)
+    assert full == studies.frontier(base, small, page.adapters, config.digits, 0.7) and page.points[0.7] == full
+
+
 def _numpy_residual(W: np.ndarray, init: str, rank: int, scale: float) -> np.ndarray:
     """W − s·B₀·A₀ from numpy's SVD (PiSSA: W's top r part) or QR (OLoRA: s·Q_r·R_r), in float64."""
     if init == "pissa":

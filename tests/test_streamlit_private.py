@@ -139,3 +139,21 @@ def test_the_header_stop_raises_stopexception_and_a_session_can_be_rerun_from_th
     with pytest.raises(StopException):  # outside a server (here, AppTest's too) it only lets the Stop through
         with streamlit_private.redrawn_after_header_stop():
             raise StopException()
+
+
+def test_a_widget_of_a_running_fragment_waits_for_its_run_and_newer_run_waiting_sees_it(monkeypatch):
+    """Why newer_run_waiting exists (Streamlit does not cut a fragment's run short for it) and what it reads."""
+    from types import SimpleNamespace
+
+    from streamlit.runtime.scriptrunner_utils.script_requests import RerunData, ScriptRequests
+
+    requests = ScriptRequests()
+    run = SimpleNamespace(script_requests=requests)
+    monkeypatch.setattr(streamlit_private, "script_run", lambda: run)
+    assert not streamlit_private.newer_run_waiting(), f"a new ScriptRequests has a request pending {UPGRADE}"
+    assert requests.request_rerun(RerunData(fragment_id="the slider's fragment"))
+    assert requests.on_scriptrunner_yield() is None, (
+        f"a fragment's widget now cuts the running pass short: newer_run_waiting may be unneeded {UPGRADE}")
+    assert streamlit_private.newer_run_waiting(), f"a pending rerun no longer shows in ScriptRequests._state {UPGRADE}"
+    monkeypatch.setattr(streamlit_private, "script_run", lambda: None)
+    assert not streamlit_private.newer_run_waiting()

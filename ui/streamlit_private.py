@@ -12,7 +12,10 @@ fails with the reason when an upgrade changes one of them):
 - Streamlit's `StopException` (what its header Stop raises in the script), the session's `AppSession` (its
   runner, its last client state and its event loop) and `request_rerun`: the page is drawn again after that
   Stop, as Streamlit redraws a page whose source file changed (`runner.runOnSave`). The Stop ends a pass that
-  follows a run, never the run; without this the page stays frozen until the next widget click.
+  follows a run, never the run; without this the page stays frozen until the next widget click;
+- the script run's pending requests (`ScriptRequests`' state): whether the browser asked for a newer run that
+  waits for this one. Streamlit never cuts a fragment's run short for a widget of that fragment, so the
+  frontier's slider would wait for the full pass of a value it has left (`newer_run_waiting`).
 
 Everything else the app does with sessions goes through `st.session_state`.
 """
@@ -22,6 +25,7 @@ from contextlib import contextmanager
 from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
 
 REDRAW_WITHIN_S = 30.0  # how long a stopped pass may take to end before its page is left as it is
 
@@ -82,3 +86,11 @@ def _redraw_when_ended(streamlit_session_id: str) -> None:
             session.request_rerun(session._client_state)
 
     session._event_loop.call_soon_threadsafe(when_ended)
+
+
+def newer_run_waiting() -> bool:
+    """Whether this session's browser asked for another run (a widget moved, its Stop) that waits for the
+    script run in this thread to end; False outside a script run."""
+    run = script_run()
+    requests = None if run is None else run.script_requests
+    return requests is not None and requests._state is not ScriptRequestType.CONTINUE
