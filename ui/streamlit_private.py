@@ -61,7 +61,8 @@ def is_connected(streamlit_session_id: str) -> bool | None:
 
 @contextmanager
 def redrawn_after_header_stop():
-    """Draw the page again (on its own, no click) when Streamlit's header Stop ends this pass inside."""
+    """Draw the page again (on its own, no click) when Streamlit's header Stop ends this pass inside. (`st.stop()`
+    raises the same exception: nothing inside may call it, or the page would be drawn again and again.)"""
     try:
         yield
     except StopException:
