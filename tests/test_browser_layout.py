@@ -6,6 +6,7 @@ stay square, a heatmap's axes do not run past the matrix, titles are not cut, an
 label overlaps another. A width with a problem leaves its screenshot, named in the failure, in a temporary
 folder; scripts/screenshots.py --layout takes every page at the three sizes, to look at.
 """
+import json
 import time
 from pathlib import Path
 
@@ -105,13 +106,34 @@ def drawn_titles(page) -> list[str]:
                          ".map(e => ((e._fullLayout.title || {}).text || '').replaceAll('<br>', ' '))")
 
 
+# Every drawn chart's plotly width and its boxes, as one string: the same in successive frames once the
+# charts have been laid out for the viewport's width
+SHAPE_JS = """() => JSON.stringify([...document.querySelectorAll('.js-plotly-plot')].filter(e => e._fullLayout)
+                                   .map(e => {
+  const r = e.getBoundingClientRect(), svg = e.querySelector('svg.main-svg');
+  const s = svg ? svg.getBoundingClientRect() : {};
+  return [Math.round(r.width), e._fullLayout.width, Math.round(s.width), Math.round(s.height), Math.round(r.top)];
+}))"""
+SETTLED_FRAMES = 4  # polls 100 ms apart that see the same shapes
+
+
 def wait_for_charts(page, count: int, timeout_s: float = 120) -> None:
-    """Until `count` charts are drawn (plotly draws lazily), then plotly's last layout pass after a resize."""
+    """Until `count` charts are drawn (plotly draws lazily) and laid out for this width: each one shown is
+    drawn as wide as its layout says, and nothing moves for SETTLED_FRAMES polls (plotly's last layout pass
+    after a resize)."""
     deadline = time.monotonic() + timeout_s
-    while len(drawn_titles(page)) < count and time.monotonic() < deadline:
-        page.wait_for_timeout(250)
-    assert len(drawn_titles(page)) >= count, f"charts drawn: {drawn_titles(page)}; problems: {problems(page)}"
-    page.wait_for_timeout(600)
+    seen, same = None, 0
+    while time.monotonic() < deadline:
+        shape = page.evaluate(SHAPE_JS)
+        charts = json.loads(shape)
+        fitted = len(charts) >= count and all(c[0] == 0 or abs(c[2] - c[1]) <= 1 for c in charts)  # 0: hidden
+        same = same + 1 if fitted and shape == seen else 0
+        if same >= SETTLED_FRAMES:
+            return
+        seen = shape
+        page.wait_for_timeout(100)
+    raise AssertionError(f"charts drawn: {drawn_titles(page)}, not {count} laid out for the width "
+                         f"({seen}); problems: {problems(page)}")
 
 
 @pytest.mark.parametrize(("link", "title", "steps_label", "steps", "button", "count"), PAGES,
@@ -127,7 +149,7 @@ def test_charts_keep_their_shape_at_every_width(tab, shots, link, title, steps_l
     found = []
     for width, height in VIEWPORTS:
         tab.set_viewport_size({"width": width, "height": height})
-        tab.wait_for_timeout(500)
+        wait_for_charts(tab, 0)  # those drawn laid out for this width before the page's height is read
         # as tall as the page (the width alone shapes the charts), so that every chart is drawn and in the shot
         full = tab.evaluate("() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], "
                             "[data-testid=\"stAppViewContainer\"]')].map(e => e.scrollHeight))")
