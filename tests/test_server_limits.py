@@ -2,6 +2,7 @@
 than an adapter can be, whatever the browser allows, and an uncaught exception shows the student no type,
 message, traceback or path, while the server's log keeps them."""
 import re
+from pathlib import Path
 
 import pytest
 from browser_harness import click, open_app, streamlit_server
@@ -19,25 +20,28 @@ def limits_url(tmp_path_factory):
         yield url, log
 
 
-def upload_status(page, size: int) -> int:
-    """The HTTP status of the server's answer to an upload of `size` bytes through the page's uploader."""
+def upload_status(page, folder: Path, size: int) -> int:
+    """The HTTP status of the server's answer to an upload of `size` bytes through the page's uploader. The
+    browser reads the file from disk (a buffer of megabytes would first travel to it encoded, for seconds)."""
+    path = folder / f"big-{size}.bin"
+    with open(path, "wb") as f:
+        f.truncate(size)  # zeros
     with page.expect_response(lambda r: "/_stcore/upload_file/" in r.url and r.request.method == "PUT",
                               timeout=60_000) as answer:
-        page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
-            {"name": "big.bin", "mimeType": "application/octet-stream", "buffer": bytes(size)})
+        page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(path)
     return answer.value.status
 
 
-def test_the_server_refuses_uploads_larger_than_an_adapter(chromium, limits_url):
+def test_the_server_refuses_uploads_larger_than_an_adapter(chromium, limits_url, tmp_path):
     url, _ = limits_url
     context = chromium.new_context()
     try:
         page = open_app(context, url)
-        assert upload_status(page, MAX_ADAPTER_BYTES) < 300
+        assert upload_status(page, tmp_path, MAX_ADAPTER_BYTES) < 300
         expect(page.get_by_text(f"received {MAX_ADAPTER_BYTES} bytes")).to_be_visible(timeout=60_000)
         page.reload()
         page.get_by_role("heading", level=1).first.wait_for(timeout=60_000)
-        assert upload_status(page, MAX_ADAPTER_BYTES + 2**20) == 413  # beyond the request limit of 17 MiB
+        assert upload_status(page, tmp_path, MAX_ADAPTER_BYTES + 2**20) == 413  # beyond the request limit of 17 MiB
     finally:
         context.close()
 
