@@ -283,14 +283,15 @@ def test_fuzzed_corruption_of_a_real_adapter(noise, at):
 
 GENERIC = "could not be read as an adapter"  # what an unforeseen failure says: the fuzz must never reach it
 
+# no subnormal floats: lora_core's threads compute them as zero (lora_core.parallel); hypothesis refuses them there
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-3, 70) | st.floats() | st.text(max_size=12),
+    st.none() | st.booleans() | st.integers(-3, 70) | st.floats(allow_subnormal=False) | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3),
     max_leaves=8)
 layer_names = st.lists(st.sampled_from(["linear1", "linear2", "linear3", "other", ""]), max_size=4)
 peft_configs = st.fixed_dictionaries(
     {"peft_type": st.just("LORA") | json_values, "r": st.integers(0, 70) | json_values,
-     "lora_alpha": st.floats() | json_values, "target_modules": layer_names | json_values},
+     "lora_alpha": st.floats(allow_subnormal=False) | json_values, "target_modules": layer_names | json_values},
     optional={"bias": st.sampled_from(["none", "all", "lora_only"]) | json_values, "use_rslora": json_values,
               "modules_to_save": json_values, "use_dora": json_values, "init_lora_weights": json_values,
               "layers_to_transform": json_values, "fan_in_fan_out": json_values, "unknown_field": json_values})

@@ -195,8 +195,9 @@ def test_a_bad_data_folder_falls_back_to_the_bundled_sample(tmp_path, monkeypatc
 
 # every page, other workers' too; but the operator's, which exists only with its token (tests/test_fair.py)
 PAGES = sorted(f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py") if p.name != "operator.py")
-junk = st.one_of(st.integers(-10**12, 10**12), st.floats(), st.text(max_size=12), st.none(), st.booleans(),
-                 st.lists(st.integers(-3, 200), max_size=4), st.lists(st.text(max_size=4), max_size=3))
+# no subnormal floats: lora_core's threads compute them as zero (lora_core.parallel); hypothesis refuses them there
+junk = st.one_of(st.integers(-10**12, 10**12), st.floats(allow_subnormal=False), st.text(max_size=12), st.none(),
+                 st.booleans(), st.lists(st.integers(-3, 200), max_size=4), st.lists(st.text(max_size=4), max_size=3))
 query = st.dictionaries(st.sampled_from([*presets.FIELDS, "preset", "v", "uploads", "page", "x"]),
                         st.one_of(st.text(max_size=30), st.sampled_from(["1e309", "nan", "-1", "0", "64",
                                                                           "2,2,11", "linear3", "the notebook"])),

@@ -135,8 +135,9 @@ def test_lists_take_the_last_value_and_digits_are_sorted_unique():
     assert got.finetune.rank == 5 and got.finetune.digits == (2, 7) and not problems
 
 
+# no subnormal floats: lora_core's threads compute them as zero (lora_core.parallel); hypothesis refuses them there
 query_values = st.one_of(st.text(max_size=30), st.lists(st.text(max_size=10), max_size=3), st.none(),
-                         st.integers(), st.floats())
+                         st.integers(), st.floats(allow_subnormal=False))
 keys = st.sampled_from([*FIELDS, "preset", "v", "zzz"])
 
 
