@@ -114,8 +114,8 @@ def test_layers_picked_out_of_order_give_a_link_that_opens_the_same_run_in_anoth
 
 
 def test_a_reload_mid_training_follows_the_training_again(chromium, streamlit_url):
-    # a baseline long enough to reload in the middle of it (3 epochs at batch 10 on the sample: 1,500 steps)
-    link = "baseline?v=2&epochs=3&base_batch=10&seed=11"
+    # a baseline long enough to reload in the middle of it (10 epochs at batch 10 on the sample: 5,000 steps)
+    link = "baseline?v=2&epochs=10&base_batch=10&seed=11"
     context = chromium.new_context(viewport={"width": 1400, "height": 900})
     page = open_app(context, streamlit_url, link)
     page.get_by_role("button", name="Train baseline").click()

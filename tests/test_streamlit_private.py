@@ -128,6 +128,10 @@ def test_the_header_stop_raises_stopexception_and_a_session_can_be_rerun_from_th
     made = inspect.getsource(AppSession.__init__)
     for attribute in ("self._event_loop", "self._client_state", "self._scriptrunner"):
         assert attribute in made, f"AppSession no longer has {attribute} {UPGRADE}"
+    from streamlit.runtime.scriptrunner.script_runner import ScriptRunner
+
+    assert callable(getattr(ScriptRunner, "_is_in_script_thread", None)), (
+        f"ScriptRunner._is_in_script_thread is gone {UPGRADE}")
     assert list(inspect.signature(AppSession.request_rerun).parameters) == ["self", "client_state"], (
         f"AppSession.request_rerun takes other arguments now {UPGRADE}")
     ended = inspect.getsource(AppSession._handle_scriptrunner_event_on_event_loop)

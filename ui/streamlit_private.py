@@ -73,18 +73,20 @@ def redrawn_after_header_stop():
 
 def _redraw_when_ended(streamlit_session_id: str) -> None:
     """Once the session's stopped run has ended, rerun its page with the browser's last state (its page,
-    query and widgets), on the server's event loop, where Streamlit handles its sessions' runs."""
+    query and widgets), on the server's event loop, where Streamlit handles its sessions' runs; only while the
+    browser is still connected, and only when nothing else asked for a run: a click stops the running pass
+    the same way (Streamlit's fast reruns) and starts its own, and a closed or reloaded tab stops it too."""
     manager = getattr(runtime.get_instance(), "_session_mgr", None)  # none in AppTest's stand-in runtime
     info = None if manager is None else manager.get_active_session_info(streamlit_session_id)
-    if info is None:
+    stopped = None if info is None else info.session._scriptrunner
+    if stopped is None or not stopped._is_in_script_thread():  # a newer run is on its way already
         return
     session, deadline = info.session, time.monotonic() + REDRAW_WITHIN_S
-    stopped = session._scriptrunner
 
     def when_ended():
         if session._scriptrunner is stopped and time.monotonic() < deadline:
             session._event_loop.call_later(0.05, when_ended)
-        elif session._scriptrunner is None:  # not when a click has started another run meanwhile
+        elif session._scriptrunner is None and manager.get_active_session_info(streamlit_session_id) is not None:
             session.request_rerun(session._client_state)
 
     session._event_loop.call_soon_threadsafe(when_ended)
