@@ -204,8 +204,8 @@ def estimated_start(job) -> float:
 
 
 def _when(seconds: float) -> str:
-    return "any moment now" if seconds < 5 else (f"about {seconds:.0f} s" if seconds < 90
-                                                 else f"about {seconds / 60:.0f} minutes")
+    return "at any moment now" if seconds < 5 else (f"in about {seconds:.0f} s" if seconds < 90
+                                                    else f"in about {seconds / 60:.0f} minutes")
 
 
 def status(job: Job, what: str, finishing: str = "evaluating on the test images") -> tuple[float, str]:
@@ -215,7 +215,7 @@ def status(job: Job, what: str, finishing: str = "evaluating on the test images"
     if job.done:
         return 1.0, f"{what}: done"
     if job.place > 0:
-        start = "" if remote() else f"; it should start in {_when(estimated_start(job))} (an estimate)"
+        start = "" if remote() else f"; it should start {_when(estimated_start(job))} (an estimate)"
         return 0.0, f"{what}: {waiting(job.place)}{start}"
     if job.stopping:
         return (min(step / total, 1.0) if total else 0.0), f"{what}: stopping after step {step}…"

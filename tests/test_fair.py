@@ -156,6 +156,9 @@ def test_a_queued_training_says_its_place_and_when_it_should_start(slots, monkey
         value, text = jobs.status(queued[1], "Training the baseline")
         assert value == 0.0 and "1 training(s) queued before this one, 2 run at a time" in text
         assert text.endswith("it should start in about 16 minutes (an estimate)")  # (72 + 1,800) s / 2
+        assert jobs.status(queued[0], "Training the baseline")[1].endswith(
+            "it should start in about 36 s (an estimate)")  # 72 s / 2
+        assert jobs._when(4.9) == "at any moment now"  # read after "it should start"
     finally:
         release.set()
         for job in running + queued:
