@@ -25,14 +25,17 @@ FINETUNE = lc.FinetuneConfig(steps=20)
 
 
 def wrong_per_class(page) -> list[int]:
-    """The before/after chart's 'after' bars: the wrong count of every class, read off the chart."""
-    text = page.evaluate("""() => JSON.stringify([...document.querySelectorAll('.js-plotly-plot')]
-        .filter(e => e.layout && e.data && (e.layout.title?.text || '').startsWith('Wrong test images per class'))
-        .map(e => e.data.map(t => t.y)))""")
-    import json
-    charts = json.loads(text)
-    assert charts, "the before/after chart is not on the page"
-    return charts[0][-1]
+    """The before/after chart's 'after' bars: the wrong count of every class, read off the chart once plotly has
+    drawn it (it draws after the metrics above it show)."""
+    from playwright.sync_api import TimeoutError
+
+    try:
+        bars = page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')]
+            .filter(e => e.layout && e.data && (e.layout.title?.text || '').startsWith('Wrong test images per class'))
+            .map(e => e.data.map(t => t.y))[0]""", timeout=60_000)
+    except TimeoutError:
+        raise AssertionError("the before/after chart is not on the page") from None
+    return bars.json_value()[-1]
 
 
 @pytest.fixture(scope="module")
