@@ -57,7 +57,7 @@ def sweep_after_grace() -> None:
     gc.collect()
     now = time.monotonic()
     server.SESSIONS.sweep(now)
-    server.SESSIONS.sweep(now + sessions.CLOSED_GRACE_S)
+    server.SESSIONS.sweep(now + sessions.CLOSED_GRACE_S + 1)  # + 1: (now + g) - now can round below g
 
 
 def test_two_sessions_share_the_data_and_the_baseline_but_never_an_adapter():
@@ -96,7 +96,7 @@ def test_a_closed_session_stops_its_training_and_the_model_keeps_every_whole_ste
     now = time.monotonic()
     server.SESSIONS.sweep(now)
     assert not job.stopping  # gone for less than the grace: a reload could still come back to it
-    server.SESSIONS.sweep(now + sessions.CLOSED_GRACE_S)
+    server.SESSIONS.sweep(now + sessions.CLOSED_GRACE_S + 1)
     assert job.stopping and server.SESSIONS.get(session_id) is None
     job.wait(60)
     run = job.result
@@ -132,7 +132,7 @@ def test_an_idle_session_gives_its_models_back_and_keeps_its_settings():
     session = server.SESSIONS.get(at.session_state["session_id"])
     server.SESSIONS.sweep(time.monotonic() + 60, idle=120)  # not idle long enough
     assert held_models(at)
-    server.SESSIONS.sweep(session.last_seen + 120, idle=120)
+    server.SESSIONS.sweep(session.last_seen + 121, idle=120)  # 121: (t + 120) - t can round below 120
     assert not held_models(at) and server.SESSIONS.get(session.id) is session  # still open, still known
     at.switch_page("app.py").run()  # (AppTest runs the frame only on the main page; a server on every page)
     assert not at.exception, at.exception
