@@ -5,11 +5,19 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-# Every chart's template (the white one), applied as plotly serializes it: naming it on each figure instead
-# copied and checked the whole template every time: most of the 10 ms a small chart took to build.
-pio.templates.default = "plotly_white"
-
 BLUE, ORANGE, GREY, GREEN, RED = "#1f5fa8", "#e07b00", "#9a9a9a", "#2a9d4b", "#c0392b"
+
+# The one look shared by all charts, as the default template: white, large type, fixed colours, the title at the
+# top left above the plot and the legend in a strip at the bottom of the figure, below the x axis, so the two
+# never meet. A default template is applied as plotly serializes a figure; naming it on each figure, or
+# setting these on each figure's layout, checked them again every time (most of the 8-10 ms a chart took).
+pio.templates["lora_lab"] = go.layout.Template(pio.templates["plotly_white"]).update(layout=dict(
+    title=dict(font=dict(size=20), x=0, xref="container", xanchor="left", yref="paper", y=1, yanchor="bottom"),
+    font=dict(size=16), colorway=[BLUE, ORANGE, GREEN, RED, GREY], margin=dict(l=70, r=30),
+    legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", xref="container", x=0, xanchor="left"),
+    hoverlabel=dict(font=dict(size=16)),
+))
+pio.templates.default = "lora_lab"
 HEATMAP_CELLS = 128  # per axis: a 512×512 heatmap is 262,144 cells, too heavy to send on every slider move
 
 
@@ -31,10 +39,11 @@ def wrap_title(title: str, width: int = TITLE_LINE_CHARS) -> str:
 
 
 def style(fig: go.Figure, title: str = "", height: int = 420) -> go.Figure:
-    """The one look shared by all charts: white template, large type, fixed colours and margins.
+    """A chart in the shared look (the default template): its title wrapped, and its height and top and
+    bottom margins sized for the title's lines and the legend's rows.
 
-    The title sits above the plot and pushes the top margin down when it takes two lines; the legend sits
-    in its own strip at the bottom of the figure, below the x axis, so the two never meet."""
+    The title sits above the plot and pushes the top margin down when it takes two lines; the legend's strip
+    at the bottom grows with its rows."""
     legend_items = sum(1 for t in fig.data if t.showlegend is not False and t.name)
     legend_rows = 0 if legend_items < 2 else 1 + (legend_items > 2)  # plotly shows one from 2 items; a phone wraps 3
     text = wrap_title(title)
@@ -42,14 +51,8 @@ def style(fig: go.Figure, title: str = "", height: int = 420) -> go.Figure:
     fig.update_layout(
         height=height + TITLE_LINE_PX * extra_lines + LEGEND_ROW_PX * legend_rows,
         # just above the plot, in a top margin sized for its lines (plotly anchors a title by its first line)
-        title=dict(text=text, font=dict(size=20), x=0, xref="container", xanchor="left", yref="paper", y=1,
-                   yanchor="bottom", pad=dict(b=14 + TITLE_LINE_PX * extra_lines, l=12)),
-        font=dict(size=16), colorway=[BLUE, ORANGE, GREEN, RED, GREY],
-        margin=dict(l=70, r=30, t=(60 + TITLE_LINE_PX * extra_lines) if title else 20,
-                    b=70 + LEGEND_ROW_PX * legend_rows),
-        legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", xref="container", x=0,
-                    xanchor="left"),
-        hoverlabel=dict(font_size=16),
+        title=dict(text=text, pad=dict(b=14 + TITLE_LINE_PX * extra_lines, l=12)),
+        margin=dict(t=(60 + TITLE_LINE_PX * extra_lines) if title else 20, b=70 + LEGEND_ROW_PX * legend_rows),
     )
     return fig
 
