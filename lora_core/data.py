@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 
 MEAN, STD = 0.1307, 0.3081  # the notebook's MNIST normalisation, used for every dataset
 SAMPLE_FILE = Path(__file__).parent / "data" / "mnist_sample.npz"
@@ -78,6 +77,14 @@ def _raw_folder(cls, root: Path) -> Path:
     return root / cls.__name__ / "raw"  # where torchvision reads the unpacked IDX files
 
 
+def _torchvision_class(name: str):
+    """torchvision's dataset class for "mnist" or "fashion-mnist". Imported here, not with this module:
+    torchvision's import (its models and ops) takes a second that the bundled sample never needs."""
+    import torchvision
+
+    return torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST
+
+
 def _gunzip(gz: Path, target: Path) -> None:
     partial = target.with_suffix(".partial")
     with gzip.open(gz) as src, open(partial, "wb") as dst:
@@ -129,7 +136,7 @@ def _copy_debian_fashion(root: Path) -> bool:
     files = sorted(DEBIAN_FASHION_DIR.glob("*-ubyte.gz")) if DEBIAN_FASHION_DIR.is_dir() else []
     if len(files) < 4:
         return False
-    raw = _raw_folder(torchvision.datasets.FashionMNIST, root)
+    raw = _raw_folder(_torchvision_class("fashion-mnist"), root)
     raw.mkdir(parents=True, exist_ok=True)
     for gz in files:
         target = raw / gz.name.removesuffix(".gz")
@@ -143,7 +150,7 @@ def _one_line(err: Exception) -> str:
 
 
 def _load_torchvision(name: str, root: Path, device) -> Dataset:
-    cls = torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST
+    cls = _torchvision_class(name)
     title = "MNIST" if name == "mnist" else "Fashion-MNIST"
     try:
         train, test = _torchvision_splits(cls, root)
