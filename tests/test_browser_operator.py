@@ -14,6 +14,7 @@ pytestmark = pytest.mark.browser
 
 TOKEN = secrets.token_urlsafe(24)
 OPERATOR_VIEW = "Stored runs"  # a heading only the signed-in operator's page draws
+OPERATOR_TITLE = "Operator: trainings on this server"
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +54,14 @@ def test_the_token_typed_into_the_form_never_reaches_an_address(chromium, operat
     expect(page.get_by_role("heading", name=OPERATOR_VIEW)).to_be_visible()
     expect(operator_link(page)).to_be_visible()  # listed for this session only
     go(page, "Baseline training", "Baseline training")
-    go(page, "Operator", "Operator: trainings on this server")
-    for step in (page.go_back, page.go_back, page.go_forward, page.go_forward):
+    go(page, "Operator", OPERATOR_TITLE)
+    for step, title in ((page.go_back, "Baseline training"), (page.go_back, OPERATOR_TITLE),
+                        (page.go_forward, "Baseline training"), (page.go_forward, OPERATOR_TITLE)):
         step()
         seen.append(page.url)
+        # as a person does, once the page is there: a step taken while the last one's page still loads can
+        # leave that page on screen under the next one's address
+        expect(page.get_by_role("heading", level=1, name=title)).to_be_visible(timeout=60_000)
     assert len(set(seen)) >= 2 and all(TOKEN not in url for url in seen), seen
     expect(page.get_by_role("heading", name=OPERATOR_VIEW)).to_be_visible()  # this session stays signed in
 
