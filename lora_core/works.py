@@ -16,11 +16,11 @@ from .finetuning import (
     FinetuneConfig,
     FinetuneRun,
     finetune_lora,
-    new_model,
     train_baseline,
 )
 from .inits import moves_base
 from .lora import copy_model, lora_enabled
+from .model import MLP
 from .proofs import adapter_checks, merged_copy, same_network, start_checks
 from .results import Inspection
 from .train import Evaluation, evaluate, logits_of
@@ -84,8 +84,10 @@ def baseline_from_record(stored: dict, device) -> BaselineRun:
     if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) and t.dtype == torch.float32
                                               and bool(torch.isfinite(t).all()) for t in state.values()):
         raise ValueError("not a stored baseline: its weights are not finite float32 tensors")
-    model = new_model(config.hidden1, config.hidden2, config.seed, device)
-    model.load_state_dict(state)  # a RuntimeError when a tensor is missing, extra or of another shape
+    with torch.device("meta"):  # no initial weights to draw: the stored ones replace them
+        model = MLP(config.hidden1, config.hidden2)
+    # copies (the record stays the store's); a RuntimeError when a tensor is missing, extra or of another shape
+    model.load_state_dict({name: t.to(device, copy=True) for name, t in state.items()}, assign=True)
     for param in model.parameters():
         param.requires_grad_(False)  # a baseline is shared by every session
     logits = stored.get("test_logits")
