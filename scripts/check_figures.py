@@ -74,12 +74,13 @@ def _entry_problems(root: Path, entry: dict, shown: dict[str, dict[str, str]]) -
     if f"commit `{short}`" not in block:
         problems.append(f"{where}: the block does not say it was measured on commit `{short}`")
     later = changed_since(root, entry["commit"], entry["paths"])
+    says_changed = CHANGED in " ".join(block.split())  # a phrase wrapped across two lines is still said
     if later is None:
         problems.append(f"{where}: commit {entry['commit']} is not in this repository's history")
-    elif later and CHANGED not in block:
+    elif later and not says_changed:
         problems.append(f"{where}: {', '.join(entry['paths'])} changed since {short} ({len(later)} commit(s), "
                         f"latest {later[0]}): re-measure it, or say '{CHANGED}' next to it")
-    elif not later and CHANGED in block:
+    elif not later and says_changed:
         problems.append(f"{where}: says '{CHANGED}', but no commit after {short} touches {', '.join(entry['paths'])}")
     return problems
 

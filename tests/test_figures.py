@@ -94,6 +94,8 @@ def test_a_stale_figure_must_say_so_and_a_fresh_one_must_not(repo):
 
     _write(repo, f"*Measured on commit `{short}`; {CHANGED}.*", commit=short)
     assert problems(repo) == []  # stale, and says so next to the figure
+    _write(repo, f"*Measured on commit `{short}`; {CHANGED.replace(' since', chr(10) + 'since')}.*", commit=short)
+    assert problems(repo) == []  # said across two lines of the file, as Markdown wraps it
 
     now = _git(repo, "rev-parse", "--short=7", "HEAD")
     _write(repo, f"*Measured on commit `{now}`; {CHANGED}.*")
