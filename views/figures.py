@@ -18,6 +18,7 @@ pio.templates["lora_lab"] = go.layout.Template(pio.templates["plotly_white"]).up
     hoverlabel=dict(font=dict(size=16)),
 ))
 pio.templates.default = "lora_lab"
+
 HEATMAP_CELLS = 128  # per axis: a 512×512 heatmap is 262,144 cells, too heavy to send on every slider move
 
 
