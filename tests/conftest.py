@@ -6,14 +6,20 @@ Every test that drives the real browser (it uses the `chromium` fixture) is mark
 `pytest -m "not browser"` runs the rest quickly.
 """
 import os
-import time
-from pathlib import Path
 
-import pytest
-import torch
-from streamlit.testing.v1 import AppTest
+# Set before torch loads OpenMP: its idle threads then sleep instead of spinning. The suite's two workers, its
+# servers and chromium share two cores, where a spinning thread holds a core another process needs (the whole
+# run took 424 s with spinning threads, 369 s without). Waiting changes no number.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import lora_core as lc
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+import lora_core as lc  # noqa: E402
 
 # One training at a time, so the app's jobs use as many torch threads as a test does, and their numbers
 # match lora_core called directly, bit for bit. Set before any test module imports service.jobs.
@@ -109,10 +115,13 @@ def chromium():
         yield browser
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the group marks
 def pytest_collection_modifyitems(items):
     for item in items:
         if "chromium" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
+            # one worker runs them all, one after the other, on one shared server (pytest-xdist's loadgroup)
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 # --- AppTest: sessions of the app in this process ------------------------------------------------------

@@ -154,15 +154,26 @@ def test_a_training_waits_in_line_while_the_cluster_is_full_and_stops_there(remo
 
 
 def training_workers() -> list[int]:
-    """Processes of this machine running a training task (Ray names them after the task)."""
+    """Processes running a training task (Ray names them after the task) that descend from this process:
+    this cluster's, not another test process's."""
     pids = []
     for entry in Path("/proc").iterdir():
         try:
             if entry.name.isdigit() and (entry / "cmdline").read_bytes().startswith(b"ray::_run_remote"):
-                pids.append(int(entry.name))
+                if os.getpid() in ancestors(int(entry.name)):
+                    pids.append(int(entry.name))
         except OSError:  # ended meanwhile
             continue
     return pids
+
+
+def ancestors(pid: int) -> list[int]:
+    chain = []
+    while pid > 1:
+        # /proc/PID/stat: "pid (name) state ppid ..."; the name may hold spaces, so read after its ")"
+        pid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        chain.append(pid)
+    return chain
 
 
 def test_a_worker_killed_mid_training_is_a_clear_error_and_the_store_stays_whole(remote, data, tmp_path,
