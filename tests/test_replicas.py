@@ -35,10 +35,11 @@ def paused_while_training(runs: Path, stack: ExitStack, timeout_s: float = 60) -
     """Wait for a server's claim on a run in `runs` (it trains), then pause that server (SIGSTOP; SIGCONT
     when `stack` closes, unless continued before) and check that it had not finished: its pid."""
     deadline = time.monotonic() + timeout_s
-    while not (claims := list(runs.glob(".*.claim"))):
+    # a claim file is created empty, then given its owner (lora_core.run_claims reads an empty one as fresh)
+    while not ((claims := list(runs.glob(".*.claim"))) and (owner := claims[0].read_text())):
         assert time.monotonic() < deadline, f"no server claimed a run in {timeout_s:g} s"
         time.sleep(0.005)
-    pid = json.loads(claims[0].read_text())["pid"]
+    pid = json.loads(owner)["pid"]
     with open(f"/proc/{pid}/stat") as f:  # one of the servers this test started, nothing else
         assert int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid(), f"pid {pid} is not a server of this test"
     os.kill(pid, signal.SIGSTOP)
