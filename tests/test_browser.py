@@ -77,6 +77,8 @@ def test_every_page_opens_by_its_url(chromium, streamlit_url, path, link, title)
         expect(page.get_by_role("heading", level=1)).to_have_text(title)
         expect(page.get_by_test_id("stSidebarNav").get_by_role("link", name=link)).to_be_visible()
         assert problems(page) == []
+        expect(page.get_by_test_id("stToolbar")).to_be_visible()  # the header is drawn, without developer tools:
+        assert not page.get_by_test_id("stAppDeployButton").count()  # no Deploy (.streamlit/config.toml)
     finally:
         context.close()
 
