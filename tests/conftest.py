@@ -8,8 +8,8 @@ Every test that drives the real browser (it uses the `chromium` fixture) is mark
 import os
 
 # Set before torch loads OpenMP: its idle threads then sleep instead of spinning. The suite's two workers, its
-# servers and chromium share two cores, where a spinning thread holds a core another process needs (the whole
-# run took 424 s with spinning threads, 369 s without). Waiting changes no number.
+# servers and chromium share two cores, where a spinning thread holds a core another process needs. Waiting
+# changes no number.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import time  # noqa: E402
@@ -113,6 +113,11 @@ def chromium():
         pytest.skip(f"the browser tests need Debian's chromium at {browser_harness.CHROMIUM}")
     with browser_harness.chromium() as browser:
         yield browser
+
+
+def parent_pid(pid: int) -> int:
+    """From /proc/PID/stat, "pid (name) state ppid ...": read after the name's ")" (a name may hold spaces)."""
+    return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the group marks

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import open_session
+from conftest import open_session, parent_pid
 
 import lora_core as lc
 from lora_core import executor, run_claims, works
@@ -170,8 +170,7 @@ def training_workers() -> list[int]:
 def ancestors(pid: int) -> list[int]:
     chain = []
     while pid > 1:
-        # /proc/PID/stat: "pid (name) state ppid ..."; the name may hold spaces, so read after its ")"
-        pid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        pid = parent_pid(pid)
         chain.append(pid)
     return chain
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import browser_harness as bh
 import pytest
+from conftest import parent_pid
 
 import lora_core as lc
 
@@ -40,8 +41,7 @@ def paused_while_training(runs: Path, stack: ExitStack, timeout_s: float = 60) -
         assert time.monotonic() < deadline, f"no server claimed a run in {timeout_s:g} s"
         time.sleep(0.005)
     pid = json.loads(owner)["pid"]
-    with open(f"/proc/{pid}/stat") as f:  # one of the servers this test started, nothing else
-        assert int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid(), f"pid {pid} is not a server of this test"
+    assert parent_pid(pid) == os.getpid(), f"pid {pid} is not a server of this test"  # nothing else is paused
     os.kill(pid, signal.SIGSTOP)
     stack.callback(os.kill, pid, signal.SIGCONT)
     assert claims[0].exists() and not list(runs.glob("**/*.safetensors")), "the training ended before the pause"
