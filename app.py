@@ -6,7 +6,7 @@ from ui import context, frame, server, state
 st.set_page_config(page_title="LoRA Lab", page_icon="🧪", layout="wide")
 server.setup()  # every run: its thread's float mode; once per server: torch threads, the sweep of idle sessions
 state.init()
-server.run_started()
+session_id = server.run_started()
 try:
     pages = frame.navigation()
     frame.readable_captions()
@@ -14,8 +14,6 @@ try:
     context.warn_fallback(st.session_state.context)
     if note := st.session_state.pop(server.NOTE_KEY, None):
         st.info(note, icon=":material/cleaning_services:")
-    st.session_state[context.FRAMED] = True
     pages.run()
-finally:
-    st.session_state.pop(context.FRAMED, None)
-    server.run_finished()
+finally:  # no Streamlit call here: after st.stop() or the header's Stop, each one raises again
+    server.run_finished(session_id)

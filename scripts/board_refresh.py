@@ -61,7 +61,7 @@ def page_run(folder: str, students: int, runs: int) -> tuple[float, float]:
 
     os.environ["LORA_LAB_CACHE"] = folder  # before the app's first import reads it
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=300)
-    at.switch_page("pages/class.py").run()
+    at.switch_page("app_pages/class.py").run()
     next(b for b in at.button if b.label == "Start a class").click().run()
     code, key = at.session_state["class_teacher"]
     engine = cr.open_database(cr.database_url(Path(folder)))  # the page's own database, as a replica sees it

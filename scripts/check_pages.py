@@ -35,7 +35,7 @@ def main() -> int:
 
 def check(work: Path) -> tuple[list[str], list[str]]:
     """(the problems found, the pages checked)."""
-    pages = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("*.py"))
+    pages = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "app_pages").glob("*.py"))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     for key, value in TINY_BASELINE.items():
         at.session_state[key] = value
@@ -45,10 +45,10 @@ def check(work: Path) -> tuple[list[str], list[str]]:
         found += problems(at.switch_page(page).run(), page)
     if found:  # a page that cannot draw has no buttons to press either
         return found, pages
-    at.switch_page("pages/baseline.py").run()
+    at.switch_page("app_pages/baseline.py").run()
     if not at.button(key="base_train").disabled:  # a run stored before is shown without training
         at.button(key="base_train").click().run()
-    found += problems(at, "pages/baseline.py, training")
+    found += problems(at, "app_pages/baseline.py, training")
     for page in pages:  # with a baseline: each page shows its settings and its buttons
         found += problems(at.switch_page(page).run(), page)
     if not list((work / "checkpoints" / "runs").glob("*.safetensors")):

@@ -1,6 +1,6 @@
 """The learn/forget frontier's runs: a job that trains one adapter per rank and evaluates them at a few
 strengths, a background fill of every other strength of the slider, and the points at one strength (known,
-computed now, or estimated on a subset). No Streamlit: pages/frontier.py draws them."""
+computed now, or estimated on a subset). No Streamlit: app_pages/frontier.py draws them."""
 import time
 
 import lora_core as lc

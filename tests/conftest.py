@@ -88,7 +88,7 @@ def small_mlp():
     return MLP(hidden1=32, hidden2=16)
 
 
-# --- the real browser: one streamlit server and one chromium for every browser test -----------------
+# --- the real browser: one streamlit server and one chromium per worker, shared by its browser tests ----------
 
 @pytest.fixture(scope="session")
 def streamlit_url(tmp_path_factory):
@@ -120,13 +120,10 @@ def parent_pid(pid: int) -> int:
     return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the group marks
 def pytest_collection_modifyitems(items):
     for item in items:
         if "chromium" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
-            # one worker runs them all, one after the other, on one shared server (pytest-xdist's loadgroup)
-            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 # --- AppTest: sessions of the app in this process ------------------------------------------------------
@@ -147,7 +144,7 @@ def open_session(settings: dict | None = None, /, timeout: float = 300, **state)
 def train_baseline(at: AppTest) -> dict:
     """Press Train baseline with the session's settings, unless the server has that baseline stored (then
     the button is disabled and the page shows it); the baseline as held_baseline gives it."""
-    at.switch_page("pages/baseline.py").run()
+    at.switch_page("app_pages/baseline.py").run()
     if not at.button(key="base_train").disabled:
         at.button(key="base_train").click().run()
     assert not at.exception, at.exception

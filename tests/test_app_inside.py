@@ -24,7 +24,7 @@ from ui import inside
 SMALL = {"base_hidden1": NARROW_BASELINE.hidden1, "base_hidden2": NARROW_BASELINE.hidden2,
          "base_max_steps": NARROW_BASELINE.max_steps}  # the baseline conftest trains once: the app must match it
 STEPS = 10
-PAGES = ["pages/inspector.py", "pages/oracle.py", "pages/inits.py", "pages/scaling.py", "pages/frontier.py"]
+PAGES = [f"app_pages/{name}.py" for name in ("inspector", "oracle", "inits", "scaling", "frontier")]
 
 
 pytestmark = pytest.mark.usefixtures("empty_data_root")
@@ -42,7 +42,7 @@ def session(page: str, query: dict | None = None, **state) -> AppTest:
         at.session_state[key] = value
     at.query_params.update(query or {})
     at.run()
-    at.switch_page("pages/baseline.py").run()
+    at.switch_page("app_pages/baseline.py").run()
     if not at.button(key="base_train").disabled:
         at.button(key="base_train").click().run()
     at.switch_page(page).run()
@@ -76,12 +76,12 @@ def test_every_view_renders_and_waits_for_a_click(page):
     assert not at.exception, at.exception
     assert "has not been trained on this server yet" in at.info[0].value  # offers to train it first
     at = session(page)
-    assert at.button(key=f"{page[6:-3].replace('inspector', 'insp')}_run").disabled is False
+    assert at.button(key=f"{Path(page).stem.replace('inspector', 'insp')}_run").disabled is False
     assert any(m.value.startswith("Press") for m in at.info)
 
 
 def test_inspector_matches_core(data, base):
-    at = session("pages/inspector.py", lora_rank=2, lora_steps=STEPS, lora_targets=["linear1", "linear3"],
+    at = session("app_pages/inspector.py", lora_rank=2, lora_steps=STEPS, lora_targets=["linear1", "linear3"],
                  insp_every=5)
     click(at, "insp_run")
     config = lc.FinetuneConfig(rank=2, targets=("linear1", "linear3"), steps=STEPS)
@@ -122,9 +122,9 @@ def test_inspector_matches_core(data, base):
 
 
 def test_inspector_reads_the_lora_pages_adapter(data, base):
-    at = session("pages/lora.py", lora_rank=3, lora_steps=STEPS, lora_targets=["linear3"])
+    at = session("app_pages/lora.py", lora_rank=3, lora_steps=STEPS, lora_targets=["linear3"])
     click(at, "lora_train")
-    at.switch_page("pages/inspector.py").run()
+    at.switch_page("app_pages/inspector.py").run()
     assert not at.exception, at.exception
     assert at.radio(key="insp_source").value == "from the LoRA finetuning page"
     run = lc.finetune_lora(base, data, lc.FinetuneConfig(rank=3, targets=("linear3",), steps=STEPS))
@@ -134,7 +134,7 @@ def test_inspector_reads_the_lora_pages_adapter(data, base):
 
 
 def test_rank_oracle_matches_core(data, base):
-    at = session("pages/oracle.py", lora_targets=["linear3"], oracle_ranks=[1, 4], oracle_steps=STEPS)
+    at = session("app_pages/oracle.py", lora_targets=["linear3"], oracle_ranks=[1, 4], oracle_steps=STEPS)
     click(at, "oracle_run")
     config = lc.FinetuneConfig(targets=("linear3",), steps=STEPS)
     full, _, _ = lc.finetune_full(base, data, replace(config, lr=lc.FULL_FINETUNE_LR))  # its own learning rate
@@ -162,7 +162,7 @@ def test_rank_oracle_matches_core(data, base):
 
 
 def test_init_gallery_matches_core(data, base):
-    at = session("pages/inits.py", inits_rank=4, inits_steps=STEPS)
+    at = session("app_pages/inits.py", inits_rank=4, inits_steps=STEPS)
     click(at, "inits_run")
     curves = {c.init: c for c in studies.init_gallery(base, data, lc.FinetuneConfig(rank=4, steps=STEPS))}
     assert list(curves) == ["kaiming", "gaussian", "zeros", "random", "orthogonal", "pissa", "olora"]
@@ -186,7 +186,7 @@ def test_init_gallery_matches_core(data, base):
 
 
 def test_scaling_explorer_matches_core(data, base):
-    at = session("pages/scaling.py", scaling_ranks=[1, 4], scaling_alpha=8.0, scaling_steps=STEPS)
+    at = session("app_pages/scaling.py", scaling_ranks=[1, 4], scaling_alpha=8.0, scaling_steps=STEPS)
     click(at, "scaling_run")
     rows = studies.scaling_sweep(base, data, lc.FinetuneConfig(alpha=8.0, steps=STEPS), [1, 4])
     table = at.dataframe[0].value
@@ -204,7 +204,7 @@ def test_scaling_explorer_matches_core(data, base):
 
 
 def test_frontier_matches_core_and_moves_without_retraining(data, base):
-    at = session("pages/frontier.py", frontier_ranks=[1, 2], frontier_steps=STEPS)
+    at = session("app_pages/frontier.py", frontier_ranks=[1, 2], frontier_steps=STEPS)
     click(at, "frontier_run")
     config = lc.FinetuneConfig(steps=STEPS)
     adapters = studies.train_frontier_adapters(base, data, config, [1, 2])
@@ -228,7 +228,7 @@ def test_frontier_matches_core_and_moves_without_retraining(data, base):
 
 
 def test_a_link_sets_the_widgets():
-    at = session("pages/lora.py", query={"v": "2", "rank": "4", "digits": "7", "preset": "forgetting", "h1": "64",
+    at = session("app_pages/lora.py", query={"v": "2", "rank": "4", "digits": "7", "preset": "forgetting", "h1": "64",
                                          "h2": "32", "base_steps": "30"})
     assert at.slider(key="lora_rank").value == 4
     assert at.multiselect(key="lora_classes").value == [7]
@@ -285,12 +285,12 @@ def test_named_presets_and_the_link_in_the_sidebar():
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
                     reason="needs Debian's dataset-fashion-mnist package")
 def test_fashion_mnist_class_names_inside():
-    at = session("pages/frontier.py", query={"dataset": "fashion-mnist", "digits": "2"},
+    at = session("app_pages/frontier.py", query={"dataset": "fashion-mnist", "digits": "2"},
                  frontier_ranks=[1], frontier_steps=5)
     assert at.session_state["context"].data.name == "fashion-mnist"
     click(at, "frontier_run")
     assert "errors on class Pullover" in at.dataframe[0].value.columns
-    at.switch_page("pages/inspector.py").run()
+    at.switch_page("app_pages/inspector.py").run()
     at.session_state["lora_steps"] = 5
     at.session_state["lora_targets"] = ["linear3"]
     at.run()
@@ -383,7 +383,7 @@ def test_gallery_shows_what_pissa_and_olora_move(data, base):
     """The PiSSA/OLoRA part of the gallery against numpy (SVD, QR, a float64 forward) and against
     variants.learning_curves, which trains plain LoRA and each init again on the same data and steps."""
     rank, alpha = 4, 1.0
-    at = session("pages/inits.py", inits_rank=rank, inits_steps=STEPS)
+    at = session("app_pages/inits.py", inits_rank=rank, inits_steps=STEPS)
     if not at.button(key="inits_run").disabled:  # else the gallery is the server's stored one, shown already
         click(at, "inits_run")
     shown, drawn = metrics(at), charts(at)

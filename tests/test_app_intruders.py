@@ -22,7 +22,7 @@ def _wrong(model, data, digits) -> tuple[int, int]:
 
 def test_intruders_page_matches_core(data, narrow_baseline):
     base = narrow_baseline.model
-    at = session("pages/intruders.py", oracle_ranks=[1, 4], oracle_steps=STEPS)
+    at = session("app_pages/intruders.py", oracle_ranks=[1, 4], oracle_steps=STEPS)
     click(at, "oracle_run")
     runs = studies.rank_oracle(base, data, CONFIG, [1, 4]).intruders
     assert [r.run for r in runs] == ["full finetuning", "LoRA r=1", "LoRA r=4"]

@@ -26,7 +26,7 @@ LONG = lc.BaselineConfig(hidden1=8, hidden2=8, epochs=50, batch_size=16, max_ste
 
 
 def train_lora(at: AppTest, **settings) -> None:
-    at.switch_page("pages/lora.py").run()
+    at.switch_page("app_pages/lora.py").run()
     for key, value in settings.items():
         at.session_state[key] = value
     at.run()  # draw the page for these settings: its Train button is for them
@@ -70,7 +70,7 @@ def test_two_sessions_share_the_data_and_the_baseline_but_never_an_adapter():
     weights = {name: w.clone() for name, w in base.state_dict().items()}
 
     train_lora(a, lora_rank=2, lora_classes=[3])
-    b.switch_page("pages/lora.py").run()
+    b.switch_page("app_pages/lora.py").run()
     assert not held_models(b) or all(m is base for m in held_models(b))  # b sees nothing of a's adapter
     train_lora(b, lora_rank=4, lora_classes=[7])
 
@@ -124,6 +124,18 @@ def test_a_shared_baseline_trains_on_while_one_session_still_follows_it(data):
     assert runs.running(key) is None and runs.find(key) is None  # partial: not stored as the whole run
 
 
+def test_a_run_that_ends_in_st_stop_still_ends_for_the_idle_sweep():
+    """The LoRA page stops its run (st.stop()) while no baseline is trained; after st.stop() every Streamlit
+    call raises again, so the frame must record the run's end without one, or the sweep would think the
+    session busy for ever and never give its models back."""
+    at = open_session(SMALL, seed=9001)
+    at.switch_page("app_pages/lora.py").run()
+    assert not at.exception, at.exception
+    assert any("has not been trained on this server yet" in info.value for info in at.info)
+    assert "lora_train" not in [button.key for button in at.button]  # stopped before its own Train
+    assert server.SESSIONS.get(at.session_state["session_id"]).running == 0
+
+
 def test_an_idle_session_gives_its_models_back_and_keeps_its_settings():
     at = open_session(SMALL, seed=9102)
     train_baseline(at)
@@ -134,7 +146,7 @@ def test_an_idle_session_gives_its_models_back_and_keeps_its_settings():
     assert held_models(at)
     server.SESSIONS.sweep(session.last_seen + 121, idle=120)  # 121: (t + 120) - t can round below 120
     assert not held_models(at) and server.SESSIONS.get(session.id) is session  # still open, still known
-    at.switch_page("app.py").run()  # (AppTest runs the frame only on the main page; a server on every page)
+    at.run()
     assert not at.exception, at.exception
     assert any("without activity" in info.value for info in at.info)
     assert server.NOTE_KEY not in at.session_state  # said once

@@ -246,7 +246,7 @@ def test_a_baseline_stopped_before_its_first_step_is_not_kept_as_the_whole_run(d
     key = runs.key(exp, Kind.BASELINE, "cpu")
     zero = lc.train_baseline(exp.baseline, data, should_stop=lambda: True)  # what a Stop before step 1 returns
     at.session_state["baseline_partial"] = {"key": key, "result": zero}
-    at.switch_page("pages/baseline.py").run()
+    at.switch_page("app_pages/baseline.py").run()
     assert not at.exception, at.exception
     assert "Stopped before the first step: nothing was trained or kept." in [i.value for i in at.info]
     assert runs.find(key) is None and at.session_state["base_max_steps"] == 0

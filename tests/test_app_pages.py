@@ -54,7 +54,7 @@ def train(at: AppTest, key: str) -> AppTest:
 
 def with_baseline(page: str) -> AppTest:
     """A session whose baseline is the small one (trained here, or found in the server's store)."""
-    at = open_page("pages/baseline.py")
+    at = open_page("app_pages/baseline.py")
     at.number_input(key="base_max_steps").set_value(SMALL_BASELINE.max_steps).run()
     train(at, "base_train")
     return at.switch_page(page).run()
@@ -83,7 +83,7 @@ def percent(share: float, digits: int = 2) -> str:
 
 
 def test_the_notebook_page_quotes_the_notebook():
-    at = open_page("pages/notebook.py")
+    at = open_page("app_pages/notebook.py")
     assert at.title[0].value == "The notebook"
     quoted = "\n".join(c.value for c in at.code)
     assert "Accuracy : 0.961" in quoted and "Params introduced by LoRA : 6,794" in quoted
@@ -103,7 +103,7 @@ def test_home_and_sidebar():
 
 @pytest.mark.parametrize("d, k, true_rank, r", [(10, 10, 2, 2), (10, 10, 2, 1), (64, 32, 8, 3)])
 def test_svd_sliders_match_core(d, k, true_rank, r):
-    at = open_page("pages/svd.py")
+    at = open_page("app_pages/svd.py")
     for key, value in (("svd_d", d), ("svd_k", k), ("svd_true_rank", true_rank), ("svd_r", r)):
         at.slider(key=key).set_value(value).run()
     assert not at.exception, at.exception
@@ -123,7 +123,7 @@ def test_svd_sliders_match_core(d, k, true_rank, r):
 
 
 def test_svd_kept_rank_follows_the_slider_and_its_limit():
-    at = open_page("pages/svd.py")
+    at = open_page("app_pages/svd.py")
     before = metrics(at)["Reconstruction error ‖W − BA‖_F"]
     at.slider(key="svd_r").set_value(1).run()
     assert metrics(at)["Reconstruction error ‖W − BA‖_F"] != before
@@ -136,7 +136,7 @@ def test_svd_kept_rank_follows_the_slider_and_its_limit():
 
 
 def test_baseline_trains_and_matches_core(core_baseline):
-    at = open_page("pages/baseline.py")
+    at = open_page("app_pages/baseline.py")
     assert at.button(key="base_stop").disabled
     at.number_input(key="base_max_steps").set_value(30).run()
     train(at, "base_train")
@@ -150,7 +150,7 @@ def test_baseline_trains_and_matches_core(core_baseline):
     table = at.dataframe[0].value
     assert table["parameters"].tolist() == [785_000, 2_002_000, 20_010, 2_807_010]
 
-    second = open_page("pages/baseline.py")  # another user, same settings: shown without a click
+    second = open_page("app_pages/baseline.py")  # another user, same settings: shown without a click
     writes = runs.store().writes
     second.number_input(key="base_max_steps").set_value(30).run()
     assert "Stored on this server" in second.success[0].value
@@ -159,7 +159,7 @@ def test_baseline_trains_and_matches_core(core_baseline):
 
 
 def test_a_run_that_ends_is_drawn_in_the_same_pass_with_its_buttons_disabled():
-    at = open_page("pages/baseline.py")
+    at = open_page("app_pages/baseline.py")
     at.number_input(key="base_max_steps").set_value(13).run()  # 13 steps: a run no other test makes
     assert not at.button(key="base_train").disabled
     at.button(key="base_train").click().run()
@@ -183,7 +183,7 @@ def layout(at: AppTest) -> list[tuple[int, str]]:
 def test_the_notebook_preset_sets_every_setting():
     at = open_page()  # AppTest runs the frame, and so draws the sidebar, on a session's first run only
     at.sidebar.selectbox(key="preset_name").set_value("the notebook").run()
-    at.switch_page("pages/baseline.py").run()
+    at.switch_page("app_pages/baseline.py").run()
     assert not at.exception, at.exception
     assert at.session_state["experiment"] == presets.PRESETS["the notebook"]
     assert at.query_params["epochs"] == "1" and at.query_params["base_batch"] == "10"
@@ -197,7 +197,7 @@ def test_stop_keeps_what_was_learned(data):
     AppTest only sees finished runs, where Stop is disabled (Streamlit drops clicks on disabled
     widgets), so this does what the Stop button's callback does while training shows.
     """
-    at = open_page("pages/baseline.py")
+    at = open_page("app_pages/baseline.py")
     at.session_state["seed"] = 7  # 237 steps: far more than run before the stop
     at.run()
     experiment, session = at.session_state["experiment"], at.session_state["session_id"]
@@ -229,7 +229,7 @@ def test_stop_keeps_what_was_learned(data):
 
 
 def test_lora_finetune_matches_core(data, core_baseline, core_lora):
-    at = with_baseline("pages/lora.py")
+    at = with_baseline("app_pages/lora.py")
     shown = metrics(at)
     assert shown["Original parameters (frozen)"] == "2,807,010"
     assert shown["LoRA parameters (trained)"] == "6,794"
@@ -274,7 +274,7 @@ def test_lora_finetune_matches_core(data, core_baseline, core_lora):
 
 
 def test_rank_comparison_matches_core(data, core_baseline):
-    at = with_baseline("pages/ranks.py")
+    at = with_baseline("app_pages/ranks.py")
     assert at.multiselect(key="sweep_targets").value == ["linear1", "linear2"]
     at.multiselect(key="sweep_targets").set_value(["linear1", "linear2", "linear3"]).run()
     assert "rank 16 does not fit linear3 (10×2000)" in at.error[0].value  # rank 16 > 10
@@ -309,7 +309,7 @@ def test_unavailable_dataset_falls_back_to_the_sample():
     assert at.query_params.get("dataset") is None  # the link now says what is used: the sample
     assert at.sidebar.selectbox(key="dataset").value == "mnist-sample"  # and the Dataset box, in this same pass
     assert any("Bundled MNIST sample" in c.value for c in at.sidebar.caption)
-    at.switch_page("pages/baseline.py").run()
+    at.switch_page("app_pages/baseline.py").run()
     assert not at.exception, at.exception
     assert "mnist-sample" in at.info[0].value  # the page goes on with the sample
     assert at.session_state["dataset"] == "mnist-sample"  # and so does the sidebar
@@ -323,7 +323,7 @@ def test_fashion_mnist_shows_class_names():
     at.run()
     assert not at.exception and not at.warning
     assert any("Fashion-MNIST" in c.value for c in at.sidebar.caption)
-    at.switch_page("pages/baseline.py").run()
+    at.switch_page("app_pages/baseline.py").run()
     at.number_input(key="base_max_steps").set_value(5).run()
     train(at, "base_train")
     wrong = charts(at)[1]
@@ -353,7 +353,7 @@ def upload(at: AppTest, name: str, blob: bytes) -> AppTest:
     ("adapter.safetensors", adapter_bytes),
 ])
 def test_uploaded_adapter_is_attached_to_a_copy_of_the_baseline(core_baseline, core_lora, name, make):
-    at = with_baseline("pages/lora.py")
+    at = with_baseline("app_pages/lora.py")
     base = held_baseline(at)
     upload(at, name, make(core_lora.model))
     assert "attached to a copy of your baseline" in at.success[0].value
@@ -420,7 +420,7 @@ def _bad_file(case: str, trained) -> tuple[str, bytes]:
 @pytest.fixture(scope="module")
 def session_with_adapter():
     """One session with a trained adapter current: every bad upload goes to it and must change nothing."""
-    at = with_baseline("pages/lora.py")
+    at = with_baseline("app_pages/lora.py")
     at.number_input(key="lora_steps").set_value(SMALL_FINETUNE.steps).run()
     train(at, "lora_train")
     return at
@@ -467,7 +467,7 @@ def blend_charted_above(at: AppTest, blend: lc.Evaluation) -> bool:
 
 
 def test_blend_rescores_from_the_core(data, core_baseline):
-    at = with_baseline("pages/lora.py")
+    at = with_baseline("app_pages/lora.py")
     at.number_input(key="lora_steps").set_value(SMALL_FINETUNE.steps).run()
     trained = {}
     for digit in (2, 7):

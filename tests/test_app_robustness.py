@@ -70,7 +70,7 @@ def test_a_restarted_server_shows_its_stored_run_and_retrains_a_damaged_one(dama
 
     runs.store().forget(key)  # a restart forgets what was in memory, not what is on disk
     at = open_session(SMALL, **settings_)
-    at.switch_page("pages/baseline.py").run()
+    at.switch_page("app_pages/baseline.py").run()
     assert at.button(key="base_train").disabled and "Stored on this server" in texts(at.success)  # no click
     second = runs.find(key)
     assert second.losses == first.losses and second is not first
@@ -81,7 +81,7 @@ def test_a_restarted_server_shows_its_stored_run_and_retrains_a_damaged_one(dama
     damage(path)
     runs.store().forget(key)
     at = open_session(SMALL, **settings_)
-    at.switch_page("pages/baseline.py").run()
+    at.switch_page("app_pages/baseline.py").run()
     assert "was damaged, so it was not loaded" in texts(at.warning)
     third = train_baseline(at)["run"]
     assert third.losses == first.losses  # trained again, to the same numbers
@@ -112,7 +112,7 @@ def test_a_diverging_baseline_says_why_and_keeps_the_previous_one(monkeypatch):
 def test_a_diverging_finetune_says_why_and_keeps_the_previous_adapter(monkeypatch):
     at = open_session(SMALL, seed=30_002)
     train_baseline(at)
-    at.switch_page("pages/lora.py").run()
+    at.switch_page("app_pages/lora.py").run()
     at.button(key="lora_train").click().run()
     assert not at.exception, at.exception
     before = at.session_state["lora"]
@@ -187,14 +187,14 @@ def test_a_bad_data_folder_falls_back_to_the_bundled_sample(tmp_path, monkeypatc
     else:
         assert "bundled MNIST sample is used instead" in texts(at.warning)
         assert at.session_state["context"].data.name == "mnist-sample"
-    at.switch_page("pages/baseline.py").run()
+    at.switch_page("app_pages/baseline.py").run()
     assert not at.exception, at.exception
 
 
 # --- fuzz: random URL parameters and widget values never end in a traceback --------------------------
 
 # every page, other workers' too; but the operator's, which exists only with its token (tests/test_fair.py)
-PAGES = sorted(f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py") if p.name != "operator.py")
+PAGES = sorted(f"app_pages/{p.name}" for p in (ROOT / "app_pages").glob("*.py") if p.name != "operator.py")
 # no subnormal floats: lora_core's threads compute them as zero (lora_core.parallel); hypothesis refuses them there
 junk = st.one_of(st.integers(-10**12, 10**12), st.floats(allow_subnormal=False), st.text(max_size=12), st.none(),
                  st.booleans(), st.lists(st.integers(-3, 200), max_size=4), st.lists(st.text(max_size=4), max_size=3))

@@ -13,7 +13,7 @@ def texts(elements) -> str:
 
 def test_a_hidden_size_over_the_cap_is_kept_and_refused_by_the_cap_when_train_is_pressed():
     at = open_session(SMALL)
-    at.switch_page("pages/baseline.py").run()
+    at.switch_page("app_pages/baseline.py").run()
     at.number_input(key="base_hidden1").set_value(3000).run()
     at.button(key="base_train").click().run()
     assert not at.exception, at.exception
@@ -29,7 +29,7 @@ def test_a_hidden_size_over_the_cap_is_kept_and_refused_by_the_cap_when_train_is
 def test_layers_picked_out_of_order_are_held_and_linked_in_one_order():
     at = open_session(SMALL, base_hidden1=8)
     train_baseline(at)  # the LoRA page draws its inputs over a baseline
-    at.switch_page("pages/lora.py").run()
+    at.switch_page("app_pages/lora.py").run()
     at.multiselect(key="lora_targets").set_value(["linear3", "linear1"]).run()
     assert not at.exception, at.exception
     at.run()
@@ -42,8 +42,8 @@ def test_a_rank_that_does_not_fit_on_the_lora_page_does_not_stop_a_study_of_rank
     at = open_session(SMALL, base_hidden1=8)
     train_baseline(at)
     at.session_state["lora_rank"] = 32  # linear3, a default target, holds rank 10 at most
-    at.switch_page("pages/lora.py").run()
+    at.switch_page("app_pages/lora.py").run()
     assert "does not fit linear3" in texts(at.error)
-    at.switch_page("pages/frontier.py").run()
+    at.switch_page("app_pages/frontier.py").run()
     assert not at.exception and not at.error, (at.exception, texts(at.error))
     assert at.button(key="frontier_run").label == "Train the adapters"

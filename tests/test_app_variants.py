@@ -20,7 +20,7 @@ SETTINGS = {"base_hidden1": 32, "base_hidden2": 16, "base_max_steps": 40, "lora_
 def test_a_dora_finetune_with_loraplus_shows_lora_cores_numbers():
     at = open_session(SETTINGS, timeout=180)
     base = train_baseline(at)["run"]
-    at.switch_page("pages/lora.py").run()
+    at.switch_page("app_pages/lora.py").run()
     at.toggle(key="lora_dora").set_value(True).run()
     at.number_input(key="lora_loraplus").set_value(4.0).run()
     assert at.query_params["dora"] in ("1", ["1"]) and at.query_params["loraplus"] in ("4", ["4"])  # the link
@@ -50,7 +50,7 @@ def test_a_pissa_or_olora_finetune_proves_its_start_and_loads_in_peft_on_the_ori
     peft = pytest.importorskip("peft")
     at = open_session({**SETTINGS, "lora_init": init}, timeout=180)
     base = train_baseline(at)["run"].model
-    at.switch_page("pages/lora.py").run()
+    at.switch_page("app_pages/lora.py").run()
     assert at.query_params["init"] in (init, [init])  # the link
     at.button(key="lora_train").click().run()
     assert not at.exception, at.exception

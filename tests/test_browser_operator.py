@@ -18,14 +18,11 @@ OPERATOR_TITLE = "Operator: trainings on this server"
 
 
 @pytest.fixture(scope="module")
-def operator_url(chromium, tmp_path_factory):
+def operator_url(tmp_path_factory):
     root = tmp_path_factory.mktemp("operator")
     env = {"LORA_LAB_DATA": str(root / "data"), "LORA_LAB_CACHE": str(root / "checkpoints"),
            "LORA_LAB_OPERATOR_TOKEN": TOKEN}
     with streamlit_server(env=env, log=root / "streamlit.log") as url:
-        # The server's very first session, when it opens /operator, is listed Streamlit's own pages/ folder
-        # instead of the app's navigation (seen with Streamlit 1.67): a first visit elsewhere avoids that.
-        new_tab(chromium, url, "").context.close()
         yield url
 
 

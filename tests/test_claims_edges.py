@@ -56,7 +56,7 @@ def test_baseline_caption_names_every_class_that_ties(tie_base, data):
     wrong = np.bincount(labels[predictions != labels], minlength=10)
     most, fewest = np.flatnonzero(wrong == wrong.max()), np.flatnonzero(wrong == wrong.min())
     assert len(most) == 2  # the grid point is a tie: the claim is tested where it used to fail
-    text = caption(page("pages/baseline.py"), "Misclassified test images of each class")
+    text = caption(page("app_pages/baseline.py"), "Misclassified test images of each class")
     top = text.split("most for ")[1].split(", fewest for ")[0]
     bottom = text.split("fewest for ")[1]
     assert sorted(int(c) for c in re.findall(r"\d", top.split(" (")[0])) == list(most)
@@ -75,7 +75,7 @@ def test_most_and_fewest_when_every_class_is_equal():
 @pytest.mark.parametrize("batch", [7, 32])
 def test_steps_help_says_the_batch_size(batch):
     """LoRA page: the Steps help says how many images a step takes, the batch size chosen."""
-    at = page("pages/lora.py", lora_batch=batch)
+    at = page("app_pages/lora.py", lora_batch=batch)
     assert f"Training steps of {batch:,} images each" in at.number_input(key="lora_steps").help
 
 
@@ -94,7 +94,7 @@ def test_study_caption_separates_its_own_settings_from_the_lora_pages(study):
     """Inits, oracle, scaling, frontier: the settings said to come from the LoRA page are the LoRA page's,
     and the study's own (rank, α, steps) are said to be its own."""
     own = STUDIES[study]
-    text = caption(page(f"pages/{study}.py", **LORA_PAGE, **own), "From the LoRA page")
+    text = caption(page(f"app_pages/{study}.py", **LORA_PAGE, **own), "From the LoRA page")
     shared, mine = text.split("This study's own")
     assert "batch 12" in shared and "class 4" in shared and "learning rate 0.001" in shared
     assert (f"α {own['scaling_alpha']:g}" in mine) if study == "scaling" else ("α 3;" in shared)
@@ -120,7 +120,7 @@ def _inspected(data, base, init: str):
 def test_inspector_sentences_on_a_zero_and_a_trained_update(init, tie_base, data):
     """ΔW inspector: the largest |entry|, the number of non-zero singular values, where the energy reaches
     100 % and the energy metric's help, for a both-zero adapter (ΔW = 0) and a trained one."""
-    at = page("pages/inspector.py", lora_rank=2, lora_steps=3, lora_init=init, lora_targets=["linear1", "linear3"],
+    at = page("app_pages/inspector.py", lora_rank=2, lora_steps=3, lora_init=init, lora_targets=["linear1", "linear3"],
               insp_every=0)
     at.button(key="insp_run").click().run()
     assert not at.exception, at.exception
@@ -160,7 +160,7 @@ def test_notebook_page_says_the_full_datasets_are_used_only_when_chosen():
     """Notebook page: the bundled sample is the default; full MNIST or Fashion-MNIST only when chosen."""
     at = open_session()
     assert at.selectbox(key="dataset").value == lc.Experiment().dataset == "mnist-sample"  # unless chosen
-    at.switch_page("pages/notebook.py").run()
+    at.switch_page("app_pages/notebook.py").run()
     text = " ".join(m.value for m in at.markdown)
     assert "used only when chosen in the\n  sidebar" in text or "used only when chosen in the sidebar" in text
     assert "used when present" not in text
@@ -236,19 +236,19 @@ def _weights(config: lc.BaselineConfig) -> int:
 def test_rank_pages_count_the_baselines_own_weights_and_layers():
     """Rank comparison and oracle: the helps name the baseline's weight count and linear3's rank limit, not the
     default network's (2.8 M weights, 2000 features)."""
-    ranks = page("pages/ranks.py")
+    ranks = page("app_pages/ranks.py")
     assert f"every one of the baseline's {_weights(TIE_BASELINE):,} weights" in ranks.select_slider(
         key="sweep_full_lr").help
     assert "linear3 maps 8 features to only 10 classes, so its rank is at most 8" in ranks.multiselect(
         key="sweep_targets").help
-    oracle = page("pages/oracle.py")
+    oracle = page("app_pages/oracle.py")
     assert f"training all {_weights(TIE_BASELINE):,} weights" in oracle.select_slider(key="oracle_full_lr").help
 
 
 def test_collapse_warning_on_two_classes_says_one_of_them(tie_base, data):
     """Rank comparison: full finetuning at LoRA's rate on two classes answers one of them for almost every
     image, and the warning says so (not "that")."""
-    at = page("pages/ranks.py", lora_classes=[2, 7], lora_steps=40, sweep_ranks=[1])
+    at = page("app_pages/ranks.py", lora_classes=[2, 7], lora_steps=40, sweep_ranks=[1])
     at.button(key="sweep_run").click().run()
     assert not at.exception, at.exception
     config = lc.FinetuneConfig(targets=("linear1", "linear2"), digits=(2, 7), steps=40, seed=TIE["seed"])

@@ -17,7 +17,7 @@ def embedded_database(monkeypatch):
 
 
 def baseline_widgets(at):
-    at.switch_page("pages/baseline.py").run()
+    at.switch_page("app_pages/baseline.py").run()
     assert not at.exception, at.exception
     return {w.key: w for w in [*at.number_input, *at.select_slider, *at.selectbox]}
 

@@ -12,7 +12,7 @@ import classroom as cr
 import lora_core as lc
 from ui import classroom as uc
 
-PAGE = "pages/class.py"
+PAGE = "app_pages/class.py"
 
 
 @pytest.fixture(autouse=True)
@@ -90,7 +90,7 @@ SMALL = {"base_hidden1": 32, "base_hidden2": 32, "base_max_steps": 10, "lora_ste
 def test_a_student_s_finished_finetune_reaches_the_board_and_answers_the_teacher_s_questions(data):
     student = open_session(SMALL)
     held = train_baseline(student)
-    student.switch_page("pages/lora.py").run()
+    student.switch_page("app_pages/lora.py").run()
     student.button(key="lora_train").click().run()
     assert not student.exception, student.exception
     config = student.session_state["experiment"].finetune
@@ -118,7 +118,7 @@ def test_a_student_s_finished_finetune_reaches_the_board_and_answers_the_teacher
     assert still_wrong.answer == core.after.wrong_per_class[config.digits[0]]
     assert strength_zero.answer == ["yes"]
 
-    student.switch_page("pages/lora.py").run()
+    student.switch_page("app_pages/lora.py").run()
     student.number_input(key="lora_steps").set_value(6).run()
     student.button(key="lora_train").click().run()  # finished on the LoRA page: on the board without a visit
     assert not student.exception, student.exception

@@ -22,7 +22,7 @@ def student_with_a_finetune(steps: int):
     """A session that trained the small baseline and a rank-1 finetune of digit 2 for `steps` steps."""
     student = open_session({**SMALL, "lora_steps": steps})
     held = train_baseline(student)
-    student.switch_page("pages/lora.py").run()
+    student.switch_page("app_pages/lora.py").run()
     if not student.button(key="lora_train").disabled:  # else the server has this finetune stored: shown
         student.button(key="lora_train").click().run()
     assert not student.exception, student.exception

@@ -333,13 +333,13 @@ def page():
 
     at = open_session(PAGE_SETTINGS, timeout=180)
     held = train_baseline(at)
-    at.switch_page("pages/lora.py").run()
+    at.switch_page("app_pages/lora.py").run()
     for digits in ([2], [7], [2, 7]):
         at.multiselect(key="lora_classes").set_value(digits).run()
         if not at.button(key="lora_train").disabled:
             at.button(key="lora_train").click().run()
         assert not at.exception, at.exception
-    at.switch_page("pages/combine.py").run()
+    at.switch_page("app_pages/combine.py").run()
     assert not at.exception, at.exception
     two, seven, _ = at.session_state["lora_adapters"]
     at.multiselect(key="combine_chosen").set_value([two["uid"], seven["uid"]]).run()
@@ -402,6 +402,6 @@ def test_the_page_asks_for_two_adapters_first():
 
     at = open_session(PAGE_SETTINGS, timeout=180)
     train_baseline(at)
-    at.switch_page("pages/combine.py").run()
+    at.switch_page("app_pages/combine.py").run()
     assert not at.exception and not at.dataframe
     assert "at least two adapters on this baseline" in at.info[0].value

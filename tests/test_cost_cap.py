@@ -18,7 +18,7 @@ def test_the_work_of_a_run_is_its_images_times_the_baselines_weights():
 def test_the_issues_two_browser_run_is_refused_for_its_cost_and_the_default_is_not():
     wide = {"base_hidden1": 2048, "base_hidden2": 2048, "base_batch": 1024, "base_epochs": 50, "base_max_steps": 0}
     at = open_session(wide)
-    at.switch_page("pages/baseline.py").run()
+    at.switch_page("app_pages/baseline.py").run()
     steps = 50 * 5  # 5,000 images at batch 1024: 5 steps an epoch
     work = steps * 1024 * (784 * 2048 + 2048 * 2048 + 2048 * 10)
     estimate = [c.value for c in at.caption if c.value.startswith("This run: about")]

@@ -49,7 +49,7 @@ def page():
     """The LoRA page after training an adapter: what it shows and the files it offers."""
     at = open_session(SETTINGS, timeout=180)
     train_baseline(at)
-    at.switch_page("pages/lora.py").run()
+    at.switch_page("app_pages/lora.py").run()
     at.button(key="lora_train").click().run()
     assert not at.exception, at.exception
     return at
@@ -71,7 +71,7 @@ def test_the_code_on_the_page_prints_the_accuracy_on_the_page(page, how, tmp_pat
     shown = {m.label: m.value for m in page.metric}["Accuracy after LoRA"]
     record = page.session_state["lora"]
     right = 10_000 - record.after.wrong  # the core's evaluation of the page's adapter
-    snippet, = [c.value for c in page.code]
+    snippet, = [c.value for c in page.main.code]  # the sidebar holds the share link
     offered_files(page, tmp_path)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # a fresh interpreter in a fresh folder
     if how == "as a file":
@@ -90,7 +90,7 @@ def test_the_code_on_the_page_prints_the_accuracy_on_the_page(page, how, tmp_pat
 
 
 def test_the_code_names_its_packages_and_needs_nothing_of_this_project(page):
-    snippet, = [c.value for c in page.code]
+    snippet, = [c.value for c in page.main.code]  # the sidebar holds the share link
     assert snippet.startswith("# Needs: pip install torch safetensors peft numpy\n")
     imported = {line.split()[1].split(".")[0] for line in snippet.splitlines() if line.startswith(("import ", "from "))}
     assert imported == {"json", "zipfile", "numpy", "torch", "peft", "safetensors"}

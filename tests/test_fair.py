@@ -196,7 +196,7 @@ def open_session(**state) -> AppTest:
 def test_a_baseline_over_the_step_cap_is_refused_on_the_page_and_the_session_kept(monkeypatch):
     monkeypatch.setenv(limits.MAX_STEPS_ENV, "100")
     at = open_session(base_hidden1=16, base_hidden2=16, base_epochs=2, base_batch=64, base_max_steps=0)
-    at.switch_page("pages/baseline.py").run()
+    at.switch_page("app_pages/baseline.py").run()
     assert any("at most 100 steps" in c.value for c in at.caption)  # the cap is said where the inputs are
     if not at.button(key="base_train").disabled:
         at.button(key="base_train").click().run()
@@ -223,7 +223,7 @@ def no_wrong_tries():
 
 def sign_in(at: AppTest, given: str) -> AppTest:
     """Type `given` into the operator page's sign-in form and submit it."""
-    at.switch_page("pages/operator.py").run()
+    at.switch_page("app_pages/operator.py").run()
     at.text_input(key="op_token").input(given)
     next(b for b in at.button if b.label == "Sign in").click().run()
     assert not at.exception, at.exception
@@ -242,7 +242,7 @@ def test_without_a_token_the_server_has_no_operator_page(monkeypatch):
     monkeypatch.setenv(operator.TOKEN_ENV, "")
     at = operator_session(None)
     with pytest.raises(ValueError, match="Could not find a navigation page"):  # not in this server's app
-        at.switch_page("pages/operator.py")
+        at.switch_page("app_pages/operator.py")
 
 
 @pytest.mark.parametrize("given", ["wrong", "s3cret-toke", ""])
@@ -259,7 +259,7 @@ def test_a_token_in_the_address_is_taken_out_and_never_accepted(monkeypatch):
     at.query_params[operator.QUERY_KEY] = "s3cret-token"  # as an old link, or the history, would bring it
     at.run()
     assert operator.QUERY_KEY not in at.query_params
-    at.switch_page("pages/operator.py").run()
+    at.switch_page("app_pages/operator.py").run()
     assert at.text_input(key="op_token") is not None and not at.dataframe  # still the sign-in form
 
 
@@ -286,7 +286,7 @@ def test_the_operator_sees_every_training_and_stops_one(monkeypatch, slots):
         while not (running.step and slots.position(queued[-1]) == 1) and time.monotonic() < deadline:
             time.sleep(0.01)
         at = operator_session("s3cret-token")
-        at.switch_page("pages/operator.py").run()
+        at.switch_page("app_pages/operator.py").run()
         assert [t.value for t in at.title] == [OPERATOR_TITLE]
         table = at.dataframe[0].value
         assert list(table["job"]) == [running.name, queued[0].name, queued[1].name]
@@ -312,13 +312,13 @@ def test_a_refused_training_and_the_operator_page_name_the_jobs_real_kind(monkey
     assert train_baseline(at)["run"] is not None
     # the LoRA page's Train starts the finetune and leaves the page at once, rather than following it to its end
     monkeypatch.setattr(progress, "follow", lambda job, what, live_chart=True: st.stop())
-    at.switch_page("pages/lora.py").run()
+    at.switch_page("app_pages/lora.py").run()
     at.number_input(key="lora_steps").set_value(limits.DEFAULT_MAX_STEPS).run()
     at.button(key="lora_train").click().run()
     assert not at.exception, at.exception
     (finetune,) = slots.tickets()
     try:
-        at.switch_page("pages/inspector.py").run()
+        at.switch_page("app_pages/inspector.py").run()
         at.button(key="insp_run").click().run()
         assert not at.exception, at.exception
         refusals = [e.value for e in at.error if e.value.startswith("Not started")]
@@ -326,7 +326,7 @@ def test_a_refused_training_and_the_operator_page_name_the_jobs_real_kind(monkey
         assert refusals[0].startswith("Not started: you already have an adapter training (LoRA finetuning) ")
         assert [row["what"] for row in operator.rows()] == ["an adapter training (LoRA finetuning)"]
         op = operator_session("s3cret-token")
-        op.switch_page("pages/operator.py").run()
+        op.switch_page("app_pages/operator.py").run()
         assert list(op.dataframe[0].value["what"]) == ["an adapter training (LoRA finetuning)"]
         assert finetune.name.startswith("finetune-")
     finally:
@@ -342,7 +342,7 @@ def test_the_operator_deletes_a_stored_run_and_it_is_made_again_when_asked(monke
     key = runs.key(lc.Experiment(baseline=config, seed=config.seed), Kind.BASELINE, "cpu")
     runs.store().put(key, works.baseline_record(run), run)
     at = operator_session("s3cret-token")
-    at.switch_page("pages/operator.py").run()
+    at.switch_page("app_pages/operator.py").run()
     assert not at.exception, at.exception
     table = at.dataframe[-1].value
     (row,) = [i for i, run_key in enumerate(table["run"]) if run_key == key]

@@ -49,7 +49,7 @@ def test_the_estimate_counts_exactly_on_the_first_thousand_test_images(frontier,
 def test_the_page_ends_on_the_full_value_labelled_as_such():
     at = open_session(SETTINGS, frontier_ranks=[1], frontier_steps=10, timeout=300)
     train_baseline(at)
-    at.switch_page("pages/frontier.py").run()
+    at.switch_page("app_pages/frontier.py").run()
     at.button(key="frontier_run").click().run()
     at.slider(key="frontier_strength").set_value(0.65).run()
     assert not at.exception, at.exception

@@ -248,7 +248,7 @@ def test_a_baseline_stopped_after_it_started_and_before_its_first_step_is_never_
     try:
         settings = dict(base_hidden1=16, base_hidden2=16, base_epochs=1, base_batch=64, seed=6_003)
         at = open_session(**settings)
-        at.switch_page("pages/baseline.py").run()
+        at.switch_page("app_pages/baseline.py").run()
         key = runs.key(at.session_state["experiment"], Kind.BASELINE, "cpu")
         stopper = threading.Thread(target=stop_once_started, args=(key, at.session_state["session_id"]))
         stopper.start()
@@ -262,5 +262,5 @@ def test_a_baseline_stopped_after_it_started_and_before_its_first_step_is_never_
     assert runs.find(key) is None and not runs.store().path(key).exists() and runs.store().writes == 0
     assert runs.obtain(Run(key, Kind.BASELINE), None, start=False).how is How.ABSENT
     other = open_session(**settings)  # someone else opens the same settings: not made, Train is offered
-    other.switch_page("pages/baseline.py").run()
+    other.switch_page("app_pages/baseline.py").run()
     assert not other.exception and not other.success and not other.button(key="base_train").disabled

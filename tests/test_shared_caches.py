@@ -17,9 +17,9 @@ def inspect_lora_pages_adapter(**state) -> AppTest:
     in the ΔW inspector."""
     at = open_session(BASE, timeout=120, **state)
     train_baseline(at)
-    at.switch_page("pages/lora.py").run()
+    at.switch_page("app_pages/lora.py").run()
     at.button(key="lora_train").click().run()
-    at.switch_page("pages/inspector.py").run()
+    at.switch_page("app_pages/inspector.py").run()
     return at
 
 

@@ -32,7 +32,7 @@ def lora_page(**query) -> object:
     for name, value in query.items():
         at.query_params[name] = value
     at.session_state[uploads.PENDING_KEY] = [v for v in query.get("uploads", "").split(",") if v]
-    return at.switch_page("pages/lora.py").run()
+    return at.switch_page("app_pages/lora.py").run()
 
 
 def upload(at, name: str, blob: bytes):

@@ -2,7 +2,7 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-# pages/lora.py and ui.progress still take these from here
+# app_pages/lora.py and ui.progress still take these from here
 from views.figures import before_after, loss_curve, merge_precision  # noqa: F401
 
 

@@ -8,11 +8,10 @@ from pathlib import Path
 import streamlit as st
 
 import lora_core as lc
-from ui import experiment, frame, server, state
+from ui import experiment, server
 
 DATA_ENV = "LORA_LAB_DATA"  # where full MNIST / Fashion-MNIST live (or get downloaded to)
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
-FRAMED = "framed_run"  # set while the frame runs a page: the frame has read this run's experiment
 RETRY_AFTER_S = 60  # a dataset that could not be had is not tried again on every rerun
 DATASET_LABELS = {
     "mnist-sample": "MNIST sample (bundled, offline)",
@@ -105,17 +104,5 @@ def warn_fallback(ctx: Context) -> None:
 
 
 def current() -> Context:
-    """The context the frame drew for this run.
-
-    A page can run without the frame once: on a fresh server whose first request is a page's URL,
-    Streamlit runs that file alone, as in its legacy mode for a `pages/` folder. Declaring the
-    navigation ends that mode; the rerun then goes through the frame.
-    """
-    if "context" not in st.session_state:
-        server.setup()
-        frame.navigation()
-        st.rerun()
-    if not st.session_state.get(FRAMED):  # a page run alone (AppTest's switch_page runs pages so too)
-        state.init()
-        experiment.refresh()
+    """The context the frame drew for this run (app.py runs the frame around every page)."""
     return st.session_state["context"]

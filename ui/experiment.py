@@ -215,7 +215,7 @@ def sidebar(experiment: Experiment) -> None:
                  help="A preset sets every setting: the dataset, the baseline, the finetune and each study.")
     if st.session_state.preset_name == "the notebook":
         st.caption("What still differs from the notebook: " + " ".join(core.NOTEBOOK_DIFFERENCES))
-        st.page_link("pages/inits.py", label="Why A does not start at zero", icon=":material/eco:")
+        st.page_link("app_pages/inits.py", label="Why A does not start at zero", icon=":material/eco:")
     with st.expander("Share this experiment"):
         st.caption("Whoever opens this link sees this experiment: every setting is in it, and runs already made "
                    "on this server are shown at once, without training again. The address bar holds it too.")

@@ -36,12 +36,13 @@ def current_session_id() -> str | None:
         return None
 
 
-def run_started() -> None:
-    """Called by the frame at the start of every run, after ui.state.init(); hands the sweep's note over."""
+def run_started() -> str | None:
+    """Called by the frame at the start of every run, after ui.state.init(); hands the sweep's note over.
+    Returns the session's id, for run_finished."""
     run = streamlit_private.script_run()
     session_id = current_session_id()
     if run is None or session_id is None:
-        return
+        return None
     state = streamlit_private.session_state(run)
     anchor = state[ANCHOR_KEY] if ANCHOR_KEY in state else None
     if not isinstance(anchor, sessions.Anchor):  # once per session: every run's state object leads to the same state
@@ -49,6 +50,7 @@ def run_started() -> None:
     if anchor.note is not None:
         state[NOTE_KEY], anchor.note = anchor.note, None
     SESSIONS.started(session_id, streamlit_private.session_id(run), anchor, browser_id())
+    return session_id
 
 
 XSRF_COOKIE = "_streamlit_xsrf"  # Streamlit's; version 2 reads "2|mask|masked token|time", all hex but time
@@ -66,7 +68,6 @@ def browser_id() -> str | None:
     return sessions.browser_of_cookie(st.context.cookies.get(XSRF_COOKIE, ""))
 
 
-def run_finished() -> None:
-    session_id = current_session_id()
+def run_finished(session_id: str | None) -> None:
     if session_id is not None:
         SESSIONS.finished(session_id)

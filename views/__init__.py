@@ -1,1 +1,1 @@
-"""Figures and tables drawn from typed results (plotly, pandas); no Streamlit: ui/ and pages/ show them."""
+"""Figures and tables drawn from typed results (plotly, pandas); no Streamlit: ui/ and app_pages/ show them."""

@@ -130,7 +130,7 @@ if teacher:
                        on_click="ignore")
 else:
     st.markdown(f"You are in class `{code}`. Finish a finetune on the LoRA page: it comes to the board.")
-    st.page_link("pages/lora.py", label="Go to LoRA finetuning", icon=":material/tune:")
+    st.page_link("app_pages/lora.py", label="Go to LoRA finetuning", icon=":material/tune:")
     current = cr.asked_questions(db, code)
     if current and current[-1].phase in (cr.OPEN, cr.SECOND_VOTE):
         question = current[-1].question
