@@ -4,6 +4,7 @@ Needs only what requirements.txt installs (no pytest): CI runs it in a virtualen
 to prove that README's first command gives a working app. Usage: python scripts/check_pages.py
 """
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -22,7 +23,8 @@ def problems(at: AppTest, page: str) -> list[str]:
 def main() -> int:
     os.chdir(ROOT)
     work = Path(tempfile.mkdtemp(prefix="lora-lab-pages-"))
-    os.environ.update(LORA_LAB_DATA=str(work / "data"), LORA_LAB_CACHE=str(work / "checkpoints"))
+    os.environ.update(LORA_LAB_DATA=str(work / "data"), LORA_LAB_CACHE=str(work / "checkpoints"),
+                      LORA_LAB_OPERATOR_TOKEN=secrets.token_urlsafe(24))  # the operator's page exists only with one
     try:
         found, pages = check(work)
     finally:
