@@ -204,7 +204,9 @@ def estimated_start(job) -> float:
 
 
 def _when(seconds: float) -> str:
-    return "at any moment now" if seconds < 5 else (f"in about {seconds:.0f} s" if seconds < 90
+    """To 5 s (or a minute): a page redraws its progress bar only when the text changes, and each redraw is a
+    message to the browser, which a class's server sends to every queued student."""
+    return "at any moment now" if seconds < 5 else (f"in about {5 * round(seconds / 5)} s" if seconds < 90
                                                     else f"in about {seconds / 60:.0f} minutes")
 
 

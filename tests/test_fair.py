@@ -157,8 +157,10 @@ def test_a_queued_training_says_its_place_and_when_it_should_start(slots, monkey
         assert value == 0.0 and "1 training(s) queued before this one, 2 run at a time" in text
         assert text.endswith("it should start in about 16 minutes (an estimate)")  # (72 + 1,800) s / 2
         assert jobs.status(queued[0], "Training the baseline")[1].endswith(
-            "it should start in about 36 s (an estimate)")  # 72 s / 2
+            "it should start in about 35 s (an estimate)")  # 72 s / 2, to 5 s
         assert jobs._when(4.9) == "at any moment now"  # read after "it should start"
+        # a queue's pages are sent a new text only when it says something new: not every second
+        assert jobs._when(33.1) == jobs._when(36.9) != jobs._when(38.1)
     finally:
         release.set()
         for job in running + queued:
