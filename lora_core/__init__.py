@@ -16,6 +16,7 @@ from .combine import Combination, CombineConfig, combine
 from .data import DATASETS, Dataset, DatasetUnavailable, load_dataset
 from .device import available_devices, pick_device
 from .experiment import Experiment
+from .factored import factored_forward
 from .finetuning import (
     FULL_FINETUNE_LR,
     NOTEBOOK_BASELINE,
@@ -34,7 +35,6 @@ from .lora import (
     add_lora,
     copy_model,
     count_parameters,
-    factored_forward,
     lora_enabled,
     lora_layers,
     lora_of,

@@ -4,7 +4,8 @@ equal to the parametrization, the factored training path equal to W′ — and t
 import torch
 from torch import nn
 
-from .lora import copy_model, factored_forward, lora_enabled, lora_layers, merge_lora, original_weight
+from .factored import factored_forward
+from .lora import copy_model, lora_enabled, lora_layers, merge_lora, original_weight
 from .train import logits_of
 
 

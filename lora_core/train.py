@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .lora import copy_model, factored_forward, lora_layers, merge_lora
+from .factored import factored_forward
+from .lora import copy_model, lora_layers, merge_lora
 from .model import NUM_CLASSES
 from .parallel import ThreadPicker, cores, map_ordered
 

@@ -37,8 +37,7 @@ def current_session_id() -> str | None:
 
 
 def run_started() -> str | None:
-    """Called by the frame at the start of every run, after ui.state.init(); hands the sweep's note over.
-    Returns the session's id, for run_finished."""
+    """At the start of every run, after ui.state.init(): hands the sweep's note over; the id for run_finished."""
     run = streamlit_private.script_run()
     session_id = current_session_id()
     if run is None or session_id is None:
