@@ -82,6 +82,14 @@ def percent(share: float, digits: int = 2) -> str:
     return f"{share:.{digits}%}"
 
 
+def test_no_folder_next_to_the_app_is_named_pages():
+    """Streamlit takes a `pages/` folder beside app.py for its own page list: a fresh server whose first
+    visitor opened a page's URL then listed the folder's file names ("app", "baseline", ...) for good, whatever
+    st.navigation declared. The pages live in app_pages/."""
+    assert not (Path(APP).parent / "pages").exists()
+    assert (Path(APP).parent / "app_pages" / "home.py").exists()
+
+
 def test_the_notebook_page_quotes_the_notebook():
     at = open_page("app_pages/notebook.py")
     assert at.title[0].value == "The notebook"
