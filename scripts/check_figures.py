@@ -67,7 +67,8 @@ def _entry_problems(root: Path, entry: dict, shown: dict[str, dict[str, str]]) -
     block = shown.get(entry["file"], {}).get(name)
     if block is None:
         return [f"{where}: no <!-- figure {name} --> block in {entry['file']}"]
-    problems = []
+    problems = [f"{where}: it depends on {path}, which is not in the repository (renamed? git log cannot see "
+                f"the new name's changes)" for path in entry["paths"] if not (root / path).exists()]
     if entry["value"] not in block:
         problems.append(f"{where}: its value {entry['value']!r} is not in the block")
     short = entry["commit"][:7]

@@ -103,6 +103,14 @@ def test_a_stale_figure_must_say_so_and_a_fresh_one_must_not(repo):
     assert f"says '{CHANGED}', but no commit after {now}" in false_alarm
 
 
+def test_a_figure_that_depends_on_a_path_no_longer_there_fails(repo):
+    short = _git(repo, "rev-parse", "--short=7", "HEAD")
+    _write(repo, f"*Measured on commit `{short}`.*")
+    _git(repo, "mv", "code.py", "speed.py")  # renamed: its history no longer tells the figure's staleness
+    _git(repo, "commit", "-qm", "rename")
+    assert any("it depends on code.py, which is not in the repository" in found for found in problems(repo))
+
+
 def test_a_block_that_hides_its_commit_or_value_fails(repo):
     _write(repo, "*Measured on commit `0000000`.*")
     (repo / "README.md").write_text((repo / "README.md").read_text().replace("3.5×", "4×"))
