@@ -71,8 +71,9 @@ class Progress:
 
 class InProcess:
     """The calling thread waits for one of `slots` (its place in line in `progress.place`), then runs the
-    work itself on `cores_for(trainings running)` cores: a lone training gets every core. The cores
-    change how fast a training is, never its numbers (lora_core.parallel)."""
+    work itself on `cores_for(trainings running)` cores, asked again at every step: a lone training gets every
+    core, and its share from the step after another starts. The cores change how fast a training is, never
+    its numbers (lora_core.parallel)."""
 
     def __init__(self, slots: TrainingSlots, cores_for: Callable[[int], int]):
         self.slots, self.cores_for = slots, cores_for
@@ -90,7 +91,8 @@ class InProcess:
             progress.cores = self.cores_for(self.slots.running())
             torch.set_num_threads(progress.cores)  # this thread's own setting
             progress.place = 0
-            with parallel.using(progress.cores):
+            # asked again at each step: every core while alone, its share once another training starts
+            with parallel.using(lambda: self.cores_for(self.slots.running())):
                 if isinstance(work, Work):
                     return work.finish(work.fn(progress, work.data, *work.args))
                 return work(progress)

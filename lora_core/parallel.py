@@ -43,7 +43,10 @@ BACKGROUND_POLL_S = 0.02  # how often a background chunk that waits looks again
 def cores() -> int:
     """The cores this thread may use: as set by `using`, else the process's default (`set_default`), else
     torch's own thread count (1 in most new threads: torch's setting is per thread)."""
-    return getattr(_local, "cores", None) or (_default[0]() if _default else torch.get_num_threads())
+    own = getattr(_local, "cores", None)
+    if own is not None:
+        return own() if callable(own) else own
+    return _default[0]() if _default else torch.get_num_threads()
 
 
 def set_default(provider) -> None:
@@ -51,9 +54,10 @@ def set_default(provider) -> None:
     _default[:] = [provider]
 
 
-def using(n: int):
-    """Inside, `cores()` is n in this thread."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+def using(n):
+    """Inside, `cores()` is n in this thread; or n(), asked at each call (a training slot's share, which
+    changes as other trainings start and end)."""
+    if not callable(n) and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ValueError(f"cores must be a positive integer, got {n!r}")
     return _in_this_thread("cores", n)
 
@@ -164,27 +168,30 @@ STRICT_PRODUCTS = _strict_products()
 
 
 class ThreadPicker:
-    """How many torch threads each step of a training uses: all its `cores` while its steps keep their pace
-    there; one for the next BACK_OFF_STEPS once the median of the last RECENT steps on all of them is SLOW times
-    the fastest of their batch size, which means another process holds one of the cores (torch's threads wait
-    for each other at every kernel: a step on two contended cores took 5–10× one on a single core). A single
-    slow step (a page fault, a timer) does not count. The numbers are the same either way (STRICT_PRODUCTS);
-    without strict products it is always one thread."""
+    """How many torch threads each step of a training uses: all its `cores` (a number, or a function asked
+    before every step: a server's training gets every core while alone, and one from the step after another
+    training starts) while its steps keep their pace there; one for the next BACK_OFF_STEPS once the median of
+    the last RECENT steps on all of them is SLOW times the fastest of their batch size, which means another
+    process holds one of the cores (torch's threads wait for each other at every kernel: a step on two
+    contended cores took 5–10× one on a single core). A single slow step (a page fault, a timer) does not
+    count. The numbers are the same either way (STRICT_PRODUCTS); without strict products it is always one
+    thread."""
     SLOW = 2.0
     RECENT = 5
     BACK_OFF_STEPS = 50
 
-    def __init__(self, cores: int):
+    def __init__(self, cores):
         self.cores = cores if STRICT_PRODUCTS else 1
         self.fastest: dict[int, float] = {}  # batch size → seconds of its fastest step on all the cores
         self.recent: deque[float] = deque(maxlen=self.RECENT)  # the last steps' seconds / their size's fastest
         self.single_left = 0  # steps still to run on one thread
 
     def threads(self) -> int:
-        if self.single_left:
+        allowed = self.cores() if callable(self.cores) else self.cores
+        if self.single_left and allowed > 1:
             self.single_left -= 1
             return 1
-        return self.cores
+        return allowed
 
     def took(self, threads: int, batch_size: int, seconds: float) -> None:
         """A step of `batch_size` examples on `threads` threads took `seconds`."""

@@ -72,7 +72,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1
     losses: list[float] = []
     model.train()
     on_cpu = x.device.type == "cpu"  # an accelerator's kernels have threads of their own
-    picker = ThreadPicker(cores() if on_cpu else 1)
+    picker = ThreadPicker(cores if on_cpu else 1)  # asked before every step: a server's share changes
     with factored_forward(model) if lora_layers(model) else nullcontext():
         for _ in range(epochs):
             order = torch.randperm(len(x), generator=generator).to(x.device)

@@ -226,6 +226,45 @@ def test_steps_slower_than_their_pace_send_the_next_ones_to_one_thread():
     assert parallel.ThreadPicker(1).threads() == 1
 
 
+def test_a_pickers_cores_are_asked_before_every_step():
+    allowed = [2]
+    picker = parallel.ThreadPicker(lambda: allowed[0])
+    assert picker.threads() == (2 if parallel.STRICT_PRODUCTS else 1)
+    allowed[0] = 1  # another training took its share
+    assert picker.threads() == 1
+    allowed[0] = 2  # and ended
+    assert picker.threads() == (2 if parallel.STRICT_PRODUCTS else 1)
+
+
+def test_a_server_training_gets_every_core_while_alone_and_its_share_once_another_starts():
+    """What a training's steps are allowed in a server's slots (executor.InProcess, two slots on two cores):
+    both cores while it runs alone, one from the moment a second training holds the other slot, both again
+    once that one has ended. The cores change the speed, never the numbers (the tests above)."""
+    from lora_core import executor
+    from lora_core.slots import TrainingSlots
+
+    slots = TrainingSlots(2)
+    runner = executor.InProcess(slots, lambda running: 2 // running)
+    second_started, second_may_end, seen = threading.Event(), threading.Event(), []
+
+    def second(progress):
+        second_started.set()
+        assert second_may_end.wait(30)
+
+    def first(progress):
+        seen.append(parallel.cores())
+        other = threading.Thread(target=runner.run, args=(executor.Progress(), second))
+        other.start()
+        assert second_started.wait(30)
+        seen.append(parallel.cores())
+        second_may_end.set()
+        other.join(30)
+        seen.append(parallel.cores())
+
+    runner.run(executor.Progress(), first)
+    assert seen == [2, 1, 2]
+
+
 def test_a_training_steps_on_all_its_cores(data, monkeypatch):
     seen = []
     took = parallel.ThreadPicker.took
