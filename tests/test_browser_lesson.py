@@ -1,5 +1,5 @@
 """A teacher's first lesson, end to end in real browsers: the teacher (a projector's 1280×720) trains the
-notebook preset on a server whose public address is set; three students on phones open the shared link from
+notebook preset on a server whose public address is set; two students on phones open the shared link from
 another machine's address (their browsers resolve the school's name to the server); one downloads the files
 and runs the page's code as written, another uploads that adapter. No step ends in an error or a dead end."""
 import re
@@ -41,15 +41,15 @@ def test_a_first_lesson_has_no_dead_end(chromium, tmp_path_factory):
 
 
 def _students(browser_type, link: str, shown: str, folder) -> None:
-    """Three phones on another machine's address: each sees the teacher's run at once; one downloads the files
-    and runs the code as shown, another uploads the adapter the first downloaded."""
+    """Two phones on another machine's address: each sees the teacher's run at once; one downloads the files
+    and runs the code as shown, the other uploads the adapter the first downloaded."""
     from playwright.sync_api import expect
 
     browser = browser_type.launch(  # another machine: the school's name resolves to the server
         executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {PUBLIC_NAME} 127.0.0.1"])
     try:
         phones = [browser.new_context(viewport={"width": 390, "height": 844}, accept_downloads=True)
-                  for _ in range(3)]
+                  for _ in range(2)]
         tabs = []
         for phone in phones:
             tab = phone.new_page()
