@@ -1,6 +1,9 @@
 """The executor seam in process: Work gives the numbers lora_core gives, through the same slots as today."""
 import logging
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +13,8 @@ from lora_core import executor, works
 from lora_core.slots import Cancelled, TrainingSlots
 from service import executors
 from service.kinds import Kind
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SMALL = lc.BaselineConfig(hidden1=32, hidden2=16, max_steps=40, seed=7)
 FINETUNE = lc.FinetuneConfig(rank=2, steps=15, digits=(3,))
@@ -79,6 +84,23 @@ def test_the_backend_comes_from_the_environment(monkeypatch):
     monkeypatch.delitem(sys.modules, "lora_core.ray_executor", raising=False)
     with pytest.raises(RuntimeError, match="requirements-cluster.txt"):
         executors.from_env(slots, lambda running: 3)
+
+
+def test_the_app_runs_without_ray():
+    """requirements.txt has no Ray: with `import ray` failing, every module of the app imports (but the Ray
+    executor, which only LORA_LAB_RAY_ADDRESS loads) and the app's first page draws."""
+    code = ("import sys, importlib, pkgutil; sys.modules['ray'] = None\n"
+            "for package in ('lora_core', 'service', 'ui', 'views', 'classroom'):\n"
+            "    for found in pkgutil.iter_modules(importlib.import_module(package).__path__):\n"
+            "        if found.name != 'ray_executor':\n"
+            "            importlib.import_module(f'{package}.{found.name}')\n"
+            "from streamlit.testing.v1 import AppTest\n"
+            "at = AppTest.from_file('app.py', default_timeout=120).run()\n"
+            "assert not at.exception and at.title[0].value, at.exception\n")
+    env = {k: v for k, v in os.environ.items() if k != executors.RAY_ADDRESS_ENV}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180,
+                          env=env)
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("name, value, problem, used", [
