@@ -254,7 +254,7 @@ def test_a_bad_link_warns_and_keeps_the_defaults():
 
 
 def test_named_presets_and_the_link_in_the_sidebar():
-    """AppTest runs the frame (sidebar, URL) on a session's first run only: each check starts a session."""
+    """Each check is a new visitor whose settings are in place before the first run, as a link's are."""
     at = AppTest.from_file(APP, default_timeout=300).run()
     assert at.sidebar.selectbox(key="preset_name").value == "quick start"
     assert at.query_params == {"v": "2"} and at.sidebar.code[0].value == "?v=2"  # the defaults need nothing else

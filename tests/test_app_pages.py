@@ -189,7 +189,7 @@ def layout(at: AppTest) -> list[tuple[int, str]]:
 
 
 def test_the_notebook_preset_sets_every_setting():
-    at = open_page()  # AppTest runs the frame, and so draws the sidebar, on a session's first run only
+    at = open_page()
     at.sidebar.selectbox(key="preset_name").set_value("the notebook").run()
     at.switch_page("app_pages/baseline.py").run()
     assert not at.exception, at.exception

@@ -14,7 +14,7 @@ from classroom import browsers, computed
 from lora_core import presets as core_presets
 from lora_core import settings as lc_settings
 from service import environment, runs, share_link
-from ui import experiment, server
+from ui import baseline, experiment, server
 from ui.plain import plain
 from views import class_board
 
@@ -152,8 +152,6 @@ def computed_answer(question: cr.Question, ctx):
         return None
     if question.kind == "still_wrong":
         return computed.still_wrong(question, record["config"], record["after"])
-    from ui import baseline  # here: ui.frame imports this module, and ui.baseline imports the frame's ui.context
-
     base = store.get(baseline.run_key(ctx, exp), baseline.revive(ctx))
     if base is None:
         return None

@@ -142,10 +142,8 @@ def _query(experiment: Experiment) -> dict[str, str]:
 
 
 def refresh() -> Experiment:
-    """Apply widget values set for this run (set_later), read the experiment and put it in the URL.
-
-    The frame calls it through from_link, and every page through ui.context.current: a page can run
-    without the frame (Streamlit's first request for a page's URL, and AppTest's switch_page)."""
+    """Apply widget values set for this run (set_later), read the experiment and put it in the URL (the
+    frame calls it through from_link, before every page)."""
     for key, value in st.session_state.pop(LATER_KEY, {}).items():
         st.session_state[key] = value
     _enforce_class_settings()

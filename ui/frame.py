@@ -1,4 +1,4 @@
-"""The app's pages, declared once: the frame uses them, and so does a page that ran without the frame."""
+"""The app's pages, declared once, and the parts of the frame around every page (app.py)."""
 import streamlit as st
 
 from ui import classroom, operator
@@ -10,6 +10,23 @@ READABLE_CAPTIONS = """<style>
 [data-testid="stCaptionContainer"] { font-size: 1rem; color: rgba(49, 51, 63, 0.85); }
 </style>"""
 
+PAGES = (  # its file in app_pages/, its title, its Material icon; home is the default page
+    ("home", "What is LoRA?", "home"),
+    ("notebook", "The notebook", "menu_book"),
+    ("svd", "SVD playground", "grid_on"),
+    ("baseline", "Baseline training", "fitness_center"),
+    ("lora", "LoRA finetuning", "tune"),
+    ("ranks", "Rank comparison", "bar_chart"),
+    ("inspector", "ΔW inspector", "biotech"),
+    ("oracle", "Rank oracle", "insights"),
+    ("intruders", "Intruder dimensions", "crisis_alert"),
+    ("inits", "Initialisation gallery", "eco"),
+    ("scaling", "Scaling explorer", "straighten"),
+    ("frontier", "Learn/forget frontier", "balance"),
+    ("combine", "Combine adapters", "merge"),
+    ("class", "Class", "groups"),
+)
+
 
 def readable_captions() -> None:
     st.html(READABLE_CAPTIONS)
@@ -20,19 +37,6 @@ def navigation():
     # only where the server has a token; listed only for the session that signed in, reachable at /operator
     extra = [st.Page("app_pages/operator.py", title="Operator", icon=":material/admin_panel_settings:",
                      visibility="visible" if operator.allowed() else "hidden")] if operator.enabled() else []
-    return st.navigation([
-        st.Page("app_pages/home.py", title="What is LoRA?", icon=":material/home:", default=True),
-        st.Page("app_pages/notebook.py", title="The notebook", icon=":material/menu_book:"),
-        st.Page("app_pages/svd.py", title="SVD playground", icon=":material/grid_on:"),
-        st.Page("app_pages/baseline.py", title="Baseline training", icon=":material/fitness_center:"),
-        st.Page("app_pages/lora.py", title="LoRA finetuning", icon=":material/tune:"),
-        st.Page("app_pages/ranks.py", title="Rank comparison", icon=":material/bar_chart:"),
-        st.Page("app_pages/inspector.py", title="ΔW inspector", icon=":material/biotech:"),
-        st.Page("app_pages/oracle.py", title="Rank oracle", icon=":material/insights:"),
-        st.Page("app_pages/intruders.py", title="Intruder dimensions", icon=":material/crisis_alert:"),
-        st.Page("app_pages/inits.py", title="Initialisation gallery", icon=":material/eco:"),
-        st.Page("app_pages/scaling.py", title="Scaling explorer", icon=":material/straighten:"),
-        st.Page("app_pages/frontier.py", title="Learn/forget frontier", icon=":material/balance:"),
-        st.Page("app_pages/combine.py", title="Combine adapters", icon=":material/merge:"),
-        st.Page("app_pages/class.py", title="Class", icon=":material/groups:"),
-    ] + extra, expanded=True)  # every page listed: none behind a "View more"
+    pages = [st.Page(f"app_pages/{name}.py", title=title, icon=f":material/{icon}:", default=name == "home")
+             for name, title, icon in PAGES]
+    return st.navigation(pages + extra, expanded=True)  # every page listed: none behind a "View more"
