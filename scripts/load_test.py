@@ -451,18 +451,21 @@ def percentile(values: list[float], q: float) -> float:
     return values[low] + (values[high] - values[low]) * (k - low)
 
 
+def idle_wrapper(workdir: Path, browser: str = CHROMIUM) -> Path:
+    """A script that runs `browser` with its arguments under Linux's SCHED_IDLE policy (`chrt --idle`, which
+    its processes inherit; `nice` does not hold, chromium resets its renderers' niceness), in a session whose
+    autogroup has niceness 19: Playwright starts the browser in a session of its own, and Linux's autogroup
+    shares the cores fairly between sessions whatever their processes' policy, so the session must yield too."""
+    wrapper = workdir / "chromium-idle"
+    wrapper.write_text(f'#!/bin/sh\necho 19 > /proc/self/autogroup 2>/dev/null\nexec chrt --idle 0 {browser} "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
 def launch_chromium(playwright, args, workdir: Path):
-    """Debian's chromium. With --browser-idle it runs under Linux's SCHED_IDLE policy (`chrt --idle`, which
-    its processes inherit; `nice` does not hold, chromium resets its renderers' niceness): in a class the
-    browsers run on the students' machines, so here they should not starve the server they measure."""
-    executable = CHROMIUM
-    if args.browser_idle:
-        executable = workdir / "chromium-idle"
-        # Playwright starts the browser in a session of its own, and Linux's autogroup shares the CPU fairly
-        # between sessions whatever their processes' policy: the session's own niceness must yield too
-        executable.write_text(f'#!/bin/sh\necho 19 > /proc/self/autogroup 2>/dev/null\n'
-                              f'exec chrt --idle 0 {CHROMIUM} "$@"\n')
-        executable.chmod(0o755)
+    """Debian's chromium; with --browser-idle at idle priority (idle_wrapper): in a class the browsers run
+    on the students' machines, so here they should not starve the server they measure."""
+    executable = idle_wrapper(workdir) if args.browser_idle else CHROMIUM
     return playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
 
 
