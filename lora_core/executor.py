@@ -81,6 +81,10 @@ class InProcess:
     def __repr__(self) -> str:
         return f"InProcess({self.slots!r})"
 
+    def share(self) -> int:
+        """The cores each running training may use now."""
+        return self.cores_for(self.slots.running())
+
     def run(self, progress: Progress, work):
         """`work` (a Work, or a callable `work(progress)`) for `progress`; raises slots.Cancelled when
         stopped while waiting for a slot."""
@@ -88,11 +92,11 @@ class InProcess:
             progress.place = place
 
         with self.slots.slot(progress, on_wait=wait, cancelled=progress.should_stop):
-            progress.cores = self.cores_for(self.slots.running())
+            progress.cores = self.share()
             torch.set_num_threads(progress.cores)  # this thread's own setting
             progress.place = 0
             # asked again at each step: every core while alone, its share once another training starts
-            with parallel.using(lambda: self.cores_for(self.slots.running())):
+            with parallel.using(self.share):
                 if isinstance(work, Work):
                     return work.finish(work.fn(progress, work.data, *work.args))
                 return work(progress)
